@@ -1,0 +1,282 @@
+// The object model: the header in front of every managed object, its
+// reference-count word, and the side table that weak references point to.
+//
+// Layout of one block made by weakref::make<T>():
+//
+//     untraced T:   [ ObjectHeader 16 B ][ T ]
+//     traced T:     [ GcHead 16 B ][ ObjectHeader 16 B ][ T ]
+//
+// (padding goes in front when alignof(T) > 16). The header is always the 16
+// bytes right before the object, so the header of a complete object is found
+// from its address alone.
+//
+// ObjectHeader::word holds one of two things:
+//
+//   inline form (bit 0 clear), used until the first weak reference exists:
+//       bits 32..63  strong count
+//       bits 16..31  index of the collector heap that owns the object
+//       bits  5..15  freeze epoch (see kEpochShift)
+//       bits  1..3   flags (kFrozen, kTouched, kFinalized)
+//   side form (bit 0 set): a pointer to the object's SideTable, whose own
+//       `word` then holds the count, heap index and flags in the same
+//       layout.
+//
+// The switch inline -> side happens once, by compare-and-swap, when the first
+// weak reference is made (the maker holds a strong reference, so the count is
+// at least 1), and is never undone. Every count operation is therefore a CAS
+// loop on the inline word that moves to the side word when it sees bit 0.
+//
+// Why a side table (as Swift does): the object's memory is freed as soon as
+// the last strong reference goes, but weak references live on. They must
+// "increment the count if not zero" on memory that outlives the object; the
+// side table is that memory. It is freed when the object is gone and the last
+// weak reference object pointing at it is gone (SideTable::weak).
+//
+// Invariants
+//  * count == 0 means the object's death has begun (or the object is still
+//    being constructed). Nothing increments a zero count except the death
+//    protocol itself (tp_finalize resurrection, see object.cpp).
+//  * A weak reference may lock (obtain a Strong) only while count > 0, the
+//    weakref itself is not cleared (bit 0 of WeakObject::side) and kFrozen
+//    is not set (a frozen object is being judged by a collector: lockers
+//    wait, see gc.cpp). Unfreezing bumps the epoch so that a locker's
+//    compare-and-swap prepared before the freeze cannot succeed after it.
+//  * kFrozen / kTouched belong to the collector's verification step: a strong
+//    increment on a frozen word also sets kTouched, so the collector can
+//    tell whether any thread reached the object while it was frozen.
+//  * Only the thread that owns the last strong reference runs the death;
+//    everything about a death is in src/object.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <typeinfo>
+
+#include "config.hpp"
+
+namespace weakref::gc {
+class Visitor;
+}
+
+namespace weakref::detail {
+
+struct ObjectHeader;
+struct SideTable;
+struct WeakObject;
+
+// Per-type constant data, one instance per T given to make<T>().
+struct TypeInfo {
+  void (*destroy)(ObjectHeader*) noexcept;  // runs ~T, frees the block
+  void (*trace)(void* object, gc::Visitor&);  // null: not tracked
+  void (*finalize)(void* object);             // T::tp_finalize or null
+  const std::type_info* type;
+  std::size_t size;        // sizeof(T)
+  std::size_t block_size;  // bytes allocated for the whole block
+  std::size_t offset;      // from block start to the object
+  std::size_t align;       // alignment of the block
+};
+
+// The collector's link, in front of the header of traced objects. Same shape
+// as CPython's PyGC_Head: `prev` carries flag bits and, during a collection,
+// the object's gc_refs; see src/gc.cpp.
+struct GcHead {
+  GcHead* next;
+  std::uintptr_t prev;
+};
+static_assert(sizeof(GcHead) == 16);
+
+namespace bits {
+inline constexpr std::uint64_t kSide = 1;        // word is a SideTable*
+inline constexpr std::uint64_t kFrozen = 2;      // collector is verifying
+inline constexpr std::uint64_t kTouched = 4;     // incremented while frozen
+inline constexpr std::uint64_t kFinalized = 8;   // tp_finalize has run
+inline constexpr int kEpochShift = 5;             // bits 5..15: bumped by
+inline constexpr std::uint64_t kEpochMask = 0x7ffULL << kEpochShift;  // unfreeze
+inline constexpr int kHeapShift = 16;
+inline constexpr std::uint64_t kHeapMask = 0xffffULL << kHeapShift;
+inline constexpr int kCountShift = 32;
+inline constexpr std::uint64_t kOne = 1ULL << kCountShift;
+inline constexpr std::uint64_t kFlagsMask = kOne - 1;
+
+constexpr std::uint32_t count(std::uint64_t w) noexcept {
+  return static_cast<std::uint32_t>(w >> kCountShift);
+}
+constexpr std::uint32_t heap(std::uint64_t w) noexcept {
+  return static_cast<std::uint32_t>((w & kHeapMask) >> kHeapShift);
+}
+}  // namespace bits
+
+struct alignas(16) ObjectHeader {
+  std::atomic<std::uint64_t> word;
+  const TypeInfo* type;
+
+  void* object() noexcept { return this + 1; }
+  GcHead* gc() noexcept { return reinterpret_cast<GcHead*>(this) - 1; }
+  bool traced() const noexcept { return type->trace != nullptr; }
+  static ObjectHeader* from_object(const void* p) noexcept {
+    return const_cast<ObjectHeader*>(static_cast<const ObjectHeader*>(p)) - 1;
+  }
+  static ObjectHeader* from_gc(GcHead* g) noexcept {
+    return reinterpret_cast<ObjectHeader*>(g + 1);
+  }
+};
+static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
+
+// Created on the first weak reference to an object.
+struct SideTable {
+  std::atomic<std::uint64_t> word;  // count, heap index, flags (no kSide)
+  ObjectHeader* const object;       // identity; dangling once dead
+  std::atomic<std::uint32_t> weak{1};  // WeakObjects here + 1 while alive
+  SpinLock lock;                    // guards `head` and every WeakObject's
+                                    // prev/next/linked in the list
+  WeakObject* head = nullptr;       // CPython order: basic ref, basic proxy,
+                                    // then the others newest first
+  ObjectHeader* pending_next = nullptr;  // deferred-death list (object.cpp)
+
+  explicit SideTable(ObjectHeader* o, std::uint64_t w) noexcept
+      : word(w), object(o) {}
+};
+
+inline SideTable* side_of(std::uint64_t w) noexcept {
+  return reinterpret_cast<SideTable*>(static_cast<std::uintptr_t>(w & ~bits::kSide));
+}
+
+// Slow paths and the death protocol, in src/object.cpp.
+WEAKREF_API void incref_slow(ObjectHeader* h) noexcept;
+WEAKREF_API void decref_side(ObjectHeader* h, std::uint64_t w) noexcept;
+WEAKREF_API void die(ObjectHeader* h) noexcept;
+WEAKREF_API SideTable* ensure_side(ObjectHeader* h);
+// Drops one unit of s->weak; the last one frees s.
+WEAKREF_API void side_release(SideTable* s) noexcept;
+WEAKREF_API bool incref_if_alive(ObjectHeader* h) noexcept;
+WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
+
+// Strong count +1. The caller already holds a strong reference.
+// Loads of `word` are acquire: a side form published by another thread must
+// be seen with the side table it points to (free on x86).
+inline void incref(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & (bits::kSide | bits::kFrozen)) [[unlikely]] {
+      incref_slow(h);
+      return;
+    }
+    if (h->word.compare_exchange_weak(w, w + bits::kOne, std::memory_order_acquire,
+                                      std::memory_order_acquire))
+      return;
+  }
+}
+
+// Strong count -1; the last one starts the object's death on this thread.
+inline void decref(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & bits::kSide) [[unlikely]] {
+      decref_side(h, w);
+      return;
+    }
+    if (h->word.compare_exchange_weak(w, w - bits::kOne, std::memory_order_acq_rel)) {
+      if (bits::count(w) == 1) die(h);
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Allocation of blocks and per-type information.
+
+template <class T>
+concept HasMemberTrace = requires(T& t, gc::Visitor& v) { t.trace(v); };
+template <class T>
+concept HasFreeTrace = requires(T& t, gc::Visitor& v) { trace(t, v); };
+template <class T>
+concept Traceable = HasMemberTrace<T> || HasFreeTrace<T>;
+template <class T>
+concept HasFinalize = requires(T& t) { t.tp_finalize(); };
+
+WEAKREF_API void* allocate_block(const TypeInfo& info);
+WEAKREF_API void free_block(void* block, const TypeInfo& info) noexcept;
+// Links a fully constructed traced object into the calling thread's heap.
+WEAKREF_API void track(ObjectHeader* h) noexcept;
+// Runs an automatic collection if the thread's thresholds say so; called
+// before a traced object is allocated (as CPython does).
+WEAKREF_API void gc_on_allocate() noexcept;
+// Unraisable-exception path for exceptions escaping tp_finalize.
+WEAKREF_API void report_finalize_exception(ObjectHeader* h) noexcept;
+
+inline constexpr std::size_t kHeaderSpace = sizeof(ObjectHeader);
+inline constexpr std::size_t kGcSpace = sizeof(GcHead);
+
+template <class T>
+constexpr std::size_t block_align() {
+  return alignof(T) > 16 ? alignof(T) : 16;
+}
+template <class T>
+constexpr std::size_t object_offset() {
+  constexpr std::size_t prefix = kHeaderSpace + (Traceable<T> ? kGcSpace : 0);
+  constexpr std::size_t a = block_align<T>();
+  return (prefix + a - 1) / a * a;
+}
+
+template <class T>
+void trace_thunk(void* p, gc::Visitor& v) {
+  if constexpr (HasMemberTrace<T>)
+    static_cast<T*>(p)->trace(v);
+  else
+    trace(*static_cast<T*>(p), v);
+}
+
+template <class T>
+void finalize_thunk(void* p) {
+  static_cast<T*>(p)->tp_finalize();
+}
+
+template <class T>
+void destroy_thunk(ObjectHeader* h) noexcept;
+
+template <class T>
+constexpr void (*trace_fn())(void*, gc::Visitor&) {
+  if constexpr (Traceable<T>)
+    return &trace_thunk<T>;
+  else
+    return nullptr;
+}
+template <class T>
+constexpr void (*finalize_fn())(void*) {
+  if constexpr (HasFinalize<T>)
+    return &finalize_thunk<T>;
+  else
+    return nullptr;
+}
+
+template <class T>
+struct TypeInfoFor {
+  static constexpr TypeInfo value{
+      &destroy_thunk<T>,
+      trace_fn<T>(),
+      finalize_fn<T>(),
+      &typeid(T),
+      sizeof(T),
+      object_offset<T>() + sizeof(T),
+      object_offset<T>(),
+      block_align<T>(),
+  };
+};
+
+template <class T>
+void destroy_thunk(ObjectHeader* h) noexcept {
+  static_assert(std::is_nothrow_destructible_v<T>,
+                "weakref::make<T>: T's destructor must not throw");
+  T* p = static_cast<T*>(h->object());
+  p->~T();
+  free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset,
+             TypeInfoFor<T>::value);
+}
+
+// Demangled type name ("ns::Node"), cached per type_info.
+WEAKREF_API const char* type_name(const std::type_info& t) noexcept;
+
+}  // namespace weakref::detail

@@ -1,0 +1,283 @@
+// weakref::Strong<T> and weakref::make<T>(): the strong reference and the
+// managed object it owns.
+//
+// Lifetime rules
+//  * make<T>(args...) allocates one block (16-byte header + T, plus a 16-byte
+//    collector link when T has a trace() function) and returns the first
+//    strong reference. No base class is needed.
+//  * The object dies when its last Strong goes, on the thread that released
+//    it: first every weak reference is cleared and their callbacks run (newest
+//    first), then ~T runs and the block is returned to the allocator -- even
+//    while weak references to it live on (they point at a separate side table
+//    made on the first weak reference).
+//  * Chains of any length are released without deep recursion: past 50
+//    nested deaths, deaths are queued and run iteratively (CPython's
+//    "trashcan").
+//  * Threads: as std::shared_ptr. Distinct Strong objects may be copied,
+//    assigned and destroyed concurrently on any threads, even when they point
+//    to the same object; one Strong object must not be written by one thread
+//    while another thread accesses it.
+//  * self(p) returns a new Strong to the object p points to (like
+//    shared_from_this, without the base class). p must point to the complete
+//    object, or T must be polymorphic. It returns null during construction,
+//    during the object's death (callbacks, destructor), and must not be used
+//    on objects that were not made by make<T>().
+#pragma once
+
+#include <compare>
+#include <cstddef>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "detail/object.hpp"
+
+namespace weakref {
+
+template <class T>
+class Strong;
+
+namespace detail {
+struct StrongAccess;
+template <class T>
+struct is_strong : std::false_type {};
+template <class T>
+struct is_strong<Strong<T>> : std::true_type {};
+}  // namespace detail
+
+template <class T>
+class Strong {
+ public:
+  using element_type = T;
+
+  constexpr Strong() noexcept = default;
+  constexpr Strong(std::nullptr_t) noexcept {}  // NOLINT: like shared_ptr
+
+  Strong(const Strong& o) noexcept : ptr_(o.ptr_), hdr_(o.hdr_) {
+    if (hdr_) detail::incref(hdr_);
+  }
+  Strong(Strong&& o) noexcept : ptr_(o.ptr_), hdr_(o.hdr_) {
+    o.ptr_ = nullptr;
+    o.hdr_ = nullptr;
+  }
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  Strong(const Strong<U>& o) noexcept  // NOLINT: implicit upcast
+      : ptr_(o.ptr_), hdr_(o.hdr_) {
+    if (hdr_) detail::incref(hdr_);
+  }
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  Strong(Strong<U>&& o) noexcept  // NOLINT: implicit upcast
+      : ptr_(o.ptr_), hdr_(o.hdr_) {
+    o.ptr_ = nullptr;
+    o.hdr_ = nullptr;
+  }
+  ~Strong() {
+    if (hdr_) detail::decref(hdr_);
+  }
+
+  // The old object is released after the new one is installed, so callbacks
+  // run by that release already see the new value (as std::shared_ptr).
+  Strong& operator=(const Strong& o) noexcept {
+    Strong(o).swap(*this);
+    return *this;
+  }
+  Strong& operator=(Strong&& o) noexcept {
+    Strong(std::move(o)).swap(*this);
+    return *this;
+  }
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  Strong& operator=(const Strong<U>& o) noexcept {
+    Strong(o).swap(*this);
+    return *this;
+  }
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  Strong& operator=(Strong<U>&& o) noexcept {
+    Strong(std::move(o)).swap(*this);
+    return *this;
+  }
+  Strong& operator=(std::nullptr_t) noexcept {
+    reset();
+    return *this;
+  }
+
+  // Releases the object; *this is already null when its death runs.
+  void reset() noexcept { Strong().swap(*this); }
+  void swap(Strong& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    std::swap(hdr_, o.hdr_);
+  }
+
+  T* get() const noexcept { return ptr_; }
+  template <class U = T>
+    requires(!std::is_void_v<U>)
+  U& operator*() const noexcept {
+    return *ptr_;
+  }
+  T* operator->() const noexcept { return ptr_; }
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+
+  // Number of strong references (0 for a null Strong).
+  long use_count() const noexcept {
+    return hdr_ ? static_cast<long>(detail::use_count(hdr_)) : 0;
+  }
+
+  // A std::shared_ptr that keeps the object alive (interop with APIs that
+  // take shared_ptr). Each conversion allocates one control block.
+  template <class U>
+    requires std::is_convertible_v<T*, U*>
+  operator std::shared_ptr<U>() const {  // NOLINT: implicit by design
+    return to_shared<U>();
+  }
+  template <class U = T>
+  std::shared_ptr<U> to_shared() const {
+    if (!hdr_) return {};
+    return std::shared_ptr<U>(ptr_, [keep = *this](U*) mutable { keep.reset(); });
+  }
+
+  // Identity: same object (whatever the static types).
+  template <class U>
+  bool operator==(const Strong<U>& b) const noexcept {
+    return hdr_ == b.hdr_;
+  }
+  bool operator==(std::nullptr_t) const noexcept { return !hdr_; }
+  template <class U>
+  std::strong_ordering operator<=>(const Strong<U>& b) const noexcept {
+    return std::compare_three_way{}(hdr_, b.hdr_);
+  }
+
+ private:
+  template <class U>
+  friend class Strong;
+  friend struct detail::StrongAccess;
+
+  Strong(T* p, detail::ObjectHeader* h) noexcept : ptr_(p), hdr_(h) {}  // adopts
+
+  T* ptr_ = nullptr;
+  detail::ObjectHeader* hdr_ = nullptr;
+};
+
+namespace detail {
+struct StrongAccess {
+  template <class T>
+  static Strong<T> adopt(T* p, ObjectHeader* h) noexcept {
+    return Strong<T>(p, h);
+  }
+  template <class T>
+  static ObjectHeader* header(const Strong<T>& s) noexcept {
+    return s.hdr_;
+  }
+  // Gives up ownership without releasing (for the collector's clearing).
+  template <class T>
+  static ObjectHeader* release(Strong<T>& s) noexcept {
+    ObjectHeader* h = s.hdr_;
+    s.ptr_ = nullptr;
+    s.hdr_ = nullptr;
+    return h;
+  }
+};
+
+// The complete object's address, which the header precedes.
+template <class T>
+const void* complete_object(T* p) noexcept {
+  if constexpr (std::is_polymorphic_v<T>)
+    return p ? dynamic_cast<const void*>(p) : nullptr;
+  else
+    return static_cast<const void*>(p);
+}
+}  // namespace detail
+
+// Creates a managed T. Exceptions from T's constructor propagate (nothing is
+// leaked). For a traced T this is also where automatic collection may run.
+template <class T, class... Args>
+Strong<T> make(Args&&... args) {
+  static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
+                "weakref::make<T>: T must be a non-const, non-array object type");
+  using Info = detail::TypeInfoFor<T>;
+  if constexpr (detail::Traceable<T>) detail::gc_on_allocate();
+  void* block = detail::allocate_block(Info::value);
+  auto* obj = static_cast<char*>(block) + Info::value.offset;
+  auto* h = detail::ObjectHeader::from_object(obj);
+  ::new (static_cast<void*>(h)) detail::ObjectHeader{{0}, &Info::value};
+  T* p;
+  try {
+    p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
+  } catch (...) {
+    detail::free_block(block, Info::value);
+    throw;
+  }
+  h->word.store(detail::bits::kOne, std::memory_order_relaxed);
+  if constexpr (detail::Traceable<T>) detail::track(h);
+  return detail::StrongAccess::adopt(p, h);
+}
+
+// A new strong reference to the object `p` points into (see the rules at the
+// top of this header). Null when p is null or the object is not alive.
+template <class T>
+Strong<T> self(T* p) noexcept {
+  const void* whole = detail::complete_object(p);
+  if (!whole) return {};
+  auto* h = detail::ObjectHeader::from_object(whole);
+  if (!detail::incref_if_alive(h)) return {};
+  return detail::StrongAccess::adopt(p, h);
+}
+
+template <class T, class U>
+Strong<T> static_pointer_cast(const Strong<U>& s) noexcept {
+  auto* h = detail::StrongAccess::header(s);
+  if (!h) return {};
+  detail::incref(h);
+  return detail::StrongAccess::adopt(static_cast<T*>(s.get()), h);
+}
+template <class T, class U>
+Strong<T> const_pointer_cast(const Strong<U>& s) noexcept {
+  auto* h = detail::StrongAccess::header(s);
+  if (!h) return {};
+  detail::incref(h);
+  return detail::StrongAccess::adopt(const_cast<T*>(s.get()), h);
+}
+template <class T, class U>
+Strong<T> dynamic_pointer_cast(const Strong<U>& s) noexcept {
+  T* p = dynamic_cast<T*>(s.get());
+  if (!p) return {};
+  auto* h = detail::StrongAccess::header(s);
+  detail::incref(h);
+  return detail::StrongAccess::adopt(p, h);
+}
+// Strong<void> (an object of any type) back to T when T is exactly the
+// type it was made as; null otherwise.
+template <class T>
+Strong<T> exact_pointer_cast(const Strong<void>& s) noexcept {
+  auto* h = detail::StrongAccess::header(s);
+  if (!h || *h->type->type != typeid(T)) return {};
+  detail::incref(h);
+  return detail::StrongAccess::adopt(static_cast<T*>(h->object()), h);
+}
+
+// The demangled dynamic type name of a managed object ("ns::Node").
+template <class T>
+const char* type_name(const Strong<T>& s) noexcept {
+  auto* h = detail::StrongAccess::header(s);
+  return h ? detail::type_name(*h->type->type) : "NoneType";
+}
+
+// Prints CPython's default repr: <Node object at 0x...>, or None.
+WEAKREF_API std::ostream& write_object(std::ostream& os, const detail::ObjectHeader* h);
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Strong<T>& s) {
+  return write_object(os, detail::StrongAccess::header(s));
+}
+
+}  // namespace weakref
+
+template <class T>
+struct std::hash<weakref::Strong<T>> {
+  std::size_t operator()(const weakref::Strong<T>& s) const noexcept {
+    return std::hash<const void*>{}(weakref::detail::StrongAccess::header(s));
+  }
+};

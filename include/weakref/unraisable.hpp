@@ -1,0 +1,46 @@
+// The unraisable-exception hook: where exceptions go that cannot propagate,
+// because they were thrown by a weakref callback, a finalizer run by an
+// object's death or at exit, or a tp_finalize hook (CPython's
+// sys.unraisablehook).
+//
+// The hook runs on the thread where the exception was caught, with no
+// library lock held; it may use the library freely. Setting the hook is
+// thread-safe. If the hook itself throws, the default hook reports both.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <string>
+
+#include "detail/config.hpp"
+
+namespace weakref {
+
+// What sys.UnraisableHookArgs carries, in C++ terms.
+struct UnraisableInfo {
+  std::exception_ptr exception;  // the exception (rethrow to inspect)
+  std::string err_msg;           // "Exception ignored in" or a longer text
+  std::string object;            // repr of the weakref / finalizer / object
+};
+
+using UnraisableHook = std::function<void(const UnraisableInfo&)>;
+
+// Installs `hook` (an empty function restores the default) and returns the
+// previous hook.
+WEAKREF_API UnraisableHook set_unraisable_hook(UnraisableHook hook);
+WEAKREF_API UnraisableHook get_unraisable_hook();
+
+// The default hook: writes to stderr, as CPython does,
+//     Exception ignored in: <weakref at 0x...; dead>
+//     std::runtime_error: what() text
+WEAKREF_API void default_unraisable_hook(const UnraisableInfo& info);
+
+// Sends the current exception (call from inside a catch block) or `e` to the
+// hook. Never throws.
+WEAKREF_API void write_unraisable(std::exception_ptr e, std::string err_msg,
+                                  std::string object) noexcept;
+
+// "ns::Type: what()" for an exception, as the default hook prints it.
+WEAKREF_API std::string describe_exception(std::exception_ptr e);
+
+}  // namespace weakref

@@ -1,0 +1,181 @@
+// Collector heaps: registry, per-thread ownership, track / untrack, and the
+// merge into the orphan heap at thread exit. The model and the lock rules are
+// at the top of heap.hpp.
+#include "heap.hpp"
+
+#include <mutex>
+#include <vector>
+
+namespace weakref::detail {
+
+using namespace bits;
+
+namespace {
+
+// Heaps are never freed (an index may be reused once its heap is empty), so
+// a Heap* read from the table stays valid forever.
+std::atomic<Heap*> g_heaps[kMaxHeaps];
+std::atomic<std::uint32_t> g_limit{1};
+
+struct Registry {
+  std::mutex mu;
+  std::vector<Heap*> free;  // empty heaps of exited threads, for reuse
+};
+Registry& registry() {
+  static auto* r = new Registry;
+  return *r;
+}
+
+Heap* make_orphan_heap() {
+  auto* h = new Heap;
+  h->index = 0;
+  g_heaps[0].store(h, std::memory_order_release);
+  return h;
+}
+
+Heap* new_heap() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  if (!r.free.empty()) {
+    Heap* h = r.free.back();
+    r.free.pop_back();
+    return h;
+  }
+  std::uint32_t i = g_limit.load(std::memory_order_relaxed);
+  if (i >= kMaxHeaps) return orphan_heap();  // 65535 live thread heaps: share
+  auto* h = new Heap;
+  h->index = static_cast<std::uint16_t>(i);
+  g_heaps[i].store(h, std::memory_order_release);
+  g_limit.store(i + 1, std::memory_order_release);
+  return h;
+}
+
+void merge_into_orphans(Heap* h) noexcept;
+
+// Owns the thread's heap; its destructor runs at thread exit.
+struct HeapOwner {
+  Heap* heap = nullptr;
+  ~HeapOwner() {
+    if (heap && heap->index != 0) merge_into_orphans(heap);
+    heap = nullptr;
+  }
+};
+thread_local HeapOwner tls_owner;
+thread_local Heap* tls_heap = nullptr;  // trivial: readable during shutdown
+thread_local bool tls_heap_gone = false;
+
+void merge_into_orphans(Heap* h) noexcept {
+  Heap* o = orphan_heap();
+  {
+    std::lock_guard<SpinLock> go(o->lock);
+    std::lock_guard<SpinLock> gh(h->lock);
+    for (GcList* list : {&h->gen[0], &h->gen[1], &h->gen[2], &h->permanent}) {
+      for (GcHead* g = list->head.next; g != &list->head; g = g->next)
+        set_heap_index(ObjectHeader::from_gc(g), 0);
+    }
+    for (int i = 0; i < kGenerations; ++i) h->gen[i].merge_into(o->gen[kGenerations - 1]);
+    h->permanent.merge_into(o->permanent);
+    for (auto& c : h->count) c.store(0, std::memory_order_relaxed);
+    h->long_lived_total = h->long_lived_pending = 0;
+  }
+  tls_heap = nullptr;
+  tls_heap_gone = true;
+  try {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> g(r.mu);
+    r.free.push_back(h);
+  } catch (...) {
+    // The heap stays unused; nothing is lost but its index.
+  }
+}
+
+}  // namespace
+
+Heap* orphan_heap() noexcept {
+  static Heap* h = make_orphan_heap();
+  return h;
+}
+
+Heap* current_heap() noexcept {
+  if (Heap* h = tls_heap) return h;
+  if (tls_heap_gone) return orphan_heap();
+  orphan_heap();  // index 0 exists before any other
+  Heap* h;
+  try {
+    h = new_heap();
+  } catch (...) {
+    h = orphan_heap();
+  }
+  tls_heap = h;
+  tls_owner.heap = h;
+  return h;
+}
+
+Heap* heap_at(std::uint32_t index) noexcept {
+  return index < kMaxHeaps ? g_heaps[index].load(std::memory_order_acquire) : nullptr;
+}
+
+std::uint32_t heap_limit() noexcept { return g_limit.load(std::memory_order_acquire); }
+
+std::uint32_t heap_index_of(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  if (w & kSide) w = side_of(w)->word.load(std::memory_order_acquire);
+  return heap(w);
+}
+
+void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept {
+  const std::uint64_t bits_new = static_cast<std::uint64_t>(index) << kHeapShift;
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & kSide) {
+      auto& sw = side_of(w)->word;
+      std::uint64_t x = sw.load(std::memory_order_relaxed);
+      while (!sw.compare_exchange_weak(x, (x & ~kHeapMask) | bits_new,
+                                       std::memory_order_acq_rel)) {
+      }
+      return;
+    }
+    if (h->word.compare_exchange_weak(w, (w & ~kHeapMask) | bits_new,
+                                      std::memory_order_acq_rel, std::memory_order_acquire))
+      return;
+  }
+}
+
+Heap* lock_heap_of(ObjectHeader* h) noexcept {
+  for (;;) {
+    std::uint32_t i = heap_index_of(h);
+    Heap* heap = heap_at(i);
+    if (!heap) heap = orphan_heap();
+    heap->lock.lock();
+    if (heap_index_of(h) == heap->index) return heap;
+    heap->lock.unlock();
+  }
+}
+
+void track(ObjectHeader* h) noexcept {
+  Heap* heap = current_heap();
+  // The object is new: no other thread can see its word yet.
+  h->word.store(kOne | (static_cast<std::uint64_t>(heap->index) << kHeapShift),
+                std::memory_order_relaxed);
+  std::lock_guard<SpinLock> g(heap->lock);
+  heap->gen[0].append(h->gc());
+  heap->count[0].fetch_add(1, std::memory_order_relaxed);
+}
+
+void track_again(ObjectHeader* h) noexcept {
+  Heap* heap = lock_heap_of(h);
+  if (!h->gc()->next) heap->gen[0].append(h->gc());
+  heap->lock.unlock();
+}
+
+void untrack(ObjectHeader* h) noexcept {
+  Heap* heap = lock_heap_of(h);
+  if (h->gc()->next) {
+    GcList::remove(h->gc());
+    if (heap->count[0].load(std::memory_order_relaxed) > 0)
+      heap->count[0].fetch_sub(1, std::memory_order_relaxed);
+  }
+  heap->lock.unlock();
+}
+
+}  // namespace weakref::detail

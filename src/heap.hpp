@@ -1,0 +1,143 @@
+// Collector heaps: where traced objects are listed between collections.
+//
+// Model (as cppgc): every thread that makes traced objects has its own heap;
+// an object belongs to the heap of the thread that made it (its index is in
+// the object's count word, bits 16..31). gc::collect() collects the calling
+// thread's heap; references from anywhere else count as outside references.
+// When a thread exits, its heap's objects move to the orphan heap (index 0),
+// which full collections on any thread also collect.
+//
+// Locking
+//  * Heap::lock guards the generation lists, the permanent list, the counts
+//    and the GcHead links of every object listed in this heap. Track and
+//    untrack take it; the collector holds it while it scans (it calls only
+//    trace functions then, never callbacks).
+//  * Lock order: heap index ascending (the orphan heap, 0, first); a heap
+//    lock is never held while taking a side-table lock, except by the
+//    collector's freeze step, which takes side locks under its own heap lock
+//    (side locks are leaves).
+//  * An object's heap index changes only when its heap is merged into the
+//    orphan heap, under both heap locks; untrack re-reads the index after
+//    locking and retries if it moved.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "weakref/detail/config.hpp"
+#include "weakref/detail/object.hpp"
+
+namespace weakref::detail {
+
+inline constexpr int kGenerations = 3;
+inline constexpr std::uint32_t kMaxHeaps = 1U << 16;
+
+// Low bits of GcHead::prev (CPython's _PyGC_PREV_MASK_*).
+inline constexpr std::uintptr_t kPrevCollecting = 1;  // in the set being collected
+inline constexpr std::uintptr_t kPrevFlags = 3;
+inline constexpr int kRefsShift = 2;                  // gc_refs live above the flags
+// Low bit of GcHead::next while in move_unreachable's unreachable list.
+inline constexpr std::uintptr_t kNextUnreachable = 1;
+
+inline GcHead* gc_prev(const GcHead* g) noexcept {
+  return reinterpret_cast<GcHead*>(g->prev & ~kPrevFlags);
+}
+inline void gc_set_prev(GcHead* g, GcHead* p) noexcept {
+  g->prev = reinterpret_cast<std::uintptr_t>(p) | (g->prev & kPrevFlags);
+}
+
+// A circular doubly linked list of GcHeads with a sentinel.
+struct GcList {
+  GcHead head;
+  GcList() noexcept { init(); }
+  GcList(const GcList&) = delete;
+  GcList& operator=(const GcList&) = delete;
+  void init() noexcept {
+    head.next = &head;
+    head.prev = reinterpret_cast<std::uintptr_t>(&head);
+  }
+  bool empty() const noexcept { return head.next == &head; }
+  void append(GcHead* g) noexcept {
+    GcHead* last = gc_prev(&head);
+    gc_set_prev(g, last);
+    last->next = g;
+    g->next = &head;
+    head.prev = reinterpret_cast<std::uintptr_t>(g);
+  }
+  static void remove(GcHead* g) noexcept {
+    GcHead* p = gc_prev(g);
+    GcHead* n = g->next;
+    p->next = n;
+    gc_set_prev(n, p);
+    g->next = nullptr;
+    g->prev &= kPrevFlags;
+  }
+  static void move(GcHead* g, GcList& to) noexcept {
+    GcHead* p = gc_prev(g);
+    GcHead* n = g->next;
+    p->next = n;
+    gc_set_prev(n, p);
+    to.append(g);
+  }
+  // Appends every node of *this to `to`; *this becomes empty.
+  void merge_into(GcList& to) noexcept {
+    if (empty()) return;
+    GcHead* to_last = gc_prev(&to.head);
+    GcHead* first = head.next;
+    GcHead* last = gc_prev(&head);
+    to_last->next = first;
+    gc_set_prev(first, to_last);
+    last->next = &to.head;
+    to.head.prev = reinterpret_cast<std::uintptr_t>(last);
+    init();
+  }
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const GcHead* g = head.next; g != &head; g = g->next) ++n;
+    return n;
+  }
+};
+
+struct Heap {
+  SpinLock lock;
+  GcList gen[kGenerations];
+  GcList permanent;  // gc::freeze()
+  // CPython's generation counts. Written under `lock`; atomic so that the
+  // allocation fast path may read them without it.
+  std::atomic<long> count[kGenerations] = {0, 0, 0};
+  long long_lived_total = 0;    // CPython 3.11 full-collection heuristic
+  long long_lived_pending = 0;
+  std::atomic<bool> collecting{false};
+  std::uint16_t index = 0;
+};
+
+// The calling thread's heap (made on first use; the orphan heap once the
+// thread's heap is gone at thread exit).
+Heap* current_heap() noexcept;
+Heap* orphan_heap() noexcept;
+Heap* heap_at(std::uint32_t index) noexcept;
+// Calls f(Heap&) for every heap that exists now.
+template <class F>
+void for_each_heap(F&& f);
+std::uint32_t heap_limit() noexcept;  // indices below this may be in use
+
+std::uint32_t heap_index_of(ObjectHeader* h) noexcept;
+// Sets the heap index in the object's active count word.
+void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept;
+
+// Locks the heap that h is listed in (following a concurrent merge).
+Heap* lock_heap_of(ObjectHeader* h) noexcept;
+
+void untrack(ObjectHeader* h) noexcept;
+// Re-lists an object that left its heap during its death (tp_finalize).
+void track_again(ObjectHeader* h) noexcept;
+
+template <class F>
+void for_each_heap(F&& f) {
+  std::uint32_t n = heap_limit();
+  for (std::uint32_t i = 0; i < n; ++i)
+    if (Heap* h = heap_at(i)) f(*h);
+}
+
+}  // namespace weakref::detail

@@ -1,0 +1,307 @@
+// How an object dies (CPython's protocol, SPEC.md "How an object dies").
+//
+// The thread whose decref takes the strong count to zero runs the death:
+//
+//   1. untrack: a traced object leaves its collector heap first, so that a
+//      collection started from a callback sees the references the dying
+//      object still holds as outside references (never as garbage);
+//   2. trashcan: past kMaxDepth nested deaths on this thread, the death is
+//      queued and run by the outermost death on this thread, iteratively, so
+//      releasing a 10-million-long chain never overflows the stack;
+//   3. tp_finalize (PEP 442), once per object: the count is set back to 1
+//      while it runs; if it is still above 0 afterwards the object was
+//      resurrected and the death stops here;
+//   4. weakrefs: all of them are cleared at once and the callbacks of those
+//      still held are gathered (callback_order: newest first); only then do
+//      the callbacks run, each exception going to the unraisable hook;
+//   5. ~T runs (releasing members, depth-first: each released member dies
+//      completely before the next is released) and the block is freed;
+//   6. the side table loses the object's unit and is freed with the last
+//      weakref object.
+//
+// Threads: steps 1-6 run on one thread. Weak lockers on other threads fail
+// from the moment the count is zero (step 0), so no one else can reach the
+// object. The only shared state touched is the heap (under its lock) and the
+// side table (under its lock).
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <unordered_map>
+
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#define WEAKREF_HAVE_CXXABI 1
+#endif
+
+#include "heap.hpp"
+#include "weakref/detail/object.hpp"
+#include "weakref/detail/weak_object.hpp"
+#include "weakref/strong.hpp"
+#include "weakref/unraisable.hpp"
+
+namespace weakref::detail {
+
+using namespace bits;
+
+// ---------------------------------------------------------------------------
+// Blocks
+
+void* allocate_block(const TypeInfo& info) {
+  void* p;
+  if (info.align > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+    p = ::operator new(info.block_size, std::align_val_t(info.align));
+  else
+    p = ::operator new(info.block_size);
+  if (info.trace) {
+    auto* g = reinterpret_cast<GcHead*>(static_cast<char*>(p) + info.offset -
+                                        sizeof(ObjectHeader) - sizeof(GcHead));
+    g->next = nullptr;
+    g->prev = 0;
+  }
+  return p;
+}
+
+void free_block(void* block, const TypeInfo& info) noexcept {
+  if (info.align > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+    ::operator delete(block, std::align_val_t(info.align));
+  else
+    ::operator delete(block);
+}
+
+// ---------------------------------------------------------------------------
+// Counts
+
+void incref_slow(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & kSide) {
+      SideTable* s = side_of(w);
+      std::uint64_t old = s->word.fetch_add(kOne, std::memory_order_relaxed);
+      if (old & kFrozen) s->word.fetch_or(kTouched, std::memory_order_relaxed);
+      return;
+    }
+    std::uint64_t n = w + kOne;
+    if (w & kFrozen) n |= kTouched;
+    if (h->word.compare_exchange_weak(w, n, std::memory_order_acquire,
+                                      std::memory_order_acquire))
+      return;
+  }
+}
+
+void decref_side(ObjectHeader* h, std::uint64_t w) noexcept {
+  SideTable* s = side_of(w);
+  std::uint64_t old = s->word.fetch_sub(kOne, std::memory_order_acq_rel);
+  if (count(old) == 1) die(h);
+}
+
+bool incref_if_alive(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & kSide) {
+      SideTable* s = side_of(w);
+      std::uint64_t x = s->word.load(std::memory_order_relaxed);
+      for (;;) {
+        if (count(x) == 0) return false;
+        std::uint64_t n = x + kOne;
+        if (x & kFrozen) n |= kTouched;
+        if (s->word.compare_exchange_weak(x, n, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+          return true;
+      }
+    }
+    if (count(w) == 0) return false;
+    std::uint64_t n = w + kOne;
+    if (w & kFrozen) n |= kTouched;
+    if (h->word.compare_exchange_weak(w, n, std::memory_order_acquire,
+                                      std::memory_order_acquire))
+      return true;
+  }
+}
+
+std::uint32_t use_count(const ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  if (w & kSide) w = side_of(w)->word.load(std::memory_order_relaxed);
+  return count(w);
+}
+
+SideTable* ensure_side(ObjectHeader* h) {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  if (w & kSide) return side_of(w);
+  auto* s = new SideTable(h, w);
+  for (;;) {
+    s->word.store(w, std::memory_order_relaxed);
+    if (h->word.compare_exchange_weak(w, reinterpret_cast<std::uintptr_t>(s) | kSide,
+                                      std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      return s;
+    if (w & kSide) {
+      delete s;
+      return side_of(w);
+    }
+  }
+}
+
+void side_release(SideTable* s) noexcept {
+  if (s->weak.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
+}
+
+// ---------------------------------------------------------------------------
+// Death
+
+namespace {
+
+constexpr int kMaxDepth = 50;  // CPython's trashcan limit (PyTrash_UNWIND_LEVEL)
+
+// Deaths queued past kMaxDepth, as a stack threaded through the dying
+// objects themselves (see next_pending): a trivial thread_local, usable at
+// any point of thread shutdown.
+struct DeathQueue {
+  int depth = 0;
+  ObjectHeader* head = nullptr;
+};
+thread_local DeathQueue tls_deaths;
+
+// The queue link of a pending object lives in memory the dead object no
+// longer needs: the side table, the (untracked) collector link, or the
+// header word of an untraced object without weakrefs.
+void set_next_pending(ObjectHeader* h, ObjectHeader* next) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_relaxed);
+  if (w & kSide)
+    side_of(w)->pending_next = next;
+  else if (h->traced())
+    h->gc()->next = reinterpret_cast<GcHead*>(next);
+  else
+    h->word.store(reinterpret_cast<std::uintptr_t>(next), std::memory_order_relaxed);
+}
+
+ObjectHeader* take_next_pending(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_relaxed);
+  ObjectHeader* next;
+  if (w & kSide) {
+    next = side_of(w)->pending_next;
+    side_of(w)->pending_next = nullptr;
+  } else if (h->traced()) {
+    next = reinterpret_cast<ObjectHeader*>(h->gc()->next);
+    h->gc()->next = nullptr;
+  } else {
+    next = reinterpret_cast<ObjectHeader*>(static_cast<std::uintptr_t>(w));
+    h->word.store(0, std::memory_order_relaxed);
+  }
+  return next;
+}
+
+std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  return (w & kSide) ? side_of(w)->word : h->word;
+}
+
+// Step 3: returns true when tp_finalize resurrected the object.
+bool run_tp_finalize(ObjectHeader* h) noexcept {
+  std::atomic<std::uint64_t>& word = active_word(h);
+  std::uint64_t w = word.load(std::memory_order_relaxed);
+  for (;;) {
+    if (w & kFinalized) return false;
+    if (word.compare_exchange_weak(w, (w + kOne) | kFinalized, std::memory_order_acq_rel))
+      break;
+  }
+  if (h->traced()) track_again(h);
+  try {
+    h->type->finalize(h->object());
+  } catch (...) {
+    report_finalize_exception(h);
+  }
+  if (h->traced()) untrack(h);
+  w = word.load(std::memory_order_relaxed);
+  while (!word.compare_exchange_weak(w, w - kOne, std::memory_order_acq_rel)) {
+  }
+  if (count(w) == 1) return false;
+  // Resurrected: someone took a new strong reference. Its release will run
+  // the death again, without tp_finalize.
+  if (h->traced()) track_again(h);
+  return true;
+}
+
+void die_now(ObjectHeader* h) noexcept {
+  if (h->type->finalize && run_tp_finalize(h)) return;
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  if (w & kSide) {
+    SideTable* s = side_of(w);
+    {
+      CallbackBatch batch;
+      clear_weakrefs(s, batch);
+      batch.run();
+    }
+    h->type->destroy(h);
+    side_release(s);
+  } else {
+    h->type->destroy(h);
+  }
+}
+
+}  // namespace
+
+void die(ObjectHeader* h) noexcept {
+  if (h->traced()) untrack(h);
+  DeathQueue& q = tls_deaths;
+  if (q.depth >= kMaxDepth) {
+    set_next_pending(h, q.head);
+    q.head = h;
+    return;
+  }
+  ++q.depth;
+  die_now(h);
+  if (q.depth == 1) {
+    while (ObjectHeader* p = q.head) {
+      q.head = take_next_pending(p);
+      die_now(p);
+    }
+  }
+  --q.depth;
+}
+
+// ---------------------------------------------------------------------------
+// Names and text
+
+const char* type_name(const std::type_info& t) noexcept {
+  static std::mutex mu;
+  static auto* names = new std::unordered_map<const std::type_info*, std::string>;
+  try {
+    std::lock_guard<std::mutex> g(mu);
+    auto it = names->find(&t);
+    if (it != names->end()) return it->second.c_str();
+    std::string name = t.name();
+#ifdef WEAKREF_HAVE_CXXABI
+    int status = 0;
+    char* d = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
+    if (status == 0 && d) name = d;
+    std::free(d);
+#endif
+    return names->emplace(&t, std::move(name)).first->second.c_str();
+  } catch (...) {
+    return t.name();
+  }
+}
+
+void report_finalize_exception(ObjectHeader* h) noexcept {
+  std::string what;
+  try {
+    what = "<" + std::string(type_name(*h->type->type)) + " object>.tp_finalize";
+  } catch (...) {
+  }
+  write_unraisable(std::current_exception(), "Exception ignored in", std::move(what));
+}
+
+}  // namespace weakref::detail
+
+namespace weakref {
+
+std::ostream& write_object(std::ostream& os, const detail::ObjectHeader* h) {
+  if (!h) return os << "None";
+  auto* hh = const_cast<detail::ObjectHeader*>(h);
+  return os << '<' << detail::type_name(*h->type->type) << " object at "
+            << static_cast<const void*>(hh->object()) << '>';
+}
+
+}  // namespace weakref
