@@ -1,0 +1,205 @@
+// weakref::ref<T>: Python's weakref.ref.
+//
+//     weakref::ref<Node> r(node);                 // basic ref (reused)
+//     weakref::ref<Node> r2(node, [](weakref::ref<Node> dead) { ... });
+//     if (weakref::Strong<Node> n = r()) ...      // null once node is dead
+//
+// Lifetime rules
+//  * A ref<T> is a handle to a weakref object; copies are the same weakref
+//    object (r1.is(r2)). The weakref object lives while any handle (or the
+//    library: a pending callback) holds it, independently of its referent.
+//  * Without a callback, an existing basic ref to the same object is reused,
+//    as in CPython; with a callback, every ref is a new weakref object.
+//  * When the referent dies, every weakref to it is cleared before the first
+//    callback runs; callbacks run newest first, on the thread that released
+//    the last strong reference, each with a handle to its (dead) weakref. A
+//    callback whose weakref object was released before the death never runs.
+//    An exception thrown by a callback goes to the unraisable hook
+//    (weakref/unraisable.hpp) and the other callbacks still run.
+//  * Callbacks may make and drop objects and weakrefs, and may collect.
+//  * Threads: r() may race with the release of the last strong reference on
+//    another thread; it then returns either a live object (which it keeps
+//    alive) or null. Distinct handles may be used on any threads.
+//  * A default-constructed ref is an empty handle: r() is null, it is no
+//    weakref object and nothing can call back.
+//
+// Equality (==): equal referents while both are alive, identity otherwise
+// (CPython). std::hash is by referent identity and stays stable after death
+// (CPython raises TypeError when hashing a dead ref never hashed before).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <ostream>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "detail/weak_object.hpp"
+#include "strong.hpp"
+
+namespace weakref {
+
+// Specialize as `false` for a class type whose objects must never be
+// weakly referenced (Python: a class with __slots__ and no __weakref__).
+template <class T>
+inline constexpr bool enable_weakref = true;
+
+namespace detail {
+template <class T>
+concept weakly_referenceable =
+    std::is_void_v<T> ||
+    (std::is_class_v<std::remove_cv_t<T>> && enable_weakref<std::remove_cv_t<T>>);
+
+template <class T>
+concept weak_handle_type = std::is_base_of_v<WeakHandle, std::remove_cvref_t<T>>;
+
+[[noreturn]] WEAKREF_API void throw_null_referent();
+
+template <class T>
+T* referent_pointer(T* p, ObjectHeader* h) noexcept {
+  if constexpr (std::is_void_v<T>)
+    return p ? p : h->object();
+  else
+    return p;
+}
+}  // namespace detail
+
+template <class T = void>
+class ref : public detail::WeakHandle {
+  static_assert(detail::weakly_referenceable<T>,
+                "weakref::ref<T>: T cannot be weakly referenced. Only class types made "
+                "with weakref::make<T>() can be (as in Python, where int, str and tuple "
+                "objects cannot be weakly referenced); a class opts out with "
+                "weakref::enable_weakref<T> = false.");
+
+ public:
+  using element_type = T;
+
+  ref() noexcept = default;
+
+  // weakref.ref(obj): the basic ref of obj, reused when it exists.
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  ref(const Strong<U>& obj)  // NOLINT: implicit, like weak_ptr from shared_ptr
+      : WeakHandle(make_basic(obj)), ptr_(obj.get()) {}
+
+  // weakref.ref(obj, callback): callback(ref<T>) (or callback()) runs when
+  // obj dies, unless this weakref object is gone by then.
+  template <class U, class F>
+    requires std::is_convertible_v<U*, T*> &&
+             (std::is_invocable_v<std::decay_t<F>&, ref<T>> ||
+              std::is_invocable_v<std::decay_t<F>&>)
+  ref(const Strong<U>& obj, F&& callback)
+      : WeakHandle(make_with_callback(obj, std::forward<F>(callback))), ptr_(obj.get()) {}
+
+  // Anything else is not weakly referenceable: say so at compile time.
+  template <class U>
+    requires(!detail::is_strong<std::remove_cvref_t<U>>::value &&
+             !detail::weak_handle_type<U>)
+  ref(U&&) {  // NOLINT
+    static_assert(detail::dependent_false<U>,
+                  "weakref::ref<T> must be made from a weakref::Strong<T> (an object "
+                  "created by weakref::make<T>()): raw pointers, references, values and "
+                  "std::shared_ptr cannot be weakly referenced");
+  }
+  template <class U, class F>
+    requires(!detail::is_strong<std::remove_cvref_t<U>>::value)
+  ref(U&&, F&&) {
+    static_assert(detail::dependent_false<U>,
+                  "weakref::ref<T> must be made from a weakref::Strong<T> (an object "
+                  "created by weakref::make<T>()): raw pointers, references, values and "
+                  "std::shared_ptr cannot be weakly referenced");
+  }
+
+  ref(const ref&) noexcept = default;
+  ref(ref&&) noexcept = default;
+  ref& operator=(const ref&) noexcept = default;
+  ref& operator=(ref&&) noexcept = default;
+  ~ref() = default;
+
+  // Same weakref object, seen through a base class.
+  template <class U>
+    requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
+  ref(const ref<U>& o) noexcept  // NOLINT
+      : WeakHandle(o), ptr_(o.ptr_) {}
+
+  // The referent, or null once it is dead.
+  Strong<T> operator()() const noexcept {
+    if (!w_) return {};
+    detail::ObjectHeader* h = detail::weak_lock(w_);
+    if (!h) return {};
+    return detail::StrongAccess::adopt(detail::referent_pointer(ptr_, h), h);
+  }
+  Strong<T> lock() const noexcept { return (*this)(); }
+  bool expired() const noexcept { return !w_ || !detail::weak_alive(w_); }
+  bool has_callback() const noexcept { return w_ && w_->has_callback; }
+  void reset() noexcept {
+    reset_handle();
+    ptr_ = nullptr;
+  }
+  void swap(ref& o) noexcept {
+    swap_handle(o);
+    std::swap(ptr_, o.ptr_);
+  }
+
+  template <class U>
+  friend bool operator==(const ref& a, const ref<U>& b) noexcept {
+    if (a.w_ == b.w_) return true;
+    if (!a.w_ || !b.w_) return false;
+    return a.w_->side_table() == b.w_->side_table() && detail::weak_alive(a.w_) &&
+           detail::weak_alive(b.w_);
+  }
+
+  friend std::ostream& operator<<(std::ostream& os, const ref& r) {
+    detail::write_weak(os, r.w_);
+    return os;
+  }
+
+  // Used by the library (callbacks, getweakrefs): a handle that adopts one
+  // reference to w.
+  static ref adopt_weak_object(detail::WeakObject* w, T* p = nullptr) noexcept {
+    ref r;
+    r.w_ = w;
+    r.ptr_ = p;
+    return r;
+  }
+
+ private:
+  template <class U>
+  friend class ref;
+  friend struct detail::HandleAccess;
+
+  template <class U>
+  static detail::WeakObject* make_basic(const Strong<U>& obj) {
+    auto* h = detail::StrongAccess::header(obj);
+    if (!h) detail::throw_null_referent();
+    return detail::basic_weak(h, detail::WeakKind::ref);
+  }
+  template <class U, class F>
+  static detail::WeakObject* make_with_callback(const Strong<U>& obj, F&& f) {
+    auto* h = detail::StrongAccess::header(obj);
+    if (!h) detail::throw_null_referent();
+    auto* w = new detail::CallbackWeakObject<ref, std::decay_t<F>>(detail::WeakKind::ref,
+                                                                   std::forward<F>(f));
+    detail::attach_weak(h, w);
+    return w;
+  }
+
+  T* ptr_ = nullptr;
+};
+
+template <class U>
+ref(const Strong<U>&) -> ref<U>;
+template <class U, class F>
+ref(const Strong<U>&, F&&) -> ref<U>;
+
+}  // namespace weakref
+
+template <class T>
+struct std::hash<weakref::ref<T>> {
+  std::size_t operator()(const weakref::ref<T>& r) const noexcept {
+    auto* w = weakref::detail::HandleAccess::get(r);
+    return w ? std::hash<std::uintptr_t>{}(weakref::detail::weak_identity(w)) : 0;
+  }
+};
