@@ -1,0 +1,378 @@
+// weakref::gc: CPython's cycle collector (the gc module) for managed objects.
+//
+// Opting in: a type is tracked by the collector when it says what it refers
+// to, with a member `void trace(weakref::gc::Visitor& v)` (or a free function
+// `trace(T&, weakref::gc::Visitor&)` found by ADL) that visits its Strong<>
+// members and also its ref<> / proxy<> / WeakMethod members:
+//
+//     struct Node {
+//       std::vector<weakref::Strong<Node>> children;
+//       weakref::ref<Node> parent;
+//       void trace(weakref::gc::Visitor& v) { v(children, parent); }
+//     };
+//
+// The visitor understands Strong<>, the weak handles, optional, pair, tuple,
+// variant, unique_ptr, every range (vector, map, set, array, ...) of those,
+// members that have their own trace(), and types with a trace_traits
+// specialization. The same function is used to find references and to break
+// garbage cycles (the collector empties the visited members of garbage, as
+// CPython's tp_clear), so it must visit, not copy, and do nothing else.
+//
+// Heaps and threads
+//  * Every thread has its own heap: a traced object belongs to the heap of
+//    the thread that made it, collect() collects the calling thread's heap
+//    (a full collection also collects the objects of exited threads), and
+//    references from outside the heap count as outside references (roots).
+//  * Rule: an object's traced members may be written only by its heap's
+//    thread (while the object is reachable by other threads, they may read
+//    them). Strong references to any object may be copied and dropped, and
+//    weak references locked, on any thread at any time, also during a
+//    collection: the collector freezes the objects it found unreachable and
+//    re-checks them after the freeze, so an object that another thread
+//    reached through a weakref is never broken up (see src/gc.cpp).
+//  * Callbacks and finalizers run on the collecting thread. They may
+//    allocate, drop objects, make weakrefs and call collect() (which then
+//    does nothing and returns 0).
+//
+// Semantics are CPython 3.11's gc module; the differences are listed in
+// docs/python-mapping.md.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "ref.hpp"
+#include "strong.hpp"
+
+namespace weakref::gc {
+
+class Visitor;
+
+// Customization point: specialize with `static void trace(X&, Visitor&)` for
+// a type you cannot give a trace() member (the weak containers do).
+template <class X>
+struct trace_traits;
+
+namespace detail {
+using weakref::detail::ObjectHeader;
+using weakref::detail::WeakObject;
+
+template <class X>
+concept has_trace_traits = requires(X& x, Visitor& v) { trace_traits<X>::trace(x, v); };
+
+template <class X>
+struct is_optional : std::false_type {};
+template <class X>
+struct is_optional<std::optional<X>> : std::true_type {};
+template <class X>
+struct is_pairlike : std::false_type {};
+template <class A, class B>
+struct is_pairlike<std::pair<A, B>> : std::true_type {};
+template <class... A>
+struct is_pairlike<std::tuple<A...>> : std::true_type {};
+template <class X>
+struct is_variant : std::false_type {};
+template <class... A>
+struct is_variant<std::variant<A...>> : std::true_type {};
+template <class X>
+struct is_unique_ptr : std::false_type {};
+template <class X, class D>
+struct is_unique_ptr<std::unique_ptr<X, D>> : std::true_type {};
+template <class X>
+struct is_shared_ptr : std::false_type {};
+template <class X>
+struct is_shared_ptr<std::shared_ptr<X>> : std::true_type {};
+
+template <class X>
+constexpr bool visitable();
+
+template <class Tuple, std::size_t... I>
+constexpr bool any_visitable(std::index_sequence<I...>) {
+  return (visitable<std::remove_cv_t<std::tuple_element_t<I, Tuple>>>() || ...);
+}
+template <class... A>
+constexpr bool any_alternative_visitable(std::variant<A...>*) {
+  return (visitable<A>() || ...);
+}
+
+// Whether X holds anything the collector must see.
+template <class X>
+constexpr bool visitable() {
+  using U = std::remove_cv_t<X>;
+  if constexpr (weakref::detail::is_strong<U>::value || weakref::detail::weak_handle_type<U>)
+    return true;
+  else if constexpr (weakref::detail::Traceable<U> || has_trace_traits<U>)
+    return true;
+  else if constexpr (is_optional<U>::value)
+    return visitable<typename U::value_type>();
+  else if constexpr (is_unique_ptr<U>::value)
+    return visitable<typename U::element_type>();
+  else if constexpr (is_pairlike<U>::value)
+    return any_visitable<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
+  else if constexpr (is_variant<U>::value)
+    return any_alternative_visitable(static_cast<U*>(nullptr));
+  else if constexpr (std::ranges::range<U>)
+    return visitable<std::ranges::range_value_t<U>>();
+  else
+    return false;
+}
+}  // namespace detail
+
+class Visitor {
+ public:
+  Visitor(const Visitor&) = delete;
+  Visitor& operator=(const Visitor&) = delete;
+
+  // Visits each argument (see the top of this header for what it accepts).
+  template <class... X>
+  void operator()(X&... xs) {
+    (visit_one(xs), ...);
+  }
+
+  // True while the collector breaks a garbage object up: visited Strong<>
+  // and weak members are emptied, containers are moved out and cleared.
+  bool clearing() const noexcept { return ops_->clearing; }
+
+  // Low level, for trace_traits specializations. `take` (may be null for a
+  // const slot) empties the slot and hands its reference to the collector.
+  void strong_slot(weakref::detail::ObjectHeader* h, void* slot,
+                   weakref::detail::ObjectHeader* (*take)(void*)) {
+    if (h) ops_->strong(*this, h, slot, take);
+  }
+  void weak_slot(weakref::detail::WeakObject* w, void* slot,
+                 weakref::detail::WeakObject* (*take)(void*)) {
+    if (w) ops_->weak(*this, w, slot, take);
+  }
+  // Keeps `value` until the current trace() call returns, then destroys it
+  // (clearing mode moves containers here so that nothing dies mid-trace).
+  template <class X>
+  void keep_until_done(X&& value) {
+    struct Holder final : Kept {
+      std::remove_cvref_t<X> v;
+      explicit Holder(X&& x) : v(std::forward<X>(x)) {}
+    };
+    ops_->keep(*this, std::make_unique<Holder>(std::forward<X>(value)));
+  }
+
+  struct Kept {
+    virtual ~Kept() = default;
+  };
+  struct Ops {
+    void (*strong)(Visitor&, weakref::detail::ObjectHeader*, void* slot,
+                   weakref::detail::ObjectHeader* (*take)(void*));
+    void (*weak)(Visitor&, weakref::detail::WeakObject*, void* slot,
+                 weakref::detail::WeakObject* (*take)(void*));
+    void (*keep)(Visitor&, std::unique_ptr<Kept>);
+    bool clearing;
+  };
+
+ protected:
+  explicit Visitor(const Ops* ops) noexcept : ops_(ops) {}
+  ~Visitor() = default;
+
+ private:
+  template <class T>
+  static weakref::detail::ObjectHeader* take_strong(void* slot) noexcept {
+    return weakref::detail::StrongAccess::release(*static_cast<Strong<T>*>(slot));
+  }
+  template <class H>
+  static weakref::detail::WeakObject* take_weak(void* slot) noexcept {
+    return weakref::detail::HandleAccess::take(*static_cast<H*>(slot));
+  }
+
+  template <class X>
+  void visit_one(X& x) {
+    using U = std::remove_cv_t<X>;
+    constexpr bool is_const = std::is_const_v<X>;
+    if constexpr (weakref::detail::is_strong<U>::value) {
+      using T = typename U::element_type;
+      strong_slot(weakref::detail::StrongAccess::header(x), const_cast<U*>(&x),
+                  is_const ? nullptr : &take_strong<T>);
+    } else if constexpr (weakref::detail::weak_handle_type<U>) {
+      weak_slot(weakref::detail::HandleAccess::get(x), const_cast<U*>(&x),
+                is_const ? nullptr : &take_weak<U>);
+    } else if constexpr (detail::has_trace_traits<U>) {
+      trace_traits<U>::trace(const_cast<U&>(x), *this);
+    } else if constexpr (weakref::detail::HasMemberTrace<U>) {
+      const_cast<U&>(x).trace(*this);
+    } else if constexpr (weakref::detail::HasFreeTrace<U>) {
+      trace(const_cast<U&>(x), *this);
+    } else if constexpr (detail::is_optional<U>::value) {
+      if (x) visit_one(*x);
+    } else if constexpr (detail::is_unique_ptr<U>::value) {
+      if (x) visit_one(*x);
+    } else if constexpr (detail::is_pairlike<U>::value) {
+      std::apply([this](auto&... e) { (visit_member(e), ...); }, x);
+    } else if constexpr (detail::is_variant<U>::value) {
+      std::visit([this](auto& e) { visit_member(e); }, x);
+    } else if constexpr (detail::is_shared_ptr<U>::value) {
+      static_assert(weakref::detail::dependent_false<X>,
+                    "weakref::gc::Visitor: a std::shared_ptr's object may be shared with "
+                    "untraced owners, so the collector cannot count it; hold managed objects "
+                    "in weakref::Strong<> instead");
+    } else if constexpr (std::is_pointer_v<U>) {
+      static_assert(weakref::detail::dependent_false<X>,
+                    "weakref::gc::Visitor: raw pointers are not references; use "
+                    "weakref::Strong<> or a weak handle");
+    } else if constexpr (std::ranges::range<U>) {
+      static_assert(detail::visitable<U>(),
+                    "weakref::gc::Visitor: this range holds nothing the collector can see");
+      if constexpr (!is_const && std::is_default_constructible_v<U> &&
+                    std::is_move_assignable_v<U> && std::is_move_constructible_v<U>) {
+        if (clearing()) {
+          keep_until_done(std::exchange(x, U{}));
+          return;
+        }
+      }
+      for (auto& e : x) visit_member(e);
+    } else {
+      static_assert(weakref::detail::dependent_false<X>,
+                    "weakref::gc::Visitor: cannot trace this type; give it a member "
+                    "`void trace(weakref::gc::Visitor&)` or specialize "
+                    "weakref::gc::trace_traits");
+    }
+  }
+  // Members of aggregates that hold nothing traceable (a map's string key,
+  // say) are skipped.
+  template <class X>
+  void visit_member(X& x) {
+    if constexpr (detail::visitable<X>()) visit_one(x);
+  }
+
+  const Ops* ops_;
+};
+
+// ---------------------------------------------------------------------------
+// The gc module.
+
+inline constexpr int DEBUG_STATS = 1;          // print statistics
+inline constexpr int DEBUG_COLLECTABLE = 2;    // print collectable objects
+inline constexpr int DEBUG_UNCOLLECTABLE = 4;  // print uncollectable objects
+inline constexpr int DEBUG_SAVEALL = 32;       // keep garbage in garbage()
+inline constexpr int DEBUG_LEAK = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL;
+
+// Runs a collection of generations 0..generation of the calling thread's
+// heap (generation 2 also collects the heap of exited threads). Returns the
+// number of unreachable objects found. Throws std::invalid_argument
+// ("invalid generation") unless 0 <= generation <= 2. Returns 0 at once when
+// a collection of this heap is already running (e.g. called from a
+// callback).
+WEAKREF_API std::size_t collect(int generation = 2);
+
+// Automatic collection (on by default, process-wide).
+WEAKREF_API void enable() noexcept;
+WEAKREF_API void disable() noexcept;
+WEAKREF_API bool isenabled() noexcept;
+
+// The calling thread's heap: allocations minus deallocations since the last
+// collection of generation 0, and collections of the younger generation.
+WEAKREF_API std::array<long, 3> get_count() noexcept;
+WEAKREF_API std::array<long, 3> get_threshold() noexcept;
+// Python: set_threshold(threshold0[, threshold1[, threshold2]]).
+WEAKREF_API void set_threshold(long threshold0) noexcept;
+WEAKREF_API void set_threshold(long threshold0, long threshold1) noexcept;
+WEAKREF_API void set_threshold(long threshold0, long threshold1, long threshold2) noexcept;
+
+WEAKREF_API void set_debug(int flags) noexcept;
+WEAKREF_API int get_debug() noexcept;
+
+// Every tracked object of every heap (or of one generation), as strong
+// references. Objects inside a running collection are not listed.
+WEAKREF_API std::vector<Strong<void>> get_objects(std::optional<int> generation = std::nullopt);
+
+namespace detail {
+WEAKREF_API std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets);
+WEAKREF_API std::vector<Strong<void>> referents(std::vector<ObjectHeader*> objects);
+WEAKREF_API bool is_tracked(ObjectHeader* h) noexcept;
+WEAKREF_API bool is_finalized(ObjectHeader* h) noexcept;
+template <class... T>
+std::vector<ObjectHeader*> headers(const Strong<T>&... objs) {
+  std::vector<ObjectHeader*> v;
+  (v.push_back(weakref::detail::StrongAccess::header(objs)), ...);
+  std::erase(v, nullptr);
+  return v;
+}
+}  // namespace detail
+
+// The tracked objects (of the calling thread's heap and of exited threads)
+// that refer to any of objs (strong or weak members). Reading another
+// thread's objects is not attempted: their members may be changing.
+template <class... T>
+std::vector<Strong<void>> get_referrers(const Strong<T>&... objs) {
+  return detail::referrers(detail::headers(objs...));
+}
+template <class T>
+std::vector<Strong<void>> get_referrers(const std::vector<Strong<T>>& objs) {
+  std::vector<detail::ObjectHeader*> v;
+  for (const auto& o : objs)
+    if (auto* h = weakref::detail::StrongAccess::header(o)) v.push_back(h);
+  return detail::referrers(std::move(v));
+}
+
+// The objects that objs refer to strongly (what their trace() visits).
+template <class... T>
+std::vector<Strong<void>> get_referents(const Strong<T>&... objs) {
+  return detail::referents(detail::headers(objs...));
+}
+
+template <class T>
+bool is_tracked(const Strong<T>& obj) noexcept {
+  auto* h = weakref::detail::StrongAccess::header(obj);
+  return h && detail::is_tracked(h);
+}
+// Whether the object's tp_finalize has run (Python's gc.is_finalized).
+template <class T>
+bool is_finalized(const Strong<T>& obj) noexcept {
+  auto* h = weakref::detail::StrongAccess::header(obj);
+  return h && detail::is_finalized(h);
+}
+
+// Moves every tracked object of the calling thread's heap to the permanent
+// generation, which collections ignore (unfreeze moves them back, to the
+// oldest generation).
+WEAKREF_API void freeze() noexcept;
+WEAKREF_API void unfreeze() noexcept;
+WEAKREF_API std::size_t get_freeze_count() noexcept;
+
+// gc.garbage: objects kept by DEBUG_SAVEALL (process-wide list).
+WEAKREF_API std::vector<Strong<void>> garbage();
+WEAKREF_API void clear_garbage();
+
+// gc.callbacks: called before ("start") and after ("stop") every collection,
+// on the collecting thread.
+enum class Phase { start, stop };
+WEAKREF_API std::string_view to_string(Phase p) noexcept;
+struct CallbackInfo {
+  int generation;
+  std::size_t collected;
+  std::size_t uncollectable;
+};
+using Callback = std::function<void(Phase, const CallbackInfo&)>;
+using CallbackId = std::uint64_t;
+WEAKREF_API CallbackId add_callback(Callback cb);
+WEAKREF_API bool remove_callback(CallbackId id);
+WEAKREF_API void clear_callbacks();
+
+// gc.get_stats(): per generation, summed over every heap.
+struct GenerationStats {
+  std::uint64_t collections;
+  std::uint64_t collected;
+  std::uint64_t uncollectable;
+};
+WEAKREF_API std::array<GenerationStats, 3> get_stats() noexcept;
+
+}  // namespace weakref::gc

@@ -1,0 +1,13 @@
+// Everything: #include <weakref/weakref.hpp>.
+#pragma once
+
+#include "errors.hpp"
+#include "finalize.hpp"
+#include "gc.hpp"
+#include "getweakrefs.hpp"
+#include "proxy.hpp"
+#include "ref.hpp"
+#include "strong.hpp"
+#include "unraisable.hpp"
+#include "version.hpp"
+#include "weak_method.hpp"

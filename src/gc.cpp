@@ -1,0 +1,805 @@
+// The cycle collector: CPython's Modules/gcmodule.c (3.11), for the heaps of
+// heap.hpp, made safe against other threads.
+//
+// The algorithm (collect_heap), for generations 0..g of one heap:
+//
+//  1. Merge the younger generations into generation g: the "young" list.
+//     Objects whose count is already 0 (dying on another thread, waiting for
+//     the heap lock to leave the list) are set aside: a dying object is never
+//     garbage, and what it still refers to counts as referenced from outside.
+//  2. update_refs: gc_refs := strong count, for every young object.
+//  3. subtract_refs: for every young object, gc_refs of each young object it
+//     refers to -= 1. Now gc_refs counts the references from outside young.
+//  4. move_unreachable: everything with gc_refs > 0, and everything reachable
+//     from it, stays in young; the rest is moved to "unreachable".
+//     (Steps 2-4 are deduce_unreachable; the same tricks as CPython: gc_refs
+//     live in GcHead::prev, shifted, with the kPrevCollecting flag, while the
+//     young list is singly linked; kNextUnreachable marks the unreachable
+//     list until the pass ends.)
+//  5. Verify against other threads (this is where we differ from CPython,
+//     which has a GIL): every unreachable object is frozen (kFrozen in its
+//     count word: weak lockers now wait; strong increments also set
+//     kTouched), then steps 2-4 run again on the unreachable set with the
+//     counts read after the freeze, touched objects counting as referenced
+//     from outside; repeat until no object of the set is touched. Whatever
+//     turned out reachable is unfrozen and survives.
+//     Why it is enough: after the freeze nobody can enter the set through a
+//     weakref, and a thread inside the set must copy a Strong out of a set
+//     object to move, which touches the target. A reference held across the
+//     freeze shows in the counts read after it; one taken after it shows as
+//     a touch, and the touch scan follows every count read.
+//  6. Survivors move to generation g+1 (or stay in 2). The heap lock, held
+//     since step 1, is released: from here on the unreachable list is private
+//     to this thread (nobody else can reach its objects).
+//  7. handle_weakrefs: weakrefs that are themselves garbage (every handle to
+//     them sits in a traced member of an unreachable object) are cleared
+//     without callback (bpo-38006: their callbacks could see torn-down
+//     objects). Then every weakref to an unreachable object is cleared; the
+//     callbacks of those still held are gathered across all the garbage, the
+//     objects are unfrozen (epoch bumped), and the callbacks run.
+//  8. finalize_garbage: tp_finalize of each unreachable object, once (PEP
+//     442). If any ran, objects may have been resurrected: step 5 runs again
+//     on the unreachable set, and the resurrected move to the old
+//     generation; new weakrefs made to the rest are cleared (with callbacks).
+//  9. delete_garbage: each remaining object is broken up by visiting its
+//     members in clearing mode (CPython's tp_clear): the visited Strong<> and
+//     weak members are emptied, and released after trace() returns, so the
+//     cycles fall apart by reference counting. With DEBUG_SAVEALL the objects
+//     go to gc.garbage instead.
+//
+// Invariants
+//  * Only one collection per heap runs at a time (Heap::collecting); a
+//    collect() from inside one (a callback) returns 0 at once.
+//  * The collector reads the GcHead of an object only when the object's heap
+//    index is this heap (checked on the atomic count word first): GcHeads of
+//    other heaps belong to other locks.
+//  * User code runs only at steps 7 (callbacks), 8 (tp_finalize), 9 (deaths)
+//    and in trace(); the heap lock is not held at 7-9.
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "heap.hpp"
+#include "weakref/detail/weak_object.hpp"
+#include "weakref/gc.hpp"
+#include "weakref/unraisable.hpp"
+
+namespace weakref::gc {
+
+using weakref::detail::CallbackBatch;
+using weakref::detail::GcHead;
+using weakref::detail::GcList;
+using weakref::detail::Heap;
+using weakref::detail::ObjectHeader;
+using weakref::detail::SpinLock;
+using weakref::detail::WeakObject;
+namespace bits = weakref::detail::bits;
+namespace wd = weakref::detail;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Process-wide state (the "gc module")
+
+struct Module {
+  std::atomic<bool> enabled{true};
+  std::atomic<long> threshold[3] = {700, 10, 10};
+  std::atomic<int> debug{0};
+  std::atomic<std::uint64_t> stats[3][3] = {};  // [gen][collections, collected, uncollectable]
+  std::mutex mu;                                // garbage and callbacks
+  std::vector<Strong<void>> garbage;
+  std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> callbacks;
+  CallbackId next_callback = 1;
+};
+Module& module() {
+  static auto* m = new Module;  // never destroyed: usable during exit
+  return *m;
+}
+
+// ---------------------------------------------------------------------------
+// GcHead bits (heap.hpp defines the layout)
+
+using wd::kNextUnreachable;
+using wd::kPrevCollecting;
+using wd::kPrevFlags;
+using wd::kRefsShift;
+
+GcHead* next_of(const GcHead* g) noexcept {
+  return reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g->next) &
+                                   ~kNextUnreachable);
+}
+std::uintptr_t gc_refs(const GcHead* g) noexcept { return g->prev >> kRefsShift; }
+void set_refs(GcHead* g, std::uintptr_t n) noexcept {
+  g->prev = (g->prev & kPrevFlags) | (n << kRefsShift);
+}
+void reset_refs(GcHead* g, std::uintptr_t n) noexcept {
+  g->prev = kPrevCollecting | (n << kRefsShift);
+}
+bool collecting(const GcHead* g) noexcept { return g->prev & kPrevCollecting; }
+void clear_collecting(GcHead* g) noexcept { g->prev &= ~kPrevCollecting; }
+
+ObjectHeader* header_of(GcHead* g) noexcept { return ObjectHeader::from_gc(g); }
+
+std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  return (w & bits::kSide) ? wd::side_of(w)->word : h->word;
+}
+std::uint64_t read_word(ObjectHeader* h) noexcept {
+  return active_word(h).load(std::memory_order_acquire);
+}
+
+// The GcHead of h if h is listed in `heap` (so its GcHead is ours to read).
+GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
+  if (!h->traced()) return nullptr;
+  if (bits::heap(read_word(h)) != heap->index) return nullptr;
+  GcHead* g = h->gc();
+  return g->next ? g : nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Visitors
+
+struct HeapVisitor : Visitor {
+  Heap* heap;
+  GcList* list = nullptr;  // young, for the reachable pass
+  HeapVisitor(const Ops* ops, Heap* h) noexcept : Visitor(ops), heap(h) {}
+};
+
+void no_weak(Visitor&, WeakObject*, void*, WeakObject* (*)(void*)) {}
+void no_keep(Visitor&, std::unique_ptr<Visitor::Kept>) {}
+
+// subtract_refs' visit_decref.
+void decref_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
+  GcHead* g = own_gc(h, static_cast<HeapVisitor&>(v).heap);
+  if (g && collecting(g) && gc_refs(g) > 0) set_refs(g, gc_refs(g) - 1);
+}
+const Visitor::Ops kDecrefOps{&decref_strong, &no_weak, &no_keep, false};
+
+// move_unreachable's visit_reachable.
+void reachable_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
+  auto& hv = static_cast<HeapVisitor&>(v);
+  GcHead* g = own_gc(h, hv.heap);
+  if (!g || !collecting(g)) return;
+  if (reinterpret_cast<std::uintptr_t>(g->next) & kNextUnreachable) {
+    // Moved to unreachable earlier, but reachable after all: back to young,
+    // where the scan will reach it again.
+    GcHead* prev = wd::gc_prev(g);
+    GcHead* next = next_of(g);
+    prev->next = g->next;  // keeps kNextUnreachable
+    wd::gc_set_prev(next, prev);
+    hv.list->append(g);
+    set_refs(g, 1);
+  } else if (gc_refs(g) == 0) {
+    set_refs(g, 1);
+  }
+}
+const Visitor::Ops kReachableOps{&reachable_strong, &no_weak, &no_keep, false};
+
+// Counts, per weakref object, the handles held by the objects visited.
+struct WeakCountVisitor : Visitor {
+  std::unordered_map<WeakObject*, std::uint32_t> visits;
+  explicit WeakCountVisitor(const Ops* ops) noexcept : Visitor(ops) {}
+};
+void no_strong(Visitor&, ObjectHeader*, void*, ObjectHeader* (*)(void*)) {}
+void count_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
+  ++static_cast<WeakCountVisitor&>(v).visits[w];
+}
+const Visitor::Ops kWeakCountOps{&no_strong, &count_weak, &no_keep, false};
+
+// tp_clear: empties the visited members; what they held is released after
+// trace() returns.
+struct ClearVisitor : Visitor {
+  std::vector<ObjectHeader*> strongs;
+  std::vector<WeakObject*> weaks;
+  std::vector<std::unique_ptr<Kept>> kept;
+  explicit ClearVisitor(const Ops* ops) noexcept : Visitor(ops) {}
+  void release() noexcept {
+    // Members are released in the order trace() visited them.
+    auto ss = std::move(strongs);
+    auto ws = std::move(weaks);
+    auto ks = std::move(kept);
+    for (ObjectHeader* h : ss) wd::decref(h);
+    for (WeakObject* w : ws) wd::weak_release(w);
+    ks.clear();
+  }
+};
+void clear_strong(Visitor& v, ObjectHeader*, void* slot, ObjectHeader* (*take)(void*)) {
+  if (take) static_cast<ClearVisitor&>(v).strongs.push_back(take(slot));
+}
+void clear_weak(Visitor& v, WeakObject*, void* slot, WeakObject* (*take)(void*)) {
+  if (take) static_cast<ClearVisitor&>(v).weaks.push_back(take(slot));
+}
+void clear_keep(Visitor& v, std::unique_ptr<Visitor::Kept> k) {
+  static_cast<ClearVisitor&>(v).kept.push_back(std::move(k));
+}
+const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true};
+
+// get_referents.
+struct ListVisitor : Visitor {
+  std::vector<ObjectHeader*> found;
+  explicit ListVisitor(const Ops* ops) noexcept : Visitor(ops) {}
+};
+void list_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
+  static_cast<ListVisitor&>(v).found.push_back(h);
+}
+const Visitor::Ops kListOps{&list_strong, &no_weak, &no_keep, false};
+
+// get_referrers.
+struct FindVisitor : Visitor {
+  const std::unordered_set<ObjectHeader*>* targets;
+  bool hit = false;
+  FindVisitor(const Ops* ops, const std::unordered_set<ObjectHeader*>* t) noexcept
+      : Visitor(ops), targets(t) {}
+};
+void find_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
+  auto& f = static_cast<FindVisitor&>(v);
+  if (f.targets->count(h)) f.hit = true;
+}
+const Visitor::Ops kFindOps{&find_strong, &no_weak, &no_keep, false};
+
+// trace() must not throw (it only visits); the collector relies on it.
+void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v); }
+
+// ---------------------------------------------------------------------------
+// deduce_unreachable (steps 2-4)
+
+// Step 2. `touched_counts` adds 1 for objects touched while frozen (step 5).
+void update_refs(GcList& young, bool touched_counts) noexcept {
+  for (GcHead* g = young.head.next; g != &young.head; g = g->next) {
+    std::uint64_t w = read_word(header_of(g));
+    std::uintptr_t n = bits::count(w);
+    if (touched_counts && (w & bits::kTouched)) ++n;
+    reset_refs(g, n);
+  }
+}
+
+void subtract_refs(GcList& young, Heap* heap) {
+  HeapVisitor v(&kDecrefOps, heap);
+  for (GcHead* g = young.head.next; g != &young.head; g = g->next) trace(header_of(g), v);
+}
+
+void move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
+  HeapVisitor v(&kReachableOps, heap);
+  v.list = &young;
+  GcHead* prev = &young.head;
+  GcHead* g = young.head.next;
+  while (g != &young.head) {
+    if (gc_refs(g)) {
+      // Reachable from outside: traverse it (may append to young).
+      trace(header_of(g), v);
+      wd::gc_set_prev(g, prev);
+      clear_collecting(g);
+      prev = g;
+    } else {
+      // Tentatively unreachable. young is singly linked here.
+      prev->next = g->next;
+      GcHead* last = wd::gc_prev(&unreachable.head);
+      last->next = reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g) |
+                                             kNextUnreachable);
+      wd::gc_set_prev(g, last);
+      g->next = reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(&unreachable.head) |
+                                          kNextUnreachable);
+      unreachable.head.prev = reinterpret_cast<std::uintptr_t>(g);
+    }
+    g = prev->next;
+  }
+  young.head.prev = reinterpret_cast<std::uintptr_t>(prev);
+  unreachable.head.next = next_of(&unreachable.head);
+  for (GcHead* u = unreachable.head.next; u != &unreachable.head; u = u->next)
+    u->next = next_of(u);
+}
+
+void deduce_unreachable(GcList& young, GcList& unreachable, Heap* heap, bool touched_counts) {
+  update_refs(young, touched_counts);
+  subtract_refs(young, heap);
+  move_unreachable(young, unreachable, heap);
+}
+
+void clear_collecting_all(GcList& list) noexcept {
+  for (GcHead* g = list.head.next; g != &list.head; g = g->next) clear_collecting(g);
+}
+
+// ---------------------------------------------------------------------------
+// Freezing (step 5)
+
+void freeze_object(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & bits::kSide) {
+      wd::side_of(w)->word.fetch_or(bits::kFrozen, std::memory_order_acq_rel);
+      return;
+    }
+    if (h->word.compare_exchange_weak(w, w | bits::kFrozen, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      return;
+  }
+}
+
+std::uint64_t unfrozen(std::uint64_t x) noexcept {
+  std::uint64_t epoch = ((x & bits::kEpochMask) + (1ULL << bits::kEpochShift)) & bits::kEpochMask;
+  return (x & ~(bits::kFrozen | bits::kTouched | bits::kEpochMask)) | epoch;
+}
+
+void unfreeze_object(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & bits::kSide) {
+      auto& sw = wd::side_of(w)->word;
+      std::uint64_t x = sw.load(std::memory_order_relaxed);
+      while ((x & bits::kFrozen) &&
+             !sw.compare_exchange_weak(x, unfrozen(x), std::memory_order_acq_rel)) {
+      }
+      return;
+    }
+    if (!(w & bits::kFrozen)) return;
+    if (h->word.compare_exchange_weak(w, unfrozen(w), std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      return;
+  }
+}
+
+void unfreeze_all(GcList& list) noexcept {
+  for (GcHead* g = list.head.next; g != &list.head; g = g->next) unfreeze_object(header_of(g));
+}
+
+// Step 5: moves from `unreachable` to `survivors` every object that another
+// thread can reach. On return the objects left in `unreachable` are frozen,
+// have kPrevCollecting set, and no other thread holds a reference to them.
+void verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap) {
+  if (unreachable.empty()) return;
+  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
+    freeze_object(header_of(g));
+  for (;;) {
+    GcList candidates;
+    unreachable.merge_into(candidates);
+    deduce_unreachable(candidates, unreachable, heap, /*touched_counts=*/true);
+    // Whatever stayed in candidates is reachable from outside.
+    unfreeze_all(candidates);
+    candidates.merge_into(survivors);
+    bool touched = false;
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head && !touched; g = g->next)
+      touched = read_word(header_of(g)) & bits::kTouched;
+    if (!touched) return;
+    clear_collecting_all(unreachable);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Debug output and callbacks
+
+void debug_print(const char* text) {
+  std::fputs(text, stderr);
+  std::fflush(stderr);
+}
+
+void debug_cycle(const char* msg, ObjectHeader* h) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "gc: %s <%s %p>\n", msg, wd::type_name(*h->type->type),
+                h->object());
+  debug_print(buf);
+}
+
+void run_callbacks(Phase phase, const CallbackInfo& info) {
+  std::vector<std::shared_ptr<const Callback>> cbs;
+  {
+    std::lock_guard<std::mutex> g(module().mu);
+    for (auto& [id, cb] : module().callbacks) cbs.push_back(cb);
+  }
+  for (auto& cb : cbs) {
+    try {
+      (*cb)(phase, info);
+    } catch (...) {
+      write_unraisable(std::current_exception(), "Exception ignored in",
+                       "garbage collection callback");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Steps 7-9
+
+bool is_garbage_weak(WeakObject* w, void* set) {
+  return static_cast<std::unordered_set<WeakObject*>*>(set)->count(w) != 0;
+}
+
+// Step 7. Returns with every object of `unreachable` unfrozen.
+void handle_weakrefs(GcList& unreachable) {
+  WeakCountVisitor counter(&kWeakCountOps);
+  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
+    trace(header_of(g), counter);
+  std::unordered_set<WeakObject*> garbage_weak;
+  for (auto& [w, n] : counter.visits)
+    if (w->refs.load(std::memory_order_acquire) == n) {
+      garbage_weak.insert(w);
+      wd::clear_one(w);
+    }
+  CallbackBatch batch;
+  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
+    std::uint64_t w = header_of(g)->word.load(std::memory_order_acquire);
+    if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch, &is_garbage_weak, &garbage_weak);
+  }
+  unfreeze_all(unreachable);
+  // The list may change under the callbacks (objects dying): it is not
+  // walked while they run.
+  batch.run();
+}
+
+// Step 8: returns whether any tp_finalize ran.
+bool finalize_garbage(GcList& unreachable, Heap* heap) {
+  bool any = false;
+  GcList seen;
+  for (;;) {
+    GcHead* g;
+    {
+      std::lock_guard<SpinLock> lk(heap->lock);
+      if (unreachable.empty()) break;
+      g = unreachable.head.next;
+      GcList::move(g, seen);
+    }
+    ObjectHeader* h = header_of(g);
+    if (!h->type->finalize) continue;
+    auto& word = active_word(h);
+    if (word.fetch_or(bits::kFinalized, std::memory_order_acq_rel) & bits::kFinalized) continue;
+    any = true;
+    wd::incref(h);
+    try {
+      h->type->finalize(h->object());
+    } catch (...) {
+      wd::report_finalize_exception(h);
+    }
+    wd::decref(h);
+  }
+  std::lock_guard<SpinLock> lk(heap->lock);
+  seen.merge_into(unreachable);
+  return any;
+}
+
+// Step 9.
+void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all) {
+  for (;;) {
+    GcHead* g;
+    {
+      std::lock_guard<SpinLock> lk(heap->lock);
+      if (unreachable.empty()) return;
+      g = unreachable.head.next;
+    }
+    ObjectHeader* h = header_of(g);
+    if (save_all) {
+      wd::incref(h);
+      std::lock_guard<std::mutex> lk(module().mu);
+      module().garbage.push_back(wd::StrongAccess::adopt(h->object(), h));
+    } else {
+      wd::incref(h);  // as CPython: the object lives until its clear is done
+      ClearVisitor v(&kClearOps);
+      trace(h, v);
+      v.release();
+      wd::decref(h);
+    }
+    std::lock_guard<SpinLock> lk(heap->lock);
+    if (unreachable.head.next == g) {  // still alive: it may die later
+      clear_collecting(g);
+      GcList::move(g, old);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// One collection of one heap
+
+std::size_t collect_heap(Heap* heap, int generation) {
+  if (heap->collecting.exchange(true, std::memory_order_acq_rel)) return 0;
+  Module& m = module();
+  const int debug = m.debug.load(std::memory_order_relaxed);
+  run_callbacks(Phase::start, {generation, 0, 0});
+  const auto t0 = std::chrono::steady_clock::now();
+
+  GcList unreachable;
+  std::size_t found = 0;
+  GcList* old;
+  {
+    std::lock_guard<SpinLock> lk(heap->lock);
+    if (debug & DEBUG_STATS) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "gc: collecting generation %d...\n"
+                    "gc: objects in each generation: %zu %zu %zu\n"
+                    "gc: objects in permanent generation: %zu\n",
+                    generation, heap->gen[0].size(), heap->gen[1].size(), heap->gen[2].size(),
+                    heap->permanent.size());
+      debug_print(buf);
+    }
+    // Generation counts, as CPython.
+    if (generation + 1 < wd::kGenerations)
+      heap->count[generation + 1].fetch_add(1, std::memory_order_relaxed);
+    for (int i = 0; i <= generation; ++i) heap->count[i].store(0, std::memory_order_relaxed);
+
+    // Step 1.
+    for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
+    GcList& young = heap->gen[generation];
+    old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
+    GcList dying;
+    for (GcHead* g = young.head.next; g != &young.head;) {
+      GcHead* next = g->next;
+      if (bits::count(read_word(header_of(g))) == 0) GcList::move(g, dying);
+      g = next;
+    }
+    // Steps 2-4.
+    deduce_unreachable(young, unreachable, heap, false);
+    // Step 5.
+    verify_unreachable(unreachable, young, heap);
+    // Step 6.
+    if (old != &young) {
+      if (generation == wd::kGenerations - 2) heap->long_lived_pending += young.size();
+      young.merge_into(*old);
+    } else {
+      heap->long_lived_pending = 0;
+      heap->long_lived_total = static_cast<long>(young.size());
+    }
+    dying.merge_into(*old);
+    found = unreachable.size();
+  }
+
+  if (debug & DEBUG_COLLECTABLE)
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
+      debug_cycle("collectable", header_of(g));
+
+  try {
+    // Step 7.
+    handle_weakrefs(unreachable);
+    // Step 8.
+    if (finalize_garbage(unreachable, heap)) {
+      GcList resurrected;
+      {
+        std::lock_guard<SpinLock> lk(heap->lock);
+        clear_collecting_all(unreachable);
+        unreachable.merge_into(resurrected);
+        deduce_unreachable(resurrected, unreachable, heap, false);
+        verify_unreachable(unreachable, resurrected, heap);
+        clear_collecting_all(resurrected);
+        resurrected.merge_into(*old);
+      }
+      // Weakrefs made to the garbage by the finalizers: cleared now, with
+      // their callbacks, before anything is broken up.
+      handle_weakrefs(unreachable);
+    }
+    // Step 9.
+    delete_garbage(unreachable, *old, heap, debug & DEBUG_SAVEALL);
+  } catch (...) {
+    // Out of memory: give the rest back to the heap, uncollected.
+    {
+      std::lock_guard<SpinLock> lk(heap->lock);
+      clear_collecting_all(unreachable);
+      unfreeze_all(unreachable);
+      unreachable.merge_into(*old);
+    }
+    heap->collecting.store(false, std::memory_order_release);
+    throw;
+  }
+
+  m.stats[generation][0].fetch_add(1, std::memory_order_relaxed);
+  m.stats[generation][1].fetch_add(found, std::memory_order_relaxed);
+  if (debug & DEBUG_STATS) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "gc: done, %zu unreachable, 0 uncollectable, %.4fs elapsed\n",
+                  found, secs);
+    debug_print(buf);
+  }
+  heap->collecting.store(false, std::memory_order_release);
+  run_callbacks(Phase::stop, {generation, found, 0});
+  return found;
+}
+
+// CPython's gc_collect_generations: the oldest generation over threshold.
+void collect_generations(Heap* heap) {
+  Module& m = module();
+  for (int i = wd::kGenerations - 1; i >= 0; --i) {
+    if (heap->count[i].load(std::memory_order_relaxed) >
+        m.threshold[i].load(std::memory_order_relaxed)) {
+      if (i == wd::kGenerations - 1) {
+        std::lock_guard<SpinLock> lk(heap->lock);
+        if (heap->long_lived_pending < heap->long_lived_total / 4) continue;
+      }
+      collect_heap(heap, i);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Public API
+
+std::size_t collect(int generation) {
+  if (generation < 0 || generation > 2) throw std::invalid_argument("invalid generation");
+  std::size_t n = collect_heap(wd::current_heap(), generation);
+  if (generation == 2) {
+    Heap* orphans = wd::orphan_heap();
+    if (orphans != wd::current_heap()) n += collect_heap(orphans, 2);
+  }
+  return n;
+}
+
+void enable() noexcept { module().enabled.store(true, std::memory_order_relaxed); }
+void disable() noexcept { module().enabled.store(false, std::memory_order_relaxed); }
+bool isenabled() noexcept { return module().enabled.load(std::memory_order_relaxed); }
+
+std::array<long, 3> get_count() noexcept {
+  Heap* h = wd::current_heap();
+  return {h->count[0].load(), h->count[1].load(), h->count[2].load()};
+}
+std::array<long, 3> get_threshold() noexcept {
+  Module& m = module();
+  return {m.threshold[0].load(), m.threshold[1].load(), m.threshold[2].load()};
+}
+void set_threshold(long t0) noexcept { module().threshold[0].store(t0); }
+void set_threshold(long t0, long t1) noexcept {
+  set_threshold(t0);
+  module().threshold[1].store(t1);
+}
+void set_threshold(long t0, long t1, long t2) noexcept {
+  set_threshold(t0, t1);
+  module().threshold[2].store(t2);
+}
+
+void set_debug(int flags) noexcept { module().debug.store(flags); }
+int get_debug() noexcept { return module().debug.load(); }
+
+std::vector<Strong<void>> get_objects(std::optional<int> generation) {
+  if (generation && (*generation < 0 || *generation > 2))
+    throw std::invalid_argument("generation parameter must be less than the number of available "
+                                "generations (3)");
+  std::vector<Strong<void>> out;
+  std::vector<ObjectHeader*> found;
+  wd::for_each_heap([&](Heap& heap) {
+    std::lock_guard<SpinLock> lk(heap.lock);
+    for (int i = 0; i < wd::kGenerations; ++i) {
+      if (generation && *generation != i) continue;
+      for (GcHead* g = heap.gen[i].head.next; g != &heap.gen[i].head; g = g->next) {
+        ObjectHeader* h = header_of(g);
+        if (wd::incref_if_alive(h)) found.push_back(h);
+      }
+    }
+  });
+  out.reserve(found.size());
+  for (ObjectHeader* h : found) out.push_back(wd::StrongAccess::adopt(h->object(), h));
+  return out;
+}
+
+namespace detail {
+
+std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets) {
+  std::unordered_set<ObjectHeader*> set(targets.begin(), targets.end());
+  std::vector<ObjectHeader*> found;
+  std::vector<Heap*> heaps{wd::current_heap()};
+  if (heaps[0] != wd::orphan_heap()) heaps.push_back(wd::orphan_heap());
+  for (Heap* heap : heaps) {
+    std::lock_guard<SpinLock> lk(heap->lock);
+    for (GcList* list : {&heap->gen[0], &heap->gen[1], &heap->gen[2], &heap->permanent})
+      for (GcHead* g = list->head.next; g != &list->head; g = g->next) {
+        ObjectHeader* h = header_of(g);
+        if (bits::count(read_word(h)) == 0) continue;
+        FindVisitor v(&kFindOps, &set);
+        trace(h, v);
+        if (v.hit && wd::incref_if_alive(h)) found.push_back(h);
+      }
+  }
+  std::vector<Strong<void>> out;
+  for (ObjectHeader* h : found) out.push_back(wd::StrongAccess::adopt(h->object(), h));
+  return out;
+}
+
+std::vector<Strong<void>> referents(std::vector<ObjectHeader*> objects) {
+  ListVisitor v(&kListOps);
+  for (ObjectHeader* h : objects)
+    if (h->traced()) trace(h, v);
+  std::vector<Strong<void>> out;
+  out.reserve(v.found.size());
+  for (ObjectHeader* h : v.found) {
+    wd::incref(h);
+    out.push_back(wd::StrongAccess::adopt(h->object(), h));
+  }
+  return out;
+}
+
+bool is_tracked(ObjectHeader* h) noexcept {
+  if (!h->traced()) return false;
+  Heap* heap = wd::lock_heap_of(h);
+  bool tracked = h->gc()->next != nullptr;
+  heap->lock.unlock();
+  return tracked;
+}
+
+bool is_finalized(ObjectHeader* h) noexcept { return read_word(h) & bits::kFinalized; }
+
+}  // namespace detail
+
+void freeze() noexcept {
+  Heap* h = wd::current_heap();
+  std::lock_guard<SpinLock> lk(h->lock);
+  for (auto& g : h->gen) g.merge_into(h->permanent);
+  for (auto& c : h->count) c.store(0, std::memory_order_relaxed);
+}
+void unfreeze() noexcept {
+  Heap* h = wd::current_heap();
+  std::lock_guard<SpinLock> lk(h->lock);
+  h->permanent.merge_into(h->gen[wd::kGenerations - 1]);
+}
+std::size_t get_freeze_count() noexcept {
+  Heap* h = wd::current_heap();
+  std::lock_guard<SpinLock> lk(h->lock);
+  return h->permanent.size();
+}
+
+std::vector<Strong<void>> garbage() {
+  std::lock_guard<std::mutex> g(module().mu);
+  return module().garbage;
+}
+void clear_garbage() {
+  std::vector<Strong<void>> old;
+  {
+    std::lock_guard<std::mutex> g(module().mu);
+    old.swap(module().garbage);
+  }
+}
+
+std::string_view to_string(Phase p) noexcept { return p == Phase::start ? "start" : "stop"; }
+
+CallbackId add_callback(Callback cb) {
+  auto p = std::make_shared<const Callback>(std::move(cb));
+  std::lock_guard<std::mutex> g(module().mu);
+  CallbackId id = module().next_callback++;
+  module().callbacks.emplace_back(id, std::move(p));
+  return id;
+}
+bool remove_callback(CallbackId id) {
+  std::shared_ptr<const Callback> old;
+  std::lock_guard<std::mutex> g(module().mu);
+  auto& v = module().callbacks;
+  auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == id; });
+  if (it == v.end()) return false;
+  old = std::move(it->second);
+  v.erase(it);
+  return true;
+}
+void clear_callbacks() {
+  std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> old;
+  std::lock_guard<std::mutex> g(module().mu);
+  old.swap(module().callbacks);
+}
+
+std::array<GenerationStats, 3> get_stats() noexcept {
+  std::array<GenerationStats, 3> out{};
+  for (int i = 0; i < 3; ++i)
+    out[i] = {module().stats[i][0].load(), module().stats[i][1].load(),
+              module().stats[i][2].load()};
+  return out;
+}
+
+}  // namespace weakref::gc
+
+namespace weakref::detail {
+
+void gc_on_allocate() noexcept {
+  gc::Module& m = gc::module();
+  if (!m.enabled.load(std::memory_order_relaxed)) return;
+  Heap* heap = current_heap();
+  const long t0 = m.threshold[0].load(std::memory_order_relaxed);
+  if (t0 == 0 || heap->count[0].load(std::memory_order_relaxed) <= t0) return;
+  if (heap->collecting.load(std::memory_order_relaxed)) return;
+  try {
+    gc::collect_generations(heap);
+  } catch (...) {
+    write_unraisable(std::current_exception(), "Exception ignored in", "automatic collection");
+  }
+}
+
+}  // namespace weakref::detail
