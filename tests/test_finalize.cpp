@@ -1,0 +1,187 @@
+// weakref::finalize: Python's weakref.finalize.
+#include <sstream>
+
+#include "support.hpp"
+
+namespace weakref::testing {
+namespace {
+
+using FinalizeTest = Test;
+
+TEST_F(FinalizeTest, RunsOnDeathWithItsArguments) {
+  Strong<Node> n = make<Node>();
+  std::vector<int> got;
+  finalize f(n, [&](int a, int b) { got = {a, b}; }, 1, 2);
+  EXPECT_TRUE(f.alive());
+  n.reset();
+  EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_FALSE(f.alive());
+}
+
+TEST_F(FinalizeTest, CallRunsAtMostOnce) {
+  Strong<Node> n = make<Node>();
+  int calls = 0;
+  finalize f(n, [&] { ++calls; });
+  EXPECT_TRUE(f());
+  EXPECT_FALSE(f());
+  n.reset();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(f.alive());
+}
+
+TEST_F(FinalizeTest, CallPropagatesTheException) {
+  Strong<Node> n = make<Node>();
+  finalize f(n, [] { throw std::runtime_error("fin"); });
+  EXPECT_THROW(f(), std::runtime_error);
+  EXPECT_FALSE(f.alive());
+}
+
+TEST_F(FinalizeTest, ExceptionOnDeathGoesToHook) {
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  finalize f(n, [] { throw std::runtime_error("fin"); });
+  n.reset();
+  ASSERT_EQ(capture.messages.size(), 1U);
+  EXPECT_EQ(capture.messages[0], "std::runtime_error: fin");
+  EXPECT_THAT(capture.objects[0], ::testing::MatchesRegex("<finalize object at 0x[0-9a-f]+; dead>"));
+}
+
+TEST_F(FinalizeTest, PeekAndDetach) {
+  Strong<Node> n = make<Node>("A");
+  int calls = 0;
+  finalize f(n, [&] { ++calls; });
+  auto info = f.peek();
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(info->object == n);
+  EXPECT_EQ(getweakrefcount(n), 1U);
+  info->func();  // the bound function itself; f stays alive
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(f.alive());
+  auto detached = f.detach();
+  ASSERT_TRUE(detached);
+  EXPECT_EQ(exact_pointer_cast<Node>(detached->object)->label, "A");
+  EXPECT_FALSE(f.alive());
+  EXPECT_FALSE(f.detach());
+  EXPECT_FALSE(f.peek());
+  EXPECT_EQ(getweakrefcount(n), 0U);
+  info.reset();
+  detached.reset();
+  n.reset();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(FinalizeTest, RegistryKeepsItAliveWithoutHandles) {
+  Strong<Node> n = make<Node>();
+  int calls = 0;
+  { finalize(n, [&] { ++calls; }); }
+  n.reset();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(FinalizeTest, CopiesAreTheSameFinalizer) {
+  Strong<Node> n = make<Node>();
+  finalize f(n, [] {});
+  finalize g = f;
+  EXPECT_TRUE(f.is(g));
+  EXPECT_TRUE(f == g);
+  EXPECT_EQ(std::hash<finalize>{}(f), std::hash<finalize>{}(g));
+  g();
+  EXPECT_FALSE(f.alive());
+}
+
+TEST_F(FinalizeTest, AtexitFlag) {
+  Strong<Node> n = make<Node>();
+  finalize f(n, [] {});
+  EXPECT_TRUE(f.atexit());
+  f.atexit(false);
+  EXPECT_FALSE(f.atexit());
+  f.atexit(true);
+  EXPECT_TRUE(f.atexit());
+  f.detach();
+  EXPECT_FALSE(f.atexit());
+  finalize empty;
+  EXPECT_FALSE(empty.alive());
+  EXPECT_FALSE(empty());
+}
+
+TEST_F(FinalizeTest, RunsAmongCallbacksInRegistrationOrder) {
+  Strong<Node> n = make<Node>();
+  std::vector<std::string> order;
+  ref<Node> r1(n, [&](const ref<Node>&) { order.push_back("r1"); });
+  finalize f(n, [&] { order.push_back("f"); });
+  ref<Node> r2(n, [&](const ref<Node>&) { order.push_back("r2"); });
+  n.reset();
+  EXPECT_EQ(order, (std::vector<std::string>{"r2", "f", "r1"}));
+}
+
+TEST_F(FinalizeTest, StreamsLikeCPython) {
+  Strong<Node> n = make<Node>();
+  finalize f(n, [] {});
+  std::ostringstream alive;
+  alive << f;
+  EXPECT_THAT(alive.str(),
+              ::testing::MatchesRegex(
+                  "<finalize object at 0x[0-9a-f]+; for 'weakref::testing::Node' at 0x[0-9a-f]+>"));
+  n.reset();
+  std::ostringstream dead;
+  dead << f;
+  EXPECT_THAT(dead.str(), ::testing::MatchesRegex("<finalize object at 0x[0-9a-f]+; dead>"));
+}
+
+TEST_F(FinalizeTest, FuncHoldingTheObjectKeepsItAlive) {
+  Strong<Node> n = make<Node>();
+  finalize f(n, [](const Strong<Node>&) {}, n);  // Python: "never dies"
+  ref<Node> r(n);
+  n.reset();
+  EXPECT_TRUE(r());
+  EXPECT_TRUE(f.detach());  // releases the held reference
+  EXPECT_FALSE(r());
+}
+
+// exitfunc() ends finalization for the whole process, so it is tested in a
+// death test (a child process) to keep the other tests' finalizers working.
+TEST(FinalizeExitTest, ExitFuncRunsAtexitFinalizersNewestFirstThenNothing) {
+  EXPECT_EXIT(
+      {
+        std::string order;
+        auto a = make<Node>("A");
+        auto b = make<Node>("B");
+        auto c = make<Node>("C");
+        finalize f1(a, [&] { order += "1"; });
+        finalize f2(b, [&] { order += "2"; });
+        finalize f3(c, [&] { order += "3"; });
+        finalize f4(a, [&] { order += "4"; });
+        f3.atexit(false);
+        f2.detach();
+        finalize::exitfunc();
+        a.reset();
+        b.reset();
+        c.reset();  // f3 does not run: finalization has ended
+        finalize late(make<Node>(), [&] { order += "L"; });
+        std::fprintf(stderr, "order=%s", order.c_str());
+        std::_Exit(order == "41" ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "order=41");
+}
+
+TEST(FinalizeExitTest, ExitFinalizerCreatingFinalizersAndRaising) {
+  EXPECT_EXIT(
+      {
+        std::string order;
+        auto a = make<Node>("A");
+        auto b = make<Node>("B");
+        finalize f1(a, [&] { order += "1"; });
+        finalize f2(a, [&] {
+          order += "2";
+          finalize(b, [&] { order += "n"; });  // created during exit: also run
+          throw std::runtime_error("at exit");
+        });
+        finalize::exitfunc();
+        std::fprintf(stderr, "order=%s", order.c_str());
+        std::_Exit(order == "2n1" ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "at exit(.|\n)*order=2n1");
+}
+
+}  // namespace
+}  // namespace weakref::testing

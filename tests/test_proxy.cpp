@@ -1,0 +1,112 @@
+// weakref::proxy<T>: Python's weakref.proxy.
+#include <sstream>
+
+#include "support.hpp"
+
+namespace weakref::testing {
+namespace {
+
+struct Counter {
+  int value = 0;
+  int operator()(int x) const { return value + x; }
+  int operator[](int i) const { return value * i; }
+  friend bool operator==(const Counter& a, const Counter& b) { return a.value == b.value; }
+};
+
+using ProxyTest = Test;
+
+TEST_F(ProxyTest, UsedLikeTheObject) {
+  Strong<Node> n = make<Node>("A");
+  proxy<Node> p(n);
+  EXPECT_EQ(p->label, "A");
+  EXPECT_EQ((*p).label, "A");
+  p->label = "B";
+  EXPECT_EQ(n->label, "B");
+  EXPECT_EQ(p->add(2, 3), 5);
+}
+
+TEST_F(ProxyTest, DeadProxyThrowsReferenceErrorWithCPythonMessage) {
+  Strong<Node> n = make<Node>("A");
+  proxy<Node> p(n);
+  n.reset();
+  EXPECT_THROW((void)p->label, ReferenceError);
+  EXPECT_THROW((void)*p, ReferenceError);
+  try {
+    (void)p->label;
+    FAIL();
+  } catch (const ReferenceError& e) {
+    EXPECT_STREQ(e.what(), "weakly-referenced object no longer exists");
+  }
+  EXPECT_FALSE(p.lock());
+  EXPECT_TRUE(p.expired());
+}
+
+TEST_F(ProxyTest, ArrowKeepsObjectAliveForTheCall) {
+  struct SelfDropper {
+    Strong<SelfDropper> keep;
+    int drop_and_read() {
+      keep.reset();  // the last outside reference goes during the call
+      return 7;
+    }
+  };
+  Strong<SelfDropper> s = make<SelfDropper>();
+  s->keep = s;
+  proxy<SelfDropper> p(s);
+  s.reset();
+  EXPECT_EQ(p->drop_and_read(), 7);
+  EXPECT_TRUE(p.expired());
+}
+
+TEST_F(ProxyTest, BasicProxyReusedCallbackProxyIsNew) {
+  Strong<Node> n = make<Node>();
+  proxy<Node> p1(n);
+  proxy<Node> p2(n);
+  EXPECT_TRUE(p1.is(p2));
+  proxy<Node> p3(n, [](const proxy<Node>&) {});
+  EXPECT_FALSE(p1.is(p3));
+  ref<Node> r(n);
+  EXPECT_FALSE(r.is(p1));
+  EXPECT_EQ(getweakrefcount(n), 3U);
+}
+
+TEST_F(ProxyTest, CallbackReceivesTheProxy) {
+  Strong<Node> n = make<Node>();
+  proxy<Node> seen;
+  proxy<Node> p(n, [&](proxy<Node> dead) { seen = dead; });
+  n.reset();
+  EXPECT_TRUE(seen.is(p));
+}
+
+TEST_F(ProxyTest, ForwardsCallSubscriptAndEquality) {
+  Strong<Counter> c = make<Counter>();
+  c->value = 10;
+  Strong<Counter> d = make<Counter>();
+  d->value = 10;
+  proxy<Counter> pc(c);
+  proxy<Counter> pd(d);
+  EXPECT_EQ(pc(5), 15);
+  EXPECT_EQ(pc[3], 30);
+  EXPECT_TRUE(pc == pd);  // compares the referents, as Python forwards ==
+  d.reset();
+  EXPECT_THROW((void)(pc == pd), ReferenceError);
+}
+
+TEST_F(ProxyTest, IsNotHashable) {
+  EXPECT_FALSE(std::is_default_constructible_v<std::hash<proxy<Node>>>);
+}
+
+TEST_F(ProxyTest, StreamsLikeCPython) {
+  Strong<Node> n = make<Node>();
+  proxy<Node> p(n);
+  std::ostringstream alive;
+  alive << p;
+  EXPECT_THAT(alive.str(), ::testing::MatchesRegex(
+                               "<weakproxy at 0x[0-9a-f]+ to weakref::testing::Node at 0x[0-9a-f]+>"));
+  n.reset();
+  std::ostringstream dead;
+  dead << p;
+  EXPECT_THAT(dead.str(), ::testing::MatchesRegex("<weakproxy at 0x[0-9a-f]+; dead>"));
+}
+
+}  // namespace
+}  // namespace weakref::testing

@@ -1,0 +1,286 @@
+// weakref::ref<T>: Python's weakref.ref, callbacks and the order of a death.
+#include <sstream>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "support.hpp"
+
+namespace weakref::testing {
+namespace {
+
+using RefTest = Test;
+
+TEST_F(RefTest, ReturnsReferentWhileAliveAndNullAfter) {
+  Strong<Node> n = make<Node>("A");
+  ref<Node> r(n);
+  EXPECT_TRUE(r() == n);
+  EXPECT_EQ(r()->label, "A");
+  EXPECT_FALSE(r.expired());
+  n.reset();
+  EXPECT_FALSE(r());
+  EXPECT_TRUE(r.expired());
+  EXPECT_FALSE(r.lock());
+}
+
+TEST_F(RefTest, BasicRefIsReusedCallbackRefIsNot) {
+  Strong<Node> n = make<Node>();
+  ref<Node> r1(n);
+  ref<Node> r2(n);
+  EXPECT_TRUE(r1.is(r2));
+  ref<Node> r3(n, [](const ref<Node>&) {});
+  EXPECT_FALSE(r1.is(r3));
+  EXPECT_EQ(getweakrefcount(n), 2U);
+  ref<Node> copy = r3;
+  EXPECT_TRUE(copy.is(r3));
+  EXPECT_EQ(getweakrefcount(n), 2U);
+  EXPECT_TRUE(r3.has_callback());
+  EXPECT_FALSE(r1.has_callback());
+}
+
+TEST_F(RefTest, DroppedBasicRefIsRemade) {
+  Strong<Node> n = make<Node>();
+  ref<Node> r1(n);
+  r1.reset();
+  EXPECT_EQ(getweakrefcount(n), 0U);
+  ref<Node> r2(n);
+  EXPECT_EQ(getweakrefcount(n), 1U);
+}
+
+TEST_F(RefTest, EqualityComparesReferentsWhileAliveIdentityAfter) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  ref<Node> r1(a);
+  ref<Node> r2(a, [](const ref<Node>&) {});
+  ref<Node> q(b);
+  EXPECT_TRUE(r1 == r2);
+  EXPECT_FALSE(r1 == q);
+  ref<Node> r2copy = r2;
+  a.reset();
+  EXPECT_FALSE(r1 == r2);
+  EXPECT_TRUE(r2 == r2copy);
+  EXPECT_TRUE(r1 == r1);
+}
+
+TEST_F(RefTest, HashIsByReferentAndStableAfterDeath) {
+  Strong<Node> a = make<Node>();
+  ref<Node> r1(a);
+  ref<Node> r2(a, [](const ref<Node>&) {});
+  const std::size_t h = std::hash<ref<Node>>{}(r1);
+  EXPECT_EQ(h, std::hash<ref<Node>>{}(r2));
+  std::unordered_set<ref<Node>> set{r1, r2};
+  EXPECT_EQ(set.size(), 1U);  // equal while alive
+  a.reset();
+  EXPECT_EQ(std::hash<ref<Node>>{}(r1), h);
+  EXPECT_EQ(std::hash<ref<Node>>{}(r2), h);
+}
+
+TEST_F(RefTest, NullStrongThrows) {
+  Strong<Node> none;
+  EXPECT_THROW(ref<Node>{none}, std::invalid_argument);
+  try {
+    ref<Node> r(none);
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "cannot create weak reference to 'NoneType' object");
+  }
+}
+
+TEST_F(RefTest, EmptyHandle) {
+  ref<Node> r;
+  EXPECT_FALSE(r());
+  EXPECT_TRUE(r.expired());
+  ref<Node> s;
+  EXPECT_TRUE(r == s);
+  std::ostringstream os;
+  os << r;
+  EXPECT_EQ(os.str(), "<weakref at 0x0; empty>");
+}
+
+TEST_F(RefTest, CallbackGetsTheDeadWeakref) {
+  Strong<Node> n = make<Node>();
+  ref<Node> seen;
+  bool alive_in_callback = true;
+  ref<Node> r(n, [&](ref<Node> dead) {
+    seen = dead;
+    alive_in_callback = static_cast<bool>(dead());
+  });
+  n.reset();
+  EXPECT_TRUE(seen.is(r));
+  EXPECT_FALSE(alive_in_callback);
+}
+
+TEST_F(RefTest, CallbackWithoutArgument) {
+  Strong<Node> n = make<Node>();
+  int calls = 0;
+  ref<Node> r(n, [&] { ++calls; });
+  n.reset();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(RefTest, CallbacksRunNewestFirstAfterAllAreCleared) {
+  Strong<Node> n = make<Node>();
+  std::vector<std::string> order;
+  std::vector<ref<Node>> refs;
+  ref<Node> basic(n);
+  for (int i = 0; i < 4; ++i)
+    refs.emplace_back(n, [&, i](const ref<Node>&) {
+      order.push_back(std::to_string(i));
+      // every weakref is already cleared when any callback runs
+      EXPECT_FALSE(basic());
+      for (auto& r : refs) EXPECT_FALSE(r());
+    });
+  n.reset();
+  EXPECT_EQ(order, (std::vector<std::string>{"3", "2", "1", "0"}));
+}
+
+TEST_F(RefTest, CallbackOfWeakrefDroppedBeforeDeathNeverRuns) {
+  Strong<Node> n = make<Node>();
+  int calls = 0;
+  {
+    ref<Node> r(n, [&](const ref<Node>&) { ++calls; });
+  }
+  n.reset();
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_F(RefTest, WeakrefDroppedByEarlierCallbackOfSameDeathStillCallsBack) {
+  // dropped_during_callbacks.scn: the callbacks are fixed when the death begins.
+  Strong<Node> n = make<Node>();
+  std::vector<std::string> order;
+  auto r2 = std::make_unique<ref<Node>>(n, [&](const ref<Node>&) { order.push_back("r2"); });
+  ref<Node> r1(n, [&](const ref<Node>&) {
+    order.push_back("r1");
+    r2.reset();
+  });
+  n.reset();
+  EXPECT_EQ(order, (std::vector<std::string>{"r1", "r2"}));
+}
+
+TEST_F(RefTest, CallbackExceptionGoesToHookAndOthersStillRun) {
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  std::vector<std::string> order;
+  ref<Node> r1(n, [&](const ref<Node>&) { order.push_back("r1"); });
+  ref<Node> r2(n, [&](const ref<Node>&) {
+    order.push_back("r2");
+    throw std::runtime_error("boom");
+  });
+  ref<Node> r3(n, [&](const ref<Node>&) { order.push_back("r3"); });
+  n.reset();
+  EXPECT_EQ(order, (std::vector<std::string>{"r3", "r2", "r1"}));
+  ASSERT_EQ(capture.messages.size(), 1U);
+  EXPECT_EQ(capture.messages[0], "std::runtime_error: boom");
+  EXPECT_THAT(capture.objects[0],
+              ::testing::MatchesRegex("weakref callback of <weakref at 0x[0-9a-f]+; dead>"));
+}
+
+TEST_F(RefTest, NonStandardExceptionIsReportedToo) {
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  ref<Node> r(n, [](const ref<Node>&) { throw 42; });
+  n.reset();
+  ASSERT_EQ(capture.messages.size(), 1U);
+  EXPECT_EQ(capture.messages[0], "int");
+}
+
+TEST_F(RefTest, CallbacksMayCreateAndDropObjectsAndWeakrefs) {
+  Strong<Node> n = make<Node>();
+  std::vector<ref<Node>> made;
+  int inner_calls = 0;
+  ref<Node> r(n, [&](const ref<Node>&) {
+    for (int i = 0; i < 3; ++i) {
+      Strong<Node> tmp = make<Node>("tmp");
+      made.emplace_back(tmp, [&](const ref<Node>&) { ++inner_calls; });
+      ref<Node> again(tmp);
+    }  // each tmp dies here: its callback runs inside ours
+  });
+  n.reset();
+  EXPECT_EQ(inner_calls, 3);
+  EXPECT_EQ(made.size(), 3U);
+}
+
+TEST_F(RefTest, DeathOrderCallbacksThenMembersDepthFirst) {
+  // "Only after its callbacks have run does the object release its slots, in
+  // order a, b, c; a member dies completely before the next is released."
+  std::vector<std::string> order;
+  auto cb = [&order](std::string name) {
+    return [&order, name](const ref<Node>&) { order.push_back(name); };
+  };
+  Strong<Node> a = make<Node>("A");
+  a->a = make<Node>("B");
+  a->a->a = make<Node>("D");
+  a->b = make<Node>("C");
+  ref<Node> ra(a, cb("A"));
+  ref<Node> rb(a->a, cb("B"));
+  ref<Node> rc(a->b, cb("C"));
+  ref<Node> rd(a->a->a, cb("D"));
+  a.reset();
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "B", "D", "C"}));
+}
+
+TEST_F(RefTest, CallbackDroppingLastReferenceToAnotherObjectKillsIt) {
+  // cb_del_cascade.scn: a death inside a callback runs its own callbacks.
+  std::vector<std::string> order;
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  ref<Node> rb(b, [&](const ref<Node>&) { order.push_back("B"); });
+  ref<Node> ra(a, [&](const ref<Node>&) {
+    order.push_back("A");
+    b.reset();
+  });
+  a.reset();
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "B"}));
+}
+
+TEST_F(RefTest, UpcastRefIsSameWeakrefObject) {
+  struct Base {
+    virtual ~Base() = default;
+  };
+  struct Derived : Base {
+    int x = 1;
+  };
+  Strong<Derived> d = make<Derived>();
+  ref<Derived> rd(d);
+  ref<Base> rb = rd;
+  EXPECT_TRUE(rb.is(rd));
+  EXPECT_TRUE(rb() == d);
+  ref<Base> direct(d);  // the basic ref again
+  EXPECT_TRUE(direct.is(rd));
+}
+
+TEST_F(RefTest, TypeErasedRef) {
+  Strong<Node> n = make<Node>("A");
+  ref<> any(n);
+  Strong<void> v = any();
+  EXPECT_TRUE(v == n);
+  EXPECT_TRUE(any.is(ref<Node>(n)));
+}
+
+TEST_F(RefTest, StreamsLikeCPython) {
+  Strong<Node> n = make<Node>();
+  ref<Node> r(n);
+  std::ostringstream alive;
+  alive << r;
+  EXPECT_THAT(alive.str(), ::testing::MatchesRegex(
+                               "<weakref at 0x[0-9a-f]+; to 'weakref::testing::Node' at 0x[0-9a-f]+>"));
+  n.reset();
+  std::ostringstream dead;
+  dead << r;
+  EXPECT_THAT(dead.str(), ::testing::MatchesRegex("<weakref at 0x[0-9a-f]+; dead>"));
+}
+
+TEST_F(RefTest, RefInsideReferentSlotDiesWithIt) {
+  // setref_keepalive.scn: a weakref held by an object is dropped with it and
+  // never calls back afterwards.
+  Strong<Node> holder = make<Node>("H");
+  Strong<Node> a = make<Node>("A");
+  int calls = 0;
+  holder->wa = ref<Node>(a, [&](const ref<Node>&) { ++calls; });
+  EXPECT_EQ(getweakrefcount(a), 1U);
+  holder.reset();
+  EXPECT_EQ(getweakrefcount(a), 0U);
+  a.reset();
+  EXPECT_EQ(calls, 0);
+}
+
+}  // namespace
+}  // namespace weakref::testing

@@ -1,0 +1,267 @@
+// weakref::Strong<T>, make<T>(), self(): the object model.
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <unordered_set>
+
+#include "support.hpp"
+
+// Records the blocks given back to the allocator, to prove that an object's
+// memory is freed while weak references to it live on.
+namespace {
+std::atomic<const void*> g_last_freed{nullptr};
+}
+void operator delete(void* p) noexcept {
+  g_last_freed.store(p, std::memory_order_relaxed);
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  g_last_freed.store(p, std::memory_order_relaxed);
+  std::free(p);
+}
+void* operator new(std::size_t n) {
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+
+namespace weakref::testing {
+namespace {
+
+struct Base {
+  virtual ~Base() = default;
+  int base_value = 1;
+};
+struct Other {
+  virtual ~Other() = default;
+  int other_value = 2;
+};
+struct Derived : Base, Other {
+  int derived_value = 3;
+  Strong<Derived> me() { return self(this); }
+  Strong<Other> other_self() { return self(static_cast<Other*>(this)); }
+};
+
+struct Throws {
+  explicit Throws(bool fail) {
+    if (fail) throw std::runtime_error("ctor failed");
+    ++g_live;
+  }
+  ~Throws() { --g_live; }
+};
+
+struct alignas(64) Aligned {
+  char bytes[64];
+};
+
+using StrongTest = Test;
+
+TEST_F(StrongTest, MakeGivesOneStrongReference) {
+  Strong<Plain> p = make<Plain>(42);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->value, 42);
+  EXPECT_EQ((*p).value, 42);
+  EXPECT_EQ(p.get()->value, 42);
+  EXPECT_EQ(p.use_count(), 1);
+}
+
+TEST_F(StrongTest, NullState) {
+  Strong<Plain> p;
+  EXPECT_FALSE(p);
+  EXPECT_EQ(p.get(), nullptr);
+  EXPECT_EQ(p.use_count(), 0);
+  EXPECT_TRUE(p == nullptr);
+  Strong<Plain> q = nullptr;
+  EXPECT_TRUE(p == q);
+}
+
+TEST_F(StrongTest, CopyAndMoveCount) {
+  Strong<Plain> a = make<Plain>();
+  Strong<Plain> b = a;
+  EXPECT_EQ(a.use_count(), 2);
+  Strong<Plain> c = std::move(b);
+  EXPECT_FALSE(b);  // NOLINT(bugprone-use-after-move): moved-from is null
+  EXPECT_EQ(a.use_count(), 2);
+  c.reset();
+  EXPECT_EQ(a.use_count(), 1);
+  Strong<Plain> d;
+  d = a;
+  EXPECT_EQ(a.use_count(), 2);
+  d = std::move(a);
+  EXPECT_EQ(d.use_count(), 1);
+}
+
+TEST_F(StrongTest, ObjectDiesWithLastReference) {
+  long before = g_live;
+  Strong<Plain> a = make<Plain>();
+  Strong<Plain> b = a;
+  EXPECT_EQ(g_live, before + 1);
+  a.reset();
+  EXPECT_EQ(g_live, before + 1);
+  b.reset();
+  EXPECT_EQ(g_live, before);
+}
+
+TEST_F(StrongTest, IdentityEqualityAndHash) {
+  Strong<Plain> a = make<Plain>();
+  Strong<Plain> a2 = a;
+  Strong<Plain> b = make<Plain>();
+  EXPECT_TRUE(a == a2);
+  EXPECT_FALSE(a == b);
+  EXPECT_EQ(std::hash<Strong<Plain>>{}(a), std::hash<Strong<Plain>>{}(a2));
+  std::unordered_set<Strong<Plain>> set{a, a2, b};
+  EXPECT_EQ(set.size(), 2U);
+  EXPECT_NE(a <=> b, std::strong_ordering::equal);
+}
+
+TEST_F(StrongTest, ImplicitUpcastKeepsIdentity) {
+  Strong<Derived> d = make<Derived>();
+  Strong<Base> b = d;
+  Strong<Other> o = d;
+  EXPECT_EQ(d.use_count(), 3);
+  EXPECT_TRUE(b == d);
+  EXPECT_TRUE(o == d);  // same object even though the pointers differ
+  EXPECT_NE(static_cast<void*>(o.get()), static_cast<void*>(d.get()));
+  EXPECT_EQ(o->other_value, 2);
+  Strong<Derived> back = dynamic_pointer_cast<Derived>(o);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back.get(), d.get());
+  EXPECT_FALSE(dynamic_pointer_cast<Derived>(Strong<Base>(make<Base>())));
+  Strong<Derived> s = static_pointer_cast<Derived>(b);
+  EXPECT_EQ(s.get(), d.get());
+  Strong<const Derived> cd = d;
+  EXPECT_EQ(const_pointer_cast<Derived>(cd).get(), d.get());
+}
+
+TEST_F(StrongTest, SelfFromMemberFunction) {
+  Strong<Derived> d = make<Derived>();
+  Strong<Derived> me = d->me();
+  EXPECT_TRUE(me == d);
+  EXPECT_EQ(d.use_count(), 2);
+  // From a base subobject at a non-zero offset (polymorphic: found).
+  Strong<Other> o = d->other_self();
+  EXPECT_TRUE(o == d);
+  EXPECT_EQ(d.use_count(), 3);
+  Plain* raw = nullptr;
+  EXPECT_FALSE(self(raw));
+}
+
+TEST_F(StrongTest, SelfIsNullDuringConstructionAndDestruction) {
+  struct Probe {
+    bool in_ctor = false;
+    bool* in_dtor;
+    explicit Probe(bool* d) : in_dtor(d) { in_ctor = static_cast<bool>(self(this)); }
+    ~Probe() { *in_dtor = static_cast<bool>(self(this)); }
+  };
+  bool dtor_got_self = true;
+  Strong<Probe> p = make<Probe>(&dtor_got_self);
+  EXPECT_FALSE(p->in_ctor);
+  p.reset();
+  EXPECT_FALSE(dtor_got_self);
+}
+
+TEST_F(StrongTest, ConvertsToSharedPtrThatKeepsObjectAlive) {
+  long before = g_live;
+  std::shared_ptr<Plain> sp;
+  {
+    Strong<Plain> p = make<Plain>(5);
+    sp = p;
+    EXPECT_EQ(p.use_count(), 2);
+  }
+  EXPECT_EQ(g_live, before + 1);
+  EXPECT_EQ(sp->value, 5);
+  std::shared_ptr<const Plain> csp = sp;
+  sp.reset();
+  EXPECT_EQ(g_live, before + 1);
+  csp.reset();
+  EXPECT_EQ(g_live, before);
+  EXPECT_FALSE(Strong<Plain>().to_shared());
+}
+
+TEST_F(StrongTest, ConstructorExceptionLeaksNothing) {
+  long before = g_live;
+  EXPECT_THROW(make<Throws>(true), std::runtime_error);
+  EXPECT_EQ(g_live, before);
+  EXPECT_TRUE(make<Throws>(false));
+}
+
+TEST_F(StrongTest, HeaderIsSixteenBytes) {
+  // Untraced: header only. Traced: header + collector link (CPython's
+  // PyGC_Head is 16 bytes too).
+  EXPECT_EQ(sizeof(detail::ObjectHeader), 16U);
+  EXPECT_EQ(detail::TypeInfoFor<Plain>::value.block_size, sizeof(Plain) + 16);
+  EXPECT_EQ(detail::TypeInfoFor<Node>::value.block_size, sizeof(Node) + 32);
+  EXPECT_EQ(detail::TypeInfoFor<int>::value.block_size, 16U + sizeof(int));
+  EXPECT_EQ(sizeof(Strong<Plain>), 2 * sizeof(void*));
+}
+
+TEST_F(StrongTest, OverAlignedObjects) {
+  std::vector<Strong<Aligned>> v;
+  for (int i = 0; i < 16; ++i) v.push_back(make<Aligned>());
+  for (auto& a : v) EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a.get()) % 64, 0U);
+  ref<Aligned> r(v[0]);
+  EXPECT_TRUE(r() == v[0]);
+}
+
+TEST_F(StrongTest, MemoryFreedWhileWeakReferencesLive) {
+  Strong<Plain> p = make<Plain>();
+  ref<Plain> r(p);
+  proxy<Plain> px(p);
+  const void* block =
+      reinterpret_cast<const char*>(p.get()) - detail::TypeInfoFor<Plain>::value.offset;
+  p.reset();
+  EXPECT_EQ(g_last_freed.load(), block);  // the object's block is gone...
+  EXPECT_FALSE(r());                      // ...while the weakrefs live on
+  EXPECT_TRUE(r.expired());
+}
+
+TEST_F(StrongTest, TenMillionChainReleasesWithoutRecursion) {
+  long before = g_live;
+  Strong<Plain> head = make<Plain>(0);
+  Plain* tail = head.get();
+  for (int i = 1; i < 10'000'000; ++i) {
+    tail->next = make<Plain>(i);
+    tail = tail->next.get();
+  }
+  EXPECT_EQ(g_live, before + 10'000'000);
+  head.reset();
+  EXPECT_EQ(g_live, before);
+}
+
+TEST_F(StrongTest, DeepTracedChainWithWeakrefsReleases) {
+  // Same through traced objects that have side tables and callbacks.
+  long before = g_live;
+  int calls = 0;
+  std::vector<ref<Node>> refs;
+  Strong<Node> head = make<Node>("0");
+  Node* tail = head.get();
+  for (int i = 1; i < 200'000; ++i) {
+    tail->a = make<Node>(std::to_string(i));
+    if (i % 1000 == 0) refs.emplace_back(tail->a, [&calls](const ref<Node>&) { ++calls; });
+    tail = tail->a.get();
+  }
+  head.reset();
+  EXPECT_EQ(g_live, before);
+  EXPECT_EQ(calls, 199);
+}
+
+TEST_F(StrongTest, StreamsLikePythonRepr) {
+  Strong<Plain> p = make<Plain>();
+  std::ostringstream os;
+  os << p;
+  EXPECT_THAT(os.str(), ::testing::MatchesRegex("<weakref::testing::Plain object at 0x[0-9a-f]+>"));
+  std::ostringstream none;
+  none << Strong<Plain>();
+  EXPECT_EQ(none.str(), "None");
+  EXPECT_STREQ(type_name(p), "weakref::testing::Plain");
+}
+
+TEST_F(StrongTest, StrongVoidAndExactCast) {
+  Strong<Plain> p = make<Plain>(9);
+  Strong<void> v = p;
+  EXPECT_TRUE(v == p);
+  EXPECT_EQ(exact_pointer_cast<Plain>(v)->value, 9);
+  EXPECT_FALSE(exact_pointer_cast<Node>(v));
+}
+
+}  // namespace
+}  // namespace weakref::testing
