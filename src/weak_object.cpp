@@ -87,23 +87,26 @@ void weak_release(WeakObject* w) noexcept {
   if (s) side_release(s);
 }
 
+// The order matters. A collector clears the weakrefs of garbage while the
+// objects are frozen, then unfreezes them, bumping the epoch. So a locker
+// reads the count word first and the cleared bit after it: if the word it
+// read is the unfrozen one of the new epoch, the clear (made before the
+// unfreeze) is visible; if it read an older word, its compare-and-swap
+// fails because the epoch changed, and it starts over.
 ObjectHeader* weak_lock(const WeakObject* w) noexcept {
+  auto* s = w->side_table();
   unsigned spins = 0;
   for (;;) {
-    std::uintptr_t v = w->side.load(std::memory_order_acquire);
-    if (v & 1) return nullptr;
-    auto* s = reinterpret_cast<SideTable*>(v);
     std::uint64_t x = s->word.load(std::memory_order_acquire);
-    for (;;) {
-      if (count(x) == 0) return nullptr;
-      if (x & kFrozen) break;  // a collector is judging the object
-      if (s->word.compare_exchange_weak(x, x + kOne, std::memory_order_acquire,
-                                        std::memory_order_relaxed))
-        return s->object;
+    if (count(x) == 0) return nullptr;
+    if (x & kFrozen) {  // a collector is judging the object: wait for it
+      spin_pause(spins);
+      continue;
     }
-    // Wait for the collector, then look at the weakref again: it may have
-    // been cleared meanwhile.
-    spin_pause(spins);
+    if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
+    if (s->word.compare_exchange_weak(x, x + kOne, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      return s->object;
   }
 }
 
