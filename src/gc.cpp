@@ -4,10 +4,10 @@
 // The algorithm (collect_heap), for generations 0..g of one heap:
 //
 //  1. Merge the younger generations into generation g: the "young" list.
-//     Objects whose count is already 0 (dying on another thread, waiting for
-//     the heap lock to leave the list) are set aside: a dying object is never
-//     garbage, and what it still refers to counts as referenced from outside.
-//  2. update_refs: gc_refs := strong count, for every young object.
+//  2. update_refs: gc_refs := strong count, for every young object. A count
+//     of 0 (a death begun on another thread, parked on the heap lock before
+//     it touches anything) counts as 1: a dying object is never garbage, and
+//     what it still refers to counts as referenced from outside.
 //  3. subtract_refs: for every young object, gc_refs of each young object it
 //     refers to -= 1. Now gc_refs counts the references from outside young.
 //  4. move_unreachable: everything with gc_refs > 0, and everything reachable
@@ -249,12 +249,16 @@ void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v
 // ---------------------------------------------------------------------------
 // deduce_unreachable (steps 2-4)
 
-// Step 2. `touched_counts` adds 1 for objects touched while frozen (step 5).
+// Step 2. A zero count means the object's death began on another thread,
+// which now waits for the heap lock to unlist it: it is never garbage, so it
+// counts as referenced from outside (and its members stay intact until the
+// lock is released). `touched_counts` adds 1 for objects touched while
+// frozen (step 5).
 void update_refs(GcList& young, bool touched_counts) noexcept {
   for (GcHead* g = young.head.next; g != &young.head; g = g->next) {
     std::uint64_t w = read_word(header_of(g));
     std::uintptr_t n = bits::count(w);
-    if (touched_counts && (w & bits::kTouched)) ++n;
+    if (n == 0 || (touched_counts && (w & bits::kTouched))) ++n;
     reset_refs(g, n);
   }
 }
@@ -490,30 +494,15 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
 }
 
 // ---------------------------------------------------------------------------
-// One collection of one heap
+// One collection
 
-std::size_t collect_heap(Heap* heap, int generation) {
-  if (heap->collecting.exchange(true, std::memory_order_acq_rel)) return 0;
-  Module& m = module();
-  const int debug = m.debug.load(std::memory_order_relaxed);
-  run_callbacks(Phase::start, {generation, 0, 0});
-  const auto t0 = std::chrono::steady_clock::now();
-
+// Steps 1-9 for one heap, whose `collecting` flag the caller holds.
+std::size_t collect_one(Heap* heap, int generation, int debug) {
   GcList unreachable;
   std::size_t found = 0;
   GcList* old;
   {
     std::lock_guard<SpinLock> lk(heap->lock);
-    if (debug & DEBUG_STATS) {
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "gc: collecting generation %d...\n"
-                    "gc: objects in each generation: %zu %zu %zu\n"
-                    "gc: objects in permanent generation: %zu\n",
-                    generation, heap->gen[0].size(), heap->gen[1].size(), heap->gen[2].size(),
-                    heap->permanent.size());
-      debug_print(buf);
-    }
     // Generation counts, as CPython.
     if (generation + 1 < wd::kGenerations)
       heap->count[generation + 1].fetch_add(1, std::memory_order_relaxed);
@@ -523,12 +512,6 @@ std::size_t collect_heap(Heap* heap, int generation) {
     for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
     GcList& young = heap->gen[generation];
     old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
-    GcList dying;
-    for (GcHead* g = young.head.next; g != &young.head;) {
-      GcHead* next = g->next;
-      if (bits::count(read_word(header_of(g))) == 0) GcList::move(g, dying);
-      g = next;
-    }
     // Steps 2-4.
     deduce_unreachable(young, unreachable, heap, false);
     // Step 5.
@@ -541,7 +524,6 @@ std::size_t collect_heap(Heap* heap, int generation) {
       heap->long_lived_pending = 0;
       heap->long_lived_total = static_cast<long>(young.size());
     }
-    dying.merge_into(*old);
     found = unreachable.size();
   }
 
@@ -572,15 +554,52 @@ std::size_t collect_heap(Heap* heap, int generation) {
     delete_garbage(unreachable, *old, heap, debug & DEBUG_SAVEALL);
   } catch (...) {
     // Out of memory: give the rest back to the heap, uncollected.
-    {
-      std::lock_guard<SpinLock> lk(heap->lock);
-      clear_collecting_all(unreachable);
-      unfreeze_all(unreachable);
-      unreachable.merge_into(*old);
-    }
-    heap->collecting.store(false, std::memory_order_release);
+    std::lock_guard<SpinLock> lk(heap->lock);
+    clear_collecting_all(unreachable);
+    unfreeze_all(unreachable);
+    unreachable.merge_into(*old);
     throw;
   }
+  return found;
+}
+
+// One collection (gc_collect_main + its callbacks) of the given heaps: the
+// first is the caller's; a heap already being collected is skipped (if it
+// is the caller's, nothing happens and 0 is returned).
+std::size_t collect_heaps(std::vector<Heap*> heaps, int generation) {
+  std::erase_if(heaps, [](Heap* h) {
+    return h->collecting.exchange(true, std::memory_order_acq_rel);
+  });
+  if (heaps.empty()) return 0;
+  struct Release {
+    std::vector<Heap*>& heaps;
+    ~Release() {
+      for (Heap* h : heaps) h->collecting.store(false, std::memory_order_release);
+    }
+  } release{heaps};
+
+  Module& m = module();
+  const int debug = m.debug.load(std::memory_order_relaxed);
+  run_callbacks(Phase::start, {generation, 0, 0});
+  const auto t0 = std::chrono::steady_clock::now();
+  if (debug & DEBUG_STATS) {
+    std::size_t sizes[wd::kGenerations] = {0, 0, 0};
+    std::size_t permanent = 0;
+    for (Heap* h : heaps) {
+      std::lock_guard<SpinLock> lk(h->lock);
+      for (int i = 0; i < wd::kGenerations; ++i) sizes[i] += h->gen[i].size();
+      permanent += h->permanent.size();
+    }
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "gc: collecting generation %d...\n"
+                  "gc: objects in each generation: %zu %zu %zu\n"
+                  "gc: objects in permanent generation: %zu\n",
+                  generation, sizes[0], sizes[1], sizes[2], permanent);
+    debug_print(buf);
+  }
+  std::size_t found = 0;
+  for (Heap* h : heaps) found += collect_one(h, generation, debug);
 
   m.stats[generation][0].fetch_add(1, std::memory_order_relaxed);
   m.stats[generation][1].fetch_add(found, std::memory_order_relaxed);
@@ -592,7 +611,8 @@ std::size_t collect_heap(Heap* heap, int generation) {
                   found, secs);
     debug_print(buf);
   }
-  heap->collecting.store(false, std::memory_order_release);
+  for (Heap* h : heaps) h->collecting.store(false, std::memory_order_release);
+  heaps.clear();
   run_callbacks(Phase::stop, {generation, found, 0});
   return found;
 }
@@ -607,7 +627,7 @@ void collect_generations(Heap* heap) {
         std::lock_guard<SpinLock> lk(heap->lock);
         if (heap->long_lived_pending < heap->long_lived_total / 4) continue;
       }
-      collect_heap(heap, i);
+      collect_heaps({heap}, i);
       return;
     }
   }
@@ -620,12 +640,11 @@ void collect_generations(Heap* heap) {
 
 std::size_t collect(int generation) {
   if (generation < 0 || generation > 2) throw std::invalid_argument("invalid generation");
-  std::size_t n = collect_heap(wd::current_heap(), generation);
-  if (generation == 2) {
-    Heap* orphans = wd::orphan_heap();
-    if (orphans != wd::current_heap()) n += collect_heap(orphans, 2);
-  }
-  return n;
+  Heap* own = wd::current_heap();
+  if (own->collecting.load(std::memory_order_acquire)) return 0;
+  std::vector<Heap*> heaps{own};
+  if (generation == 2 && own != wd::orphan_heap()) heaps.push_back(wd::orphan_heap());
+  return collect_heaps(std::move(heaps), generation);
 }
 
 void enable() noexcept { module().enabled.store(true, std::memory_order_relaxed); }
