@@ -287,7 +287,10 @@ const char* type_name(const std::type_info& t) noexcept {
 void report_finalize_exception(ObjectHeader* h) noexcept {
   std::string what;
   try {
-    what = "<" + std::string(type_name(*h->type->type)) + " object>.tp_finalize";
+    // (appended piece by piece: GCC 12 -O3 warns falsely on operator+ here)
+    what = "<";
+    what += type_name(*h->type->type);
+    what += " object>.tp_finalize";
   } catch (...) {
   }
   write_unraisable(std::current_exception(), "Exception ignored in", std::move(what));
