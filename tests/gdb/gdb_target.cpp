@@ -1,0 +1,102 @@
+// The program tests/gdb debugs: it makes one of each core handle in each
+// interesting state, prints what operator<< says about each ("value NAME =
+// TEXT"), and calls gdb_checkpoint(), where gdb stops and prints them with
+// the pretty-printers (check_printers.py, which compares the two). Built with -O0 -g so that every local is in the debug information.
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include <weakref/weakref.hpp>
+
+struct Node {
+  std::string name;
+  weakref::Strong<Node> next;
+  explicit Node(std::string n) : name(std::move(n)) {}
+  void poke(int) {}
+  void trace(weakref::gc::Visitor& v) { v(next); }  // traced: has a GcHead
+};
+
+struct Base {
+  virtual ~Base() = default;
+  int base_value = 1;
+};
+struct Extra {
+  virtual ~Extra() = default;
+  long extra_value = 2;
+};
+// Strong<Base> to a Derived: the Base subobject is not at the object's start
+// (Extra, polymorphic too, comes first).
+struct Derived : Extra, Base {
+  int derived_value = 3;
+};
+
+namespace {
+template <class T>
+void show(const char* name, const T& value) {
+  std::ostringstream os;
+  os << value;
+  std::cout << "value " << name << " = " << os.str() << '\n';
+}
+}  // namespace
+
+// gdb breaks here; the handles are locals of scenario(), one frame up.
+extern "C" __attribute__((noinline)) void gdb_checkpoint() { asm volatile("" ::: "memory"); }
+
+int scenario() {
+  int callbacks = 0;
+
+  weakref::Strong<Node> empty;
+  auto plain = weakref::make<Node>("plain");           // inline header word
+  auto node = weakref::make<Node>("alive");            // side table (weakrefs below)
+  auto node_copy = node;                               // strong 2
+  weakref::Strong<Base> base = weakref::make<Derived>();
+
+  weakref::ref<Node> live_ref(node, [&](weakref::ref<Node>) { ++callbacks; });
+  weakref::ref<Node> basic_ref(node);
+  weakref::ref<Node> empty_ref;
+  weakref::ref<Node> dead_ref;
+  weakref::proxy<Node> live_proxy(node);
+  weakref::proxy<Node> dead_proxy;
+  weakref::WeakMethod live_method(node, &Node::poke, [&] { ++callbacks; });
+  weakref::WeakMethod<void (Node::*)(int)> dead_method;
+  weakref::WeakMethod<void (Node::*)(int)> empty_method;
+  weakref::finalize live_fin(node, [] {});
+  weakref::finalize dead_fin;
+  weakref::finalize empty_fin;
+  weakref::ref<void> void_ref{weakref::Strong<void>(node)};
+  {
+    auto doomed = weakref::make<Node>("doomed");
+    dead_ref = weakref::ref<Node>(doomed, [&](weakref::ref<Node>) { ++callbacks; });
+    dead_proxy = weakref::proxy<Node>(doomed);
+    dead_method = weakref::WeakMethod(doomed, &Node::poke);
+    dead_fin = weakref::finalize(doomed, [&] { ++callbacks; });
+  }  // doomed dies: dead_ref's callback, dead_fin's func
+  weakref::gc::collect();
+
+  show("empty", empty);
+  show("plain", plain);
+  show("node", node);
+  show("base", base);
+  show("live_ref", live_ref);
+  show("basic_ref", basic_ref);
+  show("dead_ref", dead_ref);
+  show("live_proxy", live_proxy);
+  show("dead_proxy", dead_proxy);
+  show("live_method", live_method);
+  show("dead_method", dead_method);
+  show("live_fin", live_fin);
+  show("dead_fin", dead_fin);
+  show("void_ref", void_ref);
+  show("base.get", static_cast<const void*>(base.get()));
+  show("node.use_count", node.use_count());
+  show("node.weakrefs", weakref::getweakrefcount(node));
+  show("callbacks", callbacks);
+  std::cout << std::flush;
+
+  gdb_checkpoint();
+
+  return callbacks == 2 ? 0 : 1;
+}
+
+int main() { return scenario(); }
