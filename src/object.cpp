@@ -213,8 +213,12 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
     report_finalize_exception(h);
   }
   if (h->traced()) untrack(h);
-  w = word.load(std::memory_order_relaxed);
-  while (!word.compare_exchange_weak(w, w - kOne, std::memory_order_acq_rel)) {
+  // Look the word up again: the hook may have made the first weakref to the
+  // object, moving the count to a new side table (CPython bug #1377858's
+  // case, a weakref made in __del__).
+  std::atomic<std::uint64_t>& after = active_word(h);
+  w = after.load(std::memory_order_relaxed);
+  while (!after.compare_exchange_weak(w, w - kOne, std::memory_order_acq_rel)) {
   }
   if (count(w) == 1) return false;
   // Resurrected: someone took a new strong reference. Its release will run

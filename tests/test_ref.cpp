@@ -282,5 +282,35 @@ TEST_F(RefTest, RefInsideReferentSlotDiesWithIt) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST_F(RefTest, RefMadeInTpFinalizeIsClearedByTheDeath) {
+  // CPython bug #1377858 (test_ref_created_during_del): tp_finalize makes the
+  // object's first weakrefs, which moves its count to a new side table in the
+  // middle of the death. The death must still complete and clear them, with
+  // the callback, as CPython does after __del__.
+  struct Target {
+    std::vector<ref<Target>>* out;
+    int* calls;
+    bool* destroyed;
+    Target(std::vector<ref<Target>>* o, int* c, bool* d) : out(o), calls(c), destroyed(d) {}
+    void tp_finalize() {
+      out->emplace_back(self(this));
+      out->emplace_back(self(this), [c = calls] { ++*c; });
+    }
+    ~Target() { *destroyed = true; }
+  };
+  std::vector<ref<Target>> from_del;
+  int calls = 0;
+  bool destroyed = false;
+  make<Target>(&from_del, &calls, &destroyed).reset();
+  EXPECT_TRUE(destroyed);
+  ASSERT_EQ(from_del.size(), 2U);
+  EXPECT_FALSE(from_del[0]());
+  EXPECT_FALSE(from_del[1]());
+  EXPECT_EQ(calls, 1);
+  std::ostringstream os;
+  os << from_del[0];
+  EXPECT_THAT(os.str(), ::testing::MatchesRegex("<weakref at 0x[0-9a-f]+; dead>"));
+}
+
 }  // namespace
 }  // namespace weakref::testing
