@@ -17,26 +17,29 @@
 //     young list is singly linked; kNextUnreachable marks the unreachable
 //     list until the pass ends.)
 //  5. Verify against other threads (this is where we differ from CPython,
-//     which has a GIL): every unreachable object is frozen (kFrozen in its
+//     which has a GIL), when a candidate has weakrefs or was ever copied by
+//     a thread other than the heap's owner (see needs_verification): every
+//     unreachable object is frozen (kFrozen in its
 //     count word: weak lockers now wait; strong increments also set
-//     kTouched), then steps 2-4 run again on the unreachable set with the
-//     counts read after the freeze, touched objects counting as referenced
-//     from outside; repeat until no object of the set is touched. Whatever
-//     turned out reachable is unfrozen and survives.
-//     Why it is enough: after the freeze nobody can enter the set through a
-//     weakref, and a thread inside the set must copy a Strong out of a set
-//     object to move, which touches the target. A reference held across the
-//     freeze shows in the counts read after it; one taken after it shows as
-//     a touch, and the touch scan follows every count read.
+//     kTouched) and its count read in the same atomic step, then steps 3-4
+//     run again on the unreachable set, touched objects counting as
+//     referenced from outside; then every object is checked for a touch,
+//     and if one was touched all of it is done again. Whatever turned out
+//     reachable is unfrozen and survives.
+//     Why it is enough: after its freeze nobody can reach an object through
+//     a weakref, and a thread inside the set must copy a Strong out of a set
+//     object to move, which touches the target. A reference held across an
+//     object's freeze shows in the count read with it; one taken after it
+//     shows as a touch, and the touch scan follows every count read.
 //  6. Survivors move to generation g+1 (or stay in 2). The heap lock, held
 //     since step 1, is released: from here on the unreachable list is private
 //     to this thread (nobody else can reach its objects).
-//  7. handle_weakrefs: weakrefs that are themselves garbage (every handle to
-//     them sits in a traced member of an unreachable object) are cleared
-//     without callback (bpo-38006: their callbacks could see torn-down
-//     objects). Then every weakref to an unreachable object is cleared; the
-//     callbacks of those still held are gathered across all the garbage, the
-//     objects are unfrozen (epoch bumped), and the callbacks run.
+//  7. handle_weakrefs: every weakref to an unreachable object is cleared,
+//     the callbacks of those still held are gathered across all the garbage,
+//     and the objects are unfrozen (epoch bumped). Weakrefs that are
+//     themselves garbage (every handle to them sits in a traced member of an
+//     unreachable object) are cleared too and their callbacks dropped
+//     (bpo-38006: they could see torn-down objects). Then the callbacks run.
 //  8. finalize_garbage: tp_finalize of each unreachable object, once (PEP
 //     442). If any ran, objects may have been resurrected: step 5 runs again
 //     on the unreachable set, and the resurrected move to the old
@@ -148,6 +151,7 @@ GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
 struct HeapVisitor : Visitor {
   Heap* heap;
   GcList* list = nullptr;  // young, for the reachable pass
+  std::size_t moved_back = 0;  // unreachable -> young, in the reachable pass
   HeapVisitor(const Ops* ops, Heap* h) noexcept : Visitor(ops), heap(h) {}
 };
 
@@ -175,6 +179,7 @@ void reachable_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void
     wd::gc_set_prev(next, prev);
     hv.list->append(g);
     set_refs(g, 1);
+    ++hv.moved_back;
   } else if (gc_refs(g) == 0) {
     set_refs(g, 1);
   }
@@ -199,14 +204,23 @@ struct ClearVisitor : Visitor {
   std::vector<WeakObject*> weaks;
   std::vector<std::unique_ptr<Kept>> kept;
   explicit ClearVisitor(const Ops* ops) noexcept : Visitor(ops) {}
+  // Releases what one trace() call emptied, in the order it was visited.
+  // Releasing may run deaths that clear other garbage objects with their own
+  // visitor, so the lists are swapped out first (keeping their capacity).
   void release() noexcept {
-    // Members are released in the order trace() visited them.
-    auto ss = std::move(strongs);
-    auto ws = std::move(weaks);
-    auto ks = std::move(kept);
+    std::vector<ObjectHeader*> ss;
+    std::vector<WeakObject*> ws;
+    std::vector<std::unique_ptr<Kept>> ks;
+    ss.swap(strongs);
+    ws.swap(weaks);
+    ks.swap(kept);
     for (ObjectHeader* h : ss) wd::decref(h);
     for (WeakObject* w : ws) wd::weak_release(w);
     ks.clear();
+    ss.clear();
+    ws.clear();
+    if (strongs.capacity() < ss.capacity()) strongs.swap(ss);
+    if (weaks.capacity() < ws.capacity()) weaks.swap(ws);
   }
 };
 void clear_strong(Visitor& v, ObjectHeader*, void* slot, ObjectHeader* (*take)(void*)) {
@@ -248,19 +262,21 @@ void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v
 
 // ---------------------------------------------------------------------------
 // deduce_unreachable (steps 2-4)
+//
+// Every pass walks a list of objects scattered in memory, so passes are few
+// and fused: the collector's cost is cache misses, one per object per pass.
 
 // Step 2. A zero count means the object's death began on another thread,
 // which now waits for the heap lock to unlist it: it is never garbage, so it
 // counts as referenced from outside (and its members stay intact until the
-// lock is released). `touched_counts` adds 1 for objects touched while
-// frozen (step 5).
-void update_refs(GcList& young, bool touched_counts) noexcept {
-  for (GcHead* g = young.head.next; g != &young.head; g = g->next) {
-    std::uint64_t w = read_word(header_of(g));
-    std::uintptr_t n = bits::count(w);
-    if (n == 0 || (touched_counts && (w & bits::kTouched))) ++n;
-    reset_refs(g, n);
+// lock is released). Returns the number of objects.
+std::size_t update_refs(GcList& young) noexcept {
+  std::size_t n = 0;
+  for (GcHead* g = young.head.next; g != &young.head; g = g->next, ++n) {
+    std::uintptr_t c = bits::count(read_word(header_of(g)));
+    reset_refs(g, c == 0 ? 1 : c);
   }
+  return n;
 }
 
 void subtract_refs(GcList& young, Heap* heap) {
@@ -268,9 +284,13 @@ void subtract_refs(GcList& young, Heap* heap) {
   for (GcHead* g = young.head.next; g != &young.head; g = g->next) trace(header_of(g), v);
 }
 
-void move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
+// Step 4. Leaves kNextUnreachable set on the unreachable list's links; the
+// caller's next pass over it clears them (clear_mark). Returns the number of
+// objects moved to `unreachable`.
+std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
   HeapVisitor v(&kReachableOps, heap);
   v.list = &young;
+  std::size_t moved = 0;
   GcHead* prev = &young.head;
   GcHead* g = young.head.next;
   while (g != &young.head) {
@@ -290,38 +310,38 @@ void move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
       g->next = reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(&unreachable.head) |
                                           kNextUnreachable);
       unreachable.head.prev = reinterpret_cast<std::uintptr_t>(g);
+      ++moved;
     }
     g = prev->next;
   }
   young.head.prev = reinterpret_cast<std::uintptr_t>(prev);
   unreachable.head.next = next_of(&unreachable.head);
-  for (GcHead* u = unreachable.head.next; u != &unreachable.head; u = u->next)
-    u->next = next_of(u);
-}
-
-void deduce_unreachable(GcList& young, GcList& unreachable, Heap* heap, bool touched_counts) {
-  update_refs(young, touched_counts);
-  subtract_refs(young, heap);
-  move_unreachable(young, unreachable, heap);
+  return moved - v.moved_back;
 }
 
 void clear_collecting_all(GcList& list) noexcept {
   for (GcHead* g = list.head.next; g != &list.head; g = g->next) clear_collecting(g);
 }
 
+// Clears g's kNextUnreachable mark; returns the next node.
+GcHead* clear_mark(GcHead* g) noexcept {
+  g->next = next_of(g);
+  return g->next;
+}
+
 // ---------------------------------------------------------------------------
 // Freezing (step 5)
 
-void freeze_object(ObjectHeader* h) noexcept {
+// Sets kFrozen on h's count word and returns the word as it is after that.
+std::uint64_t freeze_and_read(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & bits::kSide) {
-      wd::side_of(w)->word.fetch_or(bits::kFrozen, std::memory_order_acq_rel);
-      return;
-    }
+    if (w & bits::kSide)
+      return wd::side_of(w)->word.fetch_or(bits::kFrozen, std::memory_order_acq_rel) |
+             bits::kFrozen;
     if (h->word.compare_exchange_weak(w, w | bits::kFrozen, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
-      return;
+      return w | bits::kFrozen;
   }
 }
 
@@ -352,25 +372,57 @@ void unfreeze_all(GcList& list) noexcept {
   for (GcHead* g = list.head.next; g != &list.head; g = g->next) unfreeze_object(header_of(g));
 }
 
+// Whether step 5 is needed: only if a candidate can be reached by another
+// thread, i.e. has weakrefs (side form) or was ever copied by a thread that
+// does not own it (kShared). Another thread could only hold, and walk from,
+// references it had when the counts were read (they show in the counts) or
+// got by copying, which marks the copy kShared; this scan follows every
+// count read. Also clears the marks move_unreachable left.
+bool needs_verification(GcList& unreachable) noexcept {
+  bool needed = false;
+  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g))
+    if (header_of(g)->word.load(std::memory_order_acquire) & (bits::kSide | bits::kShared))
+      needed = true;
+  return needed;
+}
+
 // Step 5: moves from `unreachable` to `survivors` every object that another
-// thread can reach. On return the objects left in `unreachable` are frozen,
-// have kPrevCollecting set, and no other thread holds a reference to them.
-void verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap) {
-  if (unreachable.empty()) return;
-  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
-    freeze_object(header_of(g));
+// thread can reach. On entry the links of `unreachable` may carry
+// kNextUnreachable marks. On return the objects left in `unreachable` are
+// frozen, have kPrevCollecting set and clean links, no other thread holds a
+// reference to them, and the result is their number.
+//
+// Soundness: each object's count is read after its own freeze (atomically
+// with it), and the touched scan follows every count read. A thread holding
+// an object across its freeze shows in that count; one that reaches an
+// object after its freeze touches it; a thread that walks from a held
+// object to another copies the edge, which stays (only the collecting thread
+// writes the members of its heap's objects), so what it reaches is reachable
+// from what it held.
+std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap) {
+  std::size_t n = 0;
   for (;;) {
-    GcList candidates;
-    unreachable.merge_into(candidates);
-    deduce_unreachable(candidates, unreachable, heap, /*touched_counts=*/true);
-    // Whatever stayed in candidates is reachable from outside.
-    unfreeze_all(candidates);
-    candidates.merge_into(survivors);
+    if (unreachable.empty()) return 0;
+    // Freeze, read the count (a touched object counts as held from outside).
+    n = 0;
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g), ++n) {
+      std::uint64_t w = freeze_and_read(header_of(g));
+      std::uintptr_t c = bits::count(w);
+      if (c == 0 || (w & bits::kTouched)) ++c;
+      reset_refs(g, c);
+    }
+    subtract_refs(unreachable, heap);
+    GcList still;
+    n = move_unreachable(unreachable, still, heap);
+    // What stayed is reachable from outside after all.
+    unfreeze_all(unreachable);
+    unreachable.merge_into(survivors);
+    still.merge_into(unreachable);
+    // The touched scan, after every count read.
     bool touched = false;
-    for (GcHead* g = unreachable.head.next; g != &unreachable.head && !touched; g = g->next)
-      touched = read_word(header_of(g)) & bits::kTouched;
-    if (!touched) return;
-    clear_collecting_all(unreachable);
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g))
+      if (read_word(header_of(g)) & bits::kTouched) touched = true;
+    if (!touched) return n;
   }
 }
 
@@ -408,44 +460,49 @@ void run_callbacks(Phase phase, const CallbackInfo& info) {
 // ---------------------------------------------------------------------------
 // Steps 7-9
 
-bool is_garbage_weak(WeakObject* w, void* set) {
-  return static_cast<std::unordered_set<WeakObject*>*>(set)->count(w) != 0;
-}
-
-// Step 7. Returns with every object of `unreachable` unfrozen.
-void handle_weakrefs(GcList& unreachable) {
+// Step 7, in one pass over the garbage: count the handles of weakrefs held
+// by it, clear every weakref to it (gathering the callbacks), unfreeze it.
+// Then the weakrefs that are garbage themselves (every handle to them is in
+// a traced member of the garbage) are cleared and their callbacks dropped,
+// and the other callbacks run. Returns whether an object has tp_finalize.
+bool handle_weakrefs(GcList& unreachable) {
   WeakCountVisitor counter(&kWeakCountOps);
-  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
-    trace(header_of(g), counter);
-  std::unordered_set<WeakObject*> garbage_weak;
-  for (auto& [w, n] : counter.visits)
-    if (w->refs.load(std::memory_order_acquire) == n) {
-      garbage_weak.insert(w);
-      wd::clear_one(w);
-    }
   CallbackBatch batch;
+  bool any_finalizer = false;
   for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
-    std::uint64_t w = header_of(g)->word.load(std::memory_order_acquire);
-    if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch, &is_garbage_weak, &garbage_weak);
+    ObjectHeader* h = header_of(g);
+    trace(h, counter);
+    std::uint64_t w = h->word.load(std::memory_order_acquire);
+    if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch);
+    unfreeze_object(h);
+    any_finalizer |= h->type->finalize != nullptr;
   }
-  unfreeze_all(unreachable);
+  if (!counter.visits.empty()) {
+    std::unordered_set<WeakObject*> in_batch;
+    batch.for_each([&](WeakObject* w) { in_batch.insert(w); });
+    std::unordered_set<WeakObject*> garbage_weak;
+    for (auto& [w, n] : counter.visits)
+      if (w->refs.load(std::memory_order_acquire) == n + in_batch.count(w)) {
+        garbage_weak.insert(w);
+        wd::clear_one(w);
+      }
+    batch.drop_if([&](WeakObject* w) { return garbage_weak.count(w) != 0; });
+  }
   // The list may change under the callbacks (objects dying): it is not
   // walked while they run.
   batch.run();
+  return any_finalizer;
 }
 
-// Step 8: returns whether any tp_finalize ran.
-bool finalize_garbage(GcList& unreachable, Heap* heap) {
+// Step 8: returns whether any tp_finalize ran. The unreachable list is
+// private to this thread (deaths of its objects happen on this thread), so
+// it is walked without the heap lock.
+bool finalize_garbage(GcList& unreachable) {
   bool any = false;
   GcList seen;
-  for (;;) {
-    GcHead* g;
-    {
-      std::lock_guard<SpinLock> lk(heap->lock);
-      if (unreachable.empty()) break;
-      g = unreachable.head.next;
-      GcList::move(g, seen);
-    }
+  while (!unreachable.empty()) {
+    GcHead* g = unreachable.head.next;
+    GcList::move(g, seen);
     ObjectHeader* h = header_of(g);
     if (!h->type->finalize) continue;
     auto& word = active_word(h);
@@ -457,36 +514,31 @@ bool finalize_garbage(GcList& unreachable, Heap* heap) {
     } catch (...) {
       wd::report_finalize_exception(h);
     }
-    wd::decref(h);
+    wd::decref(h);  // may die here: untrack unlinks it from `seen`
   }
-  std::lock_guard<SpinLock> lk(heap->lock);
   seen.merge_into(unreachable);
   return any;
 }
 
-// Step 9.
+// Step 9. The unreachable list is private to this thread; the heap lock is
+// taken only to move a survivor to the shared old generation.
 void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all) {
-  for (;;) {
-    GcHead* g;
-    {
-      std::lock_guard<SpinLock> lk(heap->lock);
-      if (unreachable.empty()) return;
-      g = unreachable.head.next;
-    }
+  ClearVisitor v(&kClearOps);
+  while (!unreachable.empty()) {
+    GcHead* g = unreachable.head.next;
     ObjectHeader* h = header_of(g);
     if (save_all) {
       wd::incref(h);
       std::lock_guard<std::mutex> lk(module().mu);
       module().garbage.push_back(wd::StrongAccess::adopt(h->object(), h));
     } else {
-      wd::incref(h);  // as CPython: the object lives until its clear is done
-      ClearVisitor v(&kClearOps);
+      // What trace() empties is released after it returns, so the object
+      // is intact during its own trace even if this release kills it.
       trace(h, v);
       v.release();
-      wd::decref(h);
     }
-    std::lock_guard<SpinLock> lk(heap->lock);
     if (unreachable.head.next == g) {  // still alive: it may die later
+      std::lock_guard<SpinLock> lk(heap->lock);
       clear_collecting(g);
       GcList::move(g, old);
     }
@@ -513,18 +565,20 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     GcList& young = heap->gen[generation];
     old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
     // Steps 2-4.
-    deduce_unreachable(young, unreachable, heap, false);
+    std::size_t n_young = update_refs(young);
+    subtract_refs(young, heap);
+    found = move_unreachable(young, unreachable, heap);
     // Step 5.
-    verify_unreachable(unreachable, young, heap);
+    if (needs_verification(unreachable)) found = verify_unreachable(unreachable, young, heap);
     // Step 6.
     if (old != &young) {
-      if (generation == wd::kGenerations - 2) heap->long_lived_pending += young.size();
+      if (generation == wd::kGenerations - 2)
+        heap->long_lived_pending += static_cast<long>(n_young - found);
       young.merge_into(*old);
     } else {
       heap->long_lived_pending = 0;
-      heap->long_lived_total = static_cast<long>(young.size());
+      heap->long_lived_total = static_cast<long>(n_young - found);
     }
-    found = unreachable.size();
   }
 
   if (debug & DEBUG_COLLECTABLE)
@@ -533,15 +587,11 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
 
   try {
     // Step 7.
-    handle_weakrefs(unreachable);
-    // Step 8.
-    if (finalize_garbage(unreachable, heap)) {
+    if (handle_weakrefs(unreachable) && finalize_garbage(unreachable)) {
+      // Step 8: finalizers may have resurrected objects.
       GcList resurrected;
       {
         std::lock_guard<SpinLock> lk(heap->lock);
-        clear_collecting_all(unreachable);
-        unreachable.merge_into(resurrected);
-        deduce_unreachable(resurrected, unreachable, heap, false);
         verify_unreachable(unreachable, resurrected, heap);
         clear_collecting_all(resurrected);
         resurrected.merge_into(*old);

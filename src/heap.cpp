@@ -15,7 +15,7 @@ namespace {
 // Heaps are never freed (an index may be reused once its heap is empty), so
 // a Heap* read from the table stays valid forever.
 std::atomic<Heap*> g_heaps[kMaxHeaps];
-std::atomic<std::uint32_t> g_limit{1};
+std::atomic<std::uint32_t> g_limit{kOrphanHeap + 1};
 
 struct Registry {
   std::mutex mu;
@@ -28,8 +28,8 @@ Registry& registry() {
 
 Heap* make_orphan_heap() {
   auto* h = new Heap;
-  h->index = 0;
-  g_heaps[0].store(h, std::memory_order_release);
+  h->index = kOrphanHeap;
+  g_heaps[kOrphanHeap].store(h, std::memory_order_release);
   return h;
 }
 
@@ -56,7 +56,7 @@ void merge_into_orphans(Heap* h) noexcept;
 struct HeapOwner {
   Heap* heap = nullptr;
   ~HeapOwner() {
-    if (heap && heap->index != 0) merge_into_orphans(heap);
+    if (heap && heap->index != kOrphanHeap) merge_into_orphans(heap);
     heap = nullptr;
   }
 };
@@ -71,7 +71,7 @@ void merge_into_orphans(Heap* h) noexcept {
     std::lock_guard<SpinLock> gh(h->lock);
     for (GcList* list : {&h->gen[0], &h->gen[1], &h->gen[2], &h->permanent}) {
       for (GcHead* g = list->head.next; g != &list->head; g = g->next)
-        set_heap_index(ObjectHeader::from_gc(g), 0);
+        set_heap_index(ObjectHeader::from_gc(g), kOrphanHeap);
     }
     for (int i = 0; i < kGenerations; ++i) h->gen[i].merge_into(o->gen[kGenerations - 1]);
     h->permanent.merge_into(o->permanent);
@@ -80,6 +80,7 @@ void merge_into_orphans(Heap* h) noexcept {
   }
   tls_heap = nullptr;
   tls_heap_gone = true;
+  tls_heap_index = kOrphanHeap;
   try {
     Registry& r = registry();
     std::lock_guard<std::mutex> g(r.mu);
@@ -91,6 +92,8 @@ void merge_into_orphans(Heap* h) noexcept {
 
 }  // namespace
 
+constinit thread_local std::uint32_t tls_heap_index = kNoHeap;
+
 Heap* orphan_heap() noexcept {
   static Heap* h = make_orphan_heap();
   return h;
@@ -99,7 +102,7 @@ Heap* orphan_heap() noexcept {
 Heap* current_heap() noexcept {
   if (Heap* h = tls_heap) return h;
   if (tls_heap_gone) return orphan_heap();
-  orphan_heap();  // index 0 exists before any other
+  orphan_heap();  // the orphan heap exists before any other
   Heap* h;
   try {
     h = new_heap();
@@ -108,6 +111,7 @@ Heap* current_heap() noexcept {
   }
   tls_heap = h;
   tls_owner.heap = h;
+  tls_heap_index = h->index;
   return h;
 }
 

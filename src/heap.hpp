@@ -4,8 +4,9 @@
 // an object belongs to the heap of the thread that made it (its index is in
 // the object's count word, bits 16..31). gc::collect() collects the calling
 // thread's heap; references from anywhere else count as outside references.
-// When a thread exits, its heap's objects move to the orphan heap (index 0),
-// which full collections on any thread also collect.
+// When a thread exits, its heap's objects move to the orphan heap (index
+// kOrphanHeap), which full collections on any thread also collect. Index 0
+// (kNoHeap) means "not in any heap" (untraced objects).
 //
 // Locking
 //  * Heap::lock guards the generation lists, the permanent list, the counts

@@ -73,6 +73,15 @@ void free_block(void* block, const TypeInfo& info) noexcept {
 // ---------------------------------------------------------------------------
 // Counts
 
+// The word after a strong increment on this thread (inline form).
+std::uint64_t incremented(std::uint64_t w) noexcept {
+  std::uint64_t n = w + kOne;
+  if (w & kFrozen) n |= kTouched;
+  const std::uint32_t idx = heap(w);
+  if (idx != kNoHeap && idx != tls_heap_index) n |= kShared;
+  return n;
+}
+
 void incref_slow(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
@@ -82,9 +91,7 @@ void incref_slow(ObjectHeader* h) noexcept {
       if (old & kFrozen) s->word.fetch_or(kTouched, std::memory_order_relaxed);
       return;
     }
-    std::uint64_t n = w + kOne;
-    if (w & kFrozen) n |= kTouched;
-    if (h->word.compare_exchange_weak(w, n, std::memory_order_acquire,
+    if (h->word.compare_exchange_weak(w, incremented(w), std::memory_order_acquire,
                                       std::memory_order_acquire))
       return;
   }
@@ -112,9 +119,7 @@ bool incref_if_alive(ObjectHeader* h) noexcept {
       }
     }
     if (count(w) == 0) return false;
-    std::uint64_t n = w + kOne;
-    if (w & kFrozen) n |= kTouched;
-    if (h->word.compare_exchange_weak(w, n, std::memory_order_acquire,
+    if (h->word.compare_exchange_weak(w, incremented(w), std::memory_order_acquire,
                                       std::memory_order_acquire))
       return true;
   }

@@ -16,7 +16,7 @@
 //       bits 32..63  strong count
 //       bits 16..31  index of the collector heap that owns the object
 //       bits  5..15  freeze epoch (see kEpochShift)
-//       bits  1..3   flags (kFrozen, kTouched, kFinalized)
+//       bits  1..4   flags (kFrozen, kTouched, kFinalized, kShared)
 //   side form (bit 0 set): a pointer to the object's SideTable, whose own
 //       `word` then holds the count, heap index and flags in the same
 //       layout.
@@ -44,6 +44,10 @@
 //  * kFrozen / kTouched belong to the collector's verification step: a strong
 //    increment on a frozen word also sets kTouched, so the collector can
 //    tell whether any thread reached the object while it was frozen.
+//  * kShared (sticky) is set by the first strong increment of a traced
+//    object made on a thread that does not own its heap. Garbage that has no
+//    weakrefs and was never shared cannot be reached by another thread, so
+//    the collector skips the verification for it (src/gc.cpp, step 5).
 //  * Only the thread that owns the last strong reference runs the death;
 //    everything about a death is in src/object.cpp.
 #pragma once
@@ -93,6 +97,8 @@ inline constexpr std::uint64_t kSide = 1;        // word is a SideTable*
 inline constexpr std::uint64_t kFrozen = 2;      // collector is verifying
 inline constexpr std::uint64_t kTouched = 4;     // incremented while frozen
 inline constexpr std::uint64_t kFinalized = 8;   // tp_finalize has run
+inline constexpr std::uint64_t kShared = 16;     // copied by a thread other
+                                                 // than its heap's owner
 inline constexpr int kEpochShift = 5;             // bits 5..15: bumped by
 inline constexpr std::uint64_t kEpochMask = 0x7ffULL << kEpochShift;  // unfreeze
 inline constexpr int kHeapShift = 16;
@@ -144,6 +150,22 @@ inline SideTable* side_of(std::uint64_t w) noexcept {
   return reinterpret_cast<SideTable*>(static_cast<std::uintptr_t>(w & ~bits::kSide));
 }
 
+inline constexpr std::uint32_t kNoHeap = 0;      // untraced objects
+inline constexpr std::uint32_t kOrphanHeap = 1;  // objects of exited threads
+
+// The index of the calling thread's collector heap (kNoHeap before it makes
+// its first traced object).
+WEAKREF_API extern constinit thread_local std::uint32_t tls_heap_index;
+
+// Whether an increment of inline word w on this thread must take the slow
+// path: side form, frozen, or a first copy of a traced object on a thread
+// that does not own it.
+inline bool incref_needs_slow_path(std::uint64_t w) noexcept {
+  if (w & (bits::kSide | bits::kFrozen)) return true;
+  const std::uint32_t heap = bits::heap(w);
+  return heap != kNoHeap && !(w & bits::kShared) && heap != tls_heap_index;
+}
+
 // Slow paths and the death protocol, in src/object.cpp.
 WEAKREF_API void incref_slow(ObjectHeader* h) noexcept;
 WEAKREF_API void decref_side(ObjectHeader* h, std::uint64_t w) noexcept;
@@ -160,7 +182,7 @@ WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
 inline void incref(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & (bits::kSide | bits::kFrozen)) [[unlikely]] {
+    if (incref_needs_slow_path(w)) [[unlikely]] {
       incref_slow(h);
       return;
     }

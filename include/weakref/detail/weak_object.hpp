@@ -62,6 +62,8 @@ struct WEAKREF_API WeakObject {
   }
 };
 
+WEAKREF_API void weak_release(WeakObject* w) noexcept;
+
 // Callbacks gathered when referents die, run in order: newest first per
 // referent, as CPython's PyObject_ClearWeakRefs / handle_weakrefs do. Each
 // entry holds one reference to its WeakObject.
@@ -78,6 +80,28 @@ class WEAKREF_API CallbackBatch {
   void run() noexcept;
   // Releases the gathered weakrefs without running their callbacks.
   void drop() noexcept;
+  // Calls f(WeakObject*) for each gathered weakref, in order.
+  template <class F>
+  void for_each(F&& f) const {
+    for (WeakObject* w = head_; w; w = w->next) f(w);
+  }
+  // Releases, without running their callbacks, the gathered weakrefs for
+  // which pred(WeakObject*) is true.
+  template <class Pred>
+  void drop_if(Pred&& pred) noexcept {
+    WeakObject** link = &head_;
+    tail_ = nullptr;
+    while (WeakObject* w = *link) {
+      if (pred(w)) {
+        *link = w->next;
+        w->next = nullptr;
+        weak_release(w);
+      } else {
+        tail_ = w;
+        link = &w->next;
+      }
+    }
+  }
 
  private:
   WeakObject* head_ = nullptr;
