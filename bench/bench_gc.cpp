@@ -1,0 +1,103 @@
+// The collector on the three shapes of issue 4, timed around gc::collect()
+// only (manual time), plus build+drop+collect. bench/gc_vs_cpython.py runs
+// this program and the same shapes in CPython and prints both.
+//   build/bench/bench/bench_gc [--benchmark_format=json]
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <vector>
+#include <weakref/weakref.hpp>
+
+namespace {
+
+struct GNode {
+  weakref::Strong<GNode> next;
+  void trace(weakref::gc::Visitor& v) { v(next); }
+};
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// N objects in N/2 two-cycles, all garbage.
+void build_cycles(long n) {
+  for (long i = 0; i < n / 2; ++i) {
+    auto a = weakref::make<GNode>();
+    auto b = weakref::make<GNode>();
+    a->next = b;
+    b->next = a;
+  }
+}
+
+// An N-node list whose last node points back to the first, all garbage.
+void build_list_cycle(long n) {
+  auto head = weakref::make<GNode>();
+  GNode* tail = head.get();
+  for (long i = 1; i < n; ++i) {
+    tail->next = weakref::make<GNode>();
+    tail = tail->next.get();
+  }
+  tail->next = head;
+}
+
+template <class Build>
+void run_garbage(benchmark::State& state, Build build, bool include_build) {
+  const long n = state.range(0);
+  weakref::gc::disable();
+  weakref::gc::collect();
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    build(n);
+    auto t1 = Clock::now();
+    std::size_t found = weakref::gc::collect();
+    double collect_s = seconds_since(t1);
+    double total_s = seconds_since(t0);
+    if (found != static_cast<std::size_t>(n)) state.SkipWithError("wrong count");
+    state.SetIterationTime(include_build ? total_s : collect_s);
+  }
+  state.counters["objects_per_second"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  weakref::gc::enable();
+}
+
+void BM_gc_cycles_garbage(benchmark::State& s) { run_garbage(s, build_cycles, false); }
+void BM_gc_list_cycle(benchmark::State& s) { run_garbage(s, build_list_cycle, false); }
+void BM_total_cycles_garbage(benchmark::State& s) { run_garbage(s, build_cycles, true); }
+void BM_total_list_cycle(benchmark::State& s) { run_garbage(s, build_list_cycle, true); }
+
+// N live tracked objects, nothing to free: a full collection's scan.
+void BM_gc_live(benchmark::State& state) {
+  const long n = state.range(0);
+  weakref::gc::disable();
+  std::vector<weakref::Strong<GNode>> live;
+  live.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) live.push_back(weakref::make<GNode>());
+  for (long i = 1; i < n; i += 2) live[static_cast<std::size_t>(i)]->next = live[static_cast<std::size_t>(i - 1)];
+  weakref::gc::collect();
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    std::size_t found = weakref::gc::collect();
+    state.SetIterationTime(seconds_since(t0));
+    if (found != 0) state.SkipWithError("live objects collected");
+  }
+  state.counters["objects_per_second"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  live.clear();
+  weakref::gc::enable();
+}
+
+constexpr long kMillion = 1'000'000;
+BENCHMARK(BM_gc_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_total_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_total_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+// Linearity: the time per live object must not grow with the heap.
+BENCHMARK(BM_gc_live)->Arg(kMillion / 4)->Arg(kMillion / 2)->Arg(2 * kMillion)->Arg(4 * kMillion)
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
