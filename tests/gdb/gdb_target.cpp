@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <weakref/weakref.hpp>
 
@@ -51,6 +52,8 @@ int scenario() {
   auto node = weakref::make<Node>("alive");            // side table (weakrefs below)
   auto node_copy = node;                               // strong 2
   weakref::Strong<Base> base = weakref::make<Derived>();
+  auto shared = weakref::make<Node>("shared");         // copied on another thread
+  std::thread([&shared] { weakref::Strong<Node> copy = shared; }).join();
 
   weakref::ref<Node> live_ref(node, [&](weakref::ref<Node>) { ++callbacks; });
   weakref::ref<Node> basic_ref(node);
@@ -78,6 +81,7 @@ int scenario() {
   show("plain", plain);
   show("node", node);
   show("base", base);
+  show("shared", shared);
   show("live_ref", live_ref);
   show("basic_ref", basic_ref);
   show("dead_ref", dead_ref);

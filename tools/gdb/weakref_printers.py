@@ -58,6 +58,7 @@ K_SIDE = 1
 K_FROZEN = 2
 K_TOUCHED = 4
 K_FINALIZED = 8
+K_SHARED = 16
 COUNT_SHIFT = 32
 
 # detail::WeakKind
@@ -230,6 +231,8 @@ class Object:
             parts.append("frozen")
         if self.flags & K_FINALIZED:
             parts.append("finalized")
+        if self.flags & K_SHARED:
+            parts.append("shared")
         return ", ".join(parts)
 
     def pointer(self, fallback_type=None):
@@ -253,7 +256,10 @@ class Weak:
         self.side = side & ~1
         kind = _read(address + _offset(layout, "kind"), 1)
         self.kind = WEAK_KINDS[kind] if kind < len(WEAK_KINDS) else "kind %d" % kind
-        self.has_callback = bool(_read(address + _offset(layout, "has_callback"), 1))
+        # ref::has_callback(), CPython's `__callback__ is not None`: a
+        # cleared weakref has none left.
+        self.has_callback = (not self.cleared and
+                             bool(_read(address + _offset(layout, "has_callback"), 1)))
         self.referent = None  # Object while alive
         if not self.cleared and self.side:
             word = _read(self.side + _offset("weakref::detail::SideTable", "word"), 8)
