@@ -110,12 +110,17 @@ static_find_package() {
 }
 
 version_refused() {
-  if cmake -S "$consumer" -B "$work/c-version" "${generator[@]}" \
-    -DCMAKE_PREFIX_PATH="$work/static" -DWEAKREF_CONSUMER_VERSION=1.0; then
+  local out
+  if out=$(cmake -S "$consumer" -B "$work/c-version" "${generator[@]}" \
+    -DCMAKE_PREFIX_PATH="$work/static" -DWEAKREF_CONSUMER_VERSION=1.0 2>&1); then
+    echo "$out"
     echo "find_package(weakref 1.0) accepted version 0.x"
     return 1
   fi
-  echo "refused, as it should be"
+  echo "$out"
+  # Refused for the version, not for anything else.
+  grep -q 'compatible with requested version "1.0"' <<<"$out"
+  grep -q 'weakrefConfig.cmake, version: 0\.' <<<"$out"
 }
 
 subdirectory() {
@@ -204,7 +209,7 @@ gdb_expect() {  # OUTPUT: the printers' texts must be there
   for pattern in \
     "= weakref::Strong<Node> <Node object at 0x[0-9a-f]+> \(strong 2, weakrefs 5\)" \
     "= weakref::ref<Node> <weakref at 0x[0-9a-f]+; to 'Node' at 0x[0-9a-f]+> \(strong 2, callback\)" \
-    "= weakref::ref<Node> <weakref at 0x[0-9a-f]+; dead> \(callback\)" \
+    "= weakref::ref<Node> <weakref at 0x[0-9a-f]+; dead>\$" \
     "= weakref::proxy<Node> <weakproxy at 0x[0-9a-f]+ to Node at 0x[0-9a-f]+> \(strong 2\)" \
     "= weakref::WeakMethod<void \(Node::\*\)\(int\)> <weakref at 0x[0-9a-f]+; to 'Node'" \
     "= weakref::finalize <finalize object at 0x[0-9a-f]+; for 'Node' at 0x[0-9a-f]+> \(alive, atexit\)" \
