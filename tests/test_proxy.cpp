@@ -108,5 +108,13 @@ TEST_F(ProxyTest, StreamsLikeCPython) {
   EXPECT_THAT(dead.str(), ::testing::MatchesRegex("<weakproxy at 0x[0-9a-f]+; dead>"));
 }
 
+TEST_F(ProxyTest, HasCallbackIsFalseOnceCleared) {
+  Strong<Node> n = make<Node>();
+  proxy<Node> p(n, [](const proxy<Node>&) {});
+  EXPECT_TRUE(p.has_callback());
+  n.reset();
+  EXPECT_FALSE(p.has_callback());
+}
+
 }  // namespace
 }  // namespace weakref::testing

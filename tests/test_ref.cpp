@@ -312,5 +312,27 @@ TEST_F(RefTest, RefMadeInTpFinalizeIsClearedByTheDeath) {
   EXPECT_THAT(os.str(), ::testing::MatchesRegex("<weakref at 0x[0-9a-f]+; dead>"));
 }
 
+TEST_F(RefTest, HasCallbackIsFalseOnceCleared) {
+  // CPython's __callback__ is None once the weakref is cleared, already
+  // while the callback runs (test_callback_attribute_after_deletion).
+  Strong<Node> n = make<Node>();
+  bool during = true;
+  ref<Node> r(n, [&](const ref<Node>& dead) { during = dead.has_callback(); });
+  EXPECT_TRUE(r.has_callback());
+  n.reset();
+  EXPECT_FALSE(during);
+  EXPECT_FALSE(r.has_callback());
+  // Cleared by the collector (its referent was cyclic garbage).
+  Strong<Node> cyc = make<Node>();
+  cyc->a = cyc;
+  cyc->wa = ref<Node>(cyc, [](const ref<Node>&) {});
+  ref<Node> held = cyc->wa;
+  EXPECT_TRUE(held.has_callback());
+  cyc.reset();
+  gc::collect();
+  EXPECT_FALSE(held());
+  EXPECT_FALSE(held.has_callback());
+}
+
 }  // namespace
 }  // namespace weakref::testing

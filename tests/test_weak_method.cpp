@@ -97,5 +97,14 @@ TEST_F(WeakMethodTest, StreamsAsWeakref) {
   EXPECT_THAT(os.str(), ::testing::HasSubstr("; to 'weakref::testing::(anonymous namespace)::Button' at"));
 }
 
+TEST_F(WeakMethodTest, HasCallbackIsFalseOnceCleared) {
+  Strong<Button> b = make<Button>();
+  using M = WeakMethod<void (Button::*)()>;
+  M m(b, &Button::click, [](const M&) {});
+  EXPECT_TRUE(m.has_callback());
+  b.reset();
+  EXPECT_FALSE(m.has_callback());
+}
+
 }  // namespace
 }  // namespace weakref::testing

@@ -85,7 +85,7 @@ class proxy : public detail::WeakHandle {
     return s;
   }
   bool expired() const noexcept { return !w_ || !detail::weak_alive(w_); }
-  bool has_callback() const noexcept { return w_ && w_->has_callback; }
+  bool has_callback() const noexcept { return detail::weak_has_callback(w_); }
 
   Strong<T> operator->() const { return get(); }
   T& operator*() const { return *get(); }

@@ -10,6 +10,9 @@
 //    library: a pending callback) holds it, independently of its referent.
 //  * Without a callback, an existing basic ref to the same object is reused,
 //    as in CPython; with a callback, every ref is a new weakref object.
+//  * has_callback() is CPython's `__callback__ is not None`: false once the
+//    weakref has been cleared (its referent died or was collected), also
+//    while its callback runs.
 //  * When the referent dies, every weakref to it is cleared before the first
 //    callback runs; callbacks run newest first, on the thread that released
 //    the last strong reference, each with a handle to its (dead) weakref. A
@@ -55,6 +58,11 @@ template <class T>
 concept weak_handle_type = std::is_base_of_v<WeakHandle, std::remove_cvref_t<T>>;
 
 [[noreturn]] WEAKREF_API void throw_null_referent();
+
+// CPython clears __callback__ when it clears the weakref (before running it).
+inline bool weak_has_callback(const WeakObject* w) noexcept {
+  return w && w->has_callback && !(w->side.load(std::memory_order_acquire) & 1);
+}
 
 template <class T>
 T* referent_pointer(T* p, ObjectHeader* h) noexcept {
@@ -133,7 +141,7 @@ class ref : public detail::WeakHandle {
   }
   Strong<T> lock() const noexcept { return (*this)(); }
   bool expired() const noexcept { return !w_ || !detail::weak_alive(w_); }
-  bool has_callback() const noexcept { return w_ && w_->has_callback; }
+  bool has_callback() const noexcept { return detail::weak_has_callback(w_); }
   void reset() noexcept {
     reset_handle();
     ptr_ = nullptr;

@@ -128,7 +128,7 @@ class WeakMethod : public detail::WeakHandle {
   }
 
   bool expired() const noexcept { return !w_ || !detail::weak_alive(w_); }
-  bool has_callback() const noexcept { return w_ && w_->has_callback; }
+  bool has_callback() const noexcept { return detail::weak_has_callback(w_); }
   Pmf function() const noexcept { return pmf_; }
 
   friend bool operator==(const WeakMethod& a, const WeakMethod& b) noexcept {

@@ -10,4 +10,7 @@
 #include "strong.hpp"
 #include "unraisable.hpp"
 #include "version.hpp"
+#include "weak_key_dictionary.hpp"
 #include "weak_method.hpp"
+#include "weak_set.hpp"
+#include "weak_value_dictionary.hpp"

@@ -1,0 +1,82 @@
+// The weak containers' control block and entry weakrefs. The protocol (who
+// may touch what, on which thread) is at the top of
+// include/weakref/detail/weak_container.hpp; this file keeps its two
+// lock-free halves:
+//
+//  * EntryWeak::invoke, run on the dying thread: claim the entry, count it,
+//    push it. It never blocks and never touches the table.
+//  * control_take / control_close, run by the owner: take the whole stack
+//    with one exchange (acquire, pairing with the pushers' release CAS, so
+//    the `prev` links written before a push are visible).
+#include <ostream>
+#include <stdexcept>
+
+#include "weakref/detail/weak_container.hpp"
+
+namespace weakref::detail {
+
+ContainerControl* control_create() { return new ContainerControl; }
+
+void control_release(ContainerControl* c) noexcept {
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete c;
+}
+
+EntryWeak* control_take(ContainerControl* c) noexcept {
+  std::uintptr_t h = c->head.exchange(0, std::memory_order_acquire);
+  return reinterpret_cast<EntryWeak*>(h);
+}
+
+EntryWeak* control_close(ContainerControl* c) noexcept {
+  std::uintptr_t h = c->head.exchange(kQueueClosed, std::memory_order_acquire);
+  return h == kQueueClosed ? nullptr : reinterpret_cast<EntryWeak*>(h);
+}
+
+EntryWeak::EntryWeak(ContainerControl* c) noexcept
+    : WeakObject(WeakKind::container, true), ctrl_state(reinterpret_cast<std::uintptr_t>(c)) {
+  c->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+EntryWeak::~EntryWeak() { control_release(control()); }
+
+void EntryWeak::invoke() {
+  // Runs once, on the dying thread, after every weakref of the referent was
+  // cleared (so `prev` is ours, see the top of weak_container.hpp).
+  if (ctrl_state.load(std::memory_order_acquire) & kEntryOut) return;  // removed already
+  ContainerControl* c = control();
+  // Counted before the claim: from here on size() no longer counts the
+  // entry, whose referent is already dead.
+  c->dead.fetch_add(1, std::memory_order_relaxed);
+  if (ctrl_state.fetch_or(kEntryDead, std::memory_order_acq_rel) & kEntryOut) {
+    c->dead.fetch_sub(1, std::memory_order_relaxed);  // the owner removed it meanwhile
+    return;
+  }
+  weak_acquire(this);  // the queue's reference
+  std::uintptr_t old = c->head.load(std::memory_order_relaxed);
+  for (;;) {
+    if (old == kQueueClosed) {  // the container is gone
+      weak_release(this);       // not the last: our batch holds one
+      return;
+    }
+    prev = reinterpret_cast<EntryWeak*>(old);
+    if (c->head.compare_exchange_weak(old, reinterpret_cast<std::uintptr_t>(this),
+                                      std::memory_order_release, std::memory_order_relaxed))
+      return;
+  }
+}
+
+EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset) {
+  auto* w = new EntryWeak(c);
+  w->offset = static_cast<std::int32_t>(offset);
+  attach_weak(h, w);  // deletes w (dropping its control reference) on failure
+  return w;
+}
+
+void throw_key_error(const std::string& key) { throw KeyError(key); }
+
+void throw_length_error() { throw std::length_error("weak container too large"); }
+
+std::ostream& write_container_address(std::ostream& os, const char* name, const void* self) {
+  return os << '<' << name << " at " << self << '>';
+}
+
+}  // namespace weakref::detail

@@ -1,0 +1,361 @@
+// weakref::WeakValueDictionary: Python's WeakValueDictionary, plus what the
+// C++ spelling promises (iteration under deaths, one weakref per entry,
+// reentrant destructors, the collector's view).
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+namespace weakref::testing {
+namespace {
+
+using WeakValueDictionaryTest = Test;
+using Dict = WeakValueDictionary<std::string, Node>;
+
+std::vector<std::string> items(const Dict& d) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : d) out.push_back(k + "=" + v->label);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+using L = std::vector<std::string>;
+
+TEST_F(WeakValueDictionaryTest, SetGetAtContains) {
+  Strong<Node> a = make<Node>("A");
+  Dict d;
+  d.set("k1", a);
+  d.set("k2", a);
+  EXPECT_EQ(d.size(), 2U);
+  EXPECT_TRUE(d.get("k1") == a);
+  EXPECT_TRUE(d.at("k2") == a);
+  EXPECT_FALSE(d.get("zz"));
+  Strong<Node> other = make<Node>("O");
+  EXPECT_TRUE(d.get("zz", other) == other);
+  EXPECT_TRUE(d.contains("k1"));
+  EXPECT_FALSE(d.contains("zz"));
+  EXPECT_EQ(getweakrefcount(a), 2U);  // one weakref per entry
+  try {
+    d.at("zz");
+    FAIL() << "no KeyError";
+  } catch (const KeyError& e) {
+    EXPECT_STREQ(e.what(), "'zz'");  // Python's str(KeyError('zz'))
+  }
+  EXPECT_THROW(d.set("k3", Strong<Node>()), std::invalid_argument);
+}
+
+TEST_F(WeakValueDictionaryTest, OverwritingAKeyReplacesItsWeakref) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> c = make<Node>("C");
+  Dict d{{"k1", a}, {"k3", a}};
+  std::vector<ref<Node>> before = d.valuerefs();
+  d.set("k3", c);
+  EXPECT_EQ(getweakrefcount(a), 2U);  // k1's, and the old k3 ref held by `before`
+  before.clear();
+  EXPECT_EQ(getweakrefcount(a), 1U);
+  EXPECT_EQ(getweakrefcount(c), 1U);
+  d.set("k3", c);  // even with the same value: a new weakref
+  EXPECT_EQ(getweakrefcount(c), 1U);
+  EXPECT_EQ(items(d), (L{"k1=A", "k3=C"}));
+  // The position is kept (insertion order).
+  std::vector<std::string> keys;
+  for (const std::string& k : d.keys()) keys.push_back(k);
+  EXPECT_EQ(keys, (L{"k1", "k3"}));
+}
+
+TEST_F(WeakValueDictionaryTest, EntryDisappearsWhenItsValueDies) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{"a", a}, {"b", b}};
+  a.reset();
+  EXPECT_EQ(d.size(), 1U);
+  EXPECT_FALSE(d.get("a"));
+  EXPECT_FALSE(d.contains("a"));
+  EXPECT_THROW(d.at("a"), KeyError);
+  EXPECT_THROW(d.del("a"), KeyError);
+  {
+    Strong<Node> x = make<Node>("X");
+    Strong<Node> y = make<Node>("Y");
+    x->a = y;
+    y->a = x;
+    d.set("x", x);
+    d.set("y", y);
+  }
+  EXPECT_EQ(d.size(), 3U);
+  EXPECT_EQ(gc::collect(), 2U);
+  EXPECT_EQ(items(d), (L{"b=B"}));
+}
+
+TEST_F(WeakValueDictionaryTest, DelErasePopPopitemSetdefault) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{"a", a}, {"b", b}};
+  EXPECT_TRUE(d.setdefault("a", b) == a);
+  EXPECT_TRUE(d.setdefault("c", b) == b);
+  EXPECT_TRUE(d.pop("c") == b);
+  EXPECT_THROW(d.pop("c"), KeyError);
+  EXPECT_FALSE(d.pop("c", nullptr));
+  EXPECT_TRUE(d.pop("c", a) == a);
+  EXPECT_EQ(d.erase("zz"), 0U);
+  d.set("z", b);
+  d.del("z");
+  EXPECT_THROW(d.del("z"), KeyError);
+  {
+    auto [k, v] = d.popitem();  // the newest
+    EXPECT_EQ(k, "b");
+    EXPECT_TRUE(v == b);
+    EXPECT_EQ(d.popitem().first, "a");
+  }
+  try {
+    d.popitem();
+    FAIL();
+  } catch (const KeyError& e) {
+    EXPECT_STREQ(e.what(), "'popitem(): dictionary is empty'");
+  }
+  // A dead value is skipped by popitem and setdefault.
+  d.set("a", a);
+  d.set("b", b);
+  b.reset();
+  EXPECT_EQ(d.popitem().first, "a");
+  EXPECT_TRUE(d.empty());
+  Strong<Node> c = make<Node>("C");
+  d.set("c", c);
+  c.reset();
+  Strong<Node> e = make<Node>("E");
+  EXPECT_TRUE(d.setdefault("c", e) == e);
+}
+
+TEST_F(WeakValueDictionaryTest, UpdateAndUnionOperators) {
+  Strong<Node> a = make<Node>("A"), b = make<Node>("B"), c = make<Node>("C");
+  Dict d1{{"1", a}};
+  Dict d2{{"1", b}, {"2", a}};
+  std::map<std::string, Strong<Node>> m{{"1", c}, {"3", b}};
+  std::vector<std::pair<std::string, Strong<Node>>> pairs{{"5", c}, {"6", b}};
+
+  Dict t1 = d1 | d2;
+  EXPECT_EQ(items(t1), (L{"1=B", "2=A"}));
+  Dict t2 = d2 | m;
+  EXPECT_EQ(items(t2), (L{"1=C", "2=A", "3=B"}));
+  Dict t3 = d1.copy();
+  t3 |= pairs;
+  EXPECT_EQ(items(t3), (L{"1=A", "5=C", "6=B"}));
+  Dict t4 = m | d1;  // Python's __ror__
+  EXPECT_EQ(items(t4), (L{"1=A", "3=B"}));
+  d1 |= d2;
+  EXPECT_EQ(d1, t1);
+  d1.update({{"9", c}});
+  EXPECT_TRUE(d1.get("9") == c);
+  Dict from_range(pairs);
+  EXPECT_EQ(items(from_range), (L{"5=C", "6=B"}));
+  Dict from_iters(m.begin(), m.end());
+  EXPECT_EQ(items(from_iters), (L{"1=C", "3=B"}));
+  a.reset();
+  EXPECT_FALSE(t1.contains("2"));
+  EXPECT_FALSE(t4.contains("1"));
+}
+
+TEST_F(WeakValueDictionaryTest, ValuerefsAreTheEntriesWeakrefs) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{"a", a}, {"b", b}};
+  std::vector<ref<Node>> refs = d.valuerefs();
+  ASSERT_EQ(refs.size(), 2U);
+  EXPECT_TRUE(refs[0]() == a);
+  EXPECT_TRUE(refs[1]() == b);
+  EXPECT_EQ(getweakrefcount(a), 1U);
+  EXPECT_TRUE(getweakrefs(a)[0].is(refs[0]));
+  EXPECT_TRUE(refs[0].has_callback());
+  d.clear();
+  EXPECT_TRUE(refs[0]() == a);  // they outlive their entries
+  a.reset();
+  EXPECT_FALSE(refs[0]());
+}
+
+TEST_F(WeakValueDictionaryTest, CopyEqualityAndPrinting) {
+  Strong<Node> a = make<Node>("A");
+  Dict d{{"a", a}};
+  Dict c = d;
+  EXPECT_EQ(getweakrefcount(a), 2U);
+  EXPECT_EQ(c, d);
+  c.set("a", make<Node>("other"));  // dies at once: c is empty now
+  EXPECT_TRUE(c.empty());
+  EXPECT_NE(c, d);
+  std::ostringstream os, addr;
+  os << d;
+  addr << "<WeakValueDictionary at " << static_cast<const void*>(&d) << ">";
+  EXPECT_EQ(os.str(), addr.str());
+  EXPECT_EQ(os.str().rfind("<WeakValueDictionary at 0x", 0), 0U);
+}
+
+TEST_F(WeakValueDictionaryTest, IterationViewsHoldTheValue) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{"a", a}, {"b", b}};
+  std::vector<std::string> keys, values;
+  for (const std::string& k : d.keys()) keys.push_back(k);
+  for (const Strong<Node>& v : d.values()) values.push_back(v->label);
+  EXPECT_EQ(keys, (L{"a", "b"}));
+  EXPECT_EQ(values, (L{"A", "B"}));
+  for (auto& [k, v] : d.items()) EXPECT_EQ(v.use_count(), 2) << k;
+  const Dict& cd = d;
+  std::size_t n = 0;
+  for (const auto& item : cd) n += item.second ? 1 : 0;
+  EXPECT_EQ(n, 2U);
+  std::vector<std::pair<std::string, Strong<Node>>> copied(d.begin(), d.end());
+  EXPECT_EQ(copied.size(), 2U);
+  static_assert(std::ranges::input_range<Dict>);
+  static_assert(std::ranges::input_range<const Dict>);
+}
+
+TEST_F(WeakValueDictionaryTest, DeathsAndMutationsDuringIteration) {
+  std::vector<Strong<Node>> objs;
+  Dict d;
+  for (int i = 0; i < 8; ++i) {
+    objs.push_back(make<Node>(std::to_string(i)));
+    d.set("k" + std::to_string(i), objs.back());
+  }
+  std::vector<std::string> seen;
+  std::vector<const std::string*> key_addresses;
+  for (auto& [k, v] : d) {
+    seen.push_back(k);
+    key_addresses.push_back(&k);
+    if (k == "k0") {
+      objs[0].reset();  // the current value: held by the iteration
+      objs[3].reset();  // dies: never yielded
+      d.del("k5");      // removed: never yielded
+      d.set("new", objs[7]);
+      EXPECT_EQ(d.size(), 7U);
+    }
+    if (k == "k1") d.clear();
+  }
+  EXPECT_EQ(seen, (L{"k0", "k1"}));
+  EXPECT_TRUE(d.empty());
+}
+
+TEST_F(WeakValueDictionaryTest, KeysYieldedByAnIterationStayValidUntilItEnds) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{std::string(100, 'a'), a}, {std::string(100, 'b'), b}};
+  auto it = d.begin();
+  const std::string& first_key = it->first;
+  d.del(std::string(100, 'a'));  // removed while the iterator is alive
+  a.reset();
+  b.reset();
+  EXPECT_EQ(d.size(), 0U);
+  EXPECT_EQ(first_key, std::string(100, 'a'));  // still alive: destroyed at the end
+  it = d.end();
+  EXPECT_TRUE(d.empty());
+}
+
+// Keys whose destructor uses the dictionary (reentrancy while entries are
+// being destroyed).
+struct HookKey {
+  int id = 0;
+  std::function<void()> on_destroy;
+  HookKey(int i, std::function<void()> f = {}) : id(i), on_destroy(std::move(f)) {}
+  HookKey(HookKey&& o) noexcept : id(o.id), on_destroy(std::move(o.on_destroy)) {
+    o.on_destroy = nullptr;
+  }
+  HookKey(const HookKey& o) : id(o.id) {}
+  ~HookKey() {
+    if (on_destroy) on_destroy();
+  }
+  bool operator==(const HookKey& o) const { return id == o.id; }
+};
+struct HookHash {
+  std::size_t operator()(const HookKey& k) const noexcept { return static_cast<std::size_t>(k.id); }
+};
+
+TEST_F(WeakValueDictionaryTest, KeyDestructorMayUseTheDictionary) {
+  WeakValueDictionary<HookKey, Node, HookHash> d;
+  std::vector<Strong<Node>> objs;
+  for (int i = 0; i < 20; ++i) objs.push_back(make<Node>(std::to_string(i)));
+  for (int i = 0; i < 10; ++i) d.set(HookKey(i), objs[static_cast<std::size_t>(i)]);
+  int destroyed = 0;
+  d.set(HookKey(100, [&] {
+          ++destroyed;
+          for (int i = 10; i < 20; ++i) d.set(HookKey(i), objs[static_cast<std::size_t>(i)]);
+          d.erase(HookKey(1));
+          EXPECT_EQ(d.size(), 18U);
+        }),
+        objs[0]);
+  d.erase(HookKey(0));
+  objs[0].reset();  // key 100's value dies: the entry is gone at once...
+  EXPECT_EQ(d.size(), 9U);
+  EXPECT_FALSE(d.contains(HookKey(100)));
+  EXPECT_EQ(destroyed, 0);  // ...its key is destroyed by the next non-const call
+  d.prune();
+  EXPECT_EQ(destroyed, 1);
+  EXPECT_EQ(d.size(), 18U);
+  std::size_t n = 0;
+  for (const auto& [k, v] : d) n += (v && k.id != 1) ? 1 : 0;
+  EXPECT_EQ(n, 18U);
+  d.clear();
+  EXPECT_TRUE(d.empty());
+}
+
+TEST_F(WeakValueDictionaryTest, ValuesThroughABaseClassAndIntegerKeys) {
+  struct Base {
+    virtual ~Base() = default;
+    int base = 1;
+  };
+  struct Other {
+    virtual ~Other() = default;
+    int other = 2;
+  };
+  struct Both : Other, Base {};
+  Strong<Both> x = make<Both>();
+  WeakValueDictionary<int, Base> d;
+  d.set(1, x);
+  EXPECT_EQ(d.at(1)->base, 1);
+  EXPECT_EQ(d.valuerefs()[0]()->base, 1);
+  for (int i = 2; i < 1000; ++i) d.set(i, x);
+  EXPECT_EQ(d.size(), 999U);
+  for (int i = 1; i < 1000; i += 2) d.del(i);
+  EXPECT_EQ(d.size(), 499U);
+  for (int i = 2; i < 1000; i += 2) ASSERT_TRUE(d.contains(i)) << i;
+  x.reset();
+  EXPECT_TRUE(d.empty());
+}
+
+// -- The collector ---------------------------------------------------------------
+
+struct Cache {
+  WeakValueDictionary<Strong<Node>, Node> by_node;  // keys hold references
+  Strong<Cache> self;
+  void trace(gc::Visitor& v) { v(by_node, self); }
+};
+
+TEST_F(WeakValueDictionaryTest, KeysAreVisitedAndGarbageDictionaryIsCleared) {
+  Strong<Node> value = make<Node>("V");
+  {
+    Strong<Cache> c = make<Cache>();
+    c->self = c;
+    Strong<Node> key = make<Node>("K");
+    key->a = key;  // garbage too once dropped
+    c->by_node.set(key, value);
+    EXPECT_EQ(gc::collect(), 0U);
+    EXPECT_EQ(gc::get_referents(c).size(), 2U);  // the key, and self
+  }
+  EXPECT_EQ(getweakrefcount(value), 1U);
+  EXPECT_EQ(gc::collect(), 2U);  // the cache and its key
+  EXPECT_EQ(getweakrefcount(value), 0U);
+}
+
+TEST_F(WeakValueDictionaryTest, DeathOnAnotherThreadIsSeenAfterItCompletes) {
+  Strong<Node> a = make<Node>("A");
+  Dict d{{"a", a}};
+  std::thread t([x = std::move(a)]() mutable { x.reset(); });
+  t.join();
+  EXPECT_EQ(d.size(), 0U);
+  EXPECT_FALSE(d.get("a"));
+  d.set("a", a = make<Node>("A2"));
+  EXPECT_EQ(items(d), (L{"a=A2"}));
+}
+
+}  // namespace
+}  // namespace weakref::testing
