@@ -108,6 +108,21 @@ TEST_F(ProxyTest, StreamsLikeCPython) {
   EXPECT_THAT(dead.str(), ::testing::MatchesRegex("<weakproxy at 0x[0-9a-f]+; dead>"));
 }
 
+TEST_F(ProxyTest, NullCallbackIsNoCallback) {
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  proxy<Node> basic(n);
+  std::function<void(proxy<Node>)> empty;
+  proxy<Node> a(n, nullptr);
+  proxy<Node> b(n, empty);
+  EXPECT_TRUE(a.is(basic));
+  EXPECT_TRUE(b.is(basic));
+  EXPECT_FALSE(b.has_callback());
+  EXPECT_EQ(getweakrefcount(n), 1U);
+  n.reset();
+  EXPECT_TRUE(capture.messages.empty());
+}
+
 TEST_F(ProxyTest, HasCallbackIsFalseOnceCleared) {
   Strong<Node> n = make<Node>();
   proxy<Node> p(n, [](const proxy<Node>&) {});

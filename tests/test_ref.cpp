@@ -334,5 +334,30 @@ TEST_F(RefTest, HasCallbackIsFalseOnceCleared) {
   EXPECT_FALSE(held.has_callback());
 }
 
+TEST_F(RefTest, NullCallbackIsNoCallback) {
+  // Python's weakref.ref(o, None) is the shared basic ref
+  // (test_shared_ref_without_callback).
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  ref<Node> basic(n);
+  std::function<void(ref<Node>)> empty;
+  void (*null_fn)(ref<Node>) = nullptr;
+  ref<Node> a(n, nullptr);
+  ref<Node> b(n, empty);
+  ref<Node> c(n, null_fn);
+  EXPECT_TRUE(a.is(basic));
+  EXPECT_TRUE(b.is(basic));
+  EXPECT_TRUE(c.is(basic));
+  EXPECT_FALSE(b.has_callback());
+  EXPECT_EQ(getweakrefcount(n), 1U);
+  int calls = 0;
+  std::function<void(ref<Node>)> full = [&](ref<Node>) { ++calls; };
+  ref<Node> d(n, full);
+  EXPECT_FALSE(d.is(basic));
+  n.reset();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(capture.messages.empty());  // no std::bad_function_call
+}
+
 }  // namespace
 }  // namespace weakref::testing

@@ -97,6 +97,20 @@ TEST_F(WeakMethodTest, StreamsAsWeakref) {
   EXPECT_THAT(os.str(), ::testing::HasSubstr("; to 'weakref::testing::(anonymous namespace)::Button' at"));
 }
 
+TEST_F(WeakMethodTest, NullCallbackIsNoCallback) {
+  UnraisableCapture capture;
+  Strong<Button> b = make<Button>();
+  using M = WeakMethod<void (Button::*)()>;
+  std::function<void(M)> empty;
+  M a(b, &Button::click, nullptr);
+  M c(b, &Button::click, empty);
+  EXPECT_FALSE(a.has_callback());
+  EXPECT_FALSE(c.has_callback());
+  EXPECT_TRUE(a == c);
+  b.reset();
+  EXPECT_TRUE(capture.messages.empty());
+}
+
 TEST_F(WeakMethodTest, HasCallbackIsFalseOnceCleared) {
   Strong<Button> b = make<Button>();
   using M = WeakMethod<void (Button::*)()>;

@@ -9,8 +9,9 @@
 //
 // Lifetime rules
 //  * Like ref<T>: a handle to a weakref object; basic (callback-less) proxies
-//    are reused, a proxy with a callback is a new weakref object; callbacks
-//    receive the dead proxy and follow ref<T>'s rules.
+//    are reused, a proxy with a callback is a new weakref object (a null
+//    callback is none, as ref<T>'s); callbacks receive the dead proxy and
+//    follow ref<T>'s rules.
 //  * p->member: the arrow returns a temporary Strong<T>, so the object stays
 //    alive until the end of the full expression, even if another thread
 //    drops the last other reference meanwhile.
@@ -53,7 +54,13 @@ class proxy : public detail::WeakHandle {
              (std::is_invocable_v<std::decay_t<F>&, proxy<T>> ||
               std::is_invocable_v<std::decay_t<F>&>)
   proxy(const Strong<U>& obj, F&& callback)
-      : WeakHandle(make_with_callback(obj, std::forward<F>(callback))), ptr_(obj.get()) {}
+      : WeakHandle(detail::is_null_callback(callback)
+                       ? make_basic(obj)
+                       : make_with_callback(obj, std::forward<F>(callback))),
+        ptr_(obj.get()) {}
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  proxy(const Strong<U>& obj, std::nullptr_t) : proxy(obj) {}
 
   template <class U>
     requires(!detail::is_strong<std::remove_cvref_t<U>>::value &&

@@ -9,7 +9,9 @@
 //    object (r1.is(r2)). The weakref object lives while any handle (or the
 //    library: a pending callback) holds it, independently of its referent.
 //  * Without a callback, an existing basic ref to the same object is reused,
-//    as in CPython; with a callback, every ref is a new weakref object.
+//    as in CPython; with a callback, every ref is a new weakref object. A
+//    null callback (nullptr, a null function pointer, an empty std::function)
+//    is no callback, as Python's None.
 //  * has_callback() is CPython's `__callback__ is not None`: false once the
 //    weakref has been cleared (its referent died or was collected), also
 //    while its callback runs.
@@ -59,6 +61,22 @@ concept weak_handle_type = std::is_base_of_v<WeakHandle, std::remove_cvref_t<T>>
 
 [[noreturn]] WEAKREF_API void throw_null_referent();
 
+template <class F>
+struct is_std_function : std::false_type {};
+template <class S>
+struct is_std_function<std::function<S>> : std::true_type {};
+
+// Python's callback=None: a null function pointer or an empty std::function
+// given as a callback means no callback.
+template <class F>
+bool is_null_callback(const F& f) noexcept {
+  using D = std::remove_cvref_t<F>;
+  if constexpr (std::is_pointer_v<D> || is_std_function<D>::value)
+    return !f;
+  else
+    return false;
+}
+
 // CPython clears __callback__ when it clears the weakref (before running it).
 inline bool weak_has_callback(const WeakObject* w) noexcept {
   return w && w->has_callback && !(w->side.load(std::memory_order_acquire) & 1);
@@ -93,13 +111,20 @@ class ref : public detail::WeakHandle {
       : WeakHandle(make_basic(obj)), ptr_(obj.get()) {}
 
   // weakref.ref(obj, callback): callback(ref<T>) (or callback()) runs when
-  // obj dies, unless this weakref object is gone by then.
+  // obj dies, unless this weakref object is gone by then. A null callback
+  // makes the basic ref, as ref(obj).
   template <class U, class F>
     requires std::is_convertible_v<U*, T*> &&
              (std::is_invocable_v<std::decay_t<F>&, ref<T>> ||
               std::is_invocable_v<std::decay_t<F>&>)
   ref(const Strong<U>& obj, F&& callback)
-      : WeakHandle(make_with_callback(obj, std::forward<F>(callback))), ptr_(obj.get()) {}
+      : WeakHandle(detail::is_null_callback(callback)
+                       ? make_basic(obj)
+                       : make_with_callback(obj, std::forward<F>(callback))),
+        ptr_(obj.get()) {}
+  template <class U>
+    requires std::is_convertible_v<U*, T*>
+  ref(const Strong<U>& obj, std::nullptr_t) : ref(obj) {}
 
   // Anything else is not weakly referenceable: say so at compile time.
   template <class U>

@@ -9,7 +9,7 @@
 // Lifetime rules
 //  * Like ref<T>: a handle to a weakref object of its own (never reused; each
 //    WeakMethod counts in getweakrefcount), with an optional callback that
-//    receives the dead WeakMethod.
+//    receives the dead WeakMethod (a null callback is none, as ref<T>'s).
 //  * Calling through a WeakMethod whose object is dead calls nothing and
 //    returns an empty result: std::optional<R> is empty, or false when the
 //    method returns void. The object is kept alive for the call.
@@ -92,11 +92,16 @@ class WeakMethod : public detail::WeakHandle {
              (std::is_invocable_v<std::decay_t<F>&, WeakMethod> ||
               std::is_invocable_v<std::decay_t<F>&>)
   WeakMethod(const Strong<U>& obj, Pmf pmf, F&& callback)
-      : WeakHandle(make_with_callback(obj, std::forward<F>(callback))),
+      : WeakHandle(detail::is_null_callback(callback)
+                       ? make_plain(obj)
+                       : make_with_callback(obj, std::forward<F>(callback))),
         ptr_(obj.get()),
         pmf_(pmf) {
     check_pmf();
   }
+  template <class U>
+    requires std::is_convertible_v<U*, object_type*>
+  WeakMethod(const Strong<U>& obj, Pmf pmf, std::nullptr_t) : WeakMethod(obj, pmf) {}
 
   WeakMethod(const WeakMethod&) noexcept = default;
   WeakMethod(WeakMethod&&) noexcept = default;
