@@ -131,5 +131,21 @@ TEST_F(ProxyTest, HasCallbackIsFalseOnceCleared) {
   EXPECT_FALSE(p.has_callback());
 }
 
+TEST_F(ProxyTest, ForwardsTruthOfTheReferent) {
+  // bool(proxy) is bool(referent) (test_proxy_bool), not liveness.
+  struct Flag {
+    bool on = false;
+    explicit operator bool() const { return on; }
+  };
+  Strong<Flag> f = make<Flag>();
+  proxy<Flag> p(f);
+  EXPECT_FALSE(static_cast<bool>(p));
+  f->on = true;
+  EXPECT_TRUE(static_cast<bool>(p));
+  f.reset();
+  EXPECT_THROW((void)static_cast<bool>(p), ReferenceError);
+  EXPECT_FALSE((std::is_constructible_v<bool, proxy<Node>>));  // Node has no truth
+}
+
 }  // namespace
 }  // namespace weakref::testing

@@ -111,6 +111,16 @@ class proxy : public detail::WeakHandle {
     return (*s)[std::forward<I>(i)];
   }
 
+  // The referent's truth (T's conversion to bool), as a Python proxy
+  // forwards bool(); throws ReferenceError when it is dead. Only for a T that
+  // converts to bool: to test liveness, use expired() or lock().
+  explicit operator bool() const
+    requires std::is_constructible_v<bool, T&>
+  {
+    Strong<T> s = get();
+    return static_cast<bool>(*s);
+  }
+
   // Compares the referents (T's ==), as a Python proxy forwards ==.
   template <class U>
     requires std::equality_comparable_with<const T&, const U&>
