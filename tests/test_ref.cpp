@@ -359,5 +359,17 @@ TEST_F(RefTest, NullCallbackIsNoCallback) {
   EXPECT_TRUE(capture.messages.empty());  // no std::bad_function_call
 }
 
+template <class A, class B>
+concept ComparesWith = requires(const A& a, const B& b) { a == b; };
+
+TEST_F(RefTest, DoesNotCompareWithAStrong) {
+  // CPython: a weakref never equals an object (test_equality's a == x). The
+  // Strong used to convert silently to its basic ref and compare equal.
+  EXPECT_FALSE((ComparesWith<ref<Node>, Strong<Node>>));
+  EXPECT_FALSE((ComparesWith<Strong<Node>, ref<Node>>));
+  EXPECT_FALSE((ComparesWith<ref<>, Strong<Node>>));
+  EXPECT_TRUE((ComparesWith<ref<Node>, ref<Node>>));
+}
+
 }  // namespace
 }  // namespace weakref::testing

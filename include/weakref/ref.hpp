@@ -29,8 +29,9 @@
 //    weakref object and nothing can call back.
 //
 // Equality (==): equal referents while both are alive, identity otherwise
-// (CPython). std::hash is by referent identity and stays stable after death
-// (CPython raises TypeError when hashing a dead ref never hashed before).
+// (CPython); a ref does not compare with a Strong. std::hash is by referent
+// identity and stays stable after death (CPython raises TypeError when
+// hashing a dead ref never hashed before).
 #pragma once
 
 #include <cstddef>
@@ -183,6 +184,12 @@ class ref : public detail::WeakHandle {
     return a.w_->side_table() == b.w_->side_table() && detail::weak_alive(a.w_) &&
            detail::weak_alive(b.w_);
   }
+
+  // A weakref and an object never compare equal in CPython; here the
+  // comparison does not compile (else the object would silently convert to
+  // its basic ref and compare equal to refs to it).
+  template <class U>
+  friend bool operator==(const ref&, const Strong<U>&) = delete;
 
   friend std::ostream& operator<<(std::ostream& os, const ref& r) {
     detail::write_weak(os, r.w_);
