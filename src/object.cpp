@@ -35,6 +35,7 @@
 #define WEAKREF_HAVE_CXXABI 1
 #endif
 
+#include "alloc.hpp"
 #include "heap.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
@@ -50,10 +51,10 @@ using namespace bits;
 
 void* allocate_block(const TypeInfo& info) {
   void* p;
-  if (info.align > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+  if (info.align > 16)
     p = ::operator new(info.block_size, std::align_val_t(info.align));
   else
-    p = ::operator new(info.block_size);
+    p = pool_allocate(info.block_size);
   if (info.trace) {
     auto* g = reinterpret_cast<GcHead*>(static_cast<char*>(p) + info.offset -
                                         sizeof(ObjectHeader) - sizeof(GcHead));
@@ -64,10 +65,10 @@ void* allocate_block(const TypeInfo& info) {
 }
 
 void free_block(void* block, const TypeInfo& info) noexcept {
-  if (info.align > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+  if (info.align > 16)
     ::operator delete(block, std::align_val_t(info.align));
   else
-    ::operator delete(block);
+    pool_deallocate(block, info.block_size);
 }
 
 // ---------------------------------------------------------------------------

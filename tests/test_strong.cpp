@@ -202,16 +202,44 @@ TEST_F(StrongTest, OverAlignedObjects) {
   EXPECT_TRUE(r() == v[0]);
 }
 
+struct Big {
+  char bytes[1000];  // above the small-block allocator's sizes: operator new
+};
+
 TEST_F(StrongTest, MemoryFreedWhileWeakReferencesLive) {
-  Strong<Plain> p = make<Plain>();
-  ref<Plain> r(p);
-  proxy<Plain> px(p);
+  Strong<Big> p = make<Big>();
+  ref<Big> r(p);
+  proxy<Big> px(p);
   const void* block =
-      reinterpret_cast<const char*>(p.get()) - detail::TypeInfoFor<Plain>::value.offset;
+      reinterpret_cast<const char*>(p.get()) - detail::TypeInfoFor<Big>::value.offset;
   p.reset();
   EXPECT_EQ(g_last_freed.load(), block);  // the object's block is gone...
   EXPECT_FALSE(r());                      // ...while the weakrefs live on
   EXPECT_TRUE(r.expired());
+}
+
+TEST_F(StrongTest, SmallBlocksAreReusedWhileWeakReferencesLive) {
+  // Small objects come from the library's pages: their blocks are reused
+  // by the next objects even though weakrefs to the dead ones remain.
+  if (!detail::pools_enabled()) GTEST_SKIP() << "AddressSanitizer build: blocks use operator new";
+  std::vector<ref<Plain>> refs;
+  std::unordered_set<const void*> first;
+  {
+    std::vector<Strong<Plain>> objs;
+    for (int i = 0; i < 1000; ++i) {
+      objs.push_back(make<Plain>(i));
+      refs.emplace_back(objs.back());
+      first.insert(objs.back().get());
+    }
+  }
+  int reused = 0;
+  std::vector<Strong<Plain>> again;
+  for (int i = 0; i < 4000; ++i) {  // a page holds ~1300 such blocks
+    again.push_back(make<Plain>(i));
+    reused += first.count(again.back().get()) ? 1 : 0;
+  }
+  EXPECT_GE(reused, 900);
+  for (auto& r : refs) EXPECT_FALSE(r());
 }
 
 TEST_F(StrongTest, TenMillionChainReleasesWithoutRecursion) {

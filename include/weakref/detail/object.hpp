@@ -15,8 +15,9 @@
 //   inline form (bit 0 clear), used until the first weak reference exists:
 //       bits 32..63  strong count
 //       bits 16..31  index of the collector heap that owns the object
-//       bits  5..15  freeze epoch (see kEpochShift)
-//       bits  1..4   flags (kFrozen, kTouched, kFinalized, kShared)
+//       bits  6..15  freeze epoch (see kEpochShift)
+//       bits  1..5   flags (kFrozen, kTouched, kFinalized, kShared,
+//                    kInCollection)
 //   side form (bit 0 set): a pointer to the object's SideTable, whose own
 //       `word` then holds the count, heap index and flags in the same
 //       layout.
@@ -99,8 +100,10 @@ inline constexpr std::uint64_t kTouched = 4;     // incremented while frozen
 inline constexpr std::uint64_t kFinalized = 8;   // tp_finalize has run
 inline constexpr std::uint64_t kShared = 16;     // copied by a thread other
                                                  // than its heap's owner
-inline constexpr int kEpochShift = 5;             // bits 5..15: bumped by
-inline constexpr std::uint64_t kEpochMask = 0x7ffULL << kEpochShift;  // unfreeze
+inline constexpr std::uint64_t kInCollection = 32;  // in a collector's
+                                                   // private garbage list
+inline constexpr int kEpochShift = 6;             // bits 6..15: bumped by
+inline constexpr std::uint64_t kEpochMask = 0x3ffULL << kEpochShift;  // unfreeze
 inline constexpr int kHeapShift = 16;
 inline constexpr std::uint64_t kHeapMask = 0xffffULL << kHeapShift;
 inline constexpr int kCountShift = 32;
@@ -144,6 +147,9 @@ struct SideTable {
 
   explicit SideTable(ObjectHeader* o, std::uint64_t w) noexcept
       : word(w), object(o) {}
+  // From the library's small-block allocator (src/alloc.cpp).
+  WEAKREF_API static void* operator new(std::size_t size);
+  WEAKREF_API static void operator delete(void* p, std::size_t size) noexcept;
 };
 
 inline SideTable* side_of(std::uint64_t w) noexcept {
@@ -220,6 +226,9 @@ template <class T>
 concept HasFinalize = requires(T& t) { t.tp_finalize(); };
 
 WEAKREF_API void* allocate_block(const TypeInfo& info);
+// Whether small blocks come from the library's pages (src/alloc.cpp); false
+// under AddressSanitizer, where they go to operator new.
+WEAKREF_API bool pools_enabled() noexcept;
 WEAKREF_API void free_block(void* block, const TypeInfo& info) noexcept;
 // Links a fully constructed traced object into the calling thread's heap.
 WEAKREF_API void track(ObjectHeader* h) noexcept;

@@ -53,6 +53,10 @@ struct WEAKREF_API WeakObject {
   WeakObject(const WeakObject&) = delete;
   WeakObject& operator=(const WeakObject&) = delete;
   virtual ~WeakObject();
+  // From the library's small-block allocator (src/alloc.cpp); the sized
+  // delete gets the dynamic size through the virtual destructor.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
   // Runs the callback. Only called by a CallbackBatch, at most once.
   virtual void invoke() {}
 

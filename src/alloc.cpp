@@ -1,0 +1,333 @@
+// The small-block allocator: every block of 512 bytes or less that the
+// library allocates (objects made by make<T>, side tables, weakref objects)
+// comes from here.
+//
+// Why: the collector walks lists of objects, and its cost is one cache miss
+// per object per pass. glibc's malloc hands back freed chunks in an order
+// that scatters consecutive allocations over the heap once memory has been
+// reused, which made collections several times slower; and its malloc/free
+// paths are long. Here, consecutive allocations of one size come from the
+// same 64 KiB page, in address order at first and then from the page's own
+// free list (like CPython's pymalloc).
+//
+// Structure
+//  * A Page is 64 KiB, aligned to 64 KiB, holding blocks of one size class
+//    (16, 32, ..., 512 bytes). Its header is at its start, so the page of a
+//    block is found by masking the block's address.
+//  * A Pools object owns pages; each thread uses one Pools (tls_pools). When
+//    a thread exits, its Pools goes to a free stack and the next new thread
+//    takes it over with all its pages (so nothing has to be "abandoned").
+//  * allocate: from the current page of the size class: its local free list,
+//    else its untouched tail, else another page with free blocks, else a
+//    page that other threads freed blocks into, else a new page.
+//  * deallocate on the owning thread: push on the page's local free list. A
+//    page whose blocks are all free goes back to the system (one spare page
+//    per class is kept).
+//  * deallocate on another thread: push on the page's `remote` stack (lock
+//    free); the push that makes the stack non-empty also pushes the page on
+//    its owner's `remote_pages` stack, where the owner collects it.
+//
+// Ownership and synchronization
+//  * Page::local, bump, used and the available list links belong to the
+//    owning Pools, i.e. to the one thread using it at a time. Pages are
+//    never transferred: Pools are (at thread exit / thread start, through a
+//    mutex, which orders the two threads).
+//  * Page::remote: many pushers, one taker (the owner, by exchange). A page
+//    is on its owner's remote_pages stack at most once: only the push that
+//    finds `remote` empty adds it, and the owner takes it off the stack
+//    before it empties `remote`.
+//  * `used` counts blocks handed out and not yet back on the local list; a
+//    page is released only at used == 0, when no block of it is anywhere
+//    else, so no remote push can follow.
+//  * Under AddressSanitizer everything goes to operator new, so that ASan
+//    keeps catching use-after-free.
+#include "alloc.hpp"
+
+#include "weakref/detail/object.hpp"
+#include "weakref/detail/weak_object.hpp"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+
+namespace weakref::detail {
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kUsePools = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kUsePools = false;
+#else
+constexpr bool kUsePools = true;
+#endif
+#else
+constexpr bool kUsePools = true;
+#endif
+
+constexpr std::size_t kPageSize = 64 * 1024;
+constexpr std::size_t kGranule = 16;
+constexpr std::size_t kClasses = kMaxPooledSize / kGranule;
+
+struct Pools;
+
+struct alignas(64) Page {
+  std::atomic<void*> remote{nullptr};   // blocks freed by other threads
+  Page* remote_next = nullptr;          // link in owner->remote_pages
+  Pools* const owner;
+  const std::uint32_t block_size;
+  const std::uint32_t cls;
+  // Owner only:
+  void* local = nullptr;                // free list
+  char* bump;                           // untouched tail: [bump, end)
+  char* const end;
+  std::uint32_t used = 0;
+  bool available = false;               // on the class's available list
+  Page* prev = nullptr;                 // available list links
+  Page* next = nullptr;
+
+  Page(Pools* o, std::uint32_t c)
+      : owner(o),
+        block_size(static_cast<std::uint32_t>((c + 1) * kGranule)),
+        cls(c),
+        bump(reinterpret_cast<char*>(this) + header_size()),
+        end(reinterpret_cast<char*>(this) + kPageSize -
+            (kPageSize - header_size()) % ((c + 1) * kGranule)) {}
+
+  static constexpr std::size_t header_size() { return (sizeof(Page) + 63) / 64 * 64; }
+  bool has_free() const noexcept { return local != nullptr || bump < end; }
+};
+
+struct ClassPool {
+  Page* current = nullptr;
+  Page* available = nullptr;  // pages (other than current) with free blocks
+  Page* spare = nullptr;      // an empty page kept for reuse
+};
+
+struct Pools {
+  std::atomic<Page*> remote_pages{nullptr};
+  ClassPool cls[kClasses];
+  Pools* next_free = nullptr;
+};
+
+// --- Pools per thread -------------------------------------------------------
+
+struct PoolRegistry {
+  std::mutex mu;
+  Pools* free = nullptr;
+};
+PoolRegistry& registry() {
+  static auto* r = new PoolRegistry;  // never destroyed: used during exit
+  return *r;
+}
+
+Pools* take_pools() {
+  PoolRegistry& r = registry();
+  {
+    std::lock_guard<std::mutex> g(r.mu);
+    if (Pools* p = r.free) {
+      r.free = p->next_free;
+      p->next_free = nullptr;
+      return p;
+    }
+  }
+  return new Pools;
+}
+
+void give_back_pools(Pools* p) noexcept {
+  PoolRegistry& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  p->next_free = r.free;
+  r.free = p;
+}
+
+thread_local Pools* tls_pools = nullptr;  // trivial: readable during shutdown
+
+struct PoolsOwner {
+  ~PoolsOwner() {
+    if (Pools* p = tls_pools) {
+      tls_pools = nullptr;
+      give_back_pools(p);
+    }
+  }
+};
+thread_local PoolsOwner tls_pools_owner;
+
+Pools* my_pools() {
+  if (Pools* p = tls_pools) return p;
+  Pools* p = take_pools();
+  tls_pools = p;
+  (void)&tls_pools_owner;  // registers the thread-exit hand-back
+  return p;
+}
+
+// --- Pages ------------------------------------------------------------------
+
+Page* page_of(void* block) noexcept {
+  return reinterpret_cast<Page*>(reinterpret_cast<std::uintptr_t>(block) & ~(kPageSize - 1));
+}
+
+void available_push(ClassPool& cp, Page* pg) noexcept {
+  pg->available = true;
+  pg->prev = nullptr;
+  pg->next = cp.available;
+  if (cp.available) cp.available->prev = pg;
+  cp.available = pg;
+}
+
+void available_remove(ClassPool& cp, Page* pg) noexcept {
+  if (pg->prev)
+    pg->prev->next = pg->next;
+  else
+    cp.available = pg->next;
+  if (pg->next) pg->next->prev = pg->prev;
+  pg->prev = pg->next = nullptr;
+  pg->available = false;
+}
+
+// A page with no block out: keep it as the spare or give it back.
+void release_page(ClassPool& cp, Page* pg) noexcept {
+  if (pg->available) available_remove(cp, pg);
+  if (!cp.spare) {
+    cp.spare = pg;
+    return;
+  }
+  pg->~Page();
+  std::free(pg);
+}
+
+Page* new_page(Pools* owner, std::uint32_t cls) {
+  ClassPool& cp = owner->cls[cls];
+  if (Page* pg = cp.spare) {
+    cp.spare = nullptr;
+    return pg;
+  }
+  void* mem = std::aligned_alloc(kPageSize, kPageSize);
+  if (!mem) throw std::bad_alloc();
+  return ::new (mem) Page(owner, cls);
+}
+
+// Moves the blocks other threads freed into pg's local list.
+void collect_remote(Page* pg) noexcept {
+  // acq_rel: the pusher that finds `remote` empty next writes remote_next,
+  // which must come after our reset of it.
+  void* list = pg->remote.exchange(nullptr, std::memory_order_acq_rel);
+  while (list) {
+    void* next = *static_cast<void**>(list);
+    *static_cast<void**>(list) = pg->local;
+    pg->local = list;
+    --pg->used;
+    list = next;
+  }
+}
+
+// Takes the pages other threads freed blocks into, collects them, and files
+// each where it belongs (available list, or back to the system).
+void collect_remote_pages(Pools* pools) noexcept {
+  Page* pg = pools->remote_pages.exchange(nullptr, std::memory_order_acquire);
+  while (pg) {
+    Page* next = pg->remote_next;
+    pg->remote_next = nullptr;
+    collect_remote(pg);
+    ClassPool& cp = pools->cls[pg->cls];
+    if (pg != cp.current) {
+      if (pg->used == 0)
+        release_page(cp, pg);
+      else if (!pg->available && pg->has_free())
+        available_push(cp, pg);
+    }
+    pg = next;
+  }
+}
+
+void* pop_block(Page* pg) noexcept {
+  void* b = pg->local;
+  if (b) {
+    pg->local = *static_cast<void**>(b);
+  } else {
+    b = pg->bump;
+    pg->bump += pg->block_size;
+  }
+  ++pg->used;
+  return b;
+}
+
+void* allocate_slow(Pools* pools, std::uint32_t cls) {
+  ClassPool& cp = pools->cls[cls];
+  // Remote blocks are only ever collected through remote_pages, so that a
+  // page is on that stack exactly while its `remote` list is non-empty.
+  collect_remote_pages(pools);
+  if (cp.current && cp.current->has_free()) return pop_block(cp.current);
+  Page* pg = cp.available;
+  if (pg) {
+    available_remove(cp, pg);
+  } else {
+    pg = new_page(pools, cls);
+  }
+  // The old current page is full; it gets back on the available list when
+  // one of its blocks is freed.
+  cp.current = pg;
+  return pop_block(pg);
+}
+
+void remote_free(Page* pg, void* block) noexcept {
+  void* head = pg->remote.load(std::memory_order_relaxed);
+  do {
+    *static_cast<void**>(block) = head;
+  } while (!pg->remote.compare_exchange_weak(head, block, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
+  if (head) return;
+  // acq_rel above: finding `remote` emptied by the owner's collect_remote,
+  // we also see its reset of remote_next before we write it.
+  // The first pending block: tell the owner about the page.
+  Pools* owner = pg->owner;
+  Page* top = owner->remote_pages.load(std::memory_order_relaxed);
+  do {
+    pg->remote_next = top;
+  } while (!owner->remote_pages.compare_exchange_weak(top, pg, std::memory_order_release,
+                                                      std::memory_order_relaxed));
+}
+
+}  // namespace
+
+bool pools_enabled() noexcept { return kUsePools; }
+
+void* pool_allocate(std::size_t size) {
+  if (!kUsePools || size > kMaxPooledSize) return ::operator new(size);
+  const auto cls = static_cast<std::uint32_t>((size + kGranule - 1) / kGranule - 1);
+  Pools* pools = my_pools();
+  Page* pg = pools->cls[cls].current;
+  if (pg && pg->has_free()) [[likely]]
+    return pop_block(pg);
+  return allocate_slow(pools, cls);
+}
+
+void pool_deallocate(void* block, std::size_t size) noexcept {
+  if (!kUsePools || size > kMaxPooledSize) {
+    ::operator delete(block);
+    return;
+  }
+  Page* pg = page_of(block);
+  Pools* pools = tls_pools;
+  if (pg->owner != pools || !pools) {
+    remote_free(pg, block);
+    return;
+  }
+  *static_cast<void**>(block) = pg->local;
+  pg->local = block;
+  --pg->used;
+  ClassPool& cp = pools->cls[pg->cls];
+  if (pg == cp.current) return;
+  if (pg->used == 0)  // every block is back: none can be on `remote`
+    release_page(cp, pg);
+  else if (!pg->available)
+    available_push(cp, pg);
+}
+
+void* SideTable::operator new(std::size_t size) { return pool_allocate(size); }
+void SideTable::operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
+void* WeakObject::operator new(std::size_t size) { return pool_allocate(size); }
+void WeakObject::operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
+
+}  // namespace weakref::detail

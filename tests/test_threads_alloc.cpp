@@ -1,0 +1,83 @@
+// The small-block allocator under threads (run under TSan): blocks freed on
+// other threads than the one that allocated them, threads exiting with
+// blocks still out, pools taken over by new threads.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "support.hpp"
+
+namespace weakref::testing {
+namespace {
+
+struct Sized {
+  explicit Sized(int v) : value(v) { ++g_live; }
+  ~Sized() { --g_live; }
+  int value;
+  char pad[40];
+};
+
+using ThreadsAllocTest = Test;
+
+// Producer threads make objects and hand them over; consumer threads check
+// and drop them (every free is a remote free).
+TEST_F(ThreadsAllocTest, CrossThreadFrees) {
+  std::mutex mu;
+  std::vector<Strong<Sized>> queue;
+  std::atomic<bool> done{false};
+  std::atomic<long> checked{0};
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < 2; ++c)
+    consumers.emplace_back([&] {
+      for (;;) {
+        std::vector<Strong<Sized>> batch;
+        {
+          std::lock_guard<std::mutex> g(mu);
+          batch.swap(queue);
+        }
+        for (auto& s : batch) {
+          EXPECT_GE(s->value, 0);
+          checked.fetch_add(1);
+        }
+        if (batch.empty() && done.load()) return;
+        std::this_thread::yield();
+      }
+    });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 2; ++p)
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < 20000; ++i) {
+        Strong<Sized> s = make<Sized>(p * 100000 + i);
+        ref<Sized> r(s);  // side table and weakref object: pooled too
+        std::lock_guard<std::mutex> g(mu);
+        queue.push_back(std::move(s));
+      }
+    });
+  for (auto& t : producers) t.join();
+  done.store(true);
+  for (auto& t : consumers) t.join();
+  EXPECT_EQ(checked.load(), 40000);
+}
+
+// Threads that exit with blocks still out: the blocks stay valid, are freed
+// later from another thread, and the exited thread's pools are reused.
+TEST_F(ThreadsAllocTest, ThreadsExitWithBlocksOut) {
+  std::vector<Strong<Sized>> kept;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<Strong<Sized>> made;
+    std::thread t([&] {
+      for (int i = 0; i < 3000; ++i) made.push_back(make<Sized>(i));
+      // Half die on this thread (local frees) before it exits.
+      made.erase(made.begin(), made.begin() + 1500);
+    });
+    t.join();
+    for (auto& s : made) EXPECT_LT(s->value, 3000);
+    kept.insert(kept.end(), made.begin() + 1000, made.end());
+    made.clear();  // freed here: remote frees into the exited thread's pages
+  }
+  EXPECT_EQ(kept.size(), 20U * 500);
+  kept.clear();
+}
+
+}  // namespace
+}  // namespace weakref::testing
