@@ -319,10 +319,6 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
   return moved - v.moved_back;
 }
 
-void clear_collecting_all(GcList& list) noexcept {
-  for (GcHead* g = list.head.next; g != &list.head; g = g->next) clear_collecting(g);
-}
-
 // Clears g's kNextUnreachable mark; returns the next node.
 GcHead* clear_mark(GcHead* g) noexcept {
   g->next = next_of(g);
@@ -366,6 +362,30 @@ void unfreeze_object(ObjectHeader* h) noexcept {
                                       std::memory_order_acquire))
       return;
   }
+}
+
+// Unfreezes a garbage object (its weakrefs are cleared now) and marks it
+// kInCollection (see untrack). No other thread holds a reference to it or
+// can lock a weakref to it, so nobody else writes its word: an unfrozen
+// inline word takes a plain store. (A side-form object is always frozen
+// here: weakrefs force the verification.)
+void unfreeze_and_mark(ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  std::atomic<std::uint64_t>& word = (w & bits::kSide) ? wd::side_of(w)->word : h->word;
+  std::uint64_t x = word.load(std::memory_order_acquire);
+  if (!(x & bits::kFrozen)) {
+    word.store(x | bits::kInCollection, std::memory_order_relaxed);
+    return;
+  }
+  while (!word.compare_exchange_weak(x, unfrozen(x) | bits::kInCollection,
+                                     std::memory_order_acq_rel)) {
+  }
+}
+
+// Back to a public list (resurrected, or kept alive): other threads may hold
+// it from now on.
+void unmark(ObjectHeader* h) noexcept {
+  active_word(h).fetch_and(~bits::kInCollection, std::memory_order_acq_rel);
 }
 
 void unfreeze_all(GcList& list) noexcept {
@@ -474,7 +494,7 @@ bool handle_weakrefs(GcList& unreachable) {
     trace(h, counter);
     std::uint64_t w = h->word.load(std::memory_order_acquire);
     if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch);
-    unfreeze_object(h);
+    unfreeze_and_mark(h);
     any_finalizer |= h->type->finalize != nullptr;
   }
   if (!counter.visits.empty()) {
@@ -538,6 +558,7 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
       v.release();
     }
     if (unreachable.head.next == g) {  // still alive: it may die later
+      unmark(h);
       std::lock_guard<SpinLock> lk(heap->lock);
       clear_collecting(g);
       GcList::move(g, old);
@@ -585,6 +606,11 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
       debug_cycle("collectable", header_of(g));
 
+  struct Collecting {  // untrack's lock-free path for this heap's garbage
+    Heap* saved = wd::tls_collecting;
+    explicit Collecting(Heap* h) { wd::tls_collecting = h; }
+    ~Collecting() { wd::tls_collecting = saved; }
+  } collecting_here(heap);
   try {
     // Step 7.
     if (handle_weakrefs(unreachable) && finalize_garbage(unreachable)) {
@@ -593,7 +619,10 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       {
         std::lock_guard<SpinLock> lk(heap->lock);
         verify_unreachable(unreachable, resurrected, heap);
-        clear_collecting_all(resurrected);
+        for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
+          clear_collecting(g);
+          unmark(header_of(g));
+        }
         resurrected.merge_into(*old);
       }
       // Weakrefs made to the garbage by the finalizers: cleared now, with
@@ -605,8 +634,11 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
   } catch (...) {
     // Out of memory: give the rest back to the heap, uncollected.
     std::lock_guard<SpinLock> lk(heap->lock);
-    clear_collecting_all(unreachable);
-    unfreeze_all(unreachable);
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
+      clear_collecting(g);
+      unfreeze_object(header_of(g));
+      unmark(header_of(g));
+    }
     unreachable.merge_into(*old);
     throw;
   }

@@ -172,7 +172,17 @@ void track_again(ObjectHeader* h) noexcept {
   heap->lock.unlock();
 }
 
+constinit thread_local Heap* tls_collecting = nullptr;
+
 void untrack(ObjectHeader* h) noexcept {
+  if (Heap* c = tls_collecting) {
+    std::uint64_t w = h->word.load(std::memory_order_acquire);
+    if (w & kSide) w = side_of(w)->word.load(std::memory_order_acquire);
+    if ((w & kInCollection) && heap(w) == c->index) {
+      GcList::remove(h->gc());
+      return;
+    }
+  }
   Heap* heap = lock_heap_of(h);
   if (h->gc()->next) {
     GcList::remove(h->gc());

@@ -130,7 +130,13 @@ void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept;
 // Locks the heap that h is listed in (following a concurrent merge).
 Heap* lock_heap_of(ObjectHeader* h) noexcept;
 
+// Unlists a dying object. Objects marked kInCollection are in the private
+// garbage list of the collection running on this thread (tls_collecting):
+// they are unlinked without the heap lock, since no other thread touches
+// that list.
 void untrack(ObjectHeader* h) noexcept;
+// The heap whose collection runs steps 7-9 on this thread, or null.
+extern constinit thread_local Heap* tls_collecting;
 // Re-lists an object that left its heap during its death (tp_finalize).
 void track_again(ObjectHeader* h) noexcept;
 
