@@ -618,7 +618,8 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       GcList resurrected;
       {
         std::lock_guard<SpinLock> lk(heap->lock);
-        verify_unreachable(unreachable, resurrected, heap);
+        // As CPython, resurrected objects are not counted as found.
+        found = verify_unreachable(unreachable, resurrected, heap);
         for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
           clear_collecting(g);
           unmark(header_of(g));
