@@ -216,9 +216,9 @@ class Visitor {
     } else if constexpr (detail::is_unique_ptr<U>::value) {
       if (x) visit_one(*x);
     } else if constexpr (detail::is_pairlike<U>::value) {
-      std::apply([this](auto&... e) { (visit_member(e), ...); }, x);
+      std::apply([this](auto&... e) { (this->visit_member(e), ...); }, x);
     } else if constexpr (detail::is_variant<U>::value) {
-      std::visit([this](auto& e) { visit_member(e); }, x);
+      std::visit([this](auto& e) { this->visit_member(e); }, x);
     } else if constexpr (detail::is_shared_ptr<U>::value) {
       static_assert(weakref::detail::dependent_false<X>,
                     "weakref::gc::Visitor: a std::shared_ptr's object may be shared with "
