@@ -200,7 +200,8 @@ gdb_run() {  # EXECUTABLE [gdb options...]: prints a few handles
   shift
   gdb -batch -nx "$@" -ex 'break gdb_checkpoint' -ex 'run >/dev/null' -ex up \
     -ex 'print node' -ex 'print live_ref' -ex 'print dead_ref' -ex 'print live_proxy' \
-    -ex 'print live_method' -ex 'print live_fin' -ex 'print dead_fin' -ex kill "$exe" 2>&1
+    -ex 'print live_method' -ex 'print live_fin' -ex 'print dead_fin' -ex 'print by_number' \
+    -ex kill "$exe" 2>&1
 }
 
 gdb_expect() {  # OUTPUT: the printers' texts must be there
@@ -213,7 +214,8 @@ gdb_expect() {  # OUTPUT: the printers' texts must be there
     "= weakref::proxy<Node> <weakproxy at 0x[0-9a-f]+ to Node at 0x[0-9a-f]+> \(strong 2\)" \
     "= weakref::WeakMethod<void \(Node::\*\)\(int\)> <weakref at 0x[0-9a-f]+; to 'Node'" \
     "= weakref::finalize <finalize object at 0x[0-9a-f]+; for 'Node' at 0x[0-9a-f]+> \(alive, atexit\)" \
-    "= weakref::finalize <finalize object at 0x[0-9a-f]+; dead>"; do
+    "= weakref::finalize <finalize object at 0x[0-9a-f]+; dead>" \
+    "= weakref::WeakValueDictionary<int, Node> with 10 entries = \{\[0\] = 0x[0-9a-f]+, \[1\] = "; do
     grep -Eq "$pattern" <<<"$out" || { echo "not printed: $pattern"; return 1; }
   done
 }

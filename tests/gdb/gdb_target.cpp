@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <weakref/weakref.hpp>
 
@@ -77,6 +79,34 @@ int scenario() {
   }  // doomed dies: dead_ref's callback, dead_fin's func
   weakref::gc::collect();
 
+  // Weak containers: ten live entries (more than the first segment's
+  // eight), one removed, and one whose referent died (claimed by its
+  // callback, not drained yet: const calls below leave it there).
+  std::vector<weakref::Strong<Node>> members;
+  for (int i = 0; i < 10; ++i) members.push_back(weakref::make<Node>("m" + std::to_string(i)));
+  auto extra = weakref::make<Node>("extra");
+  weakref::WeakSet<Node> set;
+  weakref::WeakValueDictionary<int, Node> by_number;
+  weakref::WeakKeyDictionary<Node, int> numbers;
+  weakref::WeakSet<Node> empty_set;
+  set.add(extra);
+  by_number.set(-1, extra);
+  numbers.set(extra, -1);
+  for (int i = 0; i < 10; ++i) {
+    set.add(members[i]);
+    by_number.set(i, members[i]);
+    numbers.set(members[i], i * 10);
+  }
+  set.discard(extra);
+  by_number.del(-1);
+  numbers.del(extra);
+  {
+    auto gone = weakref::make<Node>("gone");
+    set.add(gone);
+    by_number.set(99, gone);
+    numbers.set(gone, 990);
+  }
+
   show("empty", empty);
   show("plain", plain);
   show("node", node);
@@ -96,6 +126,26 @@ int scenario() {
   show("node.use_count", node.use_count());
   show("node.weakrefs", weakref::getweakrefcount(node));
   show("callbacks", callbacks);
+
+  // The containers as gdb shows their children: "0x1, 0x2" and "[k] = v, ...".
+  const auto& cset = set;
+  const auto& cby_number = by_number;
+  const auto& cnumbers = numbers;
+  std::ostringstream elements, by_number_entries, numbers_entries;
+  const char* sep = "";
+  for (const auto& x : cset) elements << std::exchange(sep, ", ") << static_cast<const void*>(x.get());
+  sep = "";
+  for (const auto& [k, v] : cby_number)
+    by_number_entries << std::exchange(sep, ", ") << '[' << k << "] = " << static_cast<const void*>(v.get());
+  sep = "";
+  for (const auto& [k, v] : cnumbers)
+    numbers_entries << std::exchange(sep, ", ") << '[' << static_cast<const void*>(k.get()) << "] = " << v;
+  show("set.size", cset.size());
+  show("set.elements", elements.str());
+  show("by_number.size", cby_number.size());
+  show("by_number.entries", by_number_entries.str());
+  show("numbers.size", cnumbers.size());
+  show("numbers.entries", numbers_entries.str());
   std::cout << std::flush;
 
   gdb_checkpoint();

@@ -15,6 +15,9 @@
 #     weakref::proxy<Node> <weakproxy at 0x418340 to Node at 0x4172c0> (strong 2)
 #     weakref::WeakMethod<...> <weakref at 0x418380; to 'Node' at 0x4172c0> (strong 2, callback)
 #     weakref::finalize <finalize object at 0x4183c0; for 'Node' at 0x4172c0> (alive, atexit)
+#     weakref::WeakSet<Node> with 2 elements = {0x4172c0, 0x417320}
+#     weakref::WeakValueDictionary<std::string, Node> with 1 entry = {["a"] = 0x4172c0}
+#     weakref::WeakKeyDictionary<Node, int> with 1 entry = {[0x4172c0] = 7}
 #
 # and the convenience function $weakref_get(handle): the referent of a
 # Strong / ref / proxy / WeakMethod / finalize as a pointer to its dynamic
@@ -24,8 +27,8 @@
 # The printers read the library's internal objects from the inferior's
 # memory and never call functions in it, so they work on core files and do
 # not take the library's locks. Everything about the layout is in the
-# "Layout" section below; extending the printers to more types (the weak
-# containers) is described in the "Adding printers" section at the end.
+# "Layout" section below; adding printers for more types is described in
+# the "Adding printers" section at the end.
 
 import gdb
 import gdb.printing
@@ -51,7 +54,14 @@ _LAYOUT = {
         "side": 8, "refs": 16, "kind": 20, "has_callback": 21, "next": 32},
     # src/finalize.cpp
     "weakref::detail::FinalizerState": {"registered": 4, "atexit": 5, "wr": 32},
+    # include/weakref/detail/weak_container.hpp
+    "weakref::detail::EntryWeak": {"offset": 52},
+    "weakref::detail::ContainerControl": {"dead": 16},
 }
+
+# detail::Segments (weak_container.hpp): segment s holds kFirst << s entries.
+SEG_FIRST_SHIFT = 3
+SEG_FIRST = 1 << SEG_FIRST_SHIFT
 
 # The header word (include/weakref/detail/object.hpp, namespace bits).
 K_SIDE = 1
@@ -133,6 +143,11 @@ def _ptr_size():
 def _read(addr, size):
     """Unsigned integer of `size` bytes at `addr` (target byte order)."""
     return int(gdb.Value(addr).cast(_uint(size).pointer()).dereference())
+
+
+def _read_signed(addr, size):
+    v = _read(addr, size)
+    return v - (1 << (8 * size)) if v >> (8 * size - 1) else v
 
 
 def _read_ptr(addr):
@@ -390,8 +405,8 @@ class _WeakHandlePrinter:
             w = self.weak()
             if w is not None and w.alive:
                 yield "referent", self.referent(w)
-        except (gdb.MemoryError, gdb.error):
-            pass
+        except gdb.MemoryError:
+            pass  # garbage (uninitialized): to_string says so
 
 
 class RefPrinter(_WeakHandlePrinter):
@@ -425,6 +440,154 @@ class FinalizePrinter:
             return name + " (empty)"
         f = Finalizer(s)
         return "%s %s" % (name, _with_state(f.repr(), f.state()))
+
+
+# ---------------------------------------------------------------------------
+# Weak containers: WeakSet<T>, WeakValueDictionary<K, V>, WeakKeyDictionary<K, V>
+#
+# Each holds a detail::WeakTable `table_`: entries in insertion order, in
+# segments that never move; an entry's first word `w` is 0 (free), odd
+# (removed) or its EntryWeak*; its payload `p.value` is the WVD's key or the
+# WKD's value. The printers show the entries whose referent is alive, in
+# iteration order, and size() as the container computes it (entries whose
+# death is queued but not yet drained do not count).
+
+def _type_text(t):
+    """A type's name, shortened by the registered type printers (std::string)."""
+    try:
+        name = gdb.types.apply_type_recognizers(gdb.types.get_type_recognizers(), t)
+        if name:
+            return name
+    except (gdb.error, RuntimeError, AttributeError):
+        pass
+    return str(t)
+
+
+def _vector_data(vec):
+    """(pointer to the first element, size) of a std::vector (libstdc++ or libc++)."""
+    for begin, end in (("_M_start", "_M_finish"), ("__begin_", "__end_")):
+        try:
+            impl = vec["_M_impl"] if begin == "_M_start" else vec
+            first, last = impl[begin], impl[end]
+            return first, int(last - first)
+        except gdb.error:
+            continue
+    raise gdb.error("unknown std::vector layout")
+
+
+def _count(n, singular, plural):
+    return "%d %s" % (n, singular if n == 1 else plural)
+
+
+class _WeakContainerPrinter:
+    template = None       # "WeakSet", ...
+    referent_arg = 0      # template argument: the weakly held type
+    name_args = 1         # template arguments shown in the name
+    has_payload = True
+
+    def __init__(self, val):
+        self.val = val
+        self.type = gdb.types.get_basic_type(val.type)
+
+    def name(self):
+        args = ", ".join(_type_text(self.type.template_argument(i))
+                         for i in range(self.name_args))
+        return "weakref::%s<%s>" % (self.template, args)
+
+    def size(self):
+        """WeakTable::size(): live entries minus the deaths not yet drained."""
+        table = self.val["table_"]
+        ctrl = int(table["ctrl_"])
+        dead = _read_signed(ctrl + _offset("weakref::detail::ContainerControl", "dead"),
+                            8) if ctrl else 0
+        return max(int(table["live_"]) - dead + int(table["dead_removed_"]), 0)
+
+    def entries(self):
+        """(referent as a T*, payload or None) of the live entries, in order."""
+        table = self.val["table_"]
+        used = int(table["used_"])
+        segments, count = _vector_data(table["segs_"]["segs_"])
+        referent_type = self.type.template_argument(self.referent_arg)
+        for i in range(used):
+            u = i + SEG_FIRST
+            seg = u.bit_length() - SEG_FIRST_SHIFT - 1
+            if seg >= count:
+                break
+            entry = ((segments + seg).dereference() + (u - (SEG_FIRST << seg))).dereference()
+            w = int(entry["w"])
+            if w == 0 or w & 1:
+                continue  # free, or removed
+            weak = Weak(w)
+            if not weak.alive:
+                continue  # dead, its removal not drained yet
+            delta = _read_signed(w + _offset("weakref::detail::EntryWeak", "offset"), 4)
+            referent = gdb.Value(weak.referent.address + delta).cast(referent_type.pointer())
+            yield referent, (self.payload(entry) if self.has_payload else None)
+
+    def payload(self, entry):
+        """entry.p.value; clang may describe PayloadSlot<P> as incomplete
+        (its constructor is never emitted), so fall back to p's offset."""
+        try:
+            return entry["p"]["value"]
+        except gdb.error:
+            pass
+        for f in entry.type.strip_typedefs().fields():
+            if f.name == "p":
+                payload_type = self.type.template_argument(self.payload_arg)
+                address = int(entry.address) + f.bitpos // 8
+                return gdb.Value(address).cast(payload_type.pointer()).dereference()
+        raise gdb.error("no payload in " + str(entry.type))
+
+    @_guard
+    def to_string(self):
+        return "%s with %s" % (self.name(), _count(self.size(), *self.noun))
+
+    def children(self):
+        try:
+            for i, (referent, payload) in enumerate(self.entries()):
+                yield from self.entry_children(i, referent, payload)
+        except gdb.MemoryError:
+            return  # garbage (uninitialized): show what was readable
+
+
+class WeakSetPrinter(_WeakContainerPrinter):
+    """weakref::WeakSet<T>: its elements, as T*."""
+    template = "WeakSet"
+    noun = ("element", "elements")
+    has_payload = False
+
+    def display_hint(self):
+        return "array"
+
+    def entry_children(self, i, referent, payload):
+        yield "[%d]" % i, referent
+
+
+class WeakValueDictionaryPrinter(_WeakContainerPrinter):
+    """weakref::WeakValueDictionary<K, V>: key -> V*."""
+    template = "WeakValueDictionary"
+    noun = ("entry", "entries")
+    referent_arg = 1
+    payload_arg = 0
+    name_args = 2
+
+    def display_hint(self):
+        return "map"
+
+    def entry_children(self, i, referent, payload):
+        yield "key[%d]" % i, payload
+        yield "value[%d]" % i, referent
+
+
+class WeakKeyDictionaryPrinter(WeakValueDictionaryPrinter):
+    """weakref::WeakKeyDictionary<K, V>: K* -> value."""
+    template = "WeakKeyDictionary"
+    referent_arg = 0
+    payload_arg = 1
+
+    def entry_children(self, i, referent, payload):
+        yield "key[%d]" % i, referent
+        yield "value[%d]" % i, payload
 
 
 # ---------------------------------------------------------------------------
@@ -478,14 +641,13 @@ _GetFunction()
 #
 # Every printer lives in one collection, named "weakref", with one entry per
 # type (`info pretty-printer` lists them; `disable pretty-printer global
-# weakref;ref` turns one off). To add a printer (the weak containers of
-# include/weakref/weak_*.hpp, for example), write a class with
+# weakref;ref` turns one off). To add a printer, write a class with
 # to_string() (and children() / display_hint() for a container: see
 # https://sourceware.org/gdb/current/onlinedocs/gdb.html/Pretty-Printing-API.html),
-# reuse Object / Weak above to decode entries, and append a line to
+# reuse Object / Weak / _WeakContainerPrinter above, and append a line to
 # _PRINTERS below -- or, from outside this file:
 #
-#     weakref_printers.add_printer("WeakSet", "^weakref::WeakSet<.*>$", WeakSetPrinter)
+#     weakref_printers.add_printer("Thing", "^weakref::Thing<.*>$", ThingPrinter)
 #
 # Printers added after register_printers() are seen too (the collection is
 # shared).
@@ -497,7 +659,9 @@ _PRINTERS = [
     ("proxy", r"^weakref::proxy<.*>$", ProxyPrinter),
     ("WeakMethod", r"^weakref::WeakMethod<.*>$", WeakMethodPrinter),
     ("finalize", r"^weakref::finalize$", FinalizePrinter),
-    # Weak containers: add them here.
+    ("WeakSet", r"^weakref::WeakSet<.*>$", WeakSetPrinter),
+    ("WeakValueDictionary", r"^weakref::WeakValueDictionary<.*>$", WeakValueDictionaryPrinter),
+    ("WeakKeyDictionary", r"^weakref::WeakKeyDictionary<.*>$", WeakKeyDictionaryPrinter),
 ]
 
 _collection = None
