@@ -101,11 +101,7 @@ class WeakKeyDictionary {
   using Table = detail::WeakTable<Traits>;
 
   template <class R>
-  static constexpr bool pair_range =
-      std::ranges::input_range<R> && requires(std::ranges::range_reference_t<R> p) {
-        { std::get<0>(p) } -> std::convertible_to<Strong<K>>;
-        { std::get<1>(p) } -> std::convertible_to<const V&>;
-      };
+  static constexpr bool pair_range = detail::pair_range_of<R, Strong<K>, const V&>;
 
   enum class Kind { items, keys, values };
 
@@ -421,13 +417,14 @@ class WeakKeyDictionary {
     return basic_view<Kind::values, true>(this);
   }
 
-  // Python's keyrefs(): the entries' weakrefs (also those whose key just
-  // died), in insertion order. They live on after their entries.
+  // Python's keyrefs(): the weakrefs of the live entries, in insertion
+  // order (a key may die right after). They live on after their entries.
   std::vector<ref<K>> keyrefs() const {
     std::vector<ref<K>> out;
     out.reserve(table_.used());
     table_.for_each_live([&](std::uint32_t, const auto& e) {
       detail::EntryWeak* w = detail::entry_weak(e.w);
+      if (!detail::weak_alive(w)) return;  // dead, its removal not applied yet
       detail::weak_acquire(w);
       out.push_back(ref<K>::adopt_weak_object(w, pointer_of(w)));
     });

@@ -82,9 +82,7 @@ class WeakSet {
   using Table = detail::WeakTable<Traits>;
 
   template <class R>
-  static constexpr bool element_range =
-      std::ranges::input_range<R> &&
-      std::is_convertible_v<std::ranges::range_reference_t<R>, Strong<T>>;
+  static constexpr bool element_range = detail::range_of<R, Strong<T>>;
 
  public:
   using key_type = Strong<T>;

@@ -93,12 +93,7 @@ class WeakValueDictionary {
   using Table = detail::WeakTable<Traits>;
 
   template <class R>
-  static constexpr bool pair_range =
-      std::ranges::input_range<R> &&
-      requires(std::ranges::range_reference_t<R> p) {
-        { std::get<0>(p) } -> std::convertible_to<const K&>;
-        { std::get<1>(p) } -> std::convertible_to<Strong<V>>;
-      };
+  static constexpr bool pair_range = detail::pair_range_of<R, const K&, Strong<V>>;
 
   enum class Kind { items, keys, values };
 
@@ -374,13 +369,14 @@ class WeakValueDictionary {
   const_view<Kind::keys> keys() const noexcept { return const_view<Kind::keys>(this); }
   const_view<Kind::values> values() const noexcept { return const_view<Kind::values>(this); }
 
-  // Python's valuerefs(): the entries' weakrefs (also those whose value just
-  // died), in insertion order. They live on after their entries.
+  // Python's valuerefs(): the weakrefs of the live entries, in insertion
+  // order (a value may die right after). They live on after their entries.
   std::vector<ref<V>> valuerefs() const {
     std::vector<ref<V>> out;
     out.reserve(table_.used());
     table_.for_each_live([&](std::uint32_t, const auto& e) {
       detail::EntryWeak* w = detail::entry_weak(e.w);
+      if (!detail::weak_alive(w)) return;  // dead, its removal not applied yet
       detail::weak_acquire(w);
       out.push_back(ref<V>::adopt_weak_object(w, pointer_of(w)));
     });

@@ -53,6 +53,7 @@
 #include <limits>
 #include <new>
 #include <ostream>
+#include <ranges>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -691,6 +692,19 @@ class WeakTable {
 
 template <class X>
 concept strong_like = is_strong<std::remove_cvref_t<X>>::value;
+
+// A range of elements convertible to E (constructors, update, set algebra).
+template <class R, class E>
+concept range_of = std::ranges::input_range<R> &&
+                   std::is_convertible_v<std::ranges::range_reference_t<R>, E>;
+
+// A range of (key, value) pairs (std::map, a vector of pairs, a dictionary).
+template <class R, class K, class V>
+concept pair_range_of =
+    std::ranges::input_range<R> && requires(std::ranges::range_reference_t<R> p) {
+      { std::get<0>(p) } -> std::convertible_to<K>;
+      { std::get<1>(p) } -> std::convertible_to<V>;
+    };
 
 template <class T, class Policy>
 struct WeakKeyOps;
