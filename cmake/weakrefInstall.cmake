@@ -61,9 +61,10 @@ configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/weakrefConfig.cmake.in
   ${PROJECT_BINARY_DIR}/weakrefConfig.cmake
   INSTALL_DESTINATION ${weakref_cmakedir}
   PATH_VARS weakref_gdbdir)
-# 0.x: any 0.y satisfies find_package(weakref 0.1), as SameMajorVersion says.
+# Before 1.0 a minor release may break the API: find_package(weakref 0.1)
+# accepts 0.1.z only.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/weakrefConfigVersion.cmake
-  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/weakrefConfig.cmake ${PROJECT_BINARY_DIR}/weakrefConfigVersion.cmake
   DESTINATION ${weakref_cmakedir} COMPONENT weakref_development)
 

@@ -245,7 +245,7 @@ gdb_autoload_shared() {
 
 check "install (static, cmake --install --prefix)" static_install
 check "find_package(weakref CONFIG) + weakref::weakref" static_find_package
-check "find_package(weakref 1.0) refuses 0.x (SameMajorVersion)" version_refused
+check "find_package(weakref 1.0) refuses 0.x (SameMinorVersion)" version_refused
 check "add_subdirectory(<checkout>)" subdirectory
 check "FetchContent SOURCE_DIR <checkout>" fetch_source_dir
 check "FetchContent URL <archive of the checkout>" fetch_url
