@@ -293,6 +293,10 @@ WEAKREF_API int get_debug() noexcept;
 // Every tracked object of every heap (or of one generation), as strong
 // references. Objects inside a running collection are not listed.
 WEAKREF_API std::vector<Strong<void>> get_objects(std::optional<int> generation = std::nullopt);
+// A generation is an integer (Python raises TypeError for get_objects(1.5)).
+template <class F>
+  requires std::is_floating_point_v<F>
+std::vector<Strong<void>> get_objects(F) = delete;
 
 namespace detail {
 WEAKREF_API std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets);
