@@ -104,6 +104,10 @@ void run_owner(Insert insert, Step owner_step) {
     owner_step(rng);
   }
   for (auto& t : killers) t.join();
+  // A cycle whose killer collected while the owner held it for a moment
+  // survived that collection; the killers' heaps are orphans now, which a
+  // full collection here collects.
+  gc::collect();
 }
 
 TEST_F(ThreadsContainersTest, WeakValueDictionaryUnderForeignDeaths) {

@@ -458,7 +458,9 @@ class WeakValueDictionary {
   detail::EntryWeak* weak(std::uint32_t idx) const noexcept {
     return detail::entry_weak(table_.at(idx).w);
   }
-  Strong<V> lock(std::uint32_t idx) const noexcept { return detail::entry_lock<V>(weak(idx)); }
+  Strong<V> lock(std::uint32_t idx) const noexcept {
+    return detail::entry_lock<V>(weak(idx), table_.at(idx).side);
+  }
   // The value's address as entry_lock computes it (the ref handle keeps it
   // for when its referent is alive); no dereference of the object.
   static V* pointer_of(detail::EntryWeak* w) noexcept {

@@ -138,14 +138,39 @@ WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::p
 WEAKREF_API std::ostream& write_container_address(std::ostream& os, const char* name,
                                                   const void* self);
 
+template <class T>
+Strong<T> adopt_referent(const EntryWeak* w, ObjectHeader* h) noexcept {
+  return StrongAccess::adopt(
+      reinterpret_cast<T*>(static_cast<char*>(h->object()) + w->offset), h);
+}
+
 // The referent of an entry, as a T*, with one new strong reference; null when
 // dead or cleared.
 template <class T>
 Strong<T> entry_lock(const EntryWeak* w) noexcept {
   ObjectHeader* h = weak_lock(w);
   if (!h) return {};
-  return StrongAccess::adopt(
-      reinterpret_cast<T*>(static_cast<char*>(h->object()) + w->offset), h);
+  return adopt_referent<T>(w, h);
+}
+
+// The same, given the referent's side table as well (a table entry keeps it):
+// the count word and the weakref's cleared bit are then two independent loads
+// instead of a chain. The protocol is weak_lock's (src/weak_object.cpp): read
+// the count word, then the cleared bit, then CAS on the word read, and read
+// both again after a failed CAS; while a collector has the object frozen,
+// weak_lock itself waits.
+template <class T>
+Strong<T> entry_lock(const EntryWeak* w, SideTable* s) noexcept {
+  std::uint64_t x = s->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (bits::count(x) == 0) return {};
+    if (x & bits::kFrozen) [[unlikely]]
+      return entry_lock<T>(w);
+    if (w->side.load(std::memory_order_acquire) & 1) return {};
+    if (s->word.compare_exchange_weak(x, x + bits::kOne, std::memory_order_acquire,
+                                      std::memory_order_acquire))
+      return adopt_referent<T>(w, s->object);
+  }
 }
 
 inline std::ptrdiff_t subobject_offset(const void* p, ObjectHeader* h) noexcept {
@@ -231,6 +256,7 @@ struct HashSlot<false> {};
 template <class P, bool StoredHash>
 struct Entry {
   EntryWord w;
+  SideTable* side;  // the referent's (identity, and the lock's count word)
   [[no_unique_address]] HashSlot<StoredHash> h;
   [[no_unique_address]] PayloadSlot<P> p;
 };
@@ -406,6 +432,7 @@ class WeakTable {
     E& e = at(idx);
     if constexpr (kHasPayload) ::new (static_cast<void*>(&e.p.value)) Payload(std::forward<Args>(args)...);
     e.w = reinterpret_cast<EntryWord>(w);
+    e.side = w->side_table();
     if constexpr (kStoredHash) e.h.hash = hash;
     w->index = idx;
     guard.w = nullptr;
@@ -423,6 +450,7 @@ class WeakTable {
     retire(old);
     w->index = idx;
     e.w = reinterpret_cast<EntryWord>(w);
+    e.side = w->side_table();
     ++version_;
     weak_release(old);
   }
@@ -467,7 +495,7 @@ class WeakTable {
     for (; pos < used_; ++pos) {
       EntryWord w = at(pos).w;
       if (!entry_live(w)) continue;
-      out = entry_lock<T>(entry_weak(w));
+      out = entry_lock<T>(entry_weak(w), at(pos).side);
       if (out) return pos;
     }
     return npos;
@@ -614,6 +642,7 @@ class WeakTable {
       if (src != dst) {
         E& d = at(dst);
         d.w = e.w;
+        d.side = e.side;
         if constexpr (kStoredHash) d.h.hash = e.h.hash;
         if constexpr (kHasPayload) {
           ::new (static_cast<void*>(&d.p.value)) Payload(std::move(e.p.value));
@@ -629,8 +658,10 @@ class WeakTable {
     if (cap_) rebuild_slots(cap_);
   }
 
+  // The index doubles when 2/3 full: after a rebuild it is at most half
+  // full, so its load stays between 1/3 and 2/3 (CPython's dict keeps 2/3).
   void rebuild_index(std::uint32_t live) {
-    std::uint64_t want = std::max<std::uint64_t>(8, std::uint64_t{live} * 3);
+    std::uint64_t want = std::max<std::uint64_t>(8, std::uint64_t{live} * 2);
     std::uint32_t cap = static_cast<std::uint32_t>(std::bit_ceil(want));
     // Same size when dummies, not entries, filled the table.
     if (cap_ && cap < cap_) cap = cap_;
@@ -716,7 +747,7 @@ struct WeakKeyOps<T, by_identity> {
 
   template <class E>
   static std::size_t entry_hash(const E& e) noexcept {
-    return identity_hash(entry_weak(e.w)->side_table()->object);
+    return identity_hash(e.side->object);
   }
   static std::size_t hash(const Strong<T>& x) noexcept {
     return identity_hash(StrongAccess::header(x));
@@ -728,9 +759,8 @@ struct WeakKeyOps<T, by_identity> {
     if (!h) return Table::npos;
     const SideTable* s = side_if_any(h);
     if (!s) return Table::npos;  // no weakref at all: in no container
-    return t.find(identity_hash(h), [s](std::uint32_t, const auto& e) noexcept {
-      return entry_weak(e.w)->side_table() == s;
-    });
+    return t.find(identity_hash(h),
+                  [s](std::uint32_t, const auto& e) noexcept { return e.side == s; });
   }
   static bool equal(const Strong<T>& a, const Strong<T>& b) noexcept { return a == b; }
 };
@@ -752,7 +782,7 @@ struct WeakKeyOps<T, by_value<H, Eq>> {
   template <class Table>
   static std::uint32_t find_value(const Table& t, std::size_t hash, const T& v, Strong<T>& held) {
     return t.find(hash, [&](std::uint32_t, const auto& e) {
-      Strong<T> c = entry_lock<T>(entry_weak(e.w));
+      Strong<T> c = entry_lock<T>(entry_weak(e.w), e.side);
       if (!c || !KeyEqual{}(*c, v)) return false;
       held = std::move(c);
       return true;
