@@ -231,6 +231,28 @@ TEST_F(WeakKeyDictionaryTest, DeathsAndMutationsDuringIteration) {
   EXPECT_EQ(Tracked::live, 0);
 }
 
+TEST_F(WeakKeyDictionaryTest, MovedWhileIteratedKeepsYieldedValuesAlive) {
+  std::vector<Strong<Node>> objs;
+  WeakKeyDictionary<Node, Tracked> d;
+  for (int i = 0; i < 4; ++i) {
+    objs.push_back(make<Node>(std::to_string(i)));
+    d.set(objs.back(), Tracked(i));
+  }
+  WeakKeyDictionary<Node, Tracked> target;
+  int steps = 0;
+  for (auto& [k, v] : d) {
+    ++steps;
+    target = std::move(d);  // d is emptied; v stays valid to the end
+    EXPECT_EQ(v.id, 0);
+  }
+  EXPECT_EQ(steps, 1);
+  EXPECT_TRUE(d.empty());
+  EXPECT_EQ(target.size(), 4U);
+  EXPECT_EQ(Tracked::live, 4);
+  target.clear();
+  EXPECT_EQ(Tracked::live, 0);
+}
+
 // Values whose destructor uses the dictionary.
 TEST_F(WeakKeyDictionaryTest, ValueDestructorMayUseTheDictionary) {
   using Hook = std::shared_ptr<int>;  // deleter = the hook

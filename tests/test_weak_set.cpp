@@ -213,6 +213,43 @@ TEST_F(WeakSetTest, AbandonedIteratorKeepsTheSetConsistent) {
   EXPECT_EQ(labels(s), std::vector<std::string>{"B2"});
 }
 
+TEST_F(WeakSetTest, MovedWhileIterated) {
+  std::vector<Strong<Node>> objs;
+  WeakSet<Node> s;
+  for (int i = 0; i < 5; ++i) {
+    objs.push_back(make<Node>(std::to_string(i)));
+    s.add(objs.back());
+  }
+  WeakSet<Node> target;
+  std::vector<std::string> seen;
+  for (const Strong<Node>& n : s) {
+    seen.push_back(n->label);
+    if (seen.size() == 2) target = std::move(s);  // s is emptied: the loop ends
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"0", "1"}));
+  EXPECT_TRUE(s.empty());
+  EXPECT_EQ(target.size(), 5U);
+  WeakSet<Node> other(std::move(target));
+  EXPECT_EQ(other.size(), 5U);
+  EXPECT_EQ(getweakrefcount(objs[0]), 1U);
+}
+
+TEST_F(WeakSetTest, PoppingEverythingFromALargeSet) {
+  std::vector<Strong<Node>> objs;
+  WeakSet<Node> s;
+  for (int i = 0; i < 20000; ++i) {
+    objs.push_back(make<Node>());
+    s.add(objs.back());
+  }
+  std::size_t popped = 0;
+  while (!s.empty()) {
+    Strong<Node> x = s.pop();
+    ASSERT_TRUE(x == objs[objs.size() - 1 - popped]);  // newest first
+    ++popped;
+  }
+  EXPECT_EQ(popped, objs.size());
+}
+
 TEST_F(WeakSetTest, AlgebraMethodsAndOperators) {
   Strong<Node> a = make<Node>("A"), b = make<Node>("B"), c = make<Node>("C"),
                d = make<Node>("D");

@@ -221,11 +221,8 @@ class WeakKeyDictionary {
   WeakKeyDictionary(WeakKeyDictionary&& o) noexcept {
     if (!o.table_.iterating()) {
       table_.swap(o.table_);
-    } else {  // o is being iterated: its entries must not move
-      try {
-        update(o);
-      } catch (...) {
-      }
+    } else {  // o is being iterated: its entries must not move (copying
+      update(o);  // may throw bad_alloc, which terminates: noexcept)
       o.clear();
     }
   }
@@ -241,12 +238,9 @@ class WeakKeyDictionary {
     if (!table_.iterating() && !o.table_.iterating()) {
       WeakKeyDictionary old(std::move(*this));  // released once *this is consistent
       table_.swap(o.table_);
-    } else {
+    } else {  // one of them is being iterated: copy (see the move constructor)
       clear();
-      try {
-        update(o);
-      } catch (...) {
-      }
+      update(o);
       o.clear();
     }
     return *this;

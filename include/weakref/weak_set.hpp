@@ -155,11 +155,8 @@ class WeakSet {
   WeakSet(WeakSet&& o) noexcept {
     if (!o.table_.iterating()) {
       table_.swap(o.table_);
-    } else {  // o is being iterated: its entries must not move
-      try {
-        update(o);
-      } catch (...) {
-      }
+    } else {  // o is being iterated: its entries must not move (copying
+      update(o);  // may throw bad_alloc, which terminates: noexcept)
       o.clear();
     }
   }
@@ -175,12 +172,9 @@ class WeakSet {
     if (!table_.iterating() && !o.table_.iterating()) {
       WeakSet old(std::move(*this));  // released last, once *this is consistent
       table_.swap(o.table_);
-    } else {
+    } else {  // one of them is being iterated: copy (see the move constructor)
       clear();
-      try {
-        update(o);
-      } catch (...) {
-      }
+      update(o);
       o.clear();
     }
     return *this;
@@ -334,13 +328,17 @@ class WeakSet {
     if (is_self(other)) return;
     const WeakSet keep(other);
     table_.maintain();
-    for (std::uint32_t i = 0; i < table_.used(); ++i) {
-      detail::EntryWord w = table_.at(i).w;
-      if (!detail::entry_live(w)) continue;
-      Strong<T> x = detail::entry_lock<T>(detail::entry_weak(w), table_.at(i).side);
-      if (x && !keep.contains(x)) table_.remove(i);
+    {
+      // Releasing x may run a death's callbacks, which may use this set:
+      // pinned, the table does not move under the loop.
+      detail::IterationGuard<Table, false> pin(&table_);
+      for (std::uint32_t i = 0; i < table_.used(); ++i) {
+        detail::EntryWord w = table_.at(i).w;
+        if (!detail::entry_live(w)) continue;
+        Strong<T> x = detail::entry_lock<T>(detail::entry_weak(w), table_.at(i).side);
+        if (x && !keep.contains(x)) table_.remove(i);
+      }
     }
-    table_.maintain();
   }
   template <class R>
     requires element_range<R>

@@ -223,11 +223,8 @@ class WeakValueDictionary {
   WeakValueDictionary(WeakValueDictionary&& o) noexcept {
     if (!o.table_.iterating()) {
       table_.swap(o.table_);
-    } else {  // o is being iterated: its entries must not move
-      try {
-        update(o);
-      } catch (...) {
-      }
+    } else {  // o is being iterated: its entries must not move (copying
+      update(o);  // may throw bad_alloc, which terminates: noexcept)
       o.clear();
     }
   }
@@ -243,12 +240,9 @@ class WeakValueDictionary {
     if (!table_.iterating() && !o.table_.iterating()) {
       WeakValueDictionary old(std::move(*this));
       table_.swap(o.table_);
-    } else {
+    } else {  // one of them is being iterated: copy (see the move constructor)
       clear();
-      try {
-        update(o);
-      } catch (...) {
-      }
+      update(o);
       o.clear();
     }
     return *this;

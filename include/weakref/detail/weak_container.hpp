@@ -573,8 +573,15 @@ class WeakTable {
       e.w = (static_cast<EntryWord>(pending_head_) << 1) | 1;
       pending_head_ = idx;
     } else {
-      e.w = 0;
+      e.w = 0;  // nothing to destroy: free at once
+      if (!iterating()) trim();
     }
+  }
+
+  // Gives back the free entries at the end (pop() and popitem() scan from
+  // there); only while nothing pins the table.
+  void trim() noexcept {
+    while (used_ && at(used_ - 1).w == 0) --used_;
   }
 
   void drain() noexcept {
@@ -609,7 +616,7 @@ class WeakTable {
       iterating_.fetch_sub(1, std::memory_order_relaxed);
       if (iterating()) return;  // an iteration started by a destructor
     }
-    while (used_ && at(used_ - 1).w == 0) --used_;
+    trim();
     if (!used_ && !live_) release_storage();
   }
 
