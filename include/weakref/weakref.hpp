@@ -3,6 +3,7 @@
 
 #include "errors.hpp"
 #include "finalize.hpp"
+#include "forensics.hpp"
 #include "gc.hpp"
 #include "getweakrefs.hpp"
 #include "proxy.hpp"

@@ -1,0 +1,116 @@
+// Leak forensics: what is alive and why (what objgraph gives Python users),
+// for the objects the collector tracks.
+//
+//     weakref::gc::show_most_common_types();          // Node 1200, Edge 800 ...
+//     weakref::gc::show_growth();                     // what grew since last time
+//     auto chain = weakref::gc::find_backref_chain(leaked);  // root -> ... -> leaked
+//     weakref::gc::write_dot(std::ofstream("leak.dot"), leaked, {.backrefs = true});
+//
+// Rules
+//  * Counts and listings cover every heap (every thread's objects).
+//  * Following references reads traced members, so find_backref_chain and
+//    write_dot look only at the calling thread's heap and the objects of
+//    exited threads (another thread's objects may be changing under it), and
+//    the objects given must belong to those heaps for backward searches.
+//  * A "root" is an object referenced from outside the traced graph: its
+//    strong count is larger than the number of references to it from traced
+//    objects (a local, a global, an untraced object or another thread holds
+//    it). The handle you pass to a query is such a reference, so the object
+//    a query is about is never reported as a root of itself.
+//  * Nothing here keeps objects alive after it returns, except the Strong
+//    references in the returned vectors.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <iosfwd>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "gc.hpp"
+#include "strong.hpp"
+
+namespace weakref::gc {
+
+struct TypeCount {
+  std::string type;  // demangled dynamic type name
+  std::size_t count;
+};
+
+// objgraph.most_common_types(limit): tracked objects by type, most common
+// first (ties by name).
+WEAKREF_API std::vector<TypeCount> most_common_types(std::size_t limit = 10);
+WEAKREF_API void show_most_common_types(std::size_t limit = 10, std::ostream& out = std::cout);
+
+struct TypeGrowth {
+  std::string type;
+  std::size_t count;   // now
+  std::size_t delta;   // increase over the highest count seen by earlier calls
+};
+
+// objgraph.growth(limit): the types whose count went above the highest
+// count seen by the previous calls (process-wide record), biggest increase
+// first. The first call reports every type.
+WEAKREF_API std::vector<TypeGrowth> growth(std::size_t limit = 10);
+// objgraph.show_growth(limit): prints growth() as "Node   1200   +3".
+WEAKREF_API void show_growth(std::size_t limit = 10, std::ostream& out = std::cout);
+
+using ObjectPredicate = std::function<bool(const Strong<void>&)>;
+
+namespace detail {
+WEAKREF_API std::vector<Strong<void>> backref_chain(weakref::detail::ObjectHeader* target,
+                                                    const ObjectPredicate* is_root,
+                                                    std::size_t max_depth);
+WEAKREF_API bool is_root(weakref::detail::ObjectHeader* h);
+}  // namespace detail
+
+// objgraph.find_backref_chain(obj, predicate, max_depth): the shortest chain
+// of strong references [root, ..., obj] from an object for which
+// `predicate` holds to obj, or an empty vector when there is none within
+// max_depth steps. The default predicate is "a root other than obj" (see
+// above); a given predicate is tried on obj too, as objgraph does.
+template <class T>
+std::vector<Strong<void>> find_backref_chain(const Strong<T>& obj, ObjectPredicate predicate,
+                                             std::size_t max_depth = 20) {
+  auto* h = weakref::detail::StrongAccess::header(obj);
+  if (!h) return {};
+  return detail::backref_chain(h, &predicate, max_depth);
+}
+template <class T>
+std::vector<Strong<void>> find_backref_chain(const Strong<T>& obj, std::size_t max_depth = 20) {
+  auto* h = weakref::detail::StrongAccess::header(obj);
+  if (!h) return {};
+  return detail::backref_chain(h, nullptr, max_depth);
+}
+
+// Whether obj is referenced from outside the traced graph (see the rules;
+// here your handle `obj` counts, so pass a handle that is not the only one).
+template <class T>
+bool is_root(const Strong<T>& obj) {
+  auto* h = weakref::detail::StrongAccess::header(obj);
+  return h && detail::is_root(h);
+}
+
+struct DotOptions {
+  std::size_t max_depth = 3;    // steps from the object
+  bool backrefs = false;        // follow referrers (objgraph.show_backrefs)
+                                // instead of referents (show_refs)
+  std::size_t max_nodes = 200;  // the graph stops growing there
+};
+
+namespace detail {
+WEAKREF_API void write_dot(std::ostream& os, weakref::detail::ObjectHeader* h,
+                           const DotOptions& options);
+}
+
+// Writes the reference graph around obj in Graphviz DOT: one node per object
+// (type, address, strong count; roots drawn as boxes, obj highlighted),
+// strong references as solid arrows, weak references (ref/proxy/WeakMethod
+// members) as dashed arrows. Render with `dot -Tpng file.dot -o file.png`.
+template <class T>
+void write_dot(std::ostream& os, const Strong<T>& obj, const DotOptions& options = {}) {
+  detail::write_dot(os, weakref::detail::StrongAccess::header(obj), options);
+}
+
+}  // namespace weakref::gc

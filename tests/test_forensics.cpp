@@ -1,0 +1,123 @@
+// Leak forensics: most_common_types, growth, find_backref_chain, write_dot.
+#include <sstream>
+
+#include "support.hpp"
+
+namespace weakref::testing {
+namespace {
+
+struct Leaf {
+  void trace(gc::Visitor&) {}
+};
+struct Cache {
+  std::vector<Strong<Node>> items;
+  void trace(gc::Visitor& v) { v(items); }
+};
+
+class ForensicsTest : public Test {
+ protected:
+  void SetUp() override {
+    gc::disable();
+    Test::SetUp();
+  }
+  void TearDown() override {
+    Test::TearDown();
+    gc::enable();
+  }
+};
+
+std::size_t count_of(const std::vector<gc::TypeCount>& v, const std::string& type) {
+  for (auto& t : v)
+    if (t.type == type) return t.count;
+  return 0;
+}
+
+TEST_F(ForensicsTest, MostCommonTypes) {
+  std::vector<Strong<Leaf>> leaves;
+  for (int i = 0; i < 30; ++i) leaves.push_back(make<Leaf>());
+  std::vector<Strong<Node>> nodes;
+  for (int i = 0; i < 20; ++i) nodes.push_back(make<Node>());
+  auto types = gc::most_common_types(100);
+  EXPECT_EQ(count_of(types, "weakref::testing::(anonymous namespace)::Leaf"), 30U);
+  EXPECT_EQ(count_of(types, "weakref::testing::Node"), 20U);
+  auto top = gc::most_common_types(1);
+  ASSERT_EQ(top.size(), 1U);
+  EXPECT_GE(top[0].count, 30U);
+  std::ostringstream out;
+  gc::show_most_common_types(100, out);
+  EXPECT_THAT(out.str(), ::testing::ContainsRegex("weakref::testing::Node +20\n"));
+}
+
+TEST_F(ForensicsTest, GrowthReportsIncreasesSinceLastCall) {
+  gc::growth(1000);  // record the current peaks
+  std::vector<Strong<Leaf>> leaves;
+  for (int i = 0; i < 7; ++i) leaves.push_back(make<Leaf>());
+  auto g = gc::growth(1000);
+  bool found = false;
+  for (auto& t : g)
+    if (t.type.find("Leaf") != std::string::npos) {
+      found = true;
+      EXPECT_EQ(t.delta, 7U);
+    }
+  EXPECT_TRUE(found);
+  EXPECT_TRUE(gc::growth(1000).empty());  // nothing grew since
+  leaves.push_back(make<Leaf>());
+  std::ostringstream out;
+  gc::show_growth(10, out);
+  EXPECT_THAT(out.str(), ::testing::ContainsRegex("Leaf +[0-9]+  \\+1\n"));
+}
+
+TEST_F(ForensicsTest, BackrefChainLeadsToTheRoot) {
+  // root (held by a local) -> cache -> middle -> leaked
+  Strong<Cache> cache = make<Cache>();
+  Strong<Node> middle = make<Node>("middle");
+  Strong<Node> leaked = make<Node>("leaked");
+  middle->a = leaked;
+  cache->items.push_back(middle);
+  middle.reset();
+  auto chain = gc::find_backref_chain(leaked);
+  ASSERT_EQ(chain.size(), 3U);
+  EXPECT_TRUE(chain[0] == cache);
+  EXPECT_EQ(exact_pointer_cast<Node>(chain[1])->label, "middle");
+  EXPECT_TRUE(chain[2] == leaked);
+  chain.clear();  // (its references are outside references too)
+  EXPECT_TRUE(gc::is_root(cache));  // the local `cache`
+  EXPECT_TRUE(gc::is_root(leaked));  // the local `leaked`
+  Node* raw = leaked.get();
+  leaked.reset();
+  Strong<Node> again = self(raw);  // one outside handle: ours
+  EXPECT_TRUE(gc::is_root(again));
+  EXPECT_EQ(gc::find_backref_chain(again).size(), 3U);  // not a root of itself
+}
+
+TEST_F(ForensicsTest, BackrefChainWithPredicateAndDepth) {
+  Strong<Node> a = make<Node>("a");
+  a->a = make<Node>("b");
+  a->a->a = make<Node>("c");
+  Strong<Node> c = a->a->a;
+  auto is_a = [](const Strong<void>& o) {
+    auto n = exact_pointer_cast<Node>(o);
+    return n && n->label == "a";
+  };
+  EXPECT_EQ(gc::find_backref_chain(c, is_a).size(), 3U);
+  EXPECT_TRUE(gc::find_backref_chain(c, is_a, 1).empty());  // too deep
+}
+
+TEST_F(ForensicsTest, DotExportDrawsStrongAndWeakEdges) {
+  Strong<Node> a = make<Node>("a");
+  a->a = make<Node>("b");
+  a->wa = ref<Node>(a->a);
+  std::ostringstream dot;
+  gc::write_dot(dot, a);
+  const std::string s = dot.str();
+  EXPECT_THAT(s, ::testing::StartsWith("digraph ObjectGraph {"));
+  EXPECT_THAT(s, ::testing::HasSubstr("n0 -> n1;"));
+  EXPECT_THAT(s, ::testing::HasSubstr("n0 -> n1 [style=dashed, label=\"weak\"];"));
+  EXPECT_THAT(s, ::testing::ContainsRegex("n0 \\[label=\"weakref::testing::Node\\\\n0x[0-9a-f]+\\\\nstrong 1\""));
+  std::ostringstream back;
+  gc::write_dot(back, a->a, {.max_depth = 2, .backrefs = true});
+  EXPECT_THAT(back.str(), ::testing::HasSubstr("n1 -> n0;"));  // a refers to b
+}
+
+}  // namespace
+}  // namespace weakref::testing
