@@ -150,6 +150,7 @@ GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
 
 struct HeapVisitor : Visitor {
   Heap* heap;
+  GcHead* current = nullptr;  // the object being traced (subtract_refs)
   GcList* list = nullptr;  // young, for the reachable pass
   std::size_t moved_back = 0;  // unreachable -> young, in the reachable pass
   HeapVisitor(const Ops* ops, Heap* h) noexcept : Visitor(ops), heap(h) {}
@@ -163,7 +164,12 @@ void decref_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*))
   GcHead* g = own_gc(h, static_cast<HeapVisitor&>(v).heap);
   if (g && collecting(g) && gc_refs(g) > 0) set_refs(g, gc_refs(g) - 1);
 }
-const Visitor::Ops kDecrefOps{&decref_strong, &no_weak, &no_keep, false};
+// Notes that the object being traced holds weak handles: its garbage
+// weakrefs must be cleared before anything is broken up (step 7).
+void decref_weak(Visitor& v, WeakObject*, void*, WeakObject* (*)(void*)) {
+  static_cast<HeapVisitor&>(v).current->prev |= wd::kPrevHasWeak;
+}
+const Visitor::Ops kDecrefOps{&decref_strong, &decref_weak, &no_keep, false};
 
 // move_unreachable's visit_reachable.
 void reachable_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
@@ -281,7 +287,10 @@ std::size_t update_refs(GcList& young) noexcept {
 
 void subtract_refs(GcList& young, Heap* heap) {
   HeapVisitor v(&kDecrefOps, heap);
-  for (GcHead* g = young.head.next; g != &young.head; g = g->next) trace(header_of(g), v);
+  for (GcHead* g = young.head.next; g != &young.head; g = g->next) {
+    v.current = g;
+    trace(header_of(g), v);
+  }
 }
 
 // Step 4. Leaves kNextUnreachable set on the unreachable list's links; the
@@ -364,46 +373,52 @@ void unfreeze_object(ObjectHeader* h) noexcept {
   }
 }
 
-// Unfreezes a garbage object (its weakrefs are cleared now) and marks it
-// kInCollection (see untrack). No other thread holds a reference to it or
-// can lock a weakref to it, so nobody else writes its word: an unfrozen
-// inline word takes a plain store. (A side-form object is always frozen
-// here: weakrefs force the verification.)
-void unfreeze_and_mark(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  std::atomic<std::uint64_t>& word = (w & bits::kSide) ? wd::side_of(w)->word : h->word;
-  std::uint64_t x = word.load(std::memory_order_acquire);
-  if (!(x & bits::kFrozen)) {
-    word.store(x | bits::kInCollection, std::memory_order_relaxed);
-    return;
-  }
-  while (!word.compare_exchange_weak(x, unfrozen(x) | bits::kInCollection,
-                                     std::memory_order_acq_rel)) {
-  }
-}
-
 // Back to a public list (resurrected, or kept alive): other threads may hold
 // it from now on.
 void unmark(ObjectHeader* h) noexcept {
   active_word(h).fetch_and(~bits::kInCollection, std::memory_order_acq_rel);
 }
 
-void unfreeze_all(GcList& list) noexcept {
-  for (GcHead* g = list.head.next; g != &list.head; g = g->next) unfreeze_object(header_of(g));
-}
+// What the steps after 4 need to know about the garbage candidates.
+struct GarbageFacts {
+  bool verify = false;       // step 5: another thread may reach one
+  bool weakrefs = false;     // one has weakrefs (a side table)
+  bool weak_members = false; // one holds weak handles
+  bool finalizers = false;   // one has tp_finalize
+};
 
-// Whether step 5 is needed: only if a candidate can be reached by another
-// thread, i.e. has weakrefs (side form) or was ever copied by a thread that
-// does not own it (kShared). Another thread could only hold, and walk from,
-// references it had when the counts were read (they show in the counts) or
-// got by copying, which marks the copy kShared; this scan follows every
-// count read. Also clears the marks move_unreachable left.
-bool needs_verification(GcList& unreachable) noexcept {
-  bool needed = false;
-  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g))
-    if (header_of(g)->word.load(std::memory_order_acquire) & (bits::kSide | bits::kShared))
-      needed = true;
-  return needed;
+// One pass over the candidates after step 4: clears the marks
+// move_unreachable left, marks each kInCollection (atomically: until step 5
+// is done another thread may still touch the word), and gathers the facts.
+// Step 5 is needed only if a candidate can be reached by another thread,
+// i.e. has weakrefs or was ever copied by a thread that does not own it
+// (kShared): another thread could only hold, and walk from, references it
+// had when the counts were read (they show in the counts) or got by copying,
+// which marks the copy kShared; this pass follows every count read.
+GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
+  GarbageFacts facts;
+  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g)) {
+    ObjectHeader* h = header_of(g);
+    std::uint64_t w = h->word.load(std::memory_order_acquire);
+    std::uint64_t old;
+    for (;;) {
+      if (w & bits::kSide) {
+        old = wd::side_of(w)->word.fetch_or(bits::kInCollection, std::memory_order_acq_rel) |
+              bits::kSide;
+        break;
+      }
+      if (h->word.compare_exchange_weak(w, w | bits::kInCollection, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+        old = w;
+        break;
+      }
+    }
+    if (old & (bits::kSide | bits::kShared)) facts.verify = true;
+    if (old & bits::kSide) facts.weakrefs = true;
+    if (g->prev & wd::kPrevHasWeak) facts.weak_members = true;
+    if (h->type->finalize) facts.finalizers = true;
+  }
+  return facts;
 }
 
 // Step 5: moves from `unreachable` to `survivors` every object that another
@@ -435,7 +450,10 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
     GcList still;
     n = move_unreachable(unreachable, still, heap);
     // What stayed is reachable from outside after all.
-    unfreeze_all(unreachable);
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
+      unfreeze_object(header_of(g));
+      unmark(header_of(g));
+    }
     unreachable.merge_into(survivors);
     still.merge_into(unreachable);
     // The touched scan, after every count read.
@@ -484,18 +502,16 @@ void run_callbacks(Phase phase, const CallbackInfo& info) {
 // by it, clear every weakref to it (gathering the callbacks), unfreeze it.
 // Then the weakrefs that are garbage themselves (every handle to them is in
 // a traced member of the garbage) are cleared and their callbacks dropped,
-// and the other callbacks run. Returns whether an object has tp_finalize.
-bool handle_weakrefs(GcList& unreachable) {
+// and the other callbacks run.
+void handle_weakrefs(GcList& unreachable) {
   WeakCountVisitor counter(&kWeakCountOps);
   CallbackBatch batch;
-  bool any_finalizer = false;
   for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
     ObjectHeader* h = header_of(g);
-    trace(h, counter);
+    if (g->prev & wd::kPrevHasWeak) trace(h, counter);
     std::uint64_t w = h->word.load(std::memory_order_acquire);
     if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch);
-    unfreeze_and_mark(h);
-    any_finalizer |= h->type->finalize != nullptr;
+    unfreeze_object(h);
   }
   if (!counter.visits.empty()) {
     std::unordered_set<WeakObject*> in_batch;
@@ -511,7 +527,6 @@ bool handle_weakrefs(GcList& unreachable) {
   // The list may change under the callbacks (objects dying): it is not
   // walked while they run.
   batch.run();
-  return any_finalizer;
 }
 
 // Step 8: returns whether any tp_finalize ran. The unreachable list is
@@ -573,6 +588,7 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
 std::size_t collect_one(Heap* heap, int generation, int debug) {
   GcList unreachable;
   std::size_t found = 0;
+  GarbageFacts facts;
   GcList* old;
   {
     std::lock_guard<SpinLock> lk(heap->lock);
@@ -589,8 +605,9 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     std::size_t n_young = update_refs(young);
     subtract_refs(young, heap);
     found = move_unreachable(young, unreachable, heap);
+    facts = scan_unreachable(unreachable);
     // Step 5.
-    if (needs_verification(unreachable)) found = verify_unreachable(unreachable, young, heap);
+    if (facts.verify) found = verify_unreachable(unreachable, young, heap);
     // Step 6.
     if (old != &young) {
       if (generation == wd::kGenerations - 2)
@@ -612,8 +629,12 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     ~Collecting() { wd::tls_collecting = saved; }
   } collecting_here(heap);
   try {
-    // Step 7.
-    if (handle_weakrefs(unreachable) && finalize_garbage(unreachable)) {
+    // Step 7 (nothing to do without weakrefs, weak members or finalizers
+    // when nothing was frozen).
+    if (facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers)
+      handle_weakrefs(unreachable);
+    // Step 8.
+    if (facts.finalizers && finalize_garbage(unreachable)) {
       // Step 8: finalizers may have resurrected objects.
       GcList resurrected;
       {

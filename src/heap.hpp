@@ -36,6 +36,8 @@ inline constexpr std::uint32_t kMaxHeaps = 1U << 16;
 
 // Low bits of GcHead::prev (CPython's _PyGC_PREV_MASK_*).
 inline constexpr std::uintptr_t kPrevCollecting = 1;  // in the set being collected
+inline constexpr std::uintptr_t kPrevHasWeak = 2;     // trace() visited a weak member
+                                                      // (set by subtract_refs)
 inline constexpr std::uintptr_t kPrevFlags = 3;
 inline constexpr int kRefsShift = 2;                  // gc_refs live above the flags
 // Low bit of GcHead::next while in move_unreachable's unreachable list.
