@@ -3,8 +3,9 @@
 // include/weakref/detail/weak_container.hpp; this file keeps its two
 // lock-free halves:
 //
-//  * EntryWeak::invoke, run on the dying thread: claim the entry, count it,
-//    push it. It never blocks and never touches the table.
+//  * EntryWeak::invoke, run on the dying thread: claim the entry, count the
+//    claim, mark it counted, push it. It never blocks and never touches the
+//    table.
 //  * control_take / control_close, run by the owner: take the whole stack
 //    with one exchange (acquire, pairing with the pushers' release CAS, so
 //    the `prev` links written before a push are visible).
@@ -43,13 +44,12 @@ void EntryWeak::invoke() {
   // cleared (so `prev` is ours, see the top of weak_container.hpp).
   if (ctrl_state.load(std::memory_order_acquire) & kEntryOut) return;  // removed already
   ContainerControl* c = control();
-  // Counted before the claim: from here on size() no longer counts the
-  // entry, whose referent is already dead.
+  if (ctrl_state.fetch_or(kEntryDead, std::memory_order_acq_rel) & kEntryOut)
+    return;  // the owner removed it meanwhile
+  // Claimed: count it, then say so (an owner removing the entry waits for
+  // kEntryCounted, so its size() never sees the claim half-counted).
   c->dead.fetch_add(1, std::memory_order_relaxed);
-  if (ctrl_state.fetch_or(kEntryDead, std::memory_order_acq_rel) & kEntryOut) {
-    c->dead.fetch_sub(1, std::memory_order_relaxed);  // the owner removed it meanwhile
-    return;
-  }
+  ctrl_state.fetch_or(kEntryCounted, std::memory_order_release);
   weak_acquire(this);  // the queue's reference
   std::uintptr_t old = c->head.load(std::memory_order_relaxed);
   for (;;) {

@@ -235,6 +235,57 @@ TEST_F(ThreadsContainersTest, WeakSetUnderForeignDeaths) {
   EXPECT_TRUE(s.empty());
 }
 
+// CPython's issue #28427, the hard way: a producer hands the owner value
+// i+1, then at once drops the last reference to value i, which the owner is
+// replacing by i+1 at that very moment. A death racing with the replacement
+// of its own entry must never make size() wrong on the owner's thread, nor
+// remove the new value.
+TEST_F(ThreadsContainersTest, ReplacedEntriesRacingWithTheirDeaths) {
+  constexpr int kSteps = 20000;
+  WeakValueDictionary<int, Obj> d;
+  WeakSet<Obj> s;
+  std::mutex mu;
+  Strong<Obj> slot;
+  std::atomic<int> published{0}, taken{0};
+  std::thread producer([&] {
+    Strong<Obj> cur;
+    unsigned spins = 0;
+    for (int i = 1; i <= kSteps; ++i) {
+      Strong<Obj> next = make<Obj>(i);
+      {
+        std::lock_guard<std::mutex> g(mu);
+        slot = next;
+      }
+      published.store(i, std::memory_order_release);
+      cur.reset();  // the last reference to the value being replaced
+      while (taken.load(std::memory_order_acquire) < i) detail::spin_pause(spins);
+      cur = std::move(next);
+    }
+  });
+  unsigned spins = 0;
+  for (int i = 1; i <= kSteps; ++i) {
+    while (published.load(std::memory_order_acquire) < i) detail::spin_pause(spins);
+    Strong<Obj> o;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      o = std::move(slot);
+    }
+    d.set(10, o);
+    ASSERT_EQ(d.size(), 1U);
+    ASSERT_TRUE(d.get(10) == o);
+    s.clear();
+    s.add(o);
+    ASSERT_EQ(s.size(), 1U);
+    o.reset();  // the producer holds the last reference now
+    taken.store(i, std::memory_order_release);
+  }
+  producer.join();
+  d.prune();
+  s.prune();
+  EXPECT_EQ(d.size(), 0U);
+  EXPECT_EQ(s.size(), 0U);
+}
+
 // Const operations on several threads at once (readers under a shared lock),
 // one writer under the exclusive lock, and foreign deaths all the while.
 TEST_F(ThreadsContainersTest, ConstReadersShareTheContainer) {

@@ -475,6 +475,24 @@ TEST_F(WeakSetTest, ElementsThroughABaseClass) {
   EXPECT_TRUE(s.pop() == as_base);
 }
 
+// Elements of any type, as ref<> (Python's sets hold anything weakly
+// referenceable).
+TEST_F(WeakSetTest, TypeErasedElements) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Plain> b = make<Plain>(7);
+  WeakSet<void> s{Strong<void>(a), Strong<void>(b)};
+  WeakKeyDictionary<void, int> d;
+  d.set(a, 1);
+  d.set(b, 2);
+  EXPECT_TRUE(s.contains(a));
+  EXPECT_EQ(d.at(b), 2);
+  EXPECT_EQ(getweakrefcount(a), 2U);
+  a.reset();
+  EXPECT_EQ(s.size(), 1U);
+  EXPECT_EQ(d.size(), 1U);
+  for (const Strong<void>& x : s) EXPECT_EQ(exact_pointer_cast<Plain>(x)->value, 7);
+}
+
 // -- The collector ---------------------------------------------------------------
 
 struct Holder {

@@ -299,19 +299,19 @@ class WeakKeyDictionary {
   size_type count(const Strong<K>& key) const { return contains(key) ? 1 : 0; }
 
   // by_value keys may also be looked up by value (Python: any equal object).
-  V& at(const K& key)
-    requires(!Ops::kIdentity)
-  {
+  template <class U = K>
+    requires(!Ops::kIdentity && std::is_same_v<U, K>)
+  V& at(const U& key) {
     return table_.at(require_value(key)).p.value;
   }
-  const V& at(const K& key) const
-    requires(!Ops::kIdentity)
-  {
+  template <class U = K>
+    requires(!Ops::kIdentity && std::is_same_v<U, K>)
+  const V& at(const U& key) const {
     return table_.at(require_value(key)).p.value;
   }
-  bool contains(const K& key) const
-    requires(!Ops::kIdentity)
-  {
+  template <class U = K>
+    requires(!Ops::kIdentity && std::is_same_v<U, K>)
+  bool contains(const U& key) const {
     Strong<K> held;
     return Ops::find_value(table_, Ops::hash(key), key, held) != Table::npos;
   }
@@ -491,7 +491,8 @@ class WeakKeyDictionary {
     if (idx == Table::npos) detail::key_error(key);
     return idx;
   }
-  std::uint32_t require_value(const K& key) const {
+  template <class U>
+  std::uint32_t require_value(const U& key) const {
     Strong<K> held;
     const std::uint32_t idx = Ops::find_value(table_, Ops::hash(key), key, held);
     if (idx == Table::npos) detail::key_error(key);

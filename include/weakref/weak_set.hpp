@@ -204,9 +204,9 @@ class WeakSet {
     Strong<T> held;
     return find(x, held) != Table::npos;
   }
-  bool contains(const T& v) const
-    requires(!Ops::kIdentity)
-  {
+  template <class U = T>
+    requires(!Ops::kIdentity && std::is_same_v<U, T>)
+  bool contains(const U& v) const {
     Strong<T> held;
     return Ops::find_value(table_, Ops::hash(v), v, held) != Table::npos;
   }
@@ -224,9 +224,9 @@ class WeakSet {
     table_.maintain();
     return 1;
   }
-  size_type erase(const T& v)
-    requires(!Ops::kIdentity)
-  {
+  template <class U = T>
+    requires(!Ops::kIdentity && std::is_same_v<U, T>)
+  size_type erase(const U& v) {
     table_.maintain();
     Strong<T> held;
     std::uint32_t idx = Ops::find_value(table_, Ops::hash(v), v, held);
@@ -235,18 +235,18 @@ class WeakSet {
     table_.maintain();
     return 1;
   }
-  void discard(const T& v)
-    requires(!Ops::kIdentity)
-  {
+  template <class U = T>
+    requires(!Ops::kIdentity && std::is_same_v<U, T>)
+  void discard(const U& v) {
     erase(v);
   }
   // Python's remove(): weakref::KeyError when x is not there.
   void remove(const Strong<T>& x) {
     if (!erase(x)) detail::key_error(x);
   }
-  void remove(const T& v)
-    requires(!Ops::kIdentity)
-  {
+  template <class U = T>
+    requires(!Ops::kIdentity && std::is_same_v<U, T>)
+  void remove(const U& v) {
     if (!erase(v)) detail::key_error(v);
   }
 

@@ -15,9 +15,9 @@
 //  * An EntryWeak's callback (invoke) runs on the thread where its referent
 //    dies, possibly in the middle of an operation of the owning thread. It
 //    never touches the table: it claims its entry (fetch_or kEntryDead on
-//    ctrl_state), counts it in ContainerControl::dead and pushes the weakref
-//    onto ContainerControl::head, a lock-free stack (Treiber push; the owner
-//    takes the whole stack with one exchange, so there is no ABA). The link
+//    ctrl_state), counts the claim in ContainerControl::dead and pushes the
+//    weakref onto ContainerControl::head, a lock-free stack (Treiber push;
+//    the owner takes the whole stack with one exchange: no ABA). The link
 //    is WeakObject::prev: once a weakref has been cleared the core never
 //    touches prev again (clear_weakrefs unlinks every weakref before any
 //    callback runs, and CallbackBatch links through `next`).
@@ -27,14 +27,24 @@
 //    table: they treat entries whose referent is dead as absent, and size()
 //    subtracts the claimed-but-not-drained entries. They modify only the
 //    atomic iteration counter, so several threads may run them at once.
-//  * ctrl_state's two low bits settle the race between a death and the owner
+//  * ctrl_state's low bits settle the race between a death and the owner
 //    removing the entry: the owner sets kEntryOut, the callback kEntryDead,
 //    both with fetch_or, so exactly one of them sees the other's bit. A
-//    callback that sees kEntryOut does nothing; an owner that sees
-//    kEntryDead records that a queued weakref belongs to an entry it has
-//    already removed (dead_removed_), which the drain settles.
+//    callback that sees kEntryOut does nothing. Otherwise it counts the
+//    claim in ContainerControl::dead, then sets kEntryCounted, then pushes.
+//    An owner that sees kEntryDead waits for kEntryCounted (two atomic
+//    instructions on the dying thread, no user code between them) and then
+//    records that the counted claim belongs to an entry it has removed
+//    (dead_removed_), which the drain settles. So size() = live - dead +
+//    dead_removed is exact on the owner's thread at every moment.
 //  * EntryWeak::index is written and read by the owner only (insertion,
 //    compaction, drain).
+//  * Each table entry also keeps the referent's side table (`side`, stable:
+//    the entry's weakref holds a unit of SideTable::weak). Identity lookups
+//    compare it directly, and entry_lock() reads the count word and the
+//    weakref's cleared bit as two independent loads, in weak_lock's order
+//    (count word, cleared bit, CAS on the word read; see
+//    src/weak_object.cpp), leaving frozen objects to weak_lock itself.
 //  * Payload lifetime: the table never moves or destroys an entry while an
 //    iteration or a payload destructor is running (iterating_ > 0, "pinned").
 //    Removed payloads wait on the pending list and are destroyed when the
@@ -43,6 +53,9 @@
 //    never sees a half-updated table.
 //  * The index table and the segments are allocated by the owner; segments
 //    are never reallocated, so entries do not move when the table grows.
+//    Entries move only when an insertion compacts the table (a quarter or
+//    more of it free) and free entries at the end are given back, both only
+//    while nothing pins the table.
 #pragma once
 
 #include <atomic>
@@ -91,14 +104,15 @@ namespace weakref::detail {
 // ---------------------------------------------------------------------------
 // Control block and entry weakref (src/weak_container.cpp)
 
-inline constexpr std::uintptr_t kEntryDead = 1;   // claimed by its callback
-inline constexpr std::uintptr_t kEntryOut = 2;    // removed by the owner
-inline constexpr std::uintptr_t kEntryStates = 3;
+inline constexpr std::uintptr_t kEntryDead = 1;     // claimed by its callback
+inline constexpr std::uintptr_t kEntryOut = 2;      // removed by the owner
+inline constexpr std::uintptr_t kEntryCounted = 4;  // the claim is in `dead`
+inline constexpr std::uintptr_t kEntryStates = 7;
 inline constexpr std::uintptr_t kQueueClosed = 1;  // ContainerControl::head
 
 struct EntryWeak;
 
-struct ContainerControl {
+struct alignas(8) ContainerControl {
   std::atomic<std::uint32_t> refs{1};
   std::atomic<std::uintptr_t> head{0};  // EntryWeak* stack, or kQueueClosed
   std::atomic<std::ptrdiff_t> dead{0};  // claimed and not yet drained
@@ -548,8 +562,14 @@ class WeakTable {
 
   // The owner's side of the death race (see the top of this file).
   void retire(EntryWeak* w) noexcept {
-    if (w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel) & kEntryDead)
-      ++dead_removed_;
+    std::uintptr_t st = w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+    if (!(st & kEntryDead)) return;  // its callback will see kEntryOut
+    unsigned spins = 0;
+    while (!(st & kEntryCounted)) {  // the callback is between claim and count
+      spin_pause(spins);
+      st = w->ctrl_state.load(std::memory_order_acquire);
+    }
+    ++dead_removed_;
   }
 
   // Takes live entry idx out of the index (its weakref is dealt with by the
