@@ -312,14 +312,15 @@ TEST_F(WeakSetTest, InPlaceOperationsOnItself) {
   Strong<Node> a = make<Node>("A"), b = make<Node>("B");
   const WeakSet<Node> s{a, b};
   WeakSet<Node> t = s;
-  t |= t;
+  WeakSet<Node>& self = t;  // t op= t (an alias: clang warns about the literal form)
+  t |= self;
   EXPECT_EQ(t, s);
-  t &= t;
+  t &= self;
   EXPECT_EQ(t, s);
-  t -= t;
+  t -= self;
   EXPECT_TRUE(t.empty());
   t = s;
-  t ^= t;
+  t ^= self;
   EXPECT_TRUE(t.empty());
 }
 

@@ -214,7 +214,10 @@ class WeakKeyDictionary {
   }
   template <std::input_iterator It, std::sentinel_for<It> S>
   WeakKeyDictionary(It first, S last) {
-    update(std::ranges::subrange(first, last));
+    for (; first != last; ++first) {
+      auto&& p = *first;
+      set(std::get<0>(p), std::get<1>(p));
+    }
   }
   // A copy has weakrefs of its own and copies of the values (Python's copy()).
   WeakKeyDictionary(const WeakKeyDictionary& o) { update(o); }

@@ -216,7 +216,10 @@ class WeakValueDictionary {
   }
   template <std::input_iterator It, std::sentinel_for<It> S>
   WeakValueDictionary(It first, S last) {
-    update(std::ranges::subrange(first, last));
+    for (; first != last; ++first) {
+      auto&& p = *first;
+      set(std::get<0>(p), std::get<1>(p));
+    }
   }
   // A copy has weakrefs of its own (Python's copy()).
   WeakValueDictionary(const WeakValueDictionary& o) { update(o); }

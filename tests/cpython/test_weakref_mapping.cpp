@@ -13,6 +13,8 @@
 //  * Keys of mixed types ({1: ..., 'a': ..., C(): ...}) are a std::variant.
 //  * "Raises TypeError" for arguments C++ rejects at compile time is checked
 //    with a requires-expression or a type trait.
+//  * `dict, objects = self.make_weak_..._dict()` binds two references to a
+//    pair, not a structured binding: clang 14 cannot capture those.
 //  * collect_in_thread (collections on another thread, at any moment): our
 //    collector collects the calling thread's heap, so the objects are made
 //    by the collecting thread, which drops its references and collects at
@@ -275,7 +277,9 @@ TEST_F(MappingTestCase, test_weak_valued_len_race) {
 
 TEST_F(MappingTestCase, test_weak_values) {
   // This exercises d.copy(), d.items(), d[], del d[], len(d).
-  auto [dict, objects] = make_weak_valued_dict();
+  auto made_dict = make_weak_valued_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
   for (const auto& o : objects) {
     EXPECT_EQ(getweakrefcount(o), 1U);
     EXPECT_TRUE(o == dict.at(o->arg)) << "wrong object returned by weak dict!";
@@ -306,7 +310,9 @@ TEST_F(MappingTestCase, test_weak_values) {
 
 TEST_F(MappingTestCase, test_weak_keys) {
   // This exercises d.copy(), d.items(), d[] = v, d[], del d[], len(d), k in d.
-  auto [dict, objects] = make_weak_keyed_dict();
+  auto made_dict = make_weak_keyed_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
   for (const auto& o : objects) {
     EXPECT_EQ(getweakrefcount(o), 1U) << "wrong number of weak references to " << *o;
     EXPECT_EQ(o->arg, dict.at(o)) << "wrong object returned by weak dict!";
@@ -335,7 +341,9 @@ TEST_F(MappingTestCase, test_weak_keys) {
 }
 
 TEST_F(MappingTestCase, test_weak_keyed_iters) {
-  auto [dict, objects] = make_weak_keyed_dict();
+  auto made_dict = make_weak_keyed_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
   check_iters(
       dict, [](const auto& kv) { return std::to_string(kv.first->arg) + ":" + std::to_string(kv.second); },
       [](const Strong<Object>& k) { return std::to_string(k->arg); },
@@ -364,7 +372,9 @@ TEST_F(MappingTestCase, test_weak_keyed_iters) {
 }
 
 TEST_F(MappingTestCase, test_weak_valued_iters) {
-  auto [dict, objects] = make_weak_valued_dict();
+  auto made_dict = make_weak_valued_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
   check_iters(
       dict, [](const auto& kv) { return std::to_string(kv.first) + ":" + std::to_string(kv.second->arg); },
       [](int k) { return std::to_string(k); },
@@ -414,13 +424,17 @@ void check_weak_destroy_and_mutate_while_iterating(D& dict, Context testcontext,
 TEST_F(MappingTestCase, test_weak_keys_destroy_while_iterating) {
   // Issue #7105: iterators shouldn't crash when a key is implicitly removed.
   {
-    auto [dict, objects] = make_weak_keyed_dict();
+    auto made_dict = make_weak_keyed_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
     check_weak_destroy_while_iterating(dict, objects, [](WKD& d) { return d.keys(); });
     check_weak_destroy_while_iterating(dict, objects, [](WKD& d) { return d.items(); });
     check_weak_destroy_while_iterating(dict, objects, [](WKD& d) { return d.values(); });
     check_weak_destroy_while_iterating_refs(dict, objects, [](WKD& d) { return d.keyrefs(); });
   }
-  auto [dict, objects] = make_weak_keyed_dict();
+  auto made_dict = make_weak_keyed_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
   Strong<Object> k;
   int v = 0;
   auto testcontext = [&](auto body) {
@@ -437,7 +451,9 @@ TEST_F(MappingTestCase, test_weak_keys_destroy_while_iterating) {
   check_weak_destroy_and_mutate_while_iterating(dict, testcontext, k, v);
   // Issue #21173: len() fragile when keys are both implicitly and explicitly
   // removed.
-  auto [dict2, objects2] = make_weak_keyed_dict();
+  auto made_dict2 = make_weak_keyed_dict();
+  auto& dict2 = made_dict2.first;
+  auto& objects2 = made_dict2.second;
   auto testcontext2 = [&, &dict2 = dict2, &objects2 = objects2](auto body) {
     auto it = dict2.items().begin();
     objects2.pop_back();
@@ -482,14 +498,18 @@ TEST_F(MappingTestCase, test_weak_keys_destroy_while_iterating) {
 TEST_F(MappingTestCase, test_weak_values_destroy_while_iterating) {
   // Issue #7105: iterators shouldn't crash when a key is implicitly removed.
   {
-    auto [dict, objects] = make_weak_valued_dict();
+    auto made_dict = make_weak_valued_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
     check_weak_destroy_while_iterating(dict, objects, [](WVD& d) { return d.keys(); });
     check_weak_destroy_while_iterating(dict, objects, [](WVD& d) { return d.items(); });
     check_weak_destroy_while_iterating(dict, objects, [](WVD& d) { return d.values(); });
     check_weak_destroy_while_iterating_refs(dict, objects, [](WVD& d) { return d.valuerefs(); });
     check_weak_destroy_while_iterating_refs(dict, objects, [](WVD& d) { return d.valuerefs(); });
   }
-  auto [dict, objects] = make_weak_valued_dict();
+  auto made_dict = make_weak_valued_dict();
+  auto& dict = made_dict.first;
+  auto& objects = made_dict.second;
   int k = 0;
   Strong<Object> v;
   auto testcontext = [&](auto body) {
@@ -504,7 +524,9 @@ TEST_F(MappingTestCase, test_weak_values_destroy_while_iterating) {
     gc::collect();
   };
   check_weak_destroy_and_mutate_while_iterating(dict, testcontext, k, v);
-  auto [dict2, objects2] = make_weak_valued_dict();
+  auto made_dict2 = make_weak_valued_dict();
+  auto& dict2 = made_dict2.first;
+  auto& objects2 = made_dict2.second;
   auto testcontext2 = [&, &dict2 = dict2, &objects2 = objects2](auto body) {
     auto it = dict2.items().begin();
     objects2.pop_back();
