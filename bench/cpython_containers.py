@@ -116,7 +116,8 @@ def cpp_memory(program):
 def cpp_timing(program):
     out = {}
     for b in run_cpp(program, ['--benchmark_filter=get/|get_use/|contains/',
-                               '--benchmark_repetitions=5',
+                               '--benchmark_repetitions=9',
+                               '--benchmark_enable_random_interleaving=true',
                                '--benchmark_report_aggregates_only=true']):
         if b.get('aggregate_name') == 'median':
             out[b['run_name']] = b['real_time']  # ns
@@ -157,7 +158,7 @@ def main(argv):
         pyt = cpython_timing(n)
         ct = cpp_timing(program)
         print()
-        print('Lookup time per operation, ns (C++: median of 5; random order)')
+        print('Lookup time per operation, ns (C++: median of 9, interleaved; random order)')
         print(f'{"operation":34} {"entries":>8} {"C++":>8} {"std":>8} {"C++/std":>8} {"CPython":>9}')
         rows = (('WeakValueDictionary get', 'BM_wvd_get', 'BM_std_weak_map_get', 'wvd_get'),
                 ('WeakValueDictionary get + use', 'BM_wvd_get_use', 'BM_std_weak_map_get_use', None),

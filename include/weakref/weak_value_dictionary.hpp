@@ -265,12 +265,16 @@ class WeakValueDictionary {
   void set(const K& key, const Strong<V>& value) { set_impl(key, value); }
   void set(K&& key, const Strong<V>& value) { set_impl(std::move(key), value); }
 
-  // Python's get(k[, default]): the value, or `def` (null) when missing or
+  // Python's get(k[, default]): the value, or null (`def`) when missing or
   // dead.
-  Strong<V> get(const K& key, Strong<V> def = nullptr) const {
-    const std::uint32_t idx = find(Hash{}(key), key);
-    if (idx != Table::npos)
-      if (Strong<V> v = lock(idx)) return v;
+  Strong<V> get(const K& key) const {
+    const auto* e = table_.find_entry(Hash{}(key), [&](std::uint32_t, const auto& x) {
+      return KeyEqual{}(x.p.value, key);
+    });
+    return e ? detail::entry_lock<V>(detail::entry_weak(e->w), e->side) : Strong<V>();
+  }
+  Strong<V> get(const K& key, Strong<V> def) const {
+    if (Strong<V> v = get(key)) return v;
     return def;
   }
   // Python's d[k]: weakref::KeyError when missing or dead.

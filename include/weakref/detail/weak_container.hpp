@@ -174,7 +174,7 @@ Strong<T> entry_lock(const EntryWeak* w) noexcept {
 // both again after a failed CAS; while a collector has the object frozen,
 // weak_lock itself waits.
 template <class T>
-Strong<T> entry_lock(const EntryWeak* w, SideTable* s) noexcept {
+[[gnu::always_inline]] inline Strong<T> entry_lock(const EntryWeak* w, SideTable* s) noexcept {
   std::uint64_t x = s->word.load(std::memory_order_acquire);
   for (;;) {
     if (bits::count(x) == 0) return {};
@@ -397,26 +397,12 @@ class WeakTable {
   // meanwhile, the probe starts again (as CPython's dict lookup does).
   template <class F>
   std::uint32_t find(std::size_t hash, F&& match) const {
-    if (!cap_) return npos;
-    for (;;) {
-      const std::uint64_t v0 = version_;
-      bool restart = false;
-      for (std::size_t i = slot_of(hash);; i = (i + 1) & (cap_ - 1)) {
-        const std::uint32_t s = slots_[i];
-        if (s == kEmpty) return npos;
-        if (s == kDummy) continue;
-        const E& e = at(s);
-        if constexpr (kStoredHash)
-          if (e.h.hash != hash) continue;
-        const bool yes = match(s, e);
-        if (version_ != v0) {
-          restart = true;
-          break;
-        }
-        if (yes) return s;
-      }
-      if (!restart) return npos;
-    }
+    return probe(hash, std::forward<F>(match)).first;
+  }
+  // The same, as the entry itself (null when absent).
+  template <class F>
+  const E* find_entry(std::size_t hash, F&& match) const {
+    return probe(hash, std::forward<F>(match)).second;
   }
 
   // -- Insertion and removal (owner) -------------------------------------------
@@ -537,6 +523,30 @@ class WeakTable {
  private:
   static constexpr std::uint32_t kEmpty = npos;
   static constexpr std::uint32_t kDummy = npos - 1;
+
+  template <class F>
+  std::pair<std::uint32_t, const E*> probe(std::size_t hash, F&& match) const {
+    if (!cap_) return {npos, nullptr};
+    for (;;) {
+      const std::uint64_t v0 = version_;
+      bool restart = false;
+      for (std::size_t i = slot_of(hash);; i = (i + 1) & (cap_ - 1)) {
+        const std::uint32_t s = slots_[i];
+        if (s == kEmpty) return {npos, nullptr};
+        if (s == kDummy) continue;
+        const E& e = at(s);
+        if constexpr (kStoredHash)
+          if (e.h.hash != hash) continue;
+        const bool yes = match(s, e);
+        if (version_ != v0) {
+          restart = true;
+          break;
+        }
+        if (yes) return {s, &e};
+      }
+      if (!restart) return {npos, nullptr};
+    }
+  }
 
   std::size_t slot_of(std::size_t hash) const noexcept {
     return static_cast<std::size_t>((std::uint64_t{hash} * 0x9E3779B97F4A7C15ULL) >> shift_);
