@@ -119,15 +119,15 @@ bool same(const Value& x, const Value& y) {
       x);
 }
 
-// The weak value bound to a name, as a slot holds it (setref).
-Slot as_slot(const Value& v) {
-  return std::visit(
-      [](const auto& x) -> Slot {
-        if constexpr (std::is_constructible_v<Slot, decltype(x)> &&
-                      !std::is_same_v<std::decay_t<decltype(x)>, Strong<Obj>>)
-          return x;
-        else
-          return {};  // not reached: the kind was checked ('w')
+// Calls f with the weak value (ref, proxy or WeakMethod) a Value holds.
+template <class F>
+void with_weak_value(const Value& v, F&& f) {
+  std::visit(
+      [&](const auto& x) {
+        using X = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<X, ref<Obj>> || std::is_same_v<X, proxy<Obj>> ||
+                      std::is_same_v<X, Method>)
+          f(x);
       },
       v);
 }
@@ -285,7 +285,10 @@ class World {
     env_.erase(it);
   }
   // Slot writes: the new value is in place before the old one is dropped.
-  static void assign(Slot& slot, Slot v) { Slot old = std::exchange(slot, std::move(v)); }
+  template <class V>
+  static void assign(Slot& slot, V&& v) {
+    Slot old = std::exchange(slot, std::forward<V>(v));
+  }
   // `collect` and cb:collect: one collection; counts the objects destroyed.
   void collect() {
     const long before = g_deaths;
@@ -403,11 +406,14 @@ constexpr OpSpec kOps[] = {
        return {};
      }},
     {"set", "SO", [](World&, Operands& a) -> Result {
-       World::assign(a.slot(0), a.has(1) ? Slot(a.get<Strong<Obj>>(1)) : Slot());
+       if (a.has(1))
+         World::assign(a.slot(0), a.get<Strong<Obj>>(1));
+       else
+         World::assign(a.slot(0), std::monostate{});
        return {};
      }},
     {"setref", "Sw", [](World&, Operands& a) -> Result {
-       World::assign(a.slot(0), as_slot(a.value(1)));
+       with_weak_value(a.value(1), [&](const auto& w) { World::assign(a.slot(0), w); });
        return {};
      }},
     {"same", "aa", [](World&, Operands& a) -> Result { return py(same(a.value(0), a.value(1))); }},
