@@ -261,17 +261,17 @@ TEST_F(ReferencesTestCase, test_ref_reuse) {
   Strong<C> o = make<C>();
   ref<C> ref1(o);
   // a proxy in between makes no difference
-  std::optional<proxy<C>> p(std::in_place, o);
+  proxy<C> p(o);
   ref<C> ref2(o);
   EXPECT_TRUE(ref1.is(ref2)) << "reference object w/out callback should be re-used";
 
   o = make<C>();
-  p.emplace(o);
+  p = proxy<C>(o);
   ref1 = ref<C>(o);
   ref2 = ref<C>(o);
   EXPECT_TRUE(ref1.is(ref2)) << "reference object w/out callback should be re-used";
   EXPECT_EQ(getweakrefcount(o), 2U) << "wrong weak ref count for object";
-  p.reset();
+  p = proxy<C>();  // del p
   gc::collect();
   EXPECT_EQ(getweakrefcount(o), 1U) << "wrong weak ref count for object after deleting proxy";
 }
@@ -543,18 +543,18 @@ TEST_F(ReferencesTestCase, test_proxy_hash) {
 
 TEST_F(ReferencesTestCase, test_getweakrefcount) {
   Strong<C> o = make<C>();
-  std::optional<ref<C>> ref1(std::in_place, o);
-  std::optional<ref<C>> ref2(std::in_place, o, callback());
+  ref<C> ref1(o);
+  ref<C> ref2(o, callback());
   EXPECT_EQ(getweakrefcount(o), 2U) << "got wrong number of weak reference objects";
 
-  std::optional<proxy<C>> proxy1(std::in_place, o);
-  std::optional<proxy<C>> proxy2(std::in_place, o, callback());
+  proxy<C> proxy1(o);
+  proxy<C> proxy2(o, callback());
   EXPECT_EQ(getweakrefcount(o), 4U) << "got wrong number of weak reference objects";
 
   ref1.reset();
   ref2.reset();
-  proxy1.reset();
-  proxy2.reset();
+  proxy1 = proxy<C>();
+  proxy2 = proxy<C>();
   gc::collect();
   EXPECT_EQ(getweakrefcount(o), 0U)
       << "weak reference objects not unlinked from referent when discarded.";
@@ -566,22 +566,22 @@ TEST_F(ReferencesTestCase, test_getweakrefcount) {
 
 TEST_F(ReferencesTestCase, test_getweakrefs) {
   Strong<C> o = make<C>();
-  std::optional<ref<C>> ref1(std::in_place, o, callback());
-  std::optional<ref<C>> ref2(std::in_place, o, callback());
+  ref<C> ref1(o, callback());
+  ref<C> ref2(o, callback());
   ref1.reset();
   gc::collect();
   std::vector<ref<>> got = getweakrefs(o);
   ASSERT_EQ(got.size(), 1U) << "list of refs does not match";
-  EXPECT_TRUE(got[0].is(*ref2)) << "list of refs does not match";
+  EXPECT_TRUE(got[0].is(ref2)) << "list of refs does not match";
 
   o = make<C>();
-  ref1.emplace(o, callback());
-  ref2.emplace(o, callback());
+  ref1 = ref<C>(o, callback());
+  ref2 = ref<C>(o, callback());
   ref2.reset();
   gc::collect();
   got = getweakrefs(o);
   ASSERT_EQ(got.size(), 1U) << "list of refs does not match";
-  EXPECT_TRUE(got[0].is(*ref1)) << "list of refs does not match";
+  EXPECT_TRUE(got[0].is(ref1)) << "list of refs does not match";
 
   ref1.reset();
   got.clear();
