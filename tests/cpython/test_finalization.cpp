@@ -1,7 +1,7 @@
 // Ports of CPython 3.11's Lib/test/test_finalization.py (PEP 442's object
 // finalization): SimpleFinalizationTest, SelfCycleFinalizationTest,
 // CycleChainFinalizationTest, LegacyFinalizationTest. Each test keeps the
-// Python method's name; mapping_gc.md lists every method, with the reason
+// Python method's name; MAPPING.md lists every method, with the reason
 // for those that have no C++ meaning.
 //
 // Translation rules:
@@ -470,7 +470,7 @@ TEST_F(CycleChainFinalizationTest, test_heterogenous_resurrect_three) {
 }
 
 // LegacyFinalizationTest (tp_del, the pre-PEP 442 finalizer slot): n/a, see
-// mapping_gc.md.
+// MAPPING.md.
 
 }  // namespace
 }  // namespace weakref::testing

@@ -1,6 +1,6 @@
 // Ports of CPython 3.11's Lib/test/test_gc.py: GCTests, GCCallbackTests,
 // GCTogglingTests, PythonFinalizationTests. Each test keeps the Python
-// method's name; mapping_gc.md lists every method, with the reason for those
+// method's name; MAPPING.md lists every method, with the reason for those
 // that have no C++ meaning.
 //
 // Translation rules used throughout:
@@ -1154,7 +1154,7 @@ TEST_F(GCTogglingTests, test_bug1055820d) {
   }
 }
 
-// PythonFinalizationTests.test_ast_fini: n/a (see mapping_gc.md).
+// PythonFinalizationTests.test_ast_fini: n/a (see MAPPING.md).
 
 }  // namespace
 }  // namespace weakref::testing

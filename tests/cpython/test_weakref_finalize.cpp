@@ -1,7 +1,7 @@
 // Ports of CPython 3.11's Lib/test/test_weakref.py, class FinalizeTestCase.
 // Python's f.peek() / f.detach() tuple (obj, func, args, kwargs) is
 // finalize::info {object, func}, func having the arguments bound; keyword
-// arguments are positional in C++. mapping_references.md lists every method.
+// arguments are positional in C++. MAPPING.md lists every method.
 #include <cstdio>
 #include <cstdlib>
 #include <functional>

@@ -1,6 +1,6 @@
 // Ports of CPython 3.11's Lib/test/test_weakref.py, class MappingTestCase
 // (WeakValueDictionary and WeakKeyDictionary). Each test keeps the Python
-// method's name; mapping_containers.md lists every method, with the reason
+// method's name; MAPPING.md lists every method, with the reason
 // for those (or the parts) that have no C++ meaning.
 //
 // Translation rules used throughout:

@@ -1,5 +1,5 @@
 // Ports of CPython 3.11's Lib/test/test_weakref.py, class ReferencesTestCase.
-// Each test keeps the Python method's name; mapping_references.md lists every
+// Each test keeps the Python method's name; MAPPING.md lists every
 // method, with the reason for those that have no C++ meaning.
 //
 // Translation rules used throughout:
@@ -945,7 +945,7 @@ TEST_F(ReferencesTestCase, test_ref_created_during_del) {
 TEST_F(ReferencesTestCase, test_equality) {
   // Alive weakrefs compare their referents (the Strong<T> handles r() gives:
   // the same object); dead weakrefs compare by identity. See
-  // mapping_references.md: CPython compares alive referents with their own
+  // MAPPING.md: CPython compares alive referents with their own
   // __eq__, so two refs to distinct equal objects are equal there.
   Strong<Object> x = make<Object>(1), z = make<Object>(2);
   ref<Object> a(x);

@@ -1,6 +1,6 @@
 // Ports of CPython 3.11's Lib/test/test_weakref.py, class WeakMethodTestCase.
 // Python's WeakMethod(o.some_method) is WeakMethod(o, &Object::some_method);
-// r() (the bound method or None) is r.lock(). mapping_references.md lists
+// r() (the bound method or None) is r.lock(). MAPPING.md lists
 // every method, with the reason for those that have no C++ meaning.
 #include <memory>
 #include <string>
@@ -108,7 +108,7 @@ TEST_F(WeakMethodTestCase, test_equality) {
   // ones compare by identity. The objects compare as Strong<T> handles (the
   // same object); CPython compares them with their own __eq__, so it also
   // finds WeakMethods of distinct equal objects equal: see
-  // mapping_references.md.
+  // MAPPING.md.
   auto eq = [](const WM& a, const WM& b) {
     EXPECT_TRUE(a == b);
     EXPECT_FALSE(a != b);

@@ -1,5 +1,5 @@
 // Ports of CPython 3.11's Lib/test/test_weakset.py, class TestWeakSet. Each
-// test keeps the Python method's name; mapping_containers.md lists every
+// test keeps the Python method's name; MAPPING.md lists every
 // method, with the reason for those (or the parts) that have no C++ meaning.
 //
 // Translation rules used throughout:
