@@ -3,6 +3,7 @@
 // per entry, by_value keys, the collector's view).
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -440,6 +441,24 @@ TEST_F(WeakKeyDictionaryTest, DeathOnAnotherThreadDestroysTheValueOnTheOwner) {
   EXPECT_EQ(d.size(), 0U);
   d.prune();
   EXPECT_EQ(Tracked::live, 0);
+}
+
+// CPython's len() counts an entry until its removal callback has run: a
+// callback of the dying key registered after the set (so run before the
+// entry's own, newest first) sees len(d) == 1 and no key.
+TEST_F(WeakKeyDictionaryTest, SizeCountsAnEntryUntilItsCallbackRunsAsInCPython) {
+  WeakKeyDictionary<Node, int> d;
+  Strong<Node> a = make<Node>("A");
+  d.set(a, 1);
+  std::size_t size_seen = 99, keys_seen = 99;
+  ref<Node> later(a, [&] {
+    size_seen = d.size();
+    keys_seen = static_cast<std::size_t>(std::distance(d.begin(), d.end()));
+  });
+  a.reset();
+  EXPECT_EQ(size_seen, 1U);
+  EXPECT_EQ(keys_seen, 0U);
+  EXPECT_EQ(d.size(), 0U);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // (iteration under deaths, one weakref per element, the collector's view).
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -597,6 +598,25 @@ TEST_F(WeakSetTest, ManyElementsGrowCompactAndShrink) {
   objs.clear();
   EXPECT_TRUE(s.empty());
   s.add(make<Node>());  // dies at once
+  EXPECT_TRUE(s.empty());
+}
+
+// CPython's len() counts an element until its removal callback has run: a
+// callback of the dying object registered after the add (so run before the
+// element's own, newest first) sees len(s) == 1 but no element.
+TEST_F(WeakSetTest, SizeCountsAnElementUntilItsCallbackRunsAsInCPython) {
+  WeakSet<Node> s;
+  Strong<Node> a = make<Node>("A");
+  s.add(a);
+  std::size_t size_seen = 99, elements_seen = 99;
+  ref<Node> later(a, [&] {
+    size_seen = s.size();
+    elements_seen = static_cast<std::size_t>(std::distance(s.begin(), s.end()));
+  });
+  a.reset();
+  EXPECT_EQ(size_seen, 1U);
+  EXPECT_EQ(elements_seen, 0U);
+  EXPECT_EQ(s.size(), 0U);
   EXPECT_TRUE(s.empty());
 }
 

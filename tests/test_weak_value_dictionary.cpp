@@ -3,6 +3,7 @@
 // reentrant destructors, the collector's view).
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -355,6 +356,27 @@ TEST_F(WeakValueDictionaryTest, DeathOnAnotherThreadIsSeenAfterItCompletes) {
   EXPECT_FALSE(d.get("a"));
   d.set("a", a = make<Node>("A2"));
   EXPECT_EQ(items(d), (L{"a=A2"}));
+}
+
+// CPython's len() counts an entry until its removal callback has run: a
+// callback of the dying value registered after the set (so run before the
+// entry's own, newest first) sees len(d) == 1 and d.get(k) is None.
+TEST_F(WeakValueDictionaryTest, SizeCountsAnEntryUntilItsCallbackRunsAsInCPython) {
+  WeakValueDictionary<int, Node> d;
+  Strong<Node> a = make<Node>("A");
+  d.set(1, a);
+  std::size_t size_seen = 99, items_seen = 99;
+  bool got = true;
+  ref<Node> later(a, [&] {
+    size_seen = d.size();
+    items_seen = static_cast<std::size_t>(std::distance(d.begin(), d.end()));
+    got = static_cast<bool>(d.get(1));
+  });
+  a.reset();
+  EXPECT_EQ(size_seen, 1U);
+  EXPECT_EQ(items_seen, 0U);
+  EXPECT_FALSE(got);
+  EXPECT_EQ(d.size(), 0U);
 }
 
 }  // namespace

@@ -22,9 +22,11 @@
 //    yielded; elements added during the iteration are yielded too.
 //    Iterators stay valid whatever happens to the set, except its
 //    destruction: the set must outlive its iterators (as a std container).
-//  * size() counts the live elements at every moment: an element stops
-//    counting as soon as its object's death has cleared its weakrefs
-//    (before any callback of that death returns).
+//  * size() counts an element until its entry's weakref callback has run:
+//    within the dying object's callback sequence, callbacks registered after
+//    the element was added run first (newest first) and still count it,
+//    though contains() and iteration already skip it -- CPython's len() does
+//    the same. Once the release that killed the object returns, it is gone.
 //
 // Threads
 //  * Objects may die on any thread at any time. A death never races with the
@@ -44,7 +46,8 @@
 //
 // Names: Python's, except union_ (union is a C++ keyword), erase (std's
 // spelling of discard that returns the count) and the operators.
-// docs/containers.md lists every difference from Python.
+// docs/python-mapping.md lists every difference from Python (differences 22-33);
+// docs/threads.md states the thread rules in full.
 #pragma once
 
 #include <compare>

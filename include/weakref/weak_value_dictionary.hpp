@@ -28,8 +28,11 @@
 //    pending removals). Iterators stay valid whatever happens to the
 //    dictionary, except its destruction: it must outlive its iterators (as a
 //    std container).
-//  * size() counts the live entries at every moment: an entry stops counting
-//    as soon as its value's death has cleared its weakrefs.
+//  * size() counts an entry until its weakref callback has run: within the
+//    dying value's callback sequence, callbacks registered after the entry
+//    was set run first (newest first) and still count it, though get() is
+//    null and iteration skips it -- CPython's len() does the same. Once the
+//    release that killed the value returns, the entry is gone.
 //  * Hash, KeyEqual and K's move constructor must not use the dictionary
 //    (as for std containers). Callbacks and destructors may use it freely.
 //
@@ -49,7 +52,8 @@
 // Names: Python's (`d[k] = v` is set, `del d[k]` is del), plus std's erase
 // (no exception, returns the count). Range-for yields (key, value) pairs, as
 // std::unordered_map; keys() gives Python's `for k in d`.
-// docs/containers.md lists every difference from Python.
+// docs/python-mapping.md lists every difference from Python (differences 22-33);
+// docs/threads.md states the thread rules in full.
 #pragma once
 
 #include <cstddef>
