@@ -12,9 +12,9 @@
 // Usage: 09_leak_forensics [file.dot]   (default: leak.dot in the current directory)
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <vector>
 #include <weakref/weakref.hpp>
 
@@ -126,10 +126,19 @@ int main(int argc, char** argv) {
     // The referrers of the widget up to the roots (objgraph's show_backrefs):
     // strong references solid, weak ones dashed, roots as boxes. The
     // widget's count includes `leaked`, the handle the query is given.
-    std::ofstream out(dot_file);
-    gc::write_dot(out, leaked, {.max_depth = 3, .backrefs = true, .max_nodes = 20});
-    if (!out.flush()) {
-      std::cerr << "cannot write " << dot_file.string() << "\n";
+    // Labels name the widgets and events (objgraph's extra_info) instead of
+    // showing addresses, so the picture says which object is which.
+    gc::DotOptions options{.max_depth = 3, .backrefs = true, .max_nodes = 20};
+    options.show_addresses = false;
+    options.extra_info = [](const Strong<void>& o) -> std::string {
+      if (auto w = weakref::exact_pointer_cast<Widget>(o)) return "'" + w->name + "'";
+      if (auto s = weakref::exact_pointer_cast<Subscription>(o)) return "'" + s->event + "'";
+      return "";
+    };
+    try {
+      gc::write_dot(dot_file.string(), leaked, options);
+    } catch (const std::system_error& e) {
+      std::cerr << e.what() << "\n";
       focus.reset(), bus.reset();
       return 1;
     }

@@ -8,11 +8,14 @@
 // references are discounted when telling roots apart. Everything is released
 // when the query returns.
 #include <algorithm>
+#include <cerrno>
+#include <fstream>
 #include <iomanip>
 #include <map>
 #include <mutex>
 #include <ostream>
 #include <sstream>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -262,8 +265,13 @@ void write_dot(std::ostream& os, ObjectHeader* target, const DotOptions& options
   }
   for (ObjectHeader* h : order) {
     std::ostringstream label;
-    label << dot_escape(name_of(h)) << "\\n" << h->object() << "\\nstrong "
-          << s.count_without_snapshot(h);
+    label << dot_escape(name_of(h));
+    if (options.show_addresses) label << "\\n" << h->object();
+    label << "\\nstrong " << s.count_without_snapshot(h);
+    if (options.extra_info) {
+      const std::string extra = options.extra_info(strong_of(h));
+      if (!extra.empty()) label << "\\n" << dot_escape(extra);
+    }
     const bool root = h != target && s.is_root(h, 0);
     os << "  n" << id[h] << " [label=\"" << label.str() << "\"";
     if (root) os << ", shape=box";
@@ -278,6 +286,14 @@ void write_dot(std::ostream& os, ObjectHeader* target, const DotOptions& options
     os << ";\n";
   }
   os << "}\n";
+}
+
+void write_dot_file(const std::string& path, ObjectHeader* target, const DotOptions& options) {
+  std::ofstream out(path, std::ios::out | std::ios::trunc);
+  if (!out) throw std::system_error(errno, std::generic_category(), "write_dot: cannot open " + path);
+  write_dot(out, target, options);
+  out.flush();
+  if (!out) throw std::system_error(errno, std::generic_category(), "write_dot: cannot write " + path);
 }
 
 }  // namespace detail

@@ -1,5 +1,8 @@
 // Leak forensics: most_common_types, growth, find_backref_chain, write_dot.
+#include <cstdio>
+#include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "support.hpp"
 
@@ -117,6 +120,35 @@ TEST_F(ForensicsTest, DotExportDrawsStrongAndWeakEdges) {
   std::ostringstream back;
   gc::write_dot(back, a->a, {.max_depth = 2, .backrefs = true});
   EXPECT_THAT(back.str(), ::testing::HasSubstr("n1 -> n0;"));  // a refers to b
+}
+
+TEST_F(ForensicsTest, DotLabelsCarryExtraInfoAndMayOmitAddresses) {
+  Strong<Node> a = make<Node>("a");
+  a->a = make<Node>("b \"quoted\"");
+  gc::DotOptions options;
+  options.show_addresses = false;
+  options.extra_info = [](const Strong<void>& o) {
+    // the label of a Node (every object of this graph is one)
+    return static_pointer_cast<Node>(o)->label;
+  };
+  std::ostringstream dot;
+  gc::write_dot(dot, a, options);
+  const std::string s = dot.str();
+  EXPECT_THAT(s, ::testing::HasSubstr("n0 [label=\"weakref::testing::Node\\nstrong 1\\na\""));
+  EXPECT_THAT(s, ::testing::HasSubstr("\\nb \\\"quoted\\\"\""));  // escaped for DOT
+  EXPECT_THAT(s, ::testing::Not(::testing::HasSubstr("0x")));
+}
+
+TEST_F(ForensicsTest, DotExportToAFile) {
+  Strong<Node> a = make<Node>("a");
+  const std::string path = ::testing::TempDir() + "weakref_forensics_test.dot";
+  gc::write_dot(path, a);
+  std::ifstream in(path);
+  std::stringstream content;
+  content << in.rdbuf();
+  EXPECT_THAT(content.str(), ::testing::StartsWith("digraph ObjectGraph {"));
+  std::remove(path.c_str());
+  EXPECT_THROW(gc::write_dot("/nonexistent-dir/x.dot", a), std::system_error);
 }
 
 }  // namespace

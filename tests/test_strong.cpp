@@ -291,5 +291,24 @@ TEST_F(StrongTest, StrongVoidAndExactCast) {
   EXPECT_FALSE(exact_pointer_cast<Node>(v));
 }
 
+// make<T>(args...) builds aggregates with braces when T has no matching
+// constructor (clang 14 has no parenthesized aggregate initialization).
+struct PlainPoint {
+  int x;
+  int y;
+  std::string name;
+};
+TEST_F(StrongTest, MakeBuildsAggregates) {
+  Strong<PlainPoint> p = make<PlainPoint>(1, 2, "p");
+  EXPECT_EQ(p->x, 1);
+  EXPECT_EQ(p->y, 2);
+  EXPECT_EQ(p->name, "p");
+  Strong<PlainPoint> zero = make<PlainPoint>();
+  EXPECT_EQ(zero->x, 0);
+  EXPECT_TRUE(zero->name.empty());
+  Strong<std::vector<int>> v = make<std::vector<int>>(3, 7);  // a constructor wins
+  EXPECT_EQ(v->size(), 3U);
+}
+
 }  // namespace
 }  // namespace weakref::testing

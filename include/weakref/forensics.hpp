@@ -4,7 +4,7 @@
 //     weakref::gc::show_most_common_types();          // Node 1200, Edge 800 ...
 //     weakref::gc::show_growth();                     // what grew since last time
 //     auto chain = weakref::gc::find_backref_chain(leaked);  // root -> ... -> leaked
-//     weakref::gc::write_dot(std::ofstream("leak.dot"), leaked, {.backrefs = true});
+//     weakref::gc::write_dot("leak.dot", leaked, {.backrefs = true});  // dot -Tpng
 //
 // Rules
 //  * Counts and listings cover every heap (every thread's objects).
@@ -97,20 +97,34 @@ struct DotOptions {
   bool backrefs = false;        // follow referrers (objgraph.show_backrefs)
                                 // instead of referents (show_refs)
   std::size_t max_nodes = 200;  // the graph stops growing there
+  bool show_addresses = true;   // the object's address on its label
+  // objgraph's extra_info: an extra label line per object (empty: none),
+  // e.g. a name, so that a picture says which object is which. Called on
+  // the calling thread while the graph is written; must not change it.
+  std::function<std::string(const Strong<void>&)> extra_info = {};
 };
 
 namespace detail {
 WEAKREF_API void write_dot(std::ostream& os, weakref::detail::ObjectHeader* h,
                            const DotOptions& options);
-}
+WEAKREF_API void write_dot_file(const std::string& path, weakref::detail::ObjectHeader* h,
+                                const DotOptions& options);
+}  // namespace detail
 
 // Writes the reference graph around obj in Graphviz DOT: one node per object
-// (type, address, strong count; roots drawn as boxes, obj highlighted),
-// strong references as solid arrows, weak references (ref/proxy/WeakMethod
-// members) as dashed arrows. Render with `dot -Tpng file.dot -o file.png`.
+// (type, address, strong count, extra_info; roots drawn as boxes, obj
+// highlighted), strong references as solid arrows, weak references
+// (ref/proxy/WeakMethod members) as dashed arrows. Render with
+// `dot -Tpng file.dot -o file.png`.
 template <class T>
 void write_dot(std::ostream& os, const Strong<T>& obj, const DotOptions& options = {}) {
   detail::write_dot(os, weakref::detail::StrongAccess::header(obj), options);
+}
+// The same into the file `path` (created or truncated); throws
+// std::system_error when it cannot be written.
+template <class T>
+void write_dot(const std::string& path, const Strong<T>& obj, const DotOptions& options = {}) {
+  detail::write_dot_file(path, weakref::detail::StrongAccess::header(obj), options);
 }
 
 }  // namespace weakref::gc

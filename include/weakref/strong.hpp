@@ -192,8 +192,11 @@ const void* complete_object(T* p) noexcept {
 }
 }  // namespace detail
 
-// Creates a managed T. Exceptions from T's constructor propagate (nothing is
-// leaked). For a traced T this is also where automatic collection may run.
+// Creates a managed T: T(args...), or T{args...} for an aggregate without a
+// matching constructor (so make<Point>(1, 2) works for a plain struct on
+// every C++20 compiler, clang 14 included). Exceptions from T's constructor
+// propagate (nothing is leaked). For a traced T this is also where automatic
+// collection may run.
 template <class T, class... Args>
 Strong<T> make(Args&&... args) {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
@@ -206,7 +209,10 @@ Strong<T> make(Args&&... args) {
   ::new (static_cast<void*>(h)) detail::ObjectHeader{{0}, &Info::value};
   T* p;
   try {
-    p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
+    if constexpr (std::is_aggregate_v<T> && !std::is_constructible_v<T, Args&&...>)
+      p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};  // aggregates
+    else
+      p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
   } catch (...) {
     detail::free_block(block, Info::value);
     throw;
