@@ -1,8 +1,10 @@
 // Core operations against their std::shared_ptr / std::weak_ptr equivalents,
-// in the same run. Run: build/bench/bench/bench_core
+// in the same run, in a single-threaded and then a multi-threaded process.
+// Run: build/bench/bench/bench_core
 #include <benchmark/benchmark.h>
 
 #include <memory>
+#include <thread>
 #include <vector>
 #include <weakref/weakref.hpp>
 
@@ -115,6 +117,89 @@ void BM_death_with_callback(benchmark::State& state) {
   benchmark::DoNotOptimize(calls);
 }
 BENCHMARK(BM_death_with_callback);
+
+// ---------------------------------------------------------------------------
+// Everything below runs in a multi-threaded process. While a process has one
+// thread, both this library and libstdc++'s shared_ptr replace atomic
+// read-modify-writes by plain ones (__libc_single_threaded; see
+// include/weakref/detail/config.hpp), so the figures above are those of a
+// single-threaded program. The first benchmark below starts (and joins) a
+// thread, which turns that off for the rest of the run; the _mt rows repeat
+// the main ones with atomic counts on both sides.
+
+void make_process_multithreaded() {
+  static const bool done = [] {
+    std::thread([] {}).join();
+    return true;
+  }();
+  (void)done;
+}
+
+void BM_ref_lock_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_ref_lock(state);
+}
+BENCHMARK(BM_ref_lock_mt);
+
+void BM_weak_ptr_lock_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_weak_ptr_lock(state);
+}
+BENCHMARK(BM_weak_ptr_lock_mt);
+
+void BM_ref_lock_dead_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_ref_lock_dead(state);
+}
+BENCHMARK(BM_ref_lock_dead_mt);
+
+void BM_weak_ptr_lock_dead_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_weak_ptr_lock_dead(state);
+}
+BENCHMARK(BM_weak_ptr_lock_dead_mt);
+
+void BM_strong_copy_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_strong_copy(state);
+}
+BENCHMARK(BM_strong_copy_mt)->Arg(0)->Arg(1)->ArgName("with_weakref");
+
+void BM_shared_ptr_copy_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_shared_ptr_copy(state);
+}
+BENCHMARK(BM_shared_ptr_copy_mt);
+
+void BM_make_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_make(state);
+}
+BENCHMARK(BM_make_mt);
+
+void BM_make_shared_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_make_shared(state);
+}
+BENCHMARK(BM_make_shared_mt);
+
+void BM_make_with_ref_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_make_with_ref(state);
+}
+BENCHMARK(BM_make_with_ref_mt);
+
+void BM_make_shared_with_weak_ptr_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_make_shared_with_weak_ptr(state);
+}
+BENCHMARK(BM_make_shared_with_weak_ptr_mt);
+
+void BM_death_with_callback_mt(benchmark::State& state) {
+  make_process_multithreaded();
+  BM_death_with_callback(state);
+}
+BENCHMARK(BM_death_with_callback_mt);
 
 // r() from several threads on one object (contended counts).
 void BM_ref_lock_threads(benchmark::State& state) {

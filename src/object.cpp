@@ -88,6 +88,11 @@ void incref_slow(ObjectHeader* h) noexcept {
   for (;;) {
     if (w & kSide) {
       SideTable* s = side_of(w);
+      if (single_threaded()) {  // config.hpp: no other thread to race with
+        const std::uint64_t x = s->word.load(std::memory_order_relaxed);
+        s->word.store((x + kOne) | (x & kFrozen ? kTouched : 0), std::memory_order_relaxed);
+        return;
+      }
       std::uint64_t old = s->word.fetch_add(kOne, std::memory_order_relaxed);
       if (old & kFrozen) s->word.fetch_or(kTouched, std::memory_order_relaxed);
       return;
@@ -100,7 +105,13 @@ void incref_slow(ObjectHeader* h) noexcept {
 
 void decref_side(ObjectHeader* h, std::uint64_t w) noexcept {
   SideTable* s = side_of(w);
-  std::uint64_t old = s->word.fetch_sub(kOne, std::memory_order_acq_rel);
+  std::uint64_t old;
+  if (single_threaded()) {  // config.hpp: no other thread to race with
+    old = s->word.load(std::memory_order_relaxed);
+    s->word.store(old - kOne, std::memory_order_relaxed);
+  } else {
+    old = s->word.fetch_sub(kOne, std::memory_order_acq_rel);
+  }
   if (count(old) == 1) die(h);
 }
 
@@ -138,9 +149,9 @@ SideTable* ensure_side(ObjectHeader* h) {
   auto* s = new SideTable(h, w);
   for (;;) {
     s->word.store(w, std::memory_order_relaxed);
-    if (h->word.compare_exchange_weak(w, reinterpret_cast<std::uintptr_t>(s) | kSide,
-                                      std::memory_order_acq_rel,
-                                      std::memory_order_acquire))
+    if (rmw_compare_exchange(h->word, w,
+                             static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) | kSide,
+                             std::memory_order_acq_rel, std::memory_order_acquire))
       return s;
     if (w & kSide) {
       delete s;
@@ -150,7 +161,7 @@ SideTable* ensure_side(ObjectHeader* h) {
 }
 
 void side_release(SideTable* s) noexcept {
-  if (s->weak.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
+  if (rmw_fetch_sub(s->weak, 1U, std::memory_order_acq_rel) == 1) delete s;
 }
 
 // ---------------------------------------------------------------------------

@@ -69,17 +69,20 @@ void basic_refs(SideTable* s, WeakObject*& ref, WeakObject*& proxy) noexcept {
 bool weak_try_acquire(WeakObject* w) noexcept {
   std::uint32_t n = w->refs.load(std::memory_order_relaxed);
   while (n != 0) {
-    if (w->refs.compare_exchange_weak(n, n + 1, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
+    if (rmw_compare_exchange(w->refs, n, n + 1, std::memory_order_acquire,
+                             std::memory_order_relaxed))
       return true;
   }
   return false;
 }
 
 void weak_release(WeakObject* w) noexcept {
-  if (w->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (rmw_fetch_sub(w->refs, 1U, std::memory_order_acq_rel) != 1) return;
   SideTable* s = w->side_table();
-  if (s) {
+  // A cleared weakref is already unlinked: clear_weakrefs and clear_one set
+  // linked = false before the release that sets the cleared bit, which this
+  // acquire load sees. Only a live one needs the lock to leave the list.
+  if (s && !(w->side.load(std::memory_order_acquire) & 1)) {
     std::lock_guard<SpinLock> g(s->lock);
     if (w->linked) unlink(s, w);
   }
@@ -104,6 +107,10 @@ ObjectHeader* weak_lock(const WeakObject* w) noexcept {
       continue;
     }
     if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
+    if (single_threaded()) {  // config.hpp: no other thread to race with
+      s->word.store(x + kOne, std::memory_order_relaxed);
+      return s->object;
+    }
     if (s->word.compare_exchange_weak(x, x + kOne, std::memory_order_acquire,
                                       std::memory_order_relaxed))
       return s->object;
@@ -125,25 +132,18 @@ WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
     WeakObject* found = kind == WeakKind::ref ? r : p;
     return found && weak_try_acquire(found) ? found : nullptr;
   };
-  {
-    std::lock_guard<SpinLock> g(s->lock);
-    if (WeakObject* w = find()) return w;
-  }
+  // One critical section: reuse the basic weakref, or make and link it.
+  // Allocating a WeakObject runs no user code (its operator new is the
+  // library's small-block allocator), so it may happen under the side lock;
+  // if it throws, nothing has changed.
+  std::lock_guard<SpinLock> g(s->lock);
+  if (WeakObject* w = find()) return w;
   auto* w = new WeakObject(kind, false);
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
-  s->weak.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<SpinLock> g(s->lock);
-    if (WeakObject* other = find()) {  // made by another thread meanwhile
-      w->refs.store(0, std::memory_order_relaxed);
-      s->weak.fetch_sub(1, std::memory_order_relaxed);
-      delete w;
-      return other;
-    }
-    WeakObject *r, *p;
-    basic_refs(s, r, p);
-    insert_after(s, kind == WeakKind::ref ? nullptr : r, w);
-  }
+  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  WeakObject *r, *p;
+  basic_refs(s, r, p);
+  insert_after(s, kind == WeakKind::ref ? nullptr : r, w);
   return w;
 }
 
@@ -156,7 +156,7 @@ void attach_weak(ObjectHeader* h, WeakObject* w) {
     throw;
   }
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
-  s->weak.fetch_add(1, std::memory_order_relaxed);
+  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   std::lock_guard<SpinLock> g(s->lock);
   WeakObject *r, *p;
   basic_refs(s, r, p);
@@ -170,10 +170,15 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
   s->head = nullptr;
   while (w) {
     WeakObject* next = w->next;
+    // Take the callback's reference before setting the cleared bit: once
+    // the bit is visible, a weak_release that drops the last reference
+    // deletes w without this lock (see there), so nothing here may touch w
+    // after the bit unless it holds a reference.
+    const bool call = w->has_callback && !(skip && skip(w, ctx)) && weak_try_acquire(w);
     w->prev = w->next = nullptr;
     w->linked = false;
-    w->side.fetch_or(1, std::memory_order_release);
-    if (w->has_callback && !(skip && skip(w, ctx)) && weak_try_acquire(w)) batch.push(w);
+    rmw_fetch_or(w->side, std::uintptr_t{1}, std::memory_order_release);
+    if (call) batch.push(w);
     w = next;
   }
 }
@@ -182,7 +187,7 @@ void clear_one(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
   std::lock_guard<SpinLock> g(s->lock);
   if (w->linked) unlink(s, w);
-  w->side.fetch_or(1, std::memory_order_release);
+  rmw_fetch_or(w->side, std::uintptr_t{1}, std::memory_order_release);
 }
 
 std::size_t weak_count(ObjectHeader* h) noexcept {

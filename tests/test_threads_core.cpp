@@ -2,6 +2,7 @@
 #include <atomic>
 #include <barrier>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -9,6 +10,42 @@ namespace weakref::testing {
 namespace {
 
 using ThreadsCoreTest = Test;
+
+// While a process has one thread, counts are updated with plain loads and
+// stores (detail/config.hpp, as libstdc++'s shared_ptr does). This test runs
+// first in its process: it builds objects, side tables and weakrefs while
+// single-threaded, then hammers the same counts from several threads, and
+// the counts must come out exact.
+TEST_F(ThreadsCoreTest, CountsMadeSingleThreadedStayExactWhenThreadsStart) {
+  struct Payload {
+    int value = 7;
+  };
+  const bool started_single = detail::single_threaded();
+  std::vector<Strong<Payload>> objs;
+  std::vector<ref<Payload>> refs;
+  for (int i = 0; i < 64; ++i) {
+    objs.push_back(make<Payload>());
+    if (i % 2) refs.emplace_back(objs.back());  // half with a side table
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int round = 0; round < 500; ++round)
+        for (std::size_t i = 0; i < objs.size(); ++i) {
+          Strong<Payload> copy = objs[i];
+          if (i % 2) {
+            Strong<Payload> locked = refs[i / 2]();
+            EXPECT_EQ(locked->value, 7);
+          }
+        }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(detail::single_threaded());
+  for (const Strong<Payload>& o : objs) EXPECT_EQ(o.use_count(), 1U);
+  objs.clear();
+  for (const ref<Payload>& r : refs) EXPECT_FALSE(r());
+  if (!started_single) GTEST_SKIP() << "the process already had threads: nothing to transition";
+}
 
 // The weakref race: one thread dereferences a weakref while another releases
 // the last strong reference. Each lock either sees the live object (and keeps

@@ -113,7 +113,7 @@ class WEAKREF_API CallbackBatch {
 };
 
 inline void weak_acquire(WeakObject* w) noexcept {
-  w->refs.fetch_add(1, std::memory_order_relaxed);
+  rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
 }
 WEAKREF_API void weak_release(WeakObject* w) noexcept;
 // +1 on w unless its last holder is already releasing it.
