@@ -181,8 +181,8 @@ template <class T>
     if (x & bits::kFrozen) [[unlikely]]
       return entry_lock<T>(w);
     if (w->side.load(std::memory_order_acquire) & 1) return {};
-    if (s->word.compare_exchange_weak(x, x + bits::kOne, std::memory_order_acquire,
-                                      std::memory_order_acquire))
+    if (rmw_compare_exchange(s->word, x, x + bits::kOne, std::memory_order_acquire,
+                             std::memory_order_acquire))
       return adopt_referent<T>(w, s->object);
   }
 }
