@@ -303,6 +303,10 @@ TEST_F(StrongTest, MakeBuildsAggregates) {
   EXPECT_EQ(p->x, 1);
   EXPECT_EQ(p->y, 2);
   EXPECT_EQ(p->name, "p");
+  Strong<PlainPoint> partial = make<PlainPoint>(5);  // no -Wmissing-field-initializers
+  EXPECT_EQ(partial->x, 5);
+  EXPECT_EQ(partial->y, 0);
+  EXPECT_TRUE(partial->name.empty());
   Strong<PlainPoint> zero = make<PlainPoint>();
   EXPECT_EQ(zero->x, 0);
   EXPECT_TRUE(zero->name.empty());

@@ -197,6 +197,14 @@ const void* complete_object(T* p) noexcept {
 // every C++20 compiler, clang 14 included). Exceptions from T's constructor
 // propagate (nothing is leaked). For a traced T this is also where automatic
 // collection may run.
+// Initializing an aggregate from fewer arguments than it has members is what
+// make<T> is asked to do (the rest are default-initialized from their
+// default member initializers or value-initialized), so -Wextra's
+// missing-field-initializers is silenced for it.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
 template <class T, class... Args>
 Strong<T> make(Args&&... args) {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
@@ -221,6 +229,9 @@ Strong<T> make(Args&&... args) {
   if constexpr (detail::Traceable<T>) detail::track(h);
   return detail::StrongAccess::adopt(p, h);
 }
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 // A new strong reference to the object `p` points into (see the rules at the
 // top of this header). Null when p is null or the object is not alive.
