@@ -6,12 +6,14 @@
 // Run: build/bench/bench/bench_containers
 //      bench/cpython_containers.py puts the memory figures next to CPython's.
 //
-// Memory is counted two ways, both net (in use after minus before): a
-// replaced global operator new (new_bytes_per_entry: the tables) and glibc's
-// mallinfo2() (bytes_per_entry), which also sees the library's small-block
-// pages, where weakref objects and side tables live (they do not come from
-// operator new). bytes_per_entry is the figure to compare with CPython's.
+// Memory is counted net (in use after minus before), in two parts: a
+// replaced global operator new (new_bytes_per_entry: the tables, std's nodes)
+// and the library's small-block pages, where weakref objects and side tables
+// live (weakref::detail::pool_committed_bytes(), 64 KiB pages in use; they do
+// not come from operator new). bytes_per_entry, their sum, is the figure to
+// compare with CPython's tracemalloc.
 #include <benchmark/benchmark.h>
+
 #include <malloc.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+#include <weakref/detail/alloc_stats.hpp>
 #include <weakref/weakref.hpp>
 
 // -- Counting operator new (only while g_counting is set) -----------------------
@@ -369,12 +372,11 @@ BENCHMARK(BM_weakset_iterate)->Arg(1000);
 
 struct Measure {
   long long new_bytes;
-  long long malloc_bytes;
+  long long pool_bytes;
 };
-long long in_use() {
-  struct mallinfo2 mi = mallinfo2();
-  return static_cast<long long>(mi.uordblks + mi.hblkhd);
-}
+// What the calling thread occupies outside operator new: the library's
+// small-block pages (weakref objects, side tables), counted page by page.
+long long in_use() { return static_cast<long long>(weakref::detail::pool_committed_bytes()); }
 template <class F>
 Measure measure(F&& fill) {
   g_new_bytes.store(0);
@@ -386,8 +388,8 @@ Measure measure(F&& fill) {
 }
 void report(benchmark::State& state, const Measure& m, long n) {
   state.counters["new_bytes_per_entry"] = static_cast<double>(m.new_bytes) / static_cast<double>(n);
-  state.counters["bytes_per_entry"] = static_cast<double>(std::max(m.new_bytes, m.malloc_bytes)) /
-                                      static_cast<double>(n);
+  state.counters["bytes_per_entry"] =
+      static_cast<double>(m.new_bytes + m.pool_bytes) / static_cast<double>(n);
 }
 
 // Containers of n entries over objects made beforehand. Arg 1: the objects

@@ -9,8 +9,9 @@ build it with `cmake --preset bench && cmake --build --preset bench`).
 Memory: both sides fill one container with N entries over objects made
 beforehand (for the dictionaries, WeakValueDictionary keys are ints made
 beforehand too; WeakKeyDictionary values are the small int 1), and count the
-bytes the filling adds: tracemalloc's traced memory for CPython, mallinfo2 for
-C++ (which also sees the library's small-block pages). C++ is shown twice:
+bytes the filling adds: tracemalloc's traced memory for CPython; for C++,
+what operator new hands out plus the library's small-block pages in use
+(weakref::detail::pool_committed_bytes()). C++ is shown twice:
 objects already weakly referenced (their side table exists), and objects
 never weakly referenced before, whose side table the entry creates (CPython
 objects carry their 8-byte weakref slot from birth, so CPython has no such

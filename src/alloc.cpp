@@ -21,8 +21,9 @@
 //    else its untouched tail, else another page with free blocks, else a
 //    page that other threads freed blocks into, else a new page.
 //  * deallocate on the owning thread: push on the page's local free list. A
-//    page whose blocks are all free goes back to the system (one spare page
-//    per class is kept).
+//    page whose blocks are all free goes back to its 2 MiB chunk (one spare
+//    page per class is kept); a chunk whose pages are all free goes back to
+//    the system (one spare chunk per Pools is kept).
 //  * deallocate on another thread: push on the page's `remote` stack (lock
 //    free); the push that makes the stack non-empty also pushes the page on
 //    its owner's `remote_pages` stack, where the owner collects it.
@@ -42,6 +43,8 @@
 //  * Under AddressSanitizer everything goes to operator new, so that ASan
 //    keeps catching use-after-free.
 #include "alloc.hpp"
+
+#include "weakref/detail/alloc_stats.hpp"
 
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
@@ -86,14 +89,16 @@ struct alignas(64) Page {
   bool available = false;               // on the class's available list
   Page* prev = nullptr;                 // available list links
   Page* next = nullptr;
+  struct Chunk* const chunk;            // the chunk this page was carved from
 
-  Page(Pools* o, std::uint32_t c)
+  Page(Pools* o, std::uint32_t c, struct Chunk* ch)
       : owner(o),
         block_size(static_cast<std::uint32_t>((c + 1) * kGranule)),
         cls(c),
         bump(reinterpret_cast<char*>(this) + header_size()),
         end(reinterpret_cast<char*>(this) + kPageSize -
-            (kPageSize - header_size()) % ((c + 1) * kGranule)) {}
+            (kPageSize - header_size()) % ((c + 1) * kGranule)),
+        chunk(ch) {}
 
   static constexpr std::size_t header_size() { return (sizeof(Page) + 63) / 64 * 64; }
   bool has_free() const noexcept { return local != nullptr || bump < end; }
@@ -105,10 +110,30 @@ struct ClassPool {
   Page* spare = nullptr;      // an empty page kept for reuse
 };
 
+// Pages are carved from 2 MiB chunks, one system allocation per 32 pages:
+// glibc serves an aligned 64 KiB request with its own mmap (and the free with
+// a munmap), which made page turnover the largest cost of freeing garbage.
+// A chunk whose pages are all free again goes back to the system, except one
+// kept per Pools for reuse. Chunks belong to their Pools (owner thread only).
+struct Chunk {
+  void* base;                  // kChunkSize bytes, kChunkSize-aligned
+  std::uint32_t carved = 0;    // pages handed out from the untouched tail
+  std::uint32_t in_use = 0;    // carved pages that hold a live Page
+  void* free_pages = nullptr;  // released page memory (linked through it)
+  Chunk* prev = nullptr;       // Pools::partial links (chunks with room)
+  Chunk* next = nullptr;
+  bool partial = false;
+};
+constexpr std::size_t kChunkPages = 32;
+constexpr std::size_t kChunkSize = kChunkPages * kPageSize;
+
 struct Pools {
   std::atomic<Page*> remote_pages{nullptr};
   ClassPool cls[kClasses];
   Pools* next_free = nullptr;
+  Chunk* partial = nullptr;      // chunks with free or uncarved pages
+  Chunk* spare_chunk = nullptr;  // an empty chunk kept for reuse
+  std::size_t pages = 0;         // pages carved and not given back
 };
 
 // --- Pools per thread -------------------------------------------------------
@@ -186,15 +211,96 @@ void available_remove(ClassPool& cp, Page* pg) noexcept {
   pg->available = false;
 }
 
-// A page with no block out: keep it as the spare or give it back.
+// --- Chunks -------------------------------------------------------------------
+
+bool chunk_has_room(const Chunk* c) noexcept {
+  return c->free_pages != nullptr || c->carved < kChunkPages;
+}
+
+void partial_push(Pools* pools, Chunk* c) noexcept {
+  c->partial = true;
+  c->prev = nullptr;
+  c->next = pools->partial;
+  if (pools->partial) pools->partial->prev = c;
+  pools->partial = c;
+}
+
+void partial_remove(Pools* pools, Chunk* c) noexcept {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    pools->partial = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+  c->partial = false;
+}
+
+// Memory for one page, from a chunk with room, else a new (or the spare)
+// chunk. Pages of a fresh chunk are handed out in address order.
+void* take_page_memory(Pools* pools, Chunk*& from) {
+  Chunk* c = pools->partial;
+  if (!c) {
+    if ((c = pools->spare_chunk)) {
+      pools->spare_chunk = nullptr;
+    } else {
+      void* base = std::aligned_alloc(kChunkSize, kChunkSize);
+      if (!base) throw std::bad_alloc();
+      c = new (std::nothrow) Chunk{base};
+      if (!c) {
+        std::free(base);
+        throw std::bad_alloc();
+      }
+    }
+    partial_push(pools, c);
+  }
+  void* mem;
+  if (c->free_pages) {
+    mem = c->free_pages;
+    c->free_pages = *static_cast<void**>(mem);
+  } else {
+    mem = static_cast<char*>(c->base) + c->carved * kPageSize;
+    ++c->carved;
+  }
+  ++c->in_use;
+  ++pools->pages;
+  if (!chunk_has_room(c)) partial_remove(pools, c);
+  from = c;
+  return mem;
+}
+
+// Gives a page's memory back to its chunk; an empty chunk becomes the spare
+// or goes back to the system.
+void give_page_memory(Pools* pools, Chunk* c, void* mem) noexcept {
+  *static_cast<void**>(mem) = c->free_pages;
+  c->free_pages = mem;
+  --c->in_use;
+  --pools->pages;
+  if (c->in_use != 0) {
+    if (!c->partial) partial_push(pools, c);
+    return;
+  }
+  if (c->partial) partial_remove(pools, c);
+  c->free_pages = nullptr;  // reuse starts over from the chunk's start
+  c->carved = 0;
+  if (!pools->spare_chunk) {
+    pools->spare_chunk = c;
+    return;
+  }
+  std::free(c->base);
+  delete c;
+}
+
+// A page with no block out: keep it as the class's spare or give it back.
 void release_page(ClassPool& cp, Page* pg) noexcept {
   if (pg->available) available_remove(cp, pg);
   if (!cp.spare) {
     cp.spare = pg;
     return;
   }
+  Pools* owner = pg->owner;
+  Chunk* c = pg->chunk;
   pg->~Page();
-  std::free(pg);
+  give_page_memory(owner, c, pg);
 }
 
 Page* new_page(Pools* owner, std::uint32_t cls) {
@@ -203,9 +309,9 @@ Page* new_page(Pools* owner, std::uint32_t cls) {
     cp.spare = nullptr;
     return pg;
   }
-  void* mem = std::aligned_alloc(kPageSize, kPageSize);
-  if (!mem) throw std::bad_alloc();
-  return ::new (mem) Page(owner, cls);
+  Chunk* c = nullptr;
+  void* mem = take_page_memory(owner, c);
+  return ::new (mem) Page(owner, cls, c);
 }
 
 // Moves the blocks other threads freed into pg's local list.
@@ -292,6 +398,11 @@ void remote_free(Page* pg, void* block) noexcept {
 }  // namespace
 
 bool pools_enabled() noexcept { return kUsePools; }
+
+std::size_t pool_committed_bytes() noexcept {
+  const Pools* p = tls_pools;
+  return p ? p->pages * kPageSize : 0;
+}
 
 void* pool_allocate(std::size_t size) {
   if (!kUsePools || size > kMaxPooledSize) return ::operator new(size);
