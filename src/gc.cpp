@@ -214,6 +214,13 @@ struct ClearVisitor : Visitor {
   // Releasing may run deaths that clear other garbage objects with their own
   // visitor, so the lists are swapped out first (keeping their capacity).
   void release() noexcept {
+    // The common case, one strong member and nothing else: no list to swap.
+    if (strongs.size() == 1 && weaks.empty() && kept.empty()) {
+      ObjectHeader* h = strongs.back();
+      strongs.clear();
+      wd::decref(h);
+      return;
+    }
     std::vector<ObjectHeader*> ss;
     std::vector<WeakObject*> ws;
     std::vector<std::unique_ptr<Kept>> ks;
@@ -376,7 +383,7 @@ void unfreeze_object(ObjectHeader* h) noexcept {
 // Back to a public list (resurrected, or kept alive): other threads may hold
 // it from now on.
 void unmark(ObjectHeader* h) noexcept {
-  active_word(h).fetch_and(~bits::kInCollection, std::memory_order_acq_rel);
+  wd::rmw_fetch_and(active_word(h), ~bits::kInCollection, std::memory_order_acq_rel);
 }
 
 // What the steps after 4 need to know about the garbage candidates.
@@ -403,12 +410,13 @@ GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
     std::uint64_t old;
     for (;;) {
       if (w & bits::kSide) {
-        old = wd::side_of(w)->word.fetch_or(bits::kInCollection, std::memory_order_acq_rel) |
+        old = wd::rmw_fetch_or(wd::side_of(w)->word, bits::kInCollection,
+                               std::memory_order_acq_rel) |
               bits::kSide;
         break;
       }
-      if (h->word.compare_exchange_weak(w, w | bits::kInCollection, std::memory_order_acq_rel,
-                                        std::memory_order_acquire)) {
+      if (wd::rmw_compare_exchange(h->word, w, w | bits::kInCollection,
+                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
         old = w;
         break;
       }

@@ -163,7 +163,7 @@ void track(ObjectHeader* h) noexcept {
                 std::memory_order_relaxed);
   std::lock_guard<SpinLock> g(heap->lock);
   heap->gen[0].append(h->gc());
-  heap->count[0].fetch_add(1, std::memory_order_relaxed);
+  rmw_fetch_add(heap->count[0], 1L, std::memory_order_relaxed);
 }
 
 void track_again(ObjectHeader* h) noexcept {
@@ -187,7 +187,7 @@ void untrack(ObjectHeader* h) noexcept {
   if (h->gc()->next) {
     GcList::remove(h->gc());
     if (heap->count[0].load(std::memory_order_relaxed) > 0)
-      heap->count[0].fetch_sub(1, std::memory_order_relaxed);
+      rmw_fetch_sub(heap->count[0], 1L, std::memory_order_relaxed);
   }
   heap->lock.unlock();
 }

@@ -86,6 +86,15 @@ inline T rmw_fetch_or(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
   return a.fetch_or(v, mo);
 }
 template <class T>
+inline T rmw_fetch_and(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+  if (single_threaded()) {
+    const T old = a.load(std::memory_order_relaxed);
+    a.store(static_cast<T>(old & v), std::memory_order_relaxed);
+    return old;
+  }
+  return a.fetch_and(v, mo);
+}
+template <class T>
 inline bool rmw_compare_exchange(std::atomic<T>& a, T& expected, T desired,
                                  std::memory_order success,
                                  std::memory_order failure) noexcept {
