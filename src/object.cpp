@@ -88,13 +88,8 @@ void incref_slow(ObjectHeader* h) noexcept {
   for (;;) {
     if (w & kSide) {
       SideTable* s = side_of(w);
-      if (single_threaded()) {  // config.hpp: no other thread to race with
-        const std::uint64_t x = s->word.load(std::memory_order_relaxed);
-        s->word.store((x + kOne) | (x & kFrozen ? kTouched : 0), std::memory_order_relaxed);
-        return;
-      }
-      std::uint64_t old = s->word.fetch_add(kOne, std::memory_order_relaxed);
-      if (old & kFrozen) s->word.fetch_or(kTouched, std::memory_order_relaxed);
+      std::uint64_t old = rmw_fetch_add(s->word, kOne, std::memory_order_relaxed);
+      if (old & kFrozen) rmw_fetch_or(s->word, kTouched, std::memory_order_relaxed);
       return;
     }
     if (h->word.compare_exchange_weak(w, incremented(w), std::memory_order_acquire,
@@ -105,13 +100,7 @@ void incref_slow(ObjectHeader* h) noexcept {
 
 void decref_side(ObjectHeader* h, std::uint64_t w) noexcept {
   SideTable* s = side_of(w);
-  std::uint64_t old;
-  if (single_threaded()) {  // config.hpp: no other thread to race with
-    old = s->word.load(std::memory_order_relaxed);
-    s->word.store(old - kOne, std::memory_order_relaxed);
-  } else {
-    old = s->word.fetch_sub(kOne, std::memory_order_acq_rel);
-  }
+  std::uint64_t old = rmw_fetch_sub(s->word, kOne, std::memory_order_acq_rel);
   if (count(old) == 1) die(h);
 }
 

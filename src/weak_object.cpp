@@ -107,12 +107,8 @@ ObjectHeader* weak_lock(const WeakObject* w) noexcept {
       continue;
     }
     if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
-    if (single_threaded()) {  // config.hpp: no other thread to race with
-      s->word.store(x + kOne, std::memory_order_relaxed);
-      return s->object;
-    }
-    if (s->word.compare_exchange_weak(x, x + kOne, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
+    if (rmw_compare_exchange(s->word, x, x + kOne, std::memory_order_acquire,
+                             std::memory_order_relaxed))
       return s->object;
   }
 }

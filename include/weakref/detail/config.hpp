@@ -58,41 +58,32 @@ inline bool single_threaded() noexcept {
 // Atomic read-modify-writes that become a plain load and store while the
 // process is single-threaded (see single_threaded()). Same results and
 // memory effects as the std::atomic member of the same name otherwise.
-template <class T>
-inline T rmw_fetch_add(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+// rmw_update is their one shape: `plain` computes the new value from the
+// old, `atomic` is the std::atomic operation to use otherwise.
+template <class T, class Plain, class Atomic>
+inline T rmw_update(std::atomic<T>& a, Plain plain, Atomic atomic) noexcept {
   if (single_threaded()) {
     const T old = a.load(std::memory_order_relaxed);
-    a.store(static_cast<T>(old + v), std::memory_order_relaxed);
+    a.store(static_cast<T>(plain(old)), std::memory_order_relaxed);
     return old;
   }
-  return a.fetch_add(v, mo);
+  return atomic();
+}
+template <class T>
+inline T rmw_fetch_add(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+  return rmw_update(a, [v](T old) { return old + v; }, [&] { return a.fetch_add(v, mo); });
 }
 template <class T>
 inline T rmw_fetch_sub(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  if (single_threaded()) {
-    const T old = a.load(std::memory_order_relaxed);
-    a.store(static_cast<T>(old - v), std::memory_order_relaxed);
-    return old;
-  }
-  return a.fetch_sub(v, mo);
+  return rmw_update(a, [v](T old) { return old - v; }, [&] { return a.fetch_sub(v, mo); });
 }
 template <class T>
 inline T rmw_fetch_or(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  if (single_threaded()) {
-    const T old = a.load(std::memory_order_relaxed);
-    a.store(static_cast<T>(old | v), std::memory_order_relaxed);
-    return old;
-  }
-  return a.fetch_or(v, mo);
+  return rmw_update(a, [v](T old) { return old | v; }, [&] { return a.fetch_or(v, mo); });
 }
 template <class T>
 inline T rmw_fetch_and(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  if (single_threaded()) {
-    const T old = a.load(std::memory_order_relaxed);
-    a.store(static_cast<T>(old & v), std::memory_order_relaxed);
-    return old;
-  }
-  return a.fetch_and(v, mo);
+  return rmw_update(a, [v](T old) { return old & v; }, [&] { return a.fetch_and(v, mo); });
 }
 template <class T>
 inline bool rmw_compare_exchange(std::atomic<T>& a, T& expected, T desired,

@@ -187,17 +187,13 @@ WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
 // be seen with the side table it points to (free on x86).
 inline void incref(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (single_threaded() && !incref_needs_slow_path(w)) {
-    h->word.store(w + bits::kOne, std::memory_order_relaxed);  // config.hpp
-    return;
-  }
   for (;;) {
     if (incref_needs_slow_path(w)) [[unlikely]] {
       incref_slow(h);
       return;
     }
-    if (h->word.compare_exchange_weak(w, w + bits::kOne, std::memory_order_acquire,
-                                      std::memory_order_acquire))
+    if (rmw_compare_exchange(h->word, w, w + bits::kOne, std::memory_order_acquire,
+                             std::memory_order_acquire))
       return;
   }
 }
@@ -205,17 +201,13 @@ inline void incref(ObjectHeader* h) noexcept {
 // Strong count -1; the last one starts the object's death on this thread.
 inline void decref(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (single_threaded() && !(w & bits::kSide)) {
-    h->word.store(w - bits::kOne, std::memory_order_relaxed);  // config.hpp
-    if (bits::count(w) == 1) die(h);
-    return;
-  }
   for (;;) {
     if (w & bits::kSide) [[unlikely]] {
       decref_side(h, w);
       return;
     }
-    if (h->word.compare_exchange_weak(w, w - bits::kOne, std::memory_order_acq_rel)) {
+    if (rmw_compare_exchange(h->word, w, w - bits::kOne, std::memory_order_acq_rel,
+                             std::memory_order_acquire)) {
       if (bits::count(w) == 1) die(h);
       return;
     }
