@@ -135,71 +135,27 @@ void make_process_multithreaded() {
   (void)done;
 }
 
-void BM_ref_lock_mt(benchmark::State& state) {
+// The same benchmark, run in a process that has had a second thread.
+template <void (*Bench)(benchmark::State&)>
+void multithreaded(benchmark::State& state) {
   make_process_multithreaded();
-  BM_ref_lock(state);
+  Bench(state);
 }
-BENCHMARK(BM_ref_lock_mt);
-
-void BM_weak_ptr_lock_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_weak_ptr_lock(state);
-}
-BENCHMARK(BM_weak_ptr_lock_mt);
-
-void BM_ref_lock_dead_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_ref_lock_dead(state);
-}
-BENCHMARK(BM_ref_lock_dead_mt);
-
-void BM_weak_ptr_lock_dead_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_weak_ptr_lock_dead(state);
-}
-BENCHMARK(BM_weak_ptr_lock_dead_mt);
-
-void BM_strong_copy_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_strong_copy(state);
-}
-BENCHMARK(BM_strong_copy_mt)->Arg(0)->Arg(1)->ArgName("with_weakref");
-
-void BM_shared_ptr_copy_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_shared_ptr_copy(state);
-}
-BENCHMARK(BM_shared_ptr_copy_mt);
-
-void BM_make_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_make(state);
-}
-BENCHMARK(BM_make_mt);
-
-void BM_make_shared_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_make_shared(state);
-}
-BENCHMARK(BM_make_shared_mt);
-
-void BM_make_with_ref_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_make_with_ref(state);
-}
-BENCHMARK(BM_make_with_ref_mt);
-
-void BM_make_shared_with_weak_ptr_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_make_shared_with_weak_ptr(state);
-}
-BENCHMARK(BM_make_shared_with_weak_ptr_mt);
-
-void BM_death_with_callback_mt(benchmark::State& state) {
-  make_process_multithreaded();
-  BM_death_with_callback(state);
-}
-BENCHMARK(BM_death_with_callback_mt);
+BENCHMARK(multithreaded<BM_ref_lock>)->Name("BM_ref_lock_mt");
+BENCHMARK(multithreaded<BM_weak_ptr_lock>)->Name("BM_weak_ptr_lock_mt");
+BENCHMARK(multithreaded<BM_ref_lock_dead>)->Name("BM_ref_lock_dead_mt");
+BENCHMARK(multithreaded<BM_weak_ptr_lock_dead>)->Name("BM_weak_ptr_lock_dead_mt");
+BENCHMARK(multithreaded<BM_strong_copy>)
+    ->Name("BM_strong_copy_mt")
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgName("with_weakref");
+BENCHMARK(multithreaded<BM_shared_ptr_copy>)->Name("BM_shared_ptr_copy_mt");
+BENCHMARK(multithreaded<BM_make>)->Name("BM_make_mt");
+BENCHMARK(multithreaded<BM_make_shared>)->Name("BM_make_shared_mt");
+BENCHMARK(multithreaded<BM_make_with_ref>)->Name("BM_make_with_ref_mt");
+BENCHMARK(multithreaded<BM_make_shared_with_weak_ptr>)->Name("BM_make_shared_with_weak_ptr_mt");
+BENCHMARK(multithreaded<BM_death_with_callback>)->Name("BM_death_with_callback_mt");
 
 // r() from several threads on one object (contended counts).
 void BM_ref_lock_threads(benchmark::State& state) {

@@ -193,21 +193,34 @@ Page* page_of(void* block) noexcept {
   return reinterpret_cast<Page*>(reinterpret_cast<std::uintptr_t>(block) & ~(kPageSize - 1));
 }
 
+// The two owner-only doubly linked lists here (a class's available pages,
+// a Pools' chunks with room) share these: `head` is the list, and the node's
+// prev/next are its links.
+template <class Node>
+void list_push(Node*& head, Node* n) noexcept {
+  n->prev = nullptr;
+  n->next = head;
+  if (head) head->prev = n;
+  head = n;
+}
+
+template <class Node>
+void list_remove(Node*& head, Node* n) noexcept {
+  if (n->prev)
+    n->prev->next = n->next;
+  else
+    head = n->next;
+  if (n->next) n->next->prev = n->prev;
+  n->prev = n->next = nullptr;
+}
+
 void available_push(ClassPool& cp, Page* pg) noexcept {
   pg->available = true;
-  pg->prev = nullptr;
-  pg->next = cp.available;
-  if (cp.available) cp.available->prev = pg;
-  cp.available = pg;
+  list_push(cp.available, pg);
 }
 
 void available_remove(ClassPool& cp, Page* pg) noexcept {
-  if (pg->prev)
-    pg->prev->next = pg->next;
-  else
-    cp.available = pg->next;
-  if (pg->next) pg->next->prev = pg->prev;
-  pg->prev = pg->next = nullptr;
+  list_remove(cp.available, pg);
   pg->available = false;
 }
 
@@ -219,19 +232,11 @@ bool chunk_has_room(const Chunk* c) noexcept {
 
 void partial_push(Pools* pools, Chunk* c) noexcept {
   c->partial = true;
-  c->prev = nullptr;
-  c->next = pools->partial;
-  if (pools->partial) pools->partial->prev = c;
-  pools->partial = c;
+  list_push(pools->partial, c);
 }
 
 void partial_remove(Pools* pools, Chunk* c) noexcept {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    pools->partial = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->prev = c->next = nullptr;
+  list_remove(pools->partial, c);
   c->partial = false;
 }
 
