@@ -142,6 +142,11 @@ extern constinit thread_local Heap* tls_collecting;
 // Re-lists an object that left its heap during its death (tp_finalize).
 void track_again(ObjectHeader* h) noexcept;
 
+// How many deaths may nest on this thread before further ones are queued
+// (src/object.cpp, step 2 of a death). Returns the previous limit. The
+// collector lowers it while it breaks up garbage (src/gc.cpp, step 9).
+int exchange_death_nesting_limit(int limit) noexcept;
+
 template <class F>
 void for_each_heap(F&& f) {
   std::uint32_t n = heap_limit();

@@ -7,7 +7,9 @@
 //      object still holds as outside references (never as garbage);
 //   2. trashcan: past kMaxDepth nested deaths on this thread, the death is
 //      queued and run by the outermost death on this thread, iteratively, so
-//      releasing a 10-million-long chain never overflows the stack;
+//      releasing a 10-million-long chain never overflows the stack (the
+//      collector lowers the limit while it breaks up garbage: see
+//      kCollectorNesting in src/gc.cpp);
 //   3. tp_finalize (PEP 442), once per object: the count is set back to 1
 //      while it runs; if it is still above 0 afterwards the object was
 //      resurrected and the death stops here;
@@ -29,6 +31,7 @@
 #include <ostream>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #if __has_include(<cxxabi.h>)
 #include <cxxabi.h>
@@ -165,6 +168,7 @@ constexpr int kMaxDepth = 50;  // CPython's trashcan limit (PyTrash_UNWIND_LEVEL
 // any point of thread shutdown.
 struct DeathQueue {
   int depth = 0;
+  int limit = kMaxDepth;
   ObjectHeader* head = nullptr;
 };
 thread_local DeathQueue tls_deaths;
@@ -255,7 +259,7 @@ void die_now(ObjectHeader* h) noexcept {
 void die(ObjectHeader* h) noexcept {
   if (h->traced()) untrack(h);
   DeathQueue& q = tls_deaths;
-  if (q.depth >= kMaxDepth) {
+  if (q.depth >= q.limit) {
     set_next_pending(h, q.head);
     q.head = h;
     return;
@@ -269,6 +273,10 @@ void die(ObjectHeader* h) noexcept {
     }
   }
   --q.depth;
+}
+
+int exchange_death_nesting_limit(int limit) noexcept {
+  return std::exchange(tls_deaths.limit, limit);
 }
 
 // ---------------------------------------------------------------------------
