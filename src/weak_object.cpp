@@ -163,6 +163,9 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
                     void* ctx) noexcept {
   std::lock_guard<SpinLock> g(s->lock);
   WeakObject* w = s->head;
+  // Before any cleared bit (see kWeakCleared): a locker that then succeeds
+  // on a word without the flag locked before this clear began.
+  if (w) rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);
   s->head = nullptr;
   while (w) {
     WeakObject* next = w->next;
@@ -182,6 +185,7 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
 void clear_one(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
   std::lock_guard<SpinLock> g(s->lock);
+  rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);  // as above
   if (w->linked) unlink(s, w);
   rmw_fetch_or(w->side, std::uintptr_t{1}, std::memory_order_release);
 }

@@ -347,6 +347,64 @@ TEST_F(WeakValueDictionaryTest, KeysAreVisitedAndGarbageDictionaryIsCleared) {
   EXPECT_EQ(getweakrefcount(value), 0U);
 }
 
+// Lookups read the weakref's own cleared bit only once some weakref to the
+// value has been cleared (kWeakCleared in its side word). Here the collector
+// clears one that garbage held, while the value lives on: the entries must
+// still lock it, and a new weakref to it must work.
+TEST_F(WeakValueDictionaryTest, LookupsStayRightAfterAnotherWeakrefToTheValueIsCleared) {
+  Strong<Node> x = make<Node>("X");
+  Dict d{{"x", x}};
+  {
+    Strong<Node> g = make<Node>("G");
+    g->a = g;
+    g->wa = ref<Node>(x);  // the basic ref, held by garbage only
+  }
+  EXPECT_EQ(gc::collect(), 1U);
+  const detail::SideTable* s = detail::side_if_any(detail::StrongAccess::header(x));
+  ASSERT_NE(s, nullptr);
+  EXPECT_NE(s->word.load() & detail::bits::kWeakCleared, 0U);
+  EXPECT_EQ(d.get("x"), x);
+  EXPECT_TRUE(d.contains("x"));
+  EXPECT_EQ(d.at("x"), x);
+  EXPECT_EQ(d.size(), 1U);
+  EXPECT_EQ(items(d), (L{"x=X"}));
+  Dict later{{"x", x}};
+  EXPECT_EQ(later.get("x"), x);
+  ref<Node> again(x);
+  EXPECT_EQ(again(), x);
+  x.reset();
+  EXPECT_FALSE(d.get("x"));
+  EXPECT_FALSE(later.contains("x"));
+  EXPECT_FALSE(again());
+  EXPECT_EQ(d.size(), 0U);
+}
+
+// A dictionary in garbage: the collector clears its entries' weakrefs (they
+// are garbage themselves) although the value lives. A finalizer of the
+// garbage then finds the entry cleared, whatever its value's count says.
+struct FinalizingCache {
+  Dict d;
+  Strong<FinalizingCache> self;
+  Strong<Node>* seen = nullptr;
+  void trace(gc::Visitor& v) { v(d, self); }
+  void tp_finalize() { *seen = d.get("x"); }
+};
+
+TEST_F(WeakValueDictionaryTest, GarbageDictionarysClearedEntryStaysClearedInFinalizers) {
+  Strong<Node> x = make<Node>("X");
+  Strong<Node> seen = make<Node>("not run");
+  {
+    Strong<FinalizingCache> c = make<FinalizingCache>();
+    c->self = c;
+    c->seen = &seen;
+    c->d.set("x", x);
+  }
+  EXPECT_EQ(gc::collect(), 1U);
+  EXPECT_FALSE(seen);
+  EXPECT_EQ(x->label, "X");
+  EXPECT_EQ(getweakrefcount(x), 0U);
+}
+
 TEST_F(WeakValueDictionaryTest, DeathOnAnotherThreadIsSeenAfterItCompletes) {
   Strong<Node> a = make<Node>("A");
   Dict d{{"a", a}};

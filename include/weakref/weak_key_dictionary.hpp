@@ -355,7 +355,7 @@ class WeakKeyDictionary {
     table_.maintain();
     for (std::uint32_t i = table_.used(); i-- > 0;) {
       if (!detail::entry_live(table_.at(i).w)) continue;
-      Strong<K> k = detail::entry_lock<K>(detail::entry_weak(table_.at(i).w), table_.at(i).side);
+      Strong<K> k = detail::entry_lock<K>(table_.at(i).w, table_.at(i).side);
       if (!k) continue;
       table_.remove(i);  // the value stays alive until maintain()
       std::pair<Strong<K>, V> item(std::move(k), std::move(table_.at(i).p.value));

@@ -260,7 +260,7 @@ class WeakSet {
     for (std::uint32_t i = table_.used(); i-- > 0;) {
       detail::EntryWord w = table_.at(i).w;
       if (!detail::entry_live(w)) continue;
-      Strong<T> x = detail::entry_lock<T>(detail::entry_weak(w), table_.at(i).side);
+      Strong<T> x = detail::entry_lock<T>(w, table_.at(i).side);
       if (!x) continue;
       table_.remove(i);
       table_.maintain();
@@ -338,7 +338,7 @@ class WeakSet {
       for (std::uint32_t i = 0; i < table_.used(); ++i) {
         detail::EntryWord w = table_.at(i).w;
         if (!detail::entry_live(w)) continue;
-        Strong<T> x = detail::entry_lock<T>(detail::entry_weak(w), table_.at(i).side);
+        Strong<T> x = detail::entry_lock<T>(w, table_.at(i).side);
         if (x && !keep.contains(x)) table_.remove(i);
       }
     }

@@ -275,7 +275,7 @@ class WeakValueDictionary {
     const auto* e = table_.find_entry(Hash{}(key), [&](std::uint32_t, const auto& x) {
       return KeyEqual{}(x.p.value, key);
     });
-    return e ? detail::entry_lock<V>(detail::entry_weak(e->w), e->side) : Strong<V>();
+    return e ? detail::entry_lock<V>(e->w, e->side) : Strong<V>();
   }
   Strong<V> get(const K& key, Strong<V> def) const {
     if (Strong<V> v = get(key)) return v;
@@ -288,7 +288,7 @@ class WeakValueDictionary {
   }
   bool contains(const K& key) const {
     const std::uint32_t idx = find(Hash{}(key), key);
-    return idx != Table::npos && detail::weak_alive(weak(idx));
+    return idx != Table::npos && detail::entry_alive(table_.at(idx).w, table_.at(idx).side);
   }
   size_type count(const K& key) const { return contains(key) ? 1 : 0; }
 
@@ -300,7 +300,7 @@ class WeakValueDictionary {
   size_type erase(const K& key) {
     table_.maintain();
     const std::uint32_t idx = find(Hash{}(key), key);
-    if (idx == Table::npos || !detail::weak_alive(weak(idx))) return 0;
+    if (idx == Table::npos || !detail::entry_alive(table_.at(idx).w, table_.at(idx).side)) return 0;
     table_.remove(idx);
     table_.maintain();
     return 1;
@@ -464,7 +464,7 @@ class WeakValueDictionary {
     return detail::entry_weak(table_.at(idx).w);
   }
   Strong<V> lock(std::uint32_t idx) const noexcept {
-    return detail::entry_lock<V>(weak(idx), table_.at(idx).side);
+    return detail::entry_lock<V>(table_.at(idx).w, table_.at(idx).side);
   }
   // The value's address as entry_lock computes it (the ref handle keeps it
   // for when its referent is alive); no dereference of the object.

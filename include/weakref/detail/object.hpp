@@ -20,7 +20,11 @@
 //                    kInCollection)
 //   side form (bit 0 set): a pointer to the object's SideTable, whose own
 //       `word` then holds the count, heap index and flags in the same
-//       layout.
+//       layout, bit 0 there meaning kWeakCleared (sticky): some weakref to
+//       the object has been cleared. Until then no weakref to it is cleared,
+//       so a locker that reads the word without it need not read the
+//       weakref's own cleared bit (the weak containers' lookups save a
+//       cache miss that way).
 //
 // The switch inline -> side happens once, by compare-and-swap, when the first
 // weak reference is made (the maker holds a strong reference, so the count is
@@ -95,6 +99,9 @@ static_assert(sizeof(GcHead) == 16);
 
 namespace bits {
 inline constexpr std::uint64_t kSide = 1;        // word is a SideTable*
+inline constexpr std::uint64_t kWeakCleared = 1;  // in SideTable::word: set
+                                                 // before any weakref to the
+                                                 // object is cleared
 inline constexpr std::uint64_t kFrozen = 2;      // collector is verifying
 inline constexpr std::uint64_t kTouched = 4;     // incremented while frozen
 inline constexpr std::uint64_t kFinalized = 8;   // tp_finalize has run

@@ -40,11 +40,13 @@
 //  * EntryWeak::index is written and read by the owner only (insertion,
 //    compaction, drain).
 //  * Each table entry also keeps the referent's side table (`side`, stable:
-//    the entry's weakref holds a unit of SideTable::weak). Identity lookups
-//    compare it directly, and entry_lock() reads the count word and the
-//    weakref's cleared bit as two independent loads, in weak_lock's order
-//    (count word, cleared bit, CAS on the word read; see
-//    src/weak_object.cpp), leaving frozen objects to weak_lock itself.
+//    the entry's weakref holds a unit of SideTable::weak), and its word
+//    says whether the referent is a base subobject at a nonzero offset
+//    (kEntryOffset). Identity lookups compare `side` directly, and
+//    entry_lock() works from the entry and the side table alone: the
+//    weakref's own line is read only when the object's side word says that
+//    some weakref to it has been cleared (kWeakCleared, object.hpp) or the
+//    offset is nonzero, and frozen objects are left to weak_lock itself.
 //  * Payload lifetime: the table never moves or destroys an entry while an
 //    iteration or a payload destructor is running (iterating_ > 0, "pinned").
 //    Removed payloads wait on the pending list and are destroyed when the
@@ -167,24 +169,57 @@ Strong<T> entry_lock(const EntryWeak* w) noexcept {
   return adopt_referent<T>(w, h);
 }
 
-// The same, given the referent's side table as well (a table entry keeps it):
-// the count word and the weakref's cleared bit are then two independent loads
-// instead of a chain. The protocol is weak_lock's (src/weak_object.cpp): read
-// the count word, then the cleared bit, then CAS on the word read, and read
-// both again after a failed CAS; while a collector has the object frozen,
-// weak_lock itself waits.
+// An entry's first word: 0 = free slot; odd = removed, its payload waiting
+// for the table to be unpinned ((next pending index << 1) | 1); otherwise the
+// EntryWeak* of a live entry, with kEntryOffset set when the referent is a
+// base subobject at a nonzero offset from its complete object.
+using EntryWord = std::uintptr_t;
+inline constexpr EntryWord kEntryOffset = 2;
+static_assert(alignof(EntryWeak) >= 4, "EntryWord keeps two tag bits");
+inline bool entry_live(EntryWord w) noexcept { return w != 0 && !(w & 1); }
+inline EntryWeak* entry_weak(EntryWord w) noexcept {
+  return reinterpret_cast<EntryWeak*>(w & ~kEntryOffset);
+}
+inline EntryWord entry_word(EntryWeak* w) noexcept {
+  return reinterpret_cast<EntryWord>(w) | (w->offset != 0 ? kEntryOffset : 0);
+}
+
+// The same, from a table entry: its word and the referent's side table. The
+// protocol is weak_lock's (src/weak_object.cpp): read the count word, then
+// the weakref's cleared bit, then CAS on the word read, and read both again
+// after a failed CAS; while a collector has the object frozen, weak_lock
+// itself waits. The cleared bit is needed only if the word has kWeakCleared:
+// a clear sets that flag (an RMW on the word) before any cleared bit, so a
+// CAS that succeeds on a word without it came before every clear. Neither
+// the weakref's nor the referent's line is touched on the fast path.
+// The rare cases, out of line so that lookups stay small enough to inline:
+// the object is frozen, a weakref to it was cleared, or the referent is at
+// a nonzero offset.
 template <class T>
-[[gnu::always_inline]] inline Strong<T> entry_lock(const EntryWeak* w, SideTable* s) noexcept {
+[[gnu::noinline, gnu::cold]] Strong<T> entry_lock_slow(EntryWord word) noexcept {
+  return entry_lock<T>(entry_weak(word));
+}
+
+template <class T>
+[[gnu::always_inline]] inline Strong<T> entry_lock(EntryWord word, SideTable* s) noexcept {
   std::uint64_t x = s->word.load(std::memory_order_acquire);
   for (;;) {
     if (bits::count(x) == 0) return {};
-    if (x & bits::kFrozen) [[unlikely]]
-      return entry_lock<T>(w);
-    if (w->side.load(std::memory_order_acquire) & 1) return {};
+    if ((x & (bits::kFrozen | bits::kWeakCleared)) || (word & kEntryOffset)) [[unlikely]]
+      return entry_lock_slow<T>(word);
     if (rmw_compare_exchange(s->word, x, x + bits::kOne, std::memory_order_acquire,
-                             std::memory_order_acquire))
-      return adopt_referent<T>(w, s->object);
+                             std::memory_order_acquire)) {
+      ObjectHeader* h = s->object;
+      return StrongAccess::adopt(static_cast<T*>(h->object()), h);
+    }
   }
+}
+
+// Whether the referent of a table entry is alive (the same reads, no CAS).
+inline bool entry_alive(EntryWord word, const SideTable* s) noexcept {
+  std::uint64_t x = s->word.load(std::memory_order_acquire);
+  if (bits::count(x) == 0) return false;
+  return !(x & bits::kWeakCleared) || !(entry_weak(word)->side.load(std::memory_order_acquire) & 1);
 }
 
 inline std::ptrdiff_t subobject_offset(const void* p, ObjectHeader* h) noexcept {
@@ -239,13 +274,6 @@ template <class X>
 
 // ---------------------------------------------------------------------------
 // Entries
-
-// An entry's first word: 0 = free slot; odd = removed, its payload waiting
-// for the table to be unpinned ((next pending index << 1) | 1); otherwise the
-// EntryWeak* of a live entry.
-using EntryWord = std::uintptr_t;
-inline bool entry_live(EntryWord w) noexcept { return w != 0 && !(w & 1); }
-inline EntryWeak* entry_weak(EntryWord w) noexcept { return reinterpret_cast<EntryWeak*>(w); }
 
 template <class P>
 struct PayloadSlot {
@@ -431,7 +459,7 @@ class WeakTable {
     const std::uint32_t idx = used_;
     E& e = at(idx);
     if constexpr (kHasPayload) ::new (static_cast<void*>(&e.p.value)) Payload(std::forward<Args>(args)...);
-    e.w = reinterpret_cast<EntryWord>(w);
+    e.w = entry_word(w);
     e.side = w->side_table();
     if constexpr (kStoredHash) e.h.hash = hash;
     w->index = idx;
@@ -449,7 +477,7 @@ class WeakTable {
     EntryWeak* old = entry_weak(e.w);
     retire(old);
     w->index = idx;
-    e.w = reinterpret_cast<EntryWord>(w);
+    e.w = entry_word(w);
     e.side = w->side_table();
     ++version_;
     weak_release(old);
@@ -495,7 +523,7 @@ class WeakTable {
     for (; pos < used_; ++pos) {
       EntryWord w = at(pos).w;
       if (!entry_live(w)) continue;
-      out = entry_lock<T>(entry_weak(w), at(pos).side);
+      out = entry_lock<T>(w, at(pos).side);
       if (out) return pos;
     }
     return npos;
@@ -819,7 +847,7 @@ struct WeakKeyOps<T, by_value<H, Eq>> {
   template <class Table>
   static std::uint32_t find_value(const Table& t, std::size_t hash, const T& v, Strong<T>& held) {
     return t.find(hash, [&](std::uint32_t, const auto& e) {
-      Strong<T> c = entry_lock<T>(entry_weak(e.w), e.side);
+      Strong<T> c = entry_lock<T>(e.w, e.side);
       if (!c || !KeyEqual{}(*c, v)) return false;
       held = std::move(c);
       return true;
