@@ -95,8 +95,10 @@ void weak_release(WeakObject* w) noexcept {
 // reads the count word first and the cleared bit after it: if the word it
 // read is the unfrozen one of the new epoch, the clear (made before the
 // unfreeze) is visible; if it read an older word, its compare-and-swap
-// fails because the epoch changed, and it starts over.
-ObjectHeader* weak_lock(const WeakObject* w) noexcept {
+// fails because the epoch changed, and it starts over. (The inline
+// weak_lock read the cleared bit once already, to fail fast; that early read
+// proves nothing about the word, so it is read again here, in this order.)
+ObjectHeader* weak_lock_uncleared(const WeakObject* w) noexcept {
   auto* s = w->side_table();
   unsigned spins = 0;
   for (;;) {

@@ -120,8 +120,13 @@ WEAKREF_API void weak_release(WeakObject* w) noexcept;
 WEAKREF_API bool weak_try_acquire(WeakObject* w) noexcept;
 
 // The referent with +1 strong count, or null when it is dead or the weakref
-// was cleared.
-WEAKREF_API ObjectHeader* weak_lock(const WeakObject* w) noexcept;
+// was cleared. A cleared weakref never locks again, so that case is decided
+// inline (a dead ref's r() costs one load, as weak_ptr::lock()'s does).
+WEAKREF_API ObjectHeader* weak_lock_uncleared(const WeakObject* w) noexcept;
+inline ObjectHeader* weak_lock(const WeakObject* w) noexcept {
+  if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
+  return weak_lock_uncleared(w);
+}
 WEAKREF_API bool weak_alive(const WeakObject* w) noexcept;
 // Referent identity, stable after death (hash of a ref).
 inline std::uintptr_t weak_identity(const WeakObject* w) noexcept {
