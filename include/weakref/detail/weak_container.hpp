@@ -184,22 +184,23 @@ inline EntryWord entry_word(EntryWeak* w) noexcept {
   return reinterpret_cast<EntryWord>(w) | (w->offset != 0 ? kEntryOffset : 0);
 }
 
-// The same, from a table entry: its word and the referent's side table. The
-// protocol is weak_lock's (src/weak_object.cpp): read the count word, then
-// the weakref's cleared bit, then CAS on the word read, and read both again
-// after a failed CAS; while a collector has the object frozen, weak_lock
-// itself waits. The cleared bit is needed only if the word has kWeakCleared:
-// a clear sets that flag (an RMW on the word) before any cleared bit, so a
-// CAS that succeeds on a word without it came before every clear. Neither
-// the weakref's nor the referent's line is touched on the fast path.
-// The rare cases, out of line so that lookups stay small enough to inline:
-// the object is frozen, a weakref to it was cleared, or the referent is at
-// a nonzero offset.
+// entry_lock's rare cases, out of line so that lookups stay small enough to
+// inline: the object is frozen, a weakref to it was cleared, or the
+// referent is at a nonzero offset.
 template <class T>
 [[gnu::noinline, gnu::cold]] Strong<T> entry_lock_slow(EntryWord word) noexcept {
   return entry_lock<T>(entry_weak(word));
 }
 
+// The referent of a table entry, locked from the entry's word and the
+// referent's side table. The protocol is weak_lock's (src/weak_object.cpp):
+// read the count word, then the weakref's cleared bit, then CAS on the word
+// read, and read both again after a failed CAS; while a collector has the
+// object frozen, weak_lock itself waits. The cleared bit is needed only if
+// the word has kWeakCleared: a clear sets that flag (an RMW on the word)
+// before any cleared bit, so a CAS that succeeds on a word without it came
+// before every clear. Neither the weakref's nor the referent's line is
+// touched on the fast path.
 template <class T>
 [[gnu::always_inline]] inline Strong<T> entry_lock(EntryWord word, SideTable* s) noexcept {
   std::uint64_t x = s->word.load(std::memory_order_acquire);
