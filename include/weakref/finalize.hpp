@@ -146,9 +146,11 @@ class finalize {
 
 }  // namespace weakref
 
+namespace std {
 template <>
-struct std::hash<weakref::finalize> {
+struct hash<weakref::finalize> {
   std::size_t operator()(const weakref::finalize& f) const noexcept {
     return std::hash<const void*>{}(f.s_);
   }
 };
+}  // namespace std

@@ -170,7 +170,9 @@ proxy(const Strong<U>&, F&&) -> proxy<U>;
 }  // namespace weakref
 
 // Proxies are unhashable, as in CPython.
+namespace std {
 template <class T>
-struct std::hash<weakref::proxy<T>> {
+struct hash<weakref::proxy<T>> {
   hash() = delete;
 };
+}  // namespace std

@@ -236,10 +236,12 @@ ref(const Strong<U>&, F&&) -> ref<U>;
 
 }  // namespace weakref
 
+namespace std {
 template <class T>
-struct std::hash<weakref::ref<T>> {
+struct hash<weakref::ref<T>> {
   std::size_t operator()(const weakref::ref<T>& r) const noexcept {
     auto* w = weakref::detail::HandleAccess::get(r);
     return w ? std::hash<std::uintptr_t>{}(weakref::detail::weak_identity(w)) : 0;
   }
 };
+}  // namespace std

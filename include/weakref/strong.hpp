@@ -292,9 +292,11 @@ std::ostream& operator<<(std::ostream& os, const Strong<T>& s) {
 
 }  // namespace weakref
 
+namespace std {
 template <class T>
-struct std::hash<weakref::Strong<T>> {
+struct hash<weakref::Strong<T>> {
   std::size_t operator()(const weakref::Strong<T>& s) const noexcept {
     return std::hash<const void*>{}(weakref::detail::StrongAccess::header(s));
   }
 };
+}  // namespace std

@@ -190,10 +190,12 @@ WeakMethod(const Strong<U>&, Pmf, F&&) -> WeakMethod<Pmf>;
 
 }  // namespace weakref
 
+namespace std {
 template <class Pmf>
-struct std::hash<weakref::WeakMethod<Pmf>> {
+struct hash<weakref::WeakMethod<Pmf>> {
   std::size_t operator()(const weakref::WeakMethod<Pmf>& m) const noexcept {
     auto* w = weakref::detail::HandleAccess::get(m);
     return w ? std::hash<std::uintptr_t>{}(weakref::detail::weak_identity(w)) : 0;
   }
 };
+}  // namespace std
