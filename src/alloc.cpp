@@ -137,7 +137,6 @@ struct Pools {
   Chunk* partial = nullptr;      // chunks with free or uncarved pages
   Chunk* spare_chunk = nullptr;  // an empty chunk kept for reuse
   std::size_t pages = 0;         // pages carved and not given back
-  std::size_t chunks = 0;        // chunks held (spare included)
 };
 
 // --- Pools per thread -------------------------------------------------------
@@ -249,8 +248,9 @@ void partial_remove(Pools* pools, Chunk* c) noexcept {
 // a collection walks every object, and freeing garbage gives whole chunks
 // back, so 512 page-table entries per chunk cost TLB misses on the walks
 // and page-table work on every fault and munmap (collecting 1M garbage
-// 2-cycles: 17.6 -> 15.2 ms, best of 5). A program whose small blocks fit in one chunk
-// keeps 4 KiB pages, so its resident memory stays what it touched.
+// 2-cycles: 17.6 -> 15.2 ms, best of 5). A program whose small blocks fit
+// in one chunk keeps 4 KiB pages, so its resident memory stays what it
+// touched.
 void advise_huge_page(void* base) noexcept {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   ::madvise(base, kChunkSize, MADV_HUGEPAGE);  // advice only: failure is fine
@@ -269,13 +269,14 @@ void* take_page_memory(Pools* pools, Chunk*& from) {
     } else {
       void* base = std::aligned_alloc(kChunkSize, kChunkSize);
       if (!base) throw std::bad_alloc();
-      if (pools->chunks != 0) advise_huge_page(base);
+      // No chunk with room and no spare: any chunk this thread holds is
+      // full, so `pages` says whether this one is its first.
+      if (pools->pages != 0) advise_huge_page(base);
       c = new (std::nothrow) Chunk{base};
       if (!c) {
         std::free(base);
         throw std::bad_alloc();
       }
-      ++pools->chunks;
     }
     partial_push(pools, c);
   }
@@ -314,7 +315,6 @@ void give_page_memory(Pools* pools, Chunk* c, void* mem) noexcept {
   }
   std::free(c->base);
   delete c;
-  --pools->chunks;
 }
 
 // A page with no block out: keep it as the class's spare or give it back.

@@ -288,7 +288,7 @@ class WeakValueDictionary {
   }
   bool contains(const K& key) const {
     const std::uint32_t idx = find(Hash{}(key), key);
-    return idx != Table::npos && detail::entry_alive(table_.at(idx).w, table_.at(idx).side);
+    return idx != Table::npos && alive(idx);
   }
   size_type count(const K& key) const { return contains(key) ? 1 : 0; }
 
@@ -300,7 +300,7 @@ class WeakValueDictionary {
   size_type erase(const K& key) {
     table_.maintain();
     const std::uint32_t idx = find(Hash{}(key), key);
-    if (idx == Table::npos || !detail::entry_alive(table_.at(idx).w, table_.at(idx).side)) return 0;
+    if (idx == Table::npos || !alive(idx)) return 0;
     table_.remove(idx);
     table_.maintain();
     return 1;
@@ -460,8 +460,8 @@ class WeakValueDictionary {
       return KeyEqual{}(e.p.value, key);
     });
   }
-  detail::EntryWeak* weak(std::uint32_t idx) const noexcept {
-    return detail::entry_weak(table_.at(idx).w);
+  bool alive(std::uint32_t idx) const noexcept {
+    return detail::entry_alive(table_.at(idx).w, table_.at(idx).side);
   }
   Strong<V> lock(std::uint32_t idx) const noexcept {
     return detail::entry_lock<V>(table_.at(idx).w, table_.at(idx).side);
