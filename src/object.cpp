@@ -86,13 +86,16 @@ std::uint64_t incremented(std::uint64_t w) noexcept {
   return n;
 }
 
+void incref_side(SideTable* s) noexcept {
+  std::uint64_t old = rmw_fetch_add(s->word, kOne, std::memory_order_relaxed);
+  if (old & kFrozen) rmw_fetch_or(s->word, kTouched, std::memory_order_relaxed);
+}
+
 void incref_slow(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
     if (w & kSide) {
-      SideTable* s = side_of(w);
-      std::uint64_t old = rmw_fetch_add(s->word, kOne, std::memory_order_relaxed);
-      if (old & kFrozen) rmw_fetch_or(s->word, kTouched, std::memory_order_relaxed);
+      incref_side(side_of(w));
       return;
     }
     if (h->word.compare_exchange_weak(w, incremented(w), std::memory_order_acquire,

@@ -98,7 +98,7 @@ void weak_release(WeakObject* w) noexcept {
 // fails because the epoch changed, and it starts over. (The inline
 // weak_lock read the cleared bit once already, to fail fast; that early read
 // proves nothing about the word, so it is read again here, in this order.)
-ObjectHeader* weak_lock_uncleared(const WeakObject* w) noexcept {
+SideTable* weak_lock_uncleared(const WeakObject* w) noexcept {
   auto* s = w->side_table();
   unsigned spins = 0;
   for (;;) {
@@ -111,7 +111,7 @@ ObjectHeader* weak_lock_uncleared(const WeakObject* w) noexcept {
     if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
     if (rmw_compare_exchange(s->word, x, x + kOne, std::memory_order_acquire,
                              std::memory_order_relaxed))
-      return s->object;
+      return s;
   }
 }
 

@@ -48,6 +48,32 @@ TEST_F(GcTest, CollectsTwoCycleAndSelfCycle) {
   EXPECT_EQ(gc::collect(), 0U);
 }
 
+// Strongs made by weak locks keep their count on the side table; the
+// collector must still see them as references to the object.
+TEST_F(GcTest, CycleOfWeakLockedStrongsIsCollectedAndAReachableOneIsNot) {
+  long before = g_live;
+  Strong<Node> a = make<Node>("A"), b = make<Node>("B");
+  ref<Node> ra(a), rb(b);
+  a->a = rb();
+  b->a = ra();
+  Strong<Node> root = make<Node>("root"), kept = make<Node>("kept");
+  ref<Node> rk(kept);
+  root->a = rk();  // kept is reachable only through this member
+  kept->a = rk();  // and a self-cycle, also through the side table
+  kept.reset();
+  a.reset();
+  b.reset();
+  EXPECT_EQ(gc::collect(), 2U);
+  EXPECT_FALSE(ra());
+  EXPECT_FALSE(rb());
+  ASSERT_TRUE(rk());
+  EXPECT_EQ(rk()->label, "kept");
+  root.reset();
+  EXPECT_EQ(gc::collect(), 1U);
+  EXPECT_FALSE(rk());
+  EXPECT_EQ(g_live, before);
+}
+
 TEST_F(GcTest, ReachableCycleSurvives) {
   Strong<Node> a = make<Node>("A");
   a->a = make<Node>("B");

@@ -242,6 +242,74 @@ TEST_F(StrongTest, SmallBlocksAreReusedWhileWeakReferencesLive) {
   for (auto& r : refs) EXPECT_FALSE(r());
 }
 
+// A Strong made by a weak lock keeps its count on the side table (its
+// release does not read the object's header), yet it is the same kind of
+// reference as any other: same identity, hash, order and count.
+TEST_F(StrongTest, StrongFromAWeakLockIsAnOrdinaryReference) {
+  Strong<Derived> p = make<Derived>();
+  ref<Derived> r(p);
+  Strong<Derived> q = r();
+  ASSERT_TRUE(q);
+  EXPECT_TRUE(q == p);
+  EXPECT_TRUE(p == q);
+  EXPECT_FALSE(q != p);
+  EXPECT_EQ(q <=> p, std::strong_ordering::equal);
+  EXPECT_EQ(std::hash<Strong<Derived>>{}(q), std::hash<Strong<Derived>>{}(p));
+  EXPECT_EQ(q.use_count(), 2);
+  {
+    Strong<Derived> c = q;  // a copy counts on the same word
+    EXPECT_EQ(p.use_count(), 3);
+    Strong<Other> up = c;  // upcast to a base at a nonzero offset
+    EXPECT_TRUE(up == p);
+    EXPECT_EQ(up->other_value, 2);
+    Strong<void> any = q;
+    EXPECT_TRUE(exact_pointer_cast<Derived>(any) == p);
+    EXPECT_STREQ(type_name(any), type_name(p));
+  }
+  EXPECT_EQ(p.use_count(), 2);
+  std::unordered_set<Strong<Derived>> set{p};
+  EXPECT_EQ(set.count(q), 1U);
+  Strong<Derived> other = make<Derived>();
+  EXPECT_FALSE(q == other);
+  EXPECT_EQ(q < other, p < other);
+  EXPECT_EQ(proxy<Derived>(p).lock(), p);
+}
+
+TEST_F(StrongTest, LastReleaseThroughAWeakLockedStrongRunsTheDeath) {
+  long before = g_live;
+  std::vector<std::string> log;
+  Strong<Plain> p = make<Plain>(7);
+  ref<Plain> r(p, [&log](const ref<Plain>&) { log.push_back("callback"); });
+  ref<Plain> plain(p);
+  Strong<Plain> q = r();
+  p.reset();
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(q.use_count(), 1);
+  EXPECT_EQ(plain()->value, 7);
+  q.reset();
+  EXPECT_EQ(log, std::vector<std::string>{"callback"});
+  EXPECT_EQ(g_live, before);
+  EXPECT_FALSE(plain());
+  EXPECT_FALSE(r());
+}
+
+TEST_F(StrongTest, ChainOfWeakLockedStrongsReleasesWithoutRecursion) {
+  long before = g_live;
+  std::vector<ref<Plain>> refs;
+  Strong<Plain> head = make<Plain>(0);
+  Plain* tail = head.get();
+  for (int i = 1; i < 1'000'000; ++i) {
+    Strong<Plain> n = make<Plain>(i);
+    refs.emplace_back(n);
+    tail->next = refs.back()();  // each link counts on the side table
+    tail = tail->next.get();
+  }
+  EXPECT_EQ(g_live, before + 1'000'000);
+  head.reset();
+  EXPECT_EQ(g_live, before);
+  EXPECT_FALSE(refs.back()());
+}
+
 TEST_F(StrongTest, TenMillionChainReleasesWithoutRecursion) {
   long before = g_live;
   Strong<Plain> head = make<Plain>(0);

@@ -81,9 +81,9 @@ class proxy : public detail::WeakHandle {
   // The referent, or null (no exception) when it is dead.
   Strong<T> lock() const noexcept {
     if (!w_) return {};
-    detail::ObjectHeader* h = detail::weak_lock(w_);
-    if (!h) return {};
-    return detail::StrongAccess::adopt(ptr_, h);
+    detail::SideTable* s = detail::weak_lock_side(w_);
+    if (!s) return {};
+    return detail::StrongAccess::adopt(ptr_, s);
   }
   // The referent; throws ReferenceError when it is dead.
   Strong<T> get() const {

@@ -161,9 +161,9 @@ class ref : public detail::WeakHandle {
   // The referent, or null once it is dead.
   Strong<T> operator()() const noexcept {
     if (!w_) return {};
-    detail::ObjectHeader* h = detail::weak_lock(w_);
-    if (!h) return {};
-    return detail::StrongAccess::adopt(detail::referent_pointer(ptr_, h), h);
+    detail::SideTable* s = detail::weak_lock_side(w_);
+    if (!s) return {};
+    return detail::StrongAccess::adopt(detail::referent_pointer(ptr_, s->object), s);
   }
   Strong<T> lock() const noexcept { return (*this)(); }
   bool expired() const noexcept { return !w_ || !detail::weak_alive(w_); }

@@ -60,7 +60,7 @@ class Strong {
   }
   Strong(Strong&& o) noexcept : ptr_(o.ptr_), hdr_(o.hdr_) {
     o.ptr_ = nullptr;
-    o.hdr_ = nullptr;
+    o.hdr_ = 0;
   }
   template <class U>
     requires std::is_convertible_v<U*, T*>
@@ -73,7 +73,7 @@ class Strong {
   Strong(Strong<U>&& o) noexcept  // NOLINT: implicit upcast
       : ptr_(o.ptr_), hdr_(o.hdr_) {
     o.ptr_ = nullptr;
-    o.hdr_ = nullptr;
+    o.hdr_ = 0;
   }
   ~Strong() {
     if (hdr_) detail::decref(hdr_);
@@ -124,7 +124,7 @@ class Strong {
 
   // Number of strong references (0 for a null Strong).
   long use_count() const noexcept {
-    return hdr_ ? static_cast<long>(detail::use_count(hdr_)) : 0;
+    return hdr_ ? static_cast<long>(detail::use_count(detail::header_of(hdr_))) : 0;
   }
 
   // A std::shared_ptr that keeps the object alive (interop with APIs that
@@ -143,12 +143,12 @@ class Strong {
   // Identity: same object (whatever the static types).
   template <class U>
   bool operator==(const Strong<U>& b) const noexcept {
-    return hdr_ == b.hdr_;
+    return hdr_ == b.hdr_ || identity() == b.identity();
   }
   bool operator==(std::nullptr_t) const noexcept { return !hdr_; }
   template <class U>
   std::strong_ordering operator<=>(const Strong<U>& b) const noexcept {
-    return std::compare_three_way{}(hdr_, b.hdr_);
+    return std::compare_three_way{}(identity(), b.identity());
   }
 
  private:
@@ -156,28 +156,40 @@ class Strong {
   friend class Strong;
   friend struct detail::StrongAccess;
 
-  Strong(T* p, detail::ObjectHeader* h) noexcept : ptr_(p), hdr_(h) {}  // adopts
+  Strong(T* p, detail::CountRef r) noexcept : ptr_(p), hdr_(r) {}  // adopts
+
+  const detail::ObjectHeader* identity() const noexcept {
+    return hdr_ ? detail::header_of(hdr_) : nullptr;
+  }
 
   T* ptr_ = nullptr;
-  detail::ObjectHeader* hdr_ = nullptr;
+  detail::CountRef hdr_ = 0;  // the object's header, or where its count is
+                              // (detail::CountRef, object.hpp)
 };
 
 namespace detail {
 struct StrongAccess {
   template <class T>
   static Strong<T> adopt(T* p, ObjectHeader* h) noexcept {
-    return Strong<T>(p, h);
+    return Strong<T>(p, count_ref(h));
+  }
+  // Adopts a unit of count taken on the side word of an object in side form
+  // (the weak locks' result): the Strong's release stays on that word.
+  template <class T>
+  static Strong<T> adopt(T* p, SideTable* s) noexcept {
+    return Strong<T>(p, count_ref(s));
   }
   template <class T>
   static ObjectHeader* header(const Strong<T>& s) noexcept {
-    return s.hdr_;
+    return s.hdr_ ? header_of(s.hdr_) : nullptr;
   }
-  // Gives up ownership without releasing (for the collector's clearing).
+  // Gives up ownership without releasing (for the collector's clearing);
+  // the unit is then released through the header.
   template <class T>
   static ObjectHeader* release(Strong<T>& s) noexcept {
-    ObjectHeader* h = s.hdr_;
+    ObjectHeader* h = header(s);
     s.ptr_ = nullptr;
-    s.hdr_ = nullptr;
+    s.hdr_ = 0;
     return h;
   }
 };

@@ -112,9 +112,9 @@ class WeakMethod : public detail::WeakHandle {
   // Python's m(): the bound method, or an empty one when the object is dead.
   BoundMethod lock() const noexcept {
     if (!w_) return {};
-    detail::ObjectHeader* h = detail::weak_lock(w_);
-    if (!h) return {};
-    return BoundMethod(detail::StrongAccess::adopt(ptr_, h), pmf_);
+    detail::SideTable* s = detail::weak_lock_side(w_);
+    if (!s) return {};
+    return BoundMethod(detail::StrongAccess::adopt(ptr_, s), pmf_);
   }
 
   // Calls the method if the object is alive (see the rules above).

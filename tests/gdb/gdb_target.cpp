@@ -68,6 +68,7 @@ int scenario() {
   weakref::WeakMethod<void (Node::*)(int)> empty_method;
   weakref::finalize live_fin(node, [] {});
   weakref::finalize dead_fin;
+  weakref::Strong<Node> node_locked = live_ref();     // counts on the side table
   weakref::finalize empty_fin;
   weakref::ref<void> void_ref{weakref::Strong<void>(node)};
   {

@@ -65,6 +65,7 @@ SEG_FIRST = 1 << SEG_FIRST_SHIFT
 
 # The header word (include/weakref/detail/object.hpp, namespace bits).
 K_SIDE = 1
+K_COUNT_AT_SIDE = 1  # detail::kCountAtSide, in Strong::hdr_
 K_FROZEN = 2
 K_TOUCHED = 4
 K_FINALIZED = 8
@@ -195,6 +196,17 @@ def _demangle_type(mangled):
             pass
         _demangled[mangled] = name
     return _demangled[mangled]
+
+
+def _strong_header(val):
+    """The object header of a Strong: its hdr_ is the header's address, or
+    (bit 0 set) the address of the object's side table, for a Strong made by
+    a weak lock (detail::CountRef)."""
+    ref = int(val["hdr_"])
+    if ref & K_COUNT_AT_SIDE:
+        return _read_ptr((ref & ~K_COUNT_AT_SIDE) +
+                         _offset("weakref::detail::SideTable", "object"))
+    return ref
 
 
 class Object:
@@ -360,7 +372,7 @@ class StrongPrinter:
         self.val = val
 
     def header(self):
-        return int(self.val["hdr_"])
+        return _strong_header(self.val)
 
     @_guard
     def to_string(self):
@@ -600,7 +612,7 @@ def referent_of(val):
                                                       gdb.TYPE_CODE_RVALUE_REF) else val
     name = _type_name(val)
     if name.startswith("weakref::Strong<"):
-        h = int(val["hdr_"])
+        h = _strong_header(val)
         return Object(h).pointer(val["ptr_"].type.target()) if h else None
     if name == "weakref::finalize":
         s = int(val["s_"])

@@ -29,7 +29,9 @@
 // The switch inline -> side happens once, by compare-and-swap, when the first
 // weak reference is made (the maker holds a strong reference, so the count is
 // at least 1), and is never undone. Every count operation is therefore a CAS
-// loop on the inline word that moves to the side word when it sees bit 0.
+// loop on the inline word that moves to the side word when it sees bit 0,
+// or works on the side word directly for a Strong that keeps the side table
+// as the place of its count (CountRef, below: the weak locks' Strongs).
 //
 // Why a side table (as Swift does): the object's memory is freed as soon as
 // the last strong reference goes, but weak references live on. They must
@@ -219,6 +221,50 @@ inline void decref(ObjectHeader* h) noexcept {
       return;
     }
   }
+}
+
+// Where a Strong's unit of count lives. Usually the object's header (whose
+// word may send the operation on to the side table); a Strong made by a weak
+// lock keeps instead the side table itself, tagged with kCountAtSide, so
+// that its copies and its release work on the side word without reading the
+// header's line (the weak containers' lookups touch the entry and the side
+// table, nothing else). Both forms count the same unit of the same count;
+// header_of() gives the object's header for everything else (identity,
+// type, the collector).
+using CountRef = std::uintptr_t;
+inline constexpr CountRef kCountAtSide = 1;
+
+inline CountRef count_ref(ObjectHeader* h) noexcept { return reinterpret_cast<CountRef>(h); }
+inline CountRef count_ref(SideTable* s) noexcept {
+  return reinterpret_cast<CountRef>(s) | kCountAtSide;
+}
+inline SideTable* side_of_ref(CountRef r) noexcept {
+  return reinterpret_cast<SideTable*>(r & ~kCountAtSide);
+}
+inline ObjectHeader* header_of(CountRef r) noexcept {
+  if (r & kCountAtSide) [[unlikely]]
+    return side_of_ref(r)->object;
+  return reinterpret_cast<ObjectHeader*>(r);
+}
+
+// Strong count +1 on a side word (the caller holds a strong reference).
+WEAKREF_API void incref_side(SideTable* s) noexcept;
+
+inline void incref(CountRef r) noexcept {
+  if (r & kCountAtSide) [[unlikely]]
+    incref_side(side_of_ref(r));
+  else
+    incref(reinterpret_cast<ObjectHeader*>(r));
+}
+
+inline void decref(CountRef r) noexcept {
+  if (r & kCountAtSide) {
+    SideTable* s = side_of_ref(r);
+    if (bits::count(rmw_fetch_sub(s->word, bits::kOne, std::memory_order_acq_rel)) == 1)
+      die(s->object);
+    return;
+  }
+  decref(reinterpret_cast<ObjectHeader*>(r));
 }
 
 // ---------------------------------------------------------------------------

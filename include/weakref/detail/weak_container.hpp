@@ -154,19 +154,14 @@ WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::p
 WEAKREF_API std::ostream& write_container_address(std::ostream& os, const char* name,
                                                   const void* self);
 
-template <class T>
-Strong<T> adopt_referent(const EntryWeak* w, ObjectHeader* h) noexcept {
-  return StrongAccess::adopt(
-      reinterpret_cast<T*>(static_cast<char*>(h->object()) + w->offset), h);
-}
-
 // The referent of an entry, as a T*, with one new strong reference; null when
 // dead or cleared.
 template <class T>
 Strong<T> entry_lock(const EntryWeak* w) noexcept {
-  ObjectHeader* h = weak_lock(w);
-  if (!h) return {};
-  return adopt_referent<T>(w, h);
+  SideTable* s = weak_lock_side(w);
+  if (!s) return {};
+  return StrongAccess::adopt(
+      reinterpret_cast<T*>(static_cast<char*>(s->object->object()) + w->offset), s);
 }
 
 // An entry's first word: 0 = free slot; odd = removed, its payload waiting
@@ -200,7 +195,9 @@ template <class T>
 // the word has kWeakCleared: a clear sets that flag (an RMW on the word)
 // before any cleared bit, so a CAS that succeeds on a word without it came
 // before every clear. Neither the weakref's nor the referent's line is
-// touched on the fast path.
+// touched on the fast path, and the Strong returned keeps the side table as
+// its count's place (CountRef, object.hpp), so its release does not touch
+// the referent's line either.
 template <class T>
 [[gnu::always_inline]] inline Strong<T> entry_lock(EntryWord word, SideTable* s) noexcept {
   std::uint64_t x = s->word.load(std::memory_order_acquire);
@@ -209,10 +206,8 @@ template <class T>
     if ((x & (bits::kFrozen | bits::kWeakCleared)) || (word & kEntryOffset)) [[unlikely]]
       return entry_lock_slow<T>(word);
     if (rmw_compare_exchange(s->word, x, x + bits::kOne, std::memory_order_acquire,
-                             std::memory_order_acquire)) {
-      ObjectHeader* h = s->object;
-      return StrongAccess::adopt(static_cast<T*>(h->object()), h);
-    }
+                             std::memory_order_acquire))
+      return StrongAccess::adopt(static_cast<T*>(s->object->object()), s);
   }
 }
 

@@ -122,10 +122,17 @@ WEAKREF_API bool weak_try_acquire(WeakObject* w) noexcept;
 // The referent with +1 strong count, or null when it is dead or the weakref
 // was cleared. A cleared weakref never locks again, so that case is decided
 // inline (a dead ref's r() costs one load, as weak_ptr::lock()'s does).
-WEAKREF_API ObjectHeader* weak_lock_uncleared(const WeakObject* w) noexcept;
-inline ObjectHeader* weak_lock(const WeakObject* w) noexcept {
+// weak_lock_side() gives the referent's side table instead, for a Strong
+// that keeps its count there (StrongAccess::adopt(p, SideTable*): its
+// release then does not read the referent's header).
+WEAKREF_API SideTable* weak_lock_uncleared(const WeakObject* w) noexcept;
+inline SideTable* weak_lock_side(const WeakObject* w) noexcept {
   if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
   return weak_lock_uncleared(w);
+}
+inline ObjectHeader* weak_lock(const WeakObject* w) noexcept {
+  SideTable* s = weak_lock_side(w);
+  return s ? s->object : nullptr;
 }
 WEAKREF_API bool weak_alive(const WeakObject* w) noexcept;
 // Referent identity, stable after death (hash of a ref).
