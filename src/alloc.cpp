@@ -12,7 +12,7 @@
 //
 // Structure
 //  * A Page is 64 KiB, aligned to 64 KiB, holding blocks of one size class
-//    (16, 32, ..., 512 bytes). Its header is at its start, so the page of a
+//    (8, 16, 24, ..., 512 bytes). Its header is at its start, so the page of a
 //    block is found by masking the block's address.
 //  * A Pools object owns pages; each thread uses one Pools (tls_pools). When
 //    a thread exits, its Pools goes to a free stack and the next new thread
@@ -73,7 +73,13 @@ constexpr bool kUsePools = true;
 #endif
 
 constexpr std::size_t kPageSize = 64 * 1024;
-constexpr std::size_t kGranule = 16;
+// Size classes step by 8 bytes: a block is aligned to the largest power of
+// two (up to 64) dividing its class size, which is at least the alignment
+// of any type of that size; objects' blocks are rounded up to 16 bytes by
+// their TypeInfo (the header is 16-aligned). The step matters for the
+// 8-mod-16 sizes the library allocates most: a basic weakref object is 40
+// bytes and a weak container's entry weakref 56, not 48 and 64.
+constexpr std::size_t kGranule = 8;
 constexpr std::size_t kClasses = kMaxPooledSize / kGranule;
 
 struct Pools;

@@ -30,6 +30,7 @@
 #include <mutex>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -166,44 +167,50 @@ namespace {
 
 constexpr int kMaxDepth = 50;  // CPython's trashcan limit (PyTrash_UNWIND_LEVEL)
 
-// Deaths queued past kMaxDepth, as a stack threaded through the dying
-// objects themselves (see next_pending): a trivial thread_local, usable at
-// any point of thread shutdown.
+// Deaths queued past kMaxDepth: a stack, run by the outermost death of the
+// thread (last queued, first run, as CPython's trashcan). Its first
+// kInlineDeaths slots are part of the thread_local, which stays trivial so
+// that it is usable at any point of thread shutdown; past them the stack
+// grows in malloc'd memory, given back when the outermost death has emptied
+// it. (The dying objects themselves cannot carry the link: an object with
+// weakrefs has none of its own words free while other threads may still
+// look at its side table, and a side table field for it would cost 8 bytes
+// on every weakly referenced object.) If that memory cannot be had, the
+// death runs at once, one level deeper.
+constexpr std::size_t kInlineDeaths = 32;
+
 struct DeathQueue {
   int depth = 0;
   int limit = kMaxDepth;
-  ObjectHeader* head = nullptr;
-};
-thread_local DeathQueue tls_deaths;
+  std::size_t size = 0;
+  std::size_t cap = kInlineDeaths;
+  ObjectHeader** spill = nullptr;  // malloc'd, cap slots, when cap > inline
+  ObjectHeader* inline_slots[kInlineDeaths] = {};
 
-// The queue link of a pending object lives in memory the dead object no
-// longer needs: the side table, the (untracked) collector link, or the
-// header word of an untraced object without weakrefs.
-void set_next_pending(ObjectHeader* h, ObjectHeader* next) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_relaxed);
-  if (w & kSide)
-    side_of(w)->pending_next = next;
-  else if (h->traced())
-    h->gc()->next = reinterpret_cast<GcHead*>(next);
-  else
-    h->word.store(reinterpret_cast<std::uintptr_t>(next), std::memory_order_relaxed);
-}
+  ObjectHeader** slots() noexcept { return spill ? spill : inline_slots; }
 
-ObjectHeader* take_next_pending(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_relaxed);
-  ObjectHeader* next;
-  if (w & kSide) {
-    next = side_of(w)->pending_next;
-    side_of(w)->pending_next = nullptr;
-  } else if (h->traced()) {
-    next = reinterpret_cast<ObjectHeader*>(h->gc()->next);
-    h->gc()->next = nullptr;
-  } else {
-    next = reinterpret_cast<ObjectHeader*>(static_cast<std::uintptr_t>(w));
-    h->word.store(0, std::memory_order_relaxed);
+  bool push(ObjectHeader* h) noexcept {
+    if (size == cap) {
+      const std::size_t n = cap * 2;
+      auto* p = static_cast<ObjectHeader**>(std::malloc(n * sizeof(ObjectHeader*)));
+      if (!p) return false;
+      std::memcpy(p, slots(), size * sizeof(ObjectHeader*));
+      std::free(spill);
+      spill = p;
+      cap = n;
+    }
+    slots()[size++] = h;
+    return true;
   }
-  return next;
-}
+  ObjectHeader* pop() noexcept { return size ? slots()[--size] : nullptr; }
+  void release_spill() noexcept {
+    std::free(spill);
+    spill = nullptr;
+    cap = kInlineDeaths;
+  }
+};
+static_assert(std::is_trivially_destructible_v<DeathQueue>);
+constinit thread_local DeathQueue tls_deaths;  // no initialization guard
 
 std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
@@ -257,24 +264,21 @@ void die_now(ObjectHeader* h) noexcept {
   }
 }
 
+// The outermost death of the thread runs the queued ones.
+[[gnu::noinline]] void run_queued_deaths(DeathQueue& q) noexcept {
+  while (ObjectHeader* p = q.pop()) die_now(p);
+  if (q.spill) q.release_spill();
+}
+
 }  // namespace
 
 void die(ObjectHeader* h) noexcept {
   if (h->traced()) untrack(h);
   DeathQueue& q = tls_deaths;
-  if (q.depth >= q.limit) {
-    set_next_pending(h, q.head);
-    q.head = h;
-    return;
-  }
+  if (q.depth >= q.limit && q.push(h)) return;
   ++q.depth;
   die_now(h);
-  if (q.depth == 1) {
-    while (ObjectHeader* p = q.head) {
-      q.head = take_next_pending(p);
-      die_now(p);
-    }
-  }
+  if (q.depth == 1 && q.size) run_queued_deaths(q);
   --q.depth;
 }
 

@@ -187,11 +187,39 @@ TEST_F(StrongTest, ConstructorExceptionLeaksNothing) {
 TEST_F(StrongTest, HeaderIsSixteenBytes) {
   // Untraced: header only. Traced: header + collector link (CPython's
   // PyGC_Head is 16 bytes too).
+  // Blocks are whole multiples of 16 bytes, so that headers stay aligned.
+  auto block = [](std::size_t n) { return (n + 15) / 16 * 16; };
   EXPECT_EQ(sizeof(detail::ObjectHeader), 16U);
-  EXPECT_EQ(detail::TypeInfoFor<Plain>::value.block_size, sizeof(Plain) + 16);
-  EXPECT_EQ(detail::TypeInfoFor<Node>::value.block_size, sizeof(Node) + 32);
-  EXPECT_EQ(detail::TypeInfoFor<int>::value.block_size, 16U + sizeof(int));
+  EXPECT_EQ(detail::TypeInfoFor<Plain>::value.block_size, block(sizeof(Plain) + 16));
+  EXPECT_EQ(detail::TypeInfoFor<Node>::value.block_size, block(sizeof(Node) + 32));
+  EXPECT_EQ(detail::TypeInfoFor<int>::value.block_size, 32U);
   EXPECT_EQ(sizeof(Strong<Plain>), 2 * sizeof(void*));
+}
+
+template <std::size_t N>
+struct Bytes {
+  char b[N] = {};
+};
+struct alignas(16) Vec16 {
+  long double x = 0;  // 16-byte aligned on x86-64
+  char tail = 0;
+};
+
+template <class... T>
+void expect_aligned_objects() {
+  std::vector<Strong<void>> keep;
+  for (int i = 0; i < 64; ++i) (keep.push_back(make<T>()), ...);
+  for (const Strong<void>& p : keep) {
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p.get()) % 16, 0U);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(detail::StrongAccess::header(p)) % 16, 0U);
+  }
+}
+
+// The small-block allocator steps its sizes by 8 bytes; objects of every
+// size still get 16-aligned headers (and themselves their own alignment).
+TEST_F(StrongTest, ObjectsOfEverySizeAreSixteenByteAligned) {
+  expect_aligned_objects<Bytes<1>, Bytes<8>, Bytes<20>, Bytes<24>, Bytes<40>, Bytes<56>,
+                         Bytes<72>, Bytes<200>, Vec16, Plain, Node>();
 }
 
 TEST_F(StrongTest, OverAlignedObjects) {
@@ -320,6 +348,36 @@ TEST_F(StrongTest, TenMillionChainReleasesWithoutRecursion) {
   }
   EXPECT_EQ(g_live, before + 10'000'000);
   head.reset();
+  EXPECT_EQ(g_live, before);
+}
+
+struct Fan {
+  std::vector<Strong<Plain>> kids;
+  Strong<Fan> next;
+};
+
+// Past 50 nested deaths, deaths wait on the thread's stack and run last
+// queued, first run. 100 waiting deaths overflow the stack's inline slots
+// into the memory it grows into; each leaf has a weakref (its side table),
+// and its callback records the order.
+TEST_F(StrongTest, DeathsQueuedPastTheLimitRunLastQueuedFirst) {
+  long before = g_live;
+  std::vector<int> order;
+  std::vector<ref<Plain>> refs;
+  Strong<Fan> head = make<Fan>();
+  Fan* tail = head.get();
+  for (int i = 0; i < 49; ++i) {  // the last one dies 50 deep
+    tail->next = make<Fan>();
+    tail = tail->next.get();
+  }
+  for (int i = 0; i < 100; ++i) {
+    tail->kids.push_back(make<Plain>(i));
+    refs.emplace_back(tail->kids.back(), [&order, i](const ref<Plain>&) { order.push_back(i); });
+  }
+  head.reset();
+  std::vector<int> expected(100);
+  for (int i = 0; i < 100; ++i) expected[static_cast<std::size_t>(i)] = 99 - i;
+  EXPECT_EQ(order, expected);
   EXPECT_EQ(g_live, before);
 }
 

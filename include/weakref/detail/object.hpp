@@ -85,7 +85,8 @@ struct TypeInfo {
   void (*finalize)(void* object);             // T::tp_finalize or null
   const std::type_info* type;
   std::size_t size;        // sizeof(T)
-  std::size_t block_size;  // bytes allocated for the whole block
+  std::size_t block_size;  // bytes allocated for the whole block (a
+                           // multiple of align: the header stays aligned)
   std::size_t offset;      // from block start to the object
   std::size_t align;       // alignment of the block
 };
@@ -143,7 +144,8 @@ struct alignas(16) ObjectHeader {
 };
 static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 
-// Created on the first weak reference to an object.
+// Created on the first weak reference to an object. 32 bytes: one 32-byte
+// block of the small-block allocator.
 struct SideTable {
   std::atomic<std::uint64_t> word;  // count, heap index, flags (no kSide)
   ObjectHeader* const object;       // identity; dangling once dead
@@ -152,7 +154,6 @@ struct SideTable {
                                     // prev/next/linked in the list
   WeakObject* head = nullptr;       // CPython order: basic ref, basic proxy,
                                     // then the others newest first
-  ObjectHeader* pending_next = nullptr;  // deferred-death list (object.cpp)
 
   explicit SideTable(ObjectHeader* o, std::uint64_t w) noexcept
       : word(w), object(o) {}
@@ -160,6 +161,9 @@ struct SideTable {
   WEAKREF_API static void* operator new(std::size_t size);
   WEAKREF_API static void operator delete(void* p, std::size_t size) noexcept;
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
+              "the side table must stay one 32-byte block");
 
 inline SideTable* side_of(std::uint64_t w) noexcept {
   return reinterpret_cast<SideTable*>(static_cast<std::uintptr_t>(w & ~bits::kSide));
@@ -345,7 +349,8 @@ struct TypeInfoFor {
       finalize_fn<T>(),
       &typeid(T),
       sizeof(T),
-      object_offset<T>() + sizeof(T),
+      (object_offset<T>() + sizeof(T) + block_align<T>() - 1) / block_align<T>() *
+          block_align<T>(),
       object_offset<T>(),
       block_align<T>(),
   };
