@@ -190,16 +190,20 @@ struct DeathQueue {
   ObjectHeader** slots() noexcept { return spill ? spill : inline_slots; }
 
   bool push(ObjectHeader* h) noexcept {
-    if (size == cap) {
-      const std::size_t n = cap * 2;
-      auto* p = static_cast<ObjectHeader**>(std::malloc(n * sizeof(ObjectHeader*)));
-      if (!p) return false;
-      std::memcpy(p, slots(), size * sizeof(ObjectHeader*));
-      std::free(spill);
-      spill = p;
-      cap = n;
-    }
+    if (size == cap && !grow()) [[unlikely]]
+      return false;
     slots()[size++] = h;
+    return true;
+  }
+  // Out of line: die() stays small enough to need few registers.
+  [[gnu::noinline]] bool grow() noexcept {
+    const std::size_t n = cap * 2;
+    auto* p = static_cast<ObjectHeader**>(std::malloc(n * sizeof(ObjectHeader*)));
+    if (!p) return false;
+    std::memcpy(p, slots(), size * sizeof(ObjectHeader*));
+    std::free(spill);
+    spill = p;
+    cap = n;
     return true;
   }
   ObjectHeader* pop() noexcept { return size ? slots()[--size] : nullptr; }
