@@ -199,7 +199,7 @@ gdb_run() {  # EXECUTABLE [gdb options...]: prints a few handles
   local exe=$1
   shift
   gdb -batch -nx "$@" -ex 'break gdb_checkpoint' -ex 'run >/dev/null' -ex up \
-    -ex 'print node' -ex 'print live_ref' -ex 'print dead_ref' -ex 'print live_proxy' \
+    -ex 'print node' -ex 'print node_locked' -ex 'print live_ref' -ex 'print dead_ref' -ex 'print live_proxy' \
     -ex 'print live_method' -ex 'print live_fin' -ex 'print dead_fin' -ex 'print by_number' \
     -ex kill "$exe" 2>&1
 }
@@ -208,10 +208,11 @@ gdb_expect() {  # OUTPUT: the printers' texts must be there
   local out=$1 pattern
   echo "$out"
   for pattern in \
-    "= weakref::Strong<Node> <Node object at 0x[0-9a-f]+> \(strong 2, weakrefs 5\)" \
-    "= weakref::ref<Node> <weakref at 0x[0-9a-f]+; to 'Node' at 0x[0-9a-f]+> \(strong 2, callback\)" \
+    "[$]1 = weakref::Strong<Node> <Node object at 0x[0-9a-f]+> \(strong 3, weakrefs 5\)" \
+    "[$]2 = weakref::Strong<Node> <Node object at 0x[0-9a-f]+> \(strong 3, weakrefs 5\)" \
+    "= weakref::ref<Node> <weakref at 0x[0-9a-f]+; to 'Node' at 0x[0-9a-f]+> \(strong 3, callback\)" \
     "= weakref::ref<Node> <weakref at 0x[0-9a-f]+; dead>\$" \
-    "= weakref::proxy<Node> <weakproxy at 0x[0-9a-f]+ to Node at 0x[0-9a-f]+> \(strong 2\)" \
+    "= weakref::proxy<Node> <weakproxy at 0x[0-9a-f]+ to Node at 0x[0-9a-f]+> \(strong 3\)" \
     "= weakref::WeakMethod<void \(Node::\*\)\(int\)> <weakref at 0x[0-9a-f]+; to 'Node'" \
     "= weakref::finalize <finalize object at 0x[0-9a-f]+; for 'Node' at 0x[0-9a-f]+> \(alive, atexit\)" \
     "= weakref::finalize <finalize object at 0x[0-9a-f]+; dead>" \
