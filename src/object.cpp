@@ -105,11 +105,7 @@ void incref_slow(ObjectHeader* h) noexcept {
   }
 }
 
-void decref_side(ObjectHeader* h, std::uint64_t w) noexcept {
-  SideTable* s = side_of(w);
-  std::uint64_t old = rmw_fetch_sub(s->word, kOne, std::memory_order_acq_rel);
-  if (count(old) == 1) die(h);
-}
+void decref_side_word(std::uint64_t w) noexcept { decref_side(side_of(w)); }
 
 bool incref_if_alive(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);

@@ -187,7 +187,9 @@ inline bool incref_needs_slow_path(std::uint64_t w) noexcept {
 
 // Slow paths and the death protocol, in src/object.cpp.
 WEAKREF_API void incref_slow(ObjectHeader* h) noexcept;
-WEAKREF_API void decref_side(ObjectHeader* h, std::uint64_t w) noexcept;
+// decref_side() for a header word w in side form, out of line (decref
+// stays small).
+WEAKREF_API void decref_side_word(std::uint64_t w) noexcept;
 WEAKREF_API void die(ObjectHeader* h) noexcept;
 WEAKREF_API SideTable* ensure_side(ObjectHeader* h);
 // Drops one unit of s->weak; the last one frees s.
@@ -211,12 +213,19 @@ inline void incref(ObjectHeader* h) noexcept {
   }
 }
 
+// Strong count -1 on a side word; the last one starts the object's death on
+// this thread.
+inline void decref_side(SideTable* s) noexcept {
+  if (bits::count(rmw_fetch_sub(s->word, bits::kOne, std::memory_order_acq_rel)) == 1)
+    die(s->object);
+}
+
 // Strong count -1; the last one starts the object's death on this thread.
 inline void decref(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
     if (w & bits::kSide) [[unlikely]] {
-      decref_side(h, w);
+      decref_side_word(w);
       return;
     }
     if (rmw_compare_exchange(h->word, w, w - bits::kOne, std::memory_order_acq_rel,
@@ -262,13 +271,10 @@ inline void incref(CountRef r) noexcept {
 }
 
 inline void decref(CountRef r) noexcept {
-  if (r & kCountAtSide) {
-    SideTable* s = side_of_ref(r);
-    if (bits::count(rmw_fetch_sub(s->word, bits::kOne, std::memory_order_acq_rel)) == 1)
-      die(s->object);
-    return;
-  }
-  decref(reinterpret_cast<ObjectHeader*>(r));
+  if (r & kCountAtSide)
+    decref_side(side_of_ref(r));
+  else
+    decref(reinterpret_cast<ObjectHeader*>(r));
 }
 
 // ---------------------------------------------------------------------------
@@ -299,6 +305,8 @@ WEAKREF_API void report_finalize_exception(ObjectHeader* h) noexcept;
 inline constexpr std::size_t kHeaderSpace = sizeof(ObjectHeader);
 inline constexpr std::size_t kGcSpace = sizeof(GcHead);
 
+constexpr std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
 template <class T>
 constexpr std::size_t block_align() {
   return alignof(T) > 16 ? alignof(T) : 16;
@@ -306,8 +314,7 @@ constexpr std::size_t block_align() {
 template <class T>
 constexpr std::size_t object_offset() {
   constexpr std::size_t prefix = kHeaderSpace + (Traceable<T> ? kGcSpace : 0);
-  constexpr std::size_t a = block_align<T>();
-  return (prefix + a - 1) / a * a;
+  return round_up(prefix, block_align<T>());
 }
 
 template <class T>
@@ -349,8 +356,7 @@ struct TypeInfoFor {
       finalize_fn<T>(),
       &typeid(T),
       sizeof(T),
-      (object_offset<T>() + sizeof(T) + block_align<T>() - 1) / block_align<T>() *
-          block_align<T>(),
+      round_up(object_offset<T>() + sizeof(T), block_align<T>()),
       object_offset<T>(),
       block_align<T>(),
   };
