@@ -8,6 +8,7 @@
 #                                                weakrefTargets*.cmake (find_package)
 #   <prefix>/lib/pkgconfig/weakref.pc            pkg-config
 #   <prefix>/share/weakref/gdb/                  weakref-gdb.py + weakref_printers.py (docs/gdb.md)
+#   <prefix>/share/doc/weakref/LICENSE           the license
 #   <prefix>/lib/libweakref.so.X.Y.Z-gdb.py      shared builds: gdb's auto-load file
 #
 # Components: weakref_runtime (the shared library), weakref_development
@@ -50,6 +51,9 @@ install(TARGETS weakref EXPORT weakrefTargets
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/weakref
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT weakref_development
   FILES_MATCHING PATTERN "*.hpp")
+# The license goes with every copy (it asks for that).
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE
+  DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT weakref_development)
 
 # --- CMake package ------------------------------------------------------------
 # The targets file carries weakref::weakref with its usage requirements

@@ -7,19 +7,22 @@
 #include "support.hpp"
 
 // Records the blocks given back to the allocator, to prove that an object's
-// memory is freed while weak references to it live on.
+// memory is freed while weak references to it live on. The replacements are
+// never inlined: inlined into a caller, g++ -O2 sees free() applied to what
+// ::operator new returned, not knowing that this operator new is malloc(),
+// and warns (-Wmismatched-new-delete).
 namespace {
 std::atomic<const void*> g_last_freed{nullptr};
 }
-void operator delete(void* p) noexcept {
+[[gnu::noinline]] void operator delete(void* p) noexcept {
   g_last_freed.store(p, std::memory_order_relaxed);
   std::free(p);
 }
-void operator delete(void* p, std::size_t) noexcept {
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
   g_last_freed.store(p, std::memory_order_relaxed);
   std::free(p);
 }
-void* operator new(std::size_t n) {
+[[gnu::noinline]] void* operator new(std::size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }

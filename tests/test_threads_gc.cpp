@@ -61,7 +61,10 @@ TEST_F(ThreadsGcTest, WeakLockAndWalkDuringCollection) {
   });
 
   std::size_t collected = 0;
-  for (int round = 0; round < 3000; ++round) {
+  // At least 3000 rounds, and on until the other thread has locked a few
+  // times meanwhile: on a busy machine (or one core) an optimized build can
+  // finish 3000 rounds before that thread first runs.
+  for (int round = 0; round < 3000 || seen_alive.load() + seen_dead.load() < 100; ++round) {
     Strong<Node> x = make<Node>("x"), y = make<Node>("y");
     x->a = y;
     y->a = x;

@@ -1,5 +1,5 @@
 // The shared conformance scenarios about weak containers
-// (/work/shared/conformance/scenarios/{wvd,wkd,wset}_*.scn and iterdel_*.scn),
+// (../shared/conformance/scenarios/{wvd,wkd,wset}_*.scn and iterdel_*.scn),
 // written out as C++: each test follows one scenario line by line, and each
 // expectation is the CPython trace's (`LINE: result`, in comments).
 // Scenario objects are support.hpp's Node (three slots, traced); automatic

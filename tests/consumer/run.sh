@@ -101,7 +101,8 @@ static_install() {
     "$lib/cmake/weakref/weakrefTargets.cmake" \
     "$lib/pkgconfig/weakref.pc" \
     "$work/static/share/weakref/gdb/weakref-gdb.py" \
-    "$work/static/share/weakref/gdb/weakref_printers.py"
+    "$work/static/share/weakref/gdb/weakref_printers.py" \
+    "$work/static/share/doc/weakref/LICENSE"
   grep -q "^prefix=$work/static\$" "$lib/pkgconfig/weakref.pc"
 }
 
