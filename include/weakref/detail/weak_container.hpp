@@ -162,7 +162,7 @@ class WeakIterator {
   explicit WeakIterator(const Table* t) : guard_(t), end_(t->used()) { seek(0); }
   void seek(std::uint32_t from) {
     const Table* t = guard_.table();
-    pos_ = t->next_live(from, t->used(), cur_);
+    pos_ = t->next_live(from, end_, cur_);
     if (pos_ == Table::npos) {
       guard_.reset();
       return;

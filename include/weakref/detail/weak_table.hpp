@@ -133,6 +133,8 @@ class WeakTable {
   std::uint64_t version() const noexcept { return version_; }
 
   E& at(std::uint32_t i) const noexcept { return segs_[i]; }
+  // The hash of entry i (stored, or recomputed by the policy).
+  std::size_t hash_at(std::uint32_t i) const noexcept { return hash_of(at(i)); }
 
   // -- Maintenance (owner, non-const operations) -----------------------------
 
