@@ -40,6 +40,7 @@ struct SetKind {
   static Strong<X> pop_newest(WeakSet<X>& c) {
     return c.pop();
   }
+  static Strong<Node> item_of(const Strong<Node>& x) { return x; }
   template <class X>
   static const Strong<X>& object(const Strong<X>& element) {
     return element;
@@ -67,6 +68,9 @@ struct KeyDictKind {
     auto [key, value] = c.popitem();
     EXPECT_EQ(value, key->label);
     return key;
+  }
+  static std::pair<Strong<Node>, std::string> item_of(const Strong<Node>& x) {
+    return {x, x->label};
   }
   template <class Item>
   static const auto& object(const Item& item) {
@@ -96,6 +100,9 @@ struct ValueDictKind {
     auto [key, value] = c.popitem();
     EXPECT_EQ(key, value->label);
     return value;
+  }
+  static std::pair<std::string, Strong<Node>> item_of(const Strong<Node>& x) {
+    return {x->label, x};
   }
   template <class Item>
   static const auto& object(const Item& item) {
@@ -426,6 +433,21 @@ TYPED_TEST(WeakContainerTest, UnionAndUpdateMakeWeakrefsOfTheirOwn) {
   EXPECT_EQ(u.size(), 2U);
   EXPECT_EQ(a.size(), 2U);
   EXPECT_EQ(b.size(), 1U);
+}
+
+// Ranges and iterators whose elements are temporaries (a transform view).
+TYPED_TEST(WeakContainerTest, BuiltFromRangesOfTemporaries) {
+  using Kind = TypeParam;
+  using C = typename TestFixture::C;
+  std::vector<Strong<Node>> xs = this->nodes(3);
+  auto items = xs | std::views::transform([](const Strong<Node>& x) { return Kind::item_of(x); });
+  C from_iterators(items.begin(), items.end());
+  C from_range(items);
+  C updated;
+  updated.update(items);
+  for (const C* c : {&from_iterators, &from_range, &updated})
+    EXPECT_EQ(TestFixture::labels(*c), TestFixture::labels_of(xs));
+  EXPECT_EQ(getweakrefcount(xs[0]), 3U);
 }
 
 // -- Popping ---------------------------------------------------------------------

@@ -504,7 +504,7 @@ class WeakContainer {
   }
   // One element or (key, value) pair of update() and the constructors.
   template <class X>
-  void put_item(X& x) {
+  void put_item(const X& x) {
     if constexpr (!kHasPayload)
       put_key(x);
     else if constexpr (Policy::kWeakKey)

@@ -259,8 +259,10 @@ class WeakTable {
     for (; pos < end; ++pos) {
       EntryWord w = at(pos).w;
       if (!entry_live(w)) continue;
-      out = entry_lock<T>(w, at(pos).side);
-      if (out) return pos;
+      if (Strong<T> s = entry_lock<T>(w, at(pos).side)) {
+        out = std::move(s);
+        return pos;
+      }
     }
     return npos;
   }
