@@ -435,13 +435,14 @@ TYPED_TEST(WeakContainerTest, UnionAndUpdateMakeWeakrefsOfTheirOwn) {
   EXPECT_EQ(b.size(), 1U);
 }
 
-// Ranges and iterators whose elements are temporaries (a transform view).
-TYPED_TEST(WeakContainerTest, BuiltFromRangesOfTemporaries) {
+// Iterators whose elements are rvalues, and ranges of items.
+TYPED_TEST(WeakContainerTest, BuiltFromIteratorsOfRvaluesAndFromRanges) {
   using Kind = TypeParam;
   using C = typename TestFixture::C;
   std::vector<Strong<Node>> xs = this->nodes(3);
-  auto items = xs | std::views::transform([](const Strong<Node>& x) { return Kind::item_of(x); });
-  C from_iterators(items.begin(), items.end());
+  std::vector<decltype(Kind::item_of(xs[0]))> items;
+  for (const auto& x : xs) items.push_back(Kind::item_of(x));
+  C from_iterators(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
   C from_range(items);
   C updated;
   updated.update(items);
