@@ -17,99 +17,87 @@
 namespace weakref::testing {
 namespace {
 
-// How each container holds "the entry of object x" (an object with a label;
-// the WeakValueDictionary keys it by its label, the WeakKeyDictionary maps
-// it to its label).
-struct SetKind {
-  template <class X>
-  using Container = WeakSet<X>;
-  static constexpr const char* kEmptyPop = "'pop from empty WeakSet'";
-  template <class X>
-  static void put(WeakSet<X>& c, const Strong<X>& x) {
-    c.add(x);
-  }
-  template <class X>
-  static bool has(const WeakSet<X>& c, const Strong<X>& x) {
-    return c.contains(x);
-  }
-  template <class X>
-  static std::size_t drop(WeakSet<X>& c, const Strong<X>& x) {
-    return c.erase(x);
-  }
-  template <class X>
-  static Strong<X> pop_newest(WeakSet<X>& c) {
-    return c.pop();
-  }
-  static Strong<Node> item_of(const Strong<Node>& x) { return x; }
-  template <class X>
-  static const Strong<X>& object(const Strong<X>& element) {
-    return element;
-  }
-};
+// How each container holds "the entry of object x" (an object with a label):
+// a WeakSet holds x, a WeakKeyDictionary maps x to its label, a
+// WeakValueDictionary maps its label to x.
+enum class Held { element, key, value };
 
-struct KeyDictKind {
+template <Held held>
+struct Holds {
   template <class X>
-  using Container = WeakKeyDictionary<X, std::string>;
-  static constexpr const char* kEmptyPop = "'popitem(): dictionary is empty'";
+  using Container =
+      std::conditional_t<held == Held::element, WeakSet<X>,
+                         std::conditional_t<held == Held::key, WeakKeyDictionary<X, std::string>,
+                                            WeakValueDictionary<std::string, X>>>;
+  static constexpr const char* kEmptyPop =
+      held == Held::element ? "'pop from empty WeakSet'" : "'popitem(): dictionary is empty'";
+
+  // What finds x's entry.
   template <class X>
-  static void put(Container<X>& c, const Strong<X>& x) {
-    c.set(x, x->label);
+  static auto key(const Strong<X>& x) {
+    if constexpr (held == Held::value)
+      return label(x);
+    else
+      return x;
+  }
+  // x's entry as an element or a (key, value) pair.
+  template <class X>
+  static auto item_of(const Strong<X>& x) {
+    if constexpr (held == Held::element)
+      return x;
+    else if constexpr (held == Held::key)
+      return std::pair<Strong<X>, std::string>(x, label(x));
+    else
+      return std::pair<std::string, Strong<X>>(label(x), x);
   }
   template <class X>
-  static bool has(const Container<X>& c, const Strong<X>& x) {
-    return c.contains(x);
+  static std::string label(const Strong<X>& x) {
+    return x ? x->label : "null";
   }
-  template <class X>
-  static std::size_t drop(Container<X>& c, const Strong<X>& x) {
-    return c.erase(x);
+  template <class C, class X>
+  static void put(C& c, const Strong<X>& x) {
+    if constexpr (held == Held::element) {
+      c.add(x);
+    } else {
+      auto [k, v] = item_of(x);
+      c.set(k, v);
+    }
   }
-  template <class X>
-  static Strong<X> pop_newest(Container<X>& c) {
-    auto [key, value] = c.popitem();
-    EXPECT_EQ(value, key->label);
-    return key;
+  template <class C, class X>
+  static bool has(const C& c, const Strong<X>& x) {
+    return c.contains(key(x));
   }
-  static std::pair<Strong<Node>, std::string> item_of(const Strong<Node>& x) {
-    return {x, x->label};
+  template <class C, class X>
+  static std::size_t drop(C& c, const Strong<X>& x) {
+    return c.erase(key(x));
   }
+  // The object of an iterated element or item (and its payload goes with it).
   template <class Item>
   static const auto& object(const Item& item) {
-    EXPECT_EQ(item.second, item.first->label);  // the value that goes with it
-    return item.first;
+    if constexpr (held == Held::element) {
+      return item;
+    } else if constexpr (held == Held::key) {
+      EXPECT_EQ(item.second, item.first->label);
+      return item.first;
+    } else {
+      EXPECT_EQ(item.first, item.second->label);
+      return item.second;
+    }
+  }
+  template <class C>
+  static auto pop_newest(C& c) {
+    if constexpr (held == Held::element) {
+      return c.pop();
+    } else {
+      auto item = c.popitem();
+      auto x = object(item);
+      return x;
+    }
   }
 };
-
-struct ValueDictKind {
-  template <class X>
-  using Container = WeakValueDictionary<std::string, X>;
-  static constexpr const char* kEmptyPop = "'popitem(): dictionary is empty'";
-  template <class X>
-  static void put(Container<X>& c, const Strong<X>& x) {
-    c.set(x->label, x);
-  }
-  template <class X>
-  static bool has(const Container<X>& c, const Strong<X>& x) {
-    return c.contains(x->label);
-  }
-  template <class X>
-  static std::size_t drop(Container<X>& c, const Strong<X>& x) {
-    return c.erase(x->label);
-  }
-  template <class X>
-  static Strong<X> pop_newest(Container<X>& c) {
-    auto [key, value] = c.popitem();
-    EXPECT_EQ(key, value->label);
-    return value;
-  }
-  static std::pair<std::string, Strong<Node>> item_of(const Strong<Node>& x) {
-    return {x->label, x};
-  }
-  template <class Item>
-  static const auto& object(const Item& item) {
-    EXPECT_EQ(item.first, item.second->label);
-    return item.second;
-  }
-};
+using SetKind = Holds<Held::element>;
+using KeyDictKind = Holds<Held::key>;
+using ValueDictKind = Holds<Held::value>;
 
 template <class Kind>
 class WeakContainerTest : public Test {
@@ -122,6 +110,21 @@ class WeakContainerTest : public Test {
     std::vector<Strong<Node>> out;
     for (int i = 0; i < n; ++i) out.push_back(node());
     return out;
+  }
+  // Entries for two objects in a cycle, garbage once this returns.
+  void put_cycle(C& c) {
+    Strong<Node> x = node();
+    Strong<Node> y = node();
+    x->a = y;
+    y->a = x;
+    Kind::put(c, x);
+    Kind::put(c, y);
+  }
+  // A container with the entries of xs, in order.
+  C holding(const std::vector<Strong<Node>>& xs) {
+    C c;
+    put_all(c, xs);
+    return c;
   }
   void put_all(C& c, const std::vector<Strong<Node>>& xs) {
     for (const auto& x : xs)
@@ -181,20 +184,9 @@ TYPED_TEST(WeakContainerTest, OneEntryAndOneWeakrefPerObject) {
 }
 
 TYPED_TEST(WeakContainerTest, EntryDisappearsWhenItsObjectDies) {
-  using Kind = TypeParam;
-  Strong<Node> a = this->node();
-  Strong<Node> b = this->node();
-  typename TestFixture::C c;
-  Kind::put(c, a);
-  Kind::put(c, b);
-  {
-    Strong<Node> x = this->node();
-    Strong<Node> y = this->node();
-    x->a = y;
-    y->a = x;
-    Kind::put(c, x);
-    Kind::put(c, y);
-  }
+  Strong<Node> a = this->node(), b = this->node();
+  auto c = this->holding({a, b});
+  this->put_cycle(c);
   EXPECT_EQ(c.size(), 4U);
   const std::string b_label = b->label;
   a.reset();  // gone at once: size, lookups and iteration no longer see it
@@ -213,8 +205,7 @@ TYPED_TEST(WeakContainerTest, IterationYieldsLiveEntriesInOrderHoldingTheObject)
   using Kind = TypeParam;
   using C = typename TestFixture::C;
   std::vector<Strong<Node>> xs = this->nodes(3);
-  C c;
-  this->put_all(c, xs);
+  C c = this->holding(xs);
   std::vector<long> counts;
   for (const auto& item : c) counts.push_back(Kind::object(item).use_count());
   EXPECT_EQ(counts, (std::vector<long>{2, 2, 2}));  // the vector's and the iterator's
@@ -229,8 +220,7 @@ TYPED_TEST(WeakContainerTest, IterationYieldsLiveEntriesInOrderHoldingTheObject)
 TYPED_TEST(WeakContainerTest, DeathsCausedByTheLoopBodyAreNeverYielded) {
   using Kind = TypeParam;
   std::vector<Strong<Node>> xs = this->nodes(10);
-  typename TestFixture::C c;
-  this->put_all(c, xs);
+  auto c = this->holding(xs);
   std::vector<std::string> seen;
   std::vector<std::size_t> sizes;
   for (const auto& item : c) {
@@ -255,8 +245,7 @@ TYPED_TEST(WeakContainerTest, DeathsCausedByTheLoopBodyAreNeverYielded) {
 TYPED_TEST(WeakContainerTest, RemovingAndAddingBackDuringIterationEnds) {
   using Kind = TypeParam;
   std::vector<Strong<Node>> xs = this->nodes(4);
-  typename TestFixture::C c;
-  this->put_all(c, xs);
+  auto c = this->holding(xs);
   std::vector<std::string> seen;
   for (const auto& item : c) {
     const Strong<Node> x = Kind::object(item);
@@ -275,8 +264,7 @@ TYPED_TEST(WeakContainerTest, EntriesAddedDuringAnIterationAreNotYielded) {
   using Kind = TypeParam;
   std::vector<Strong<Node>> xs = this->nodes(3);
   std::vector<Strong<Node>> added = this->nodes(40);  // enough to grow the table
-  typename TestFixture::C c;
-  this->put_all(c, xs);
+  auto c = this->holding(xs);
   std::vector<std::string> seen;
   for (const auto& item : c) {
     seen.push_back(Kind::object(item)->label);
@@ -291,8 +279,7 @@ TYPED_TEST(WeakContainerTest, EntriesAddedDuringAnIterationAreNotYielded) {
 TYPED_TEST(WeakContainerTest, RemovingDuringIterationIsSafe) {
   using Kind = TypeParam;
   std::vector<Strong<Node>> xs = this->nodes(6);
-  typename TestFixture::C c;
-  this->put_all(c, xs);
+  auto c = this->holding(xs);
   std::vector<std::string> seen;
   for (const auto& item : c) {
     seen.push_back(Kind::object(item)->label);
@@ -314,19 +301,9 @@ TYPED_TEST(WeakContainerTest, RemovingDuringIterationIsSafe) {
 
 TYPED_TEST(WeakContainerTest, CollectionRunFromACallbackDuringIteration) {
   using Kind = TypeParam;
-  Strong<Node> a = this->node();
-  Strong<Node> g = this->node();
-  typename TestFixture::C c;
-  Kind::put(c, a);
-  Kind::put(c, g);
-  {
-    Strong<Node> h = this->node();
-    Strong<Node> i = this->node();
-    h->a = i;
-    i->a = h;
-    Kind::put(c, h);
-    Kind::put(c, i);
-  }
+  Strong<Node> a = this->node(), g = this->node();
+  auto c = this->holding({a, g});
+  this->put_cycle(c);
   int callbacks = 0;
   ref<Node> rg(g, [&](const ref<Node>&) {
     ++callbacks;
@@ -344,11 +321,8 @@ TYPED_TEST(WeakContainerTest, CollectionRunFromACallbackDuringIteration) {
 
 TYPED_TEST(WeakContainerTest, AbandonedIteratorKeepsTheContainerConsistent) {
   using Kind = TypeParam;
-  Strong<Node> a = this->node();
-  Strong<Node> b = this->node();
-  typename TestFixture::C c;
-  Kind::put(c, a);
-  Kind::put(c, b);
+  Strong<Node> a = this->node(), b = this->node();
+  auto c = this->holding({a, b});
   Strong<Node> b2 = this->node();
   {
     auto it = c.begin();
@@ -395,8 +369,7 @@ TYPED_TEST(WeakContainerTest, MovedWhileIterated) {
   using Kind = TypeParam;
   using C = typename TestFixture::C;
   std::vector<Strong<Node>> xs = this->nodes(5);
-  C c;
-  this->put_all(c, xs);
+  C c = this->holding(xs);
   C target;
   std::vector<std::string> seen;
   for (const auto& item : c) {
@@ -456,8 +429,7 @@ TYPED_TEST(WeakContainerTest, BuiltFromIteratorsOfRvaluesAndFromRanges) {
 TYPED_TEST(WeakContainerTest, PopsTheNewestLiveEntryThenKeyError) {
   using Kind = TypeParam;
   std::vector<Strong<Node>> xs = this->nodes(3);
-  typename TestFixture::C c;
-  this->put_all(c, xs);
+  auto c = this->holding(xs);
   xs[2].reset();  // dead entries are skipped
   EXPECT_TRUE(Kind::pop_newest(c) == xs[1]);
   EXPECT_TRUE(Kind::pop_newest(c) == xs[0]);
@@ -609,11 +581,8 @@ TYPED_TEST(WeakContainerTest, EntryWeakrefOutlivesItsContainer) {
 
 TYPED_TEST(WeakContainerTest, DeathOnAnotherThreadIsSeenAfterItCompletes) {
   using Kind = TypeParam;
-  Strong<Node> a = this->node();
-  Strong<Node> b = this->node();
-  typename TestFixture::C c;
-  Kind::put(c, a);
-  Kind::put(c, b);
+  Strong<Node> a = this->node(), b = this->node();
+  auto c = this->holding({a, b});
   std::thread t([x = std::move(a)]() mutable { x.reset(); });
   t.join();
   EXPECT_EQ(c.size(), 1U);
