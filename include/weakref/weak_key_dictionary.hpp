@@ -93,6 +93,17 @@
 
 namespace weakref {
 
+/// Python's weakref.WeakKeyDictionary: a mapping whose keys (objects made by
+/// make<K>()) are held weakly and whose values (V, held strongly) go with
+/// them. KeyPolicy is by_identity or by_value<> (key_policy.hpp).
+///
+/// Besides the members below, it has those it shares with the other weak
+/// containers, defined once in their core (detail/weak_container.hpp): its
+/// constructors (`{{k, v}, ...}`, a range of pairs, `(first, last)`), copies
+/// (new weakrefs, values copied) and moves, `swap`, `size`, `empty`,
+/// `clear`, `prune`, `copy`, `contains`, `count`, `erase`, `del`,
+/// `popitem`, `update`, `keys`/`values`/`items`, `begin`/`end`, `|`, `|=`
+/// and `trace`. The header comment states the lifetime and thread rules.
 template <class K, class V, class KeyPolicy = by_identity>
 class WeakKeyDictionary
     : public detail::WeakContainer<detail::WeakKeyPolicy<K, V, KeyPolicy>,

@@ -72,6 +72,16 @@
 
 namespace weakref {
 
+/// Python's weakref.WeakSet: a set of objects (made by make<T>()) held
+/// weakly; an element disappears when its object dies. KeyPolicy is
+/// by_identity or by_value<> (key_policy.hpp).
+///
+/// Besides the members below, a WeakSet has those it shares with the other
+/// weak containers, defined once in their core (detail/weak_container.hpp):
+/// its constructors (`{a, b}`, a range, `(first, last)`), copies (new
+/// weakrefs) and moves, `swap`, `size`, `empty`, `clear`, `prune`, `copy`,
+/// `contains`, `count`, `erase`, `update`, `begin`/`end`, `|`, `|=` and
+/// `trace`. The header comment states the lifetime and thread rules.
 template <class T, class KeyPolicy = by_identity>
 class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyPolicy>,
                                              WeakSet<T, KeyPolicy>> {

@@ -79,6 +79,17 @@
 
 namespace weakref {
 
+/// Python's weakref.WeakValueDictionary: a mapping whose values (objects
+/// made by make<V>()) are held weakly; an entry disappears when its value
+/// dies. Keys are ordinary values (Hash, KeyEqual as std::unordered_map).
+///
+/// Besides the members below, it has those it shares with the other weak
+/// containers, defined once in their core (detail/weak_container.hpp): its
+/// constructors (`{{k, v}, ...}`, a range of pairs, `(first, last)`), copies
+/// (new weakrefs) and moves, `swap`, `size`, `empty`, `clear`, `prune`,
+/// `copy`, `contains`, `count`, `erase`, `del`, `popitem`, `update`,
+/// `keys`/`values`/`items`, `begin`/`end`, `|`, `|=` and `trace`. The
+/// header comment states the lifetime and thread rules.
 template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
 class WeakValueDictionary
     : public detail::WeakContainer<detail::WeakValuePolicy<K, V, Hash, KeyEqual>,
