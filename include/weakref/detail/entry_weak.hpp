@@ -44,9 +44,12 @@
 //    or the offset is nonzero, and frozen objects are left to weak_lock
 //    itself.
 //
-// The core (weak_object.hpp) is used here only: entry_attach creates and
-// links an EntryWeak, entry_lock/entry_alive read its referent, and
-// weak_release drops an entry's reference (weak_table.hpp).
+// Calls into the core (weak_object.hpp, src/weak_object.cpp) are few and
+// in known places: attach_weak in entry_attach (called only by
+// WeakContainer::attach), weak_lock_side in entry_lock, weak_release in the
+// table's insertion guard and removal paths (weak_table.hpp), weak_alive and
+// weak_acquire in WeakContainer::entry_refs; clear_weakrefs reaches entries
+// through EntryWeak::invoke.
 #pragma once
 
 #include <atomic>
