@@ -105,7 +105,11 @@ class WeakContainerTest : public Test {
   using C = typename Kind::template Container<Node>;
 
   // Objects with distinct labels (the WeakValueDictionary's keys).
-  Strong<Node> node() { return make<Node>("n" + std::to_string(next_++)); }
+  Strong<Node> node() {
+    std::string label = "n";  // (not "n" + ...: g++ 12 -O2 warns falsely, -Wrestrict)
+    label += std::to_string(next_++);
+    return make<Node>(std::move(label));
+  }
   std::vector<Strong<Node>> nodes(int n) {
     std::vector<Strong<Node>> out;
     for (int i = 0; i < n; ++i) out.push_back(node());
