@@ -1,7 +1,7 @@
 // The weak containers' control block and entry weakrefs. The protocol (who
 // may touch what, on which thread) is at the top of
-// include/weakref/detail/weak_container.hpp; this file keeps its two
-// lock-free halves:
+// include/weakref/detail/entry_weak.hpp; this file keeps its two lock-free
+// halves:
 //
 //  * EntryWeak::invoke, run on the dying thread: claim the entry, count the
 //    claim, mark it counted, push it. It never blocks and never touches the
@@ -12,7 +12,10 @@
 #include <ostream>
 #include <stdexcept>
 
-#include "weakref/detail/weak_container.hpp"
+#include "weakref/detail/entry_weak.hpp"
+#include "weakref/detail/key_repr.hpp"
+#include "weakref/detail/weak_table.hpp"
+#include "weakref/errors.hpp"
 
 namespace weakref::detail {
 
@@ -41,7 +44,7 @@ EntryWeak::~EntryWeak() { control_release(control()); }
 
 void EntryWeak::invoke() {
   // Runs once, on the dying thread, after every weakref of the referent was
-  // cleared (so `prev` is ours, see the top of weak_container.hpp).
+  // cleared (so `prev` is ours, see the top of entry_weak.hpp).
   if (ctrl_state.load(std::memory_order_acquire) & kEntryOut) return;  // removed already
   ContainerControl* c = control();
   if (ctrl_state.fetch_or(kEntryDead, std::memory_order_acq_rel) & kEntryOut)

@@ -6,6 +6,7 @@
 #include "forensics.hpp"
 #include "gc.hpp"
 #include "getweakrefs.hpp"
+#include "key_policy.hpp"
 #include "proxy.hpp"
 #include "ref.hpp"
 #include "strong.hpp"

@@ -54,12 +54,12 @@ _LAYOUT = {
         "side": 8, "refs": 16, "kind": 20, "has_callback": 21, "next": 32},
     # src/finalize.cpp
     "weakref::detail::FinalizerState": {"registered": 4, "atexit": 5, "wr": 32},
-    # include/weakref/detail/weak_container.hpp
+    # include/weakref/detail/entry_weak.hpp
     "weakref::detail::EntryWeak": {"offset": 52},
     "weakref::detail::ContainerControl": {"dead": 16},
 }
 
-# detail::Segments (weak_container.hpp): segment s holds kFirst << s entries.
+# detail::Segments (segments.hpp): segment s holds kFirst << s entries.
 SEG_FIRST_SHIFT = 3
 SEG_FIRST = 1 << SEG_FIRST_SHIFT
 

@@ -1,0 +1,211 @@
+// The weakref object of one weak-container entry (EntryWeak), the control
+// block its callback shares with the container (ContainerControl), and the
+// rules that settle a referent's death racing the container's owner.
+//
+// Ownership
+//  * Every entry owns exactly one EntryWeak (one reference), linked into its
+//    referent's weakref list like any weakref, so getweakrefcount/getweakrefs
+//    see it. Others may hold it too (valuerefs(), keyrefs(), getweakrefs()).
+//  * ContainerControl is refcounted: one reference for the container (taken
+//    lazily on the first insertion) and one per EntryWeak alive, so a callback
+//    running on any thread after its container is gone still has a live
+//    control block to look at.
+//
+// What runs on which thread
+//  * An EntryWeak's callback (invoke, src/weak_container.cpp) runs on the
+//    thread where its referent dies, possibly in the middle of an operation
+//    of the owning thread. It never touches the table: it claims its entry
+//    (fetch_or kEntryDead on ctrl_state), counts the claim in
+//    ContainerControl::dead and pushes the weakref onto
+//    ContainerControl::head, a lock-free stack (Treiber push; the owner takes
+//    the whole stack with one exchange: no ABA). The link is WeakObject::prev:
+//    once a weakref has been cleared the core never touches prev again
+//    (clear_weakrefs unlinks every weakref before any callback runs, and
+//    CallbackBatch links through `next`).
+//  * ctrl_state's low bits settle the race between a death and the owner
+//    removing the entry: the owner sets kEntryOut, the callback kEntryDead,
+//    both with fetch_or, so exactly one of them sees the other's bit. A
+//    callback that sees kEntryOut does nothing. Otherwise it counts the
+//    claim in ContainerControl::dead, then sets kEntryCounted, then pushes.
+//    An owner that sees kEntryDead waits for kEntryCounted (two atomic
+//    instructions on the dying thread, no user code between them) and then
+//    records that the counted claim belongs to an entry it has removed
+//    (WeakTable::dead_removed_, weak_table.hpp), which the drain settles.
+//  * EntryWeak::index is written and read by the owner only (insertion,
+//    compaction, drain).
+//
+// Locking an entry's referent
+//  * Each table entry also keeps the referent's side table (stable: the
+//    entry's weakref holds a unit of SideTable::weak), and its word says
+//    whether the referent is a base subobject at a nonzero offset
+//    (kEntryOffset). entry_lock() works from the entry and the side table
+//    alone: the weakref's own line is read only when the object's side word
+//    says that some weakref to it has been cleared (kWeakCleared, object.hpp)
+//    or the offset is nonzero, and frozen objects are left to weak_lock
+//    itself.
+//
+// Calls into the core (weak_object.hpp, src/weak_object.cpp) are few and
+// in known places: attach_weak in entry_attach (called only by
+// WeakContainer::attach), weak_lock_side in entry_lock, weak_release in the
+// table's insertion guard and removal paths (weak_table.hpp), weak_alive and
+// weak_acquire in WeakContainer::entry_refs; clear_weakrefs reaches entries
+// through EntryWeak::invoke.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "../strong.hpp"
+#include "config.hpp"
+#include "object.hpp"
+#include "weak_object.hpp"
+
+namespace weakref::detail {
+
+inline constexpr std::uintptr_t kEntryDead = 1;     // claimed by its callback
+inline constexpr std::uintptr_t kEntryOut = 2;      // removed by the owner
+inline constexpr std::uintptr_t kEntryCounted = 4;  // the claim is in `dead`
+inline constexpr std::uintptr_t kEntryStates = 7;
+inline constexpr std::uintptr_t kQueueClosed = 1;  // ContainerControl::head
+
+struct EntryWeak;
+
+struct alignas(8) ContainerControl {
+  std::atomic<std::uint32_t> refs{1};
+  std::atomic<std::uintptr_t> head{0};  // EntryWeak* stack, or kQueueClosed
+  std::atomic<std::ptrdiff_t> dead{0};  // claimed and not yet drained
+};
+
+WEAKREF_API ContainerControl* control_create();
+WEAKREF_API void control_release(ContainerControl* c) noexcept;
+// The queued weakrefs (each with one reference), newest first.
+WEAKREF_API EntryWeak* control_take(ContainerControl* c) noexcept;
+// Closes the queue for good (the container is going away) and returns what
+// was queued.
+WEAKREF_API EntryWeak* control_close(ContainerControl* c) noexcept;
+
+struct WEAKREF_API EntryWeak final : WeakObject {
+  std::atomic<std::uintptr_t> ctrl_state;  // ContainerControl* | kEntry* bits
+  std::uint32_t index = 0;                 // position in the table (owner)
+  std::int32_t offset = 0;                 // T subobject - complete object
+
+  explicit EntryWeak(ContainerControl* c) noexcept;
+  ~EntryWeak() override;
+  void invoke() override;
+
+  ContainerControl* control() const noexcept {
+    return reinterpret_cast<ContainerControl*>(ctrl_state.load(std::memory_order_relaxed) &
+                                               ~kEntryStates);
+  }
+  // Next weakref in a queue taken from ContainerControl::head.
+  EntryWeak* queue_next() const noexcept { return static_cast<EntryWeak*>(prev); }
+};
+
+// A new entry weakref to h (caller holds a strong reference), linked into
+// h's list; the caller owns the one reference.
+WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset);
+
+// The owner's side of the death race, when it takes an entry out: true when
+// the entry's callback had claimed it (and counted the claim) first.
+inline bool entry_retire(EntryWeak* w) noexcept {
+  std::uintptr_t st = w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+  if (!(st & kEntryDead)) return false;  // its callback will see kEntryOut
+  unsigned spins = 0;
+  while (!(st & kEntryCounted)) {  // the callback is between claim and count
+    spin_pause(spins);
+    st = w->ctrl_state.load(std::memory_order_acquire);
+  }
+  return true;
+}
+
+// The referent of an entry, as a T*, with one new strong reference; null when
+// dead or cleared.
+template <class T>
+Strong<T> entry_lock(const EntryWeak* w) noexcept {
+  SideTable* s = weak_lock_side(w);
+  if (!s) return {};
+  return StrongAccess::adopt(
+      reinterpret_cast<T*>(static_cast<char*>(s->object->object()) + w->offset), s);
+}
+
+// The referent's address as entry_lock computes it (a ref handle keeps it for
+// when its referent is alive); no dereference of the object.
+template <class T>
+T* entry_pointer(const EntryWeak* w) noexcept {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(w->side_table()->object) +
+                              sizeof(ObjectHeader) + w->offset);
+}
+
+// An entry's first word: 0 = free slot; odd = removed, its payload waiting
+// for the table to be unpinned ((next pending index << 1) | 1); otherwise the
+// EntryWeak* of a live entry, with kEntryOffset set when the referent is a
+// base subobject at a nonzero offset from its complete object.
+using EntryWord = std::uintptr_t;
+inline constexpr EntryWord kEntryOffset = 2;
+static_assert(alignof(EntryWeak) >= 4, "EntryWord keeps two tag bits");
+inline bool entry_live(EntryWord w) noexcept { return w != 0 && !(w & 1); }
+inline EntryWeak* entry_weak(EntryWord w) noexcept {
+  return reinterpret_cast<EntryWeak*>(w & ~kEntryOffset);
+}
+inline EntryWord entry_word(EntryWeak* w) noexcept {
+  return reinterpret_cast<EntryWord>(w) | (w->offset != 0 ? kEntryOffset : 0);
+}
+
+// entry_lock's rare cases, out of line so that lookups stay small enough to
+// inline: the object is frozen, a weakref to it was cleared, or the
+// referent is at a nonzero offset.
+template <class T>
+[[gnu::noinline, gnu::cold]] Strong<T> entry_lock_slow(EntryWord word) noexcept {
+  return entry_lock<T>(entry_weak(word));
+}
+
+// The referent of a table entry, locked from the entry's word and the
+// referent's side table. The protocol is weak_lock's (src/weak_object.cpp):
+// read the count word, then the weakref's cleared bit, then CAS on the word
+// read, and read both again after a failed CAS; while a collector has the
+// object frozen, weak_lock itself waits. The cleared bit is needed only if
+// the word has kWeakCleared: a clear sets that flag (an RMW on the word)
+// before any cleared bit, so a CAS that succeeds on a word without it came
+// before every clear. Neither the weakref's nor the referent's line is
+// touched on the fast path, and the Strong returned keeps the side table as
+// its count's place (CountRef, object.hpp), so its release does not touch
+// the referent's line either.
+template <class T>
+[[gnu::always_inline]] inline Strong<T> entry_lock(EntryWord word, SideTable* s) noexcept {
+  std::uint64_t x = s->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (bits::count(x) == 0) return {};
+    if ((x & (bits::kFrozen | bits::kWeakCleared)) || (word & kEntryOffset)) [[unlikely]]
+      return entry_lock_slow<T>(word);
+    if (rmw_compare_exchange(s->word, x, x + bits::kOne, std::memory_order_acquire,
+                             std::memory_order_acquire))
+      return StrongAccess::adopt(static_cast<T*>(s->object->object()), s);
+  }
+}
+
+// Whether the referent of a table entry is alive (the same reads, no CAS).
+inline bool entry_alive(EntryWord word, const SideTable* s) noexcept {
+  std::uint64_t x = s->word.load(std::memory_order_acquire);
+  if (bits::count(x) == 0) return false;
+  return !(x & bits::kWeakCleared) || !(entry_weak(word)->side.load(std::memory_order_acquire) & 1);
+}
+
+inline std::ptrdiff_t subobject_offset(const void* p, ObjectHeader* h) noexcept {
+  return static_cast<const char*>(p) - static_cast<const char*>(h->object());
+}
+
+// Identity hash of an object (its header address); the same for every
+// Strong<> to it, whatever the static type.
+inline std::size_t identity_hash(const ObjectHeader* h) noexcept {
+  return static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(h) >> 4);
+}
+
+// The side table of h, or null when h has no weakref at all (then no
+// container holds it).
+inline SideTable* side_if_any(const ObjectHeader* h) noexcept {
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  return (w & bits::kSide) ? side_of(w) : nullptr;
+}
+
+}  // namespace weakref::detail
