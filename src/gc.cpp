@@ -574,10 +574,10 @@ bool finalize_garbage(GcList& unreachable) {
 constexpr int kCollectorNesting = 4;
 
 void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all) {
-  struct NestingLimit {
-    int saved = wd::exchange_death_nesting_limit(kCollectorNesting);
-    ~NestingLimit() { wd::exchange_death_nesting_limit(saved); }
-  } nesting;
+  struct Scope {
+    wd::DeathScope saved = wd::open_death_scope(kCollectorNesting);
+    ~Scope() { wd::close_death_scope(saved); }
+  } scope;
   ClearVisitor v(&kClearOps);
   while (!unreachable.empty()) {
     GcHead* g = unreachable.head.next;

@@ -142,10 +142,21 @@ extern constinit thread_local Heap* tls_collecting;
 // Re-lists an object that left its heap during its death (tp_finalize).
 void track_again(ObjectHeader* h) noexcept;
 
-// How many deaths may nest on this thread before further ones are queued
-// (src/object.cpp, step 2 of a death). Returns the previous limit. The
-// collector lowers it while it breaks up garbage (src/gc.cpp, step 9).
-int exchange_death_nesting_limit(int limit) noexcept;
+// A death scope (src/object.cpp, step 2 of a death): while it is open,
+// deaths on this thread nest at most `limit` deep counted from its opening,
+// the rest are queued, and the queued ones run within the scope (by its
+// outermost death, or at the latest by close_death_scope), never after it.
+// Deaths queued before the scope opened stay queued for the death that
+// queued them. The collector opens one while it breaks up garbage
+// (src/gc.cpp, step 9): its garbage is freed before collect() returns even
+// when collect() runs inside a cascade of deaths (a callback's).
+struct DeathScope {
+  int depth;
+  int limit;
+  std::uintptr_t base;
+};
+DeathScope open_death_scope(int limit) noexcept;
+void close_death_scope(const DeathScope& saved) noexcept;
 
 template <class F>
 void for_each_heap(F&& f) {
