@@ -444,6 +444,38 @@ TEST_F(GcTest, CallbacksSeeStartAndStop) {
   EXPECT_EQ(phases.size(), 2U);
 }
 
+// Issue 13, part 3: a gc::callbacks callback that calls collect() gets 0,
+// in both phases, as CPython's does (the collection is still running). The
+// "stop" callback's nested collect() used to start a full collection,
+// whose own "stop" callback collected again, until the stack overflowed.
+TEST_F(GcTest, CollectFromGcCallbackReturnsZero) {
+  std::vector<std::string> log;
+  gc::add_callback([&](gc::Phase p, const gc::CallbackInfo&) {
+    log.push_back(std::string(gc::to_string(p)) + " " + std::to_string(gc::collect()));
+  });
+  Strong<Node> a = make<Node>();
+  a->a = a;
+  a.reset();
+  EXPECT_EQ(gc::collect(), 1U);
+  EXPECT_EQ(log, (std::vector<std::string>{"start 0", "stop 0"}));
+}
+
+// Callbacks added or removed by a callback are seen by the same run, as
+// CPython's live list is.
+TEST_F(GcTest, GcCallbacksSeeTheLiveList) {
+  std::vector<std::string> log;
+  gc::CallbackId second = 0;
+  gc::add_callback([&](gc::Phase p, const gc::CallbackInfo&) {
+    log.push_back("first " + std::string(gc::to_string(p)));
+    if (p == gc::Phase::start) gc::remove_callback(second);
+  });
+  second = gc::add_callback([&](gc::Phase p, const gc::CallbackInfo&) {
+    log.push_back("second " + std::string(gc::to_string(p)));
+  });
+  gc::collect();
+  EXPECT_EQ(log, (std::vector<std::string>{"first start", "first stop"}));
+}
+
 TEST_F(GcTest, StatsCountCollections) {
   auto before = gc::get_stats();
   Strong<Node> a = make<Node>();
