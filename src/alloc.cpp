@@ -46,6 +46,7 @@
 
 #include "weakref/detail/alloc_stats.hpp"
 
+#include "weakref/detail/fault_injection.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 
@@ -58,7 +59,55 @@
 
 namespace weakref::detail {
 
+// --- Fault injection (weakref/detail/fault_injection.hpp) --------------------
+
+namespace fault {
+
+#if defined(WEAKREF_FAULT_INJECTION)
 namespace {
+struct State {
+  std::uint64_t count = 0;
+  std::uint64_t at = 0;  // 0: disarmed
+  bool from = false;     // fail every point from `at` on
+  bool injected = false;
+};
+constinit thread_local State tls_fault;
+}  // namespace
+
+bool built_in() noexcept { return true; }
+void fail_at(std::uint64_t n) noexcept { tls_fault = {0, n, false, false}; }
+void fail_from(std::uint64_t n) noexcept { tls_fault = {0, n, true, false}; }
+void disarm() noexcept { tls_fault.at = 0; }
+std::uint64_t count() noexcept { return tls_fault.count; }
+bool injected() noexcept { return tls_fault.injected; }
+bool should_fail() noexcept {
+  State& s = tls_fault;
+  const std::uint64_t n = ++s.count;
+  if (s.at == 0 || n < s.at || (n > s.at && !s.from)) return false;
+  s.injected = true;
+  return true;
+}
+#else
+bool built_in() noexcept { return false; }
+void fail_at(std::uint64_t) noexcept {}
+void fail_from(std::uint64_t) noexcept {}
+void disarm() noexcept {}
+std::uint64_t count() noexcept { return 0; }
+bool injected() noexcept { return false; }
+bool should_fail() noexcept { return false; }
+#endif
+
+}  // namespace fault
+
+namespace {
+
+// One allocation point of the library (see fault_injection.hpp): throws
+// std::bad_alloc when the test hook says so; nothing without the hook.
+inline void fault_point() {
+#if defined(WEAKREF_FAULT_INJECTION)
+  if (fault::should_fail()) throw std::bad_alloc();
+#endif
+}
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kUsePools = false;
@@ -284,6 +333,7 @@ void* take_page_memory(Pools* pools, Chunk*& from) {
     if ((c = pools->spare_chunk)) {
       pools->spare_chunk = nullptr;
     } else {
+      fault_point();
       void* base = std::aligned_alloc(kChunkSize, kChunkSize);
       if (!base) throw std::bad_alloc();
       // No chunk with room and no spare: any chunk this thread holds is
@@ -459,6 +509,7 @@ inline void* allocate_in(std::uint32_t cls) {
 }  // namespace
 
 void* pool_allocate(std::size_t size) {
+  fault_point();
   if (!kUsePools || size > kMaxPooledSize) return ::operator new(size);
   return allocate_in(static_cast<std::uint32_t>((size + kGranule - 1) / kGranule - 1));
 }
@@ -486,6 +537,7 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
 }
 
 void* SideTable::operator new(std::size_t size) {
+  fault_point();
   if (!kUsePools) return ::operator new(size);
   return allocate_in(kSideClass);
 }
