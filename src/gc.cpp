@@ -87,6 +87,7 @@
 #include <new>
 #include <unordered_set>
 
+#include "alloc.hpp"
 #include "heap.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/gc.hpp"
@@ -837,6 +838,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     } else {
       heap->long_lived_pending = 0;
       heap->long_lived_total = static_cast<long>(n_young - found);
+      if (heap->index == wd::kOrphanHeap) wd::orphans_pending.store(0, std::memory_order_relaxed);
     }
   }
 
@@ -877,6 +879,10 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
   return found;
 }
 
+// Collections running on this thread (their callbacks' collect() and
+// automatic collections do nothing): one collection per thread at a time.
+constinit thread_local int tls_collections = 0;
+
 // The heaps one collection covers: the caller's, and the orphan heap for a
 // full collection (a fixed array: a collection allocates nothing).
 struct HeapSet {
@@ -899,8 +905,12 @@ std::size_t collect_heaps(HeapSet set, int generation) noexcept {
   if (heaps.n == 0) return 0;
   struct Release {
     HeapSet& heaps;
+    Release(HeapSet& h) noexcept : heaps(h) { ++tls_collections; }
     ~Release() {
       for (Heap* h : heaps) h->collecting.store(false, std::memory_order_release);
+      --tls_collections;
+      // Much of what a collection frees may belong to exited threads' pools.
+      wd::pool_trim_exited();
     }
   } release{heaps};
 
@@ -966,6 +976,7 @@ void collect_generations(Heap* heap) noexcept {
 
 std::size_t collect(int generation) {
   if (generation < 0 || generation > 2) throw std::invalid_argument("invalid generation");
+  if (tls_collections) return 0;
   Heap* own = wd::current_heap();
   if (own->collecting.load(std::memory_order_acquire)) return 0;
   HeapSet set;
@@ -1137,14 +1148,23 @@ namespace weakref::detail {
 void gc_on_allocate() noexcept {
   gc::Module& m = gc::module();
   if (!m.enabled.load(std::memory_order_relaxed)) return;
-  Heap* heap = current_heap();
   const long t0 = m.threshold[0].load(std::memory_order_relaxed);
-  if (t0 == 0 || heap->count[0].load(std::memory_order_relaxed) <= t0) return;
-  if (heap->collecting.load(std::memory_order_relaxed)) return;
-  try {
-    gc::collect_generations(heap);
-  } catch (...) {
-    write_unraisable(std::current_exception(), "Exception ignored in", "automatic collection");
+  if (t0 == 0) return;
+  Heap* heap = current_heap();
+  const bool own = heap->count[0].load(std::memory_order_relaxed) > t0;
+  // Exited threads' objects count towards every thread's automatic
+  // collection: whoever allocates next collects them (a full collection of
+  // the orphan heap alone), so that garbage left by short-lived threads is
+  // bounded without an explicit collect().
+  const bool orphans = orphans_pending.load(std::memory_order_relaxed) > t0;
+  if (!own && !orphans) [[likely]]
+    return;
+  if (gc::tls_collections || heap->collecting.load(std::memory_order_relaxed)) return;
+  if (own) gc::collect_generations(heap);
+  if (orphans && orphans_pending.load(std::memory_order_relaxed) > t0) {
+    gc::HeapSet set;
+    set.heaps[set.n++] = orphan_heap();
+    gc::collect_heaps(set, 2);
   }
 }
 

@@ -69,10 +69,17 @@ void merge_into_orphans(Heap* h) noexcept {
   {
     std::lock_guard<SpinLock> go(o->lock);
     std::lock_guard<SpinLock> gh(h->lock);
+    long merged = 0;
     for (GcList* list : {&h->gen[0], &h->gen[1], &h->gen[2], &h->permanent}) {
-      for (GcHead* g = list->head.next; g != &list->head; g = g->next)
+      for (GcHead* g = list->head.next; g != &list->head; g = g->next, ++merged)
         set_heap_index(ObjectHeader::from_gc(g), kOrphanHeap);
     }
+    // Counted towards the orphan heap's full-collection heuristic (CPython's
+    // long_lived_pending), which automatic collections on every thread
+    // consult (orphans_pending).
+    o->long_lived_pending += merged;
+    orphans_pending.store(o->long_lived_pending - o->long_lived_total / 4,
+                          std::memory_order_relaxed);
     for (int i = 0; i < kGenerations; ++i) h->gen[i].merge_into(o->gen[kGenerations - 1]);
     h->permanent.merge_into(o->permanent);
     for (auto& c : h->count) c.store(0, std::memory_order_relaxed);
@@ -93,6 +100,7 @@ void merge_into_orphans(Heap* h) noexcept {
 }  // namespace
 
 constinit thread_local std::uint32_t tls_heap_index = kNoHeap;
+constinit std::atomic<long> orphans_pending{0};
 
 Heap* orphan_heap() noexcept {
   static Heap* h = make_orphan_heap();

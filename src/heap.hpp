@@ -5,8 +5,10 @@
 // the object's count word, bits 16..31). gc::collect() collects the calling
 // thread's heap; references from anywhere else count as outside references.
 // When a thread exits, its heap's objects move to the orphan heap (index
-// kOrphanHeap), which full collections on any thread also collect. Index 0
-// (kNoHeap) means "not in any heap" (untraced objects).
+// kOrphanHeap), which full collections on any thread also collect, and
+// which any thread's automatic collection check collects on its own once it
+// has received enough (orphans_pending). Index 0 (kNoHeap) means "not in
+// any heap" (untraced objects).
 //
 // Locking
 //  * Heap::lock guards the generation lists, the permanent list, the counts
@@ -120,6 +122,12 @@ struct Heap {
 Heap* current_heap() noexcept;
 Heap* orphan_heap() noexcept;
 Heap* heap_at(std::uint32_t index) noexcept;
+// Objects the orphan heap received from exited threads since its last full
+// collection, beyond a quarter of those that survived it (CPython's rule for
+// full collections: long_lived_pending against long_lived_total / 4). Read
+// by every automatic collection check (gc_on_allocate), written under the
+// orphan heap's lock.
+extern std::atomic<long> orphans_pending;
 // Calls f(Heap&) for every heap that exists now.
 template <class F>
 void for_each_heap(F&& f);
