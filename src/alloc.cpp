@@ -226,7 +226,7 @@ std::atomic<bool> g_trim_pending{false};
 // --- Pools per thread -------------------------------------------------------
 
 struct PoolRegistry {
-  std::mutex mu;
+  Mutex mu;
   Pools* free = nullptr;
 };
 PoolRegistry& registry() {
@@ -240,7 +240,7 @@ void trim_ownerless_locked(PoolRegistry& r) noexcept;
 Pools* take_pools() {
   PoolRegistry& r = registry();
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     if (g_trim_pending.load(std::memory_order_relaxed)) trim_ownerless_locked(r);
     if (Pools* p = r.free) {
       r.free = p->next_free;
@@ -262,7 +262,7 @@ void give_back_pools(Pools* p) noexcept {
   p->ownerless.store(true, std::memory_order_seq_cst);
   trim(p);
   PoolRegistry& r = registry();
-  std::lock_guard<std::mutex> g(r.mu);
+  std::lock_guard<Mutex> g(r.mu);
   p->next_free = r.free;
   r.free = p;
   if (g_trim_pending.load(std::memory_order_relaxed)) trim_ownerless_locked(r);
@@ -585,7 +585,7 @@ std::size_t pool_system_bytes() noexcept {
 void pool_trim_exited() noexcept {
   if (!g_trim_pending.load(std::memory_order_relaxed)) return;
   PoolRegistry& r = registry();
-  std::unique_lock<std::mutex> g(r.mu, std::try_to_lock);
+  std::unique_lock<Mutex> g(r.mu, std::try_to_lock);
   if (g.owns_lock()) trim_ownerless_locked(r);
 }
 

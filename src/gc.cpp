@@ -115,7 +115,7 @@ struct Module {
   std::atomic<long> threshold[3] = {700, 10, 10};
   std::atomic<int> debug{0};
   std::atomic<std::uint64_t> stats[3][3] = {};  // [gen][collections, collected, uncollectable]
-  std::mutex mu;                                // garbage and callbacks
+  wd::Mutex mu;                                 // garbage and callbacks
   std::vector<Strong<void>> garbage;
   std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> callbacks;
   CallbackId next_callback = 1;
@@ -563,7 +563,7 @@ void run_callbacks(Phase phase, const CallbackInfo& info) noexcept {
   for (std::size_t i = 0;; ++i) {
     std::shared_ptr<const Callback> cb;
     {
-      std::lock_guard<std::mutex> g(module().mu);
+      std::lock_guard<wd::Mutex> g(module().mu);
       if (i >= module().callbacks.size()) return;
       cb = module().callbacks[i].second;
     }
@@ -681,8 +681,8 @@ void find_garbage_weakrefs_windowed(GcList& unreachable, bool all, CallbackBatch
   constexpr std::size_t kWindow = 8192;
   static std::uintptr_t keys[kWindow];
   static std::uint32_t counts[kWindow];
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lk(mu);
+  static wd::Mutex mu;
+  std::lock_guard<wd::Mutex> lk(mu);
   for (std::size_t skip = 0;; skip += kWindow) {
     WeakListVisitor window(&kWeakListOps);
     window.out = keys;
@@ -716,17 +716,22 @@ void find_garbage_weakrefs_windowed(GcList& unreachable, bool all, CallbackBatch
 }
 
 // Step 7, in one pass over the garbage: clear every weakref to it
-// (gathering the callbacks) and unfreeze it. Then the weakrefs that are
-// garbage themselves are cleared and their callbacks dropped (see above),
-// and the other callbacks run. Allocates nothing it cannot do without.
-void handle_weakrefs(GcList& unreachable, bool weak_members, bool all) noexcept {
-  CallbackBatch batch;
+// (gathering the callbacks) and unfreeze it. Inside the fork gate (the
+// caller's).
+void clear_weakrefs_and_unfreeze(GcList& unreachable, CallbackBatch& batch) noexcept {
   for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
     ObjectHeader* h = header_of(g);
     std::uint64_t w = h->word.load(std::memory_order_acquire);
     if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch);
     unfreeze_object(h);
   }
+}
+
+// Step 7, then: the weakrefs that are garbage themselves are cleared and
+// their callbacks dropped (see above), and the other callbacks run.
+// Allocates nothing it cannot do without.
+void handle_garbage_weakrefs_and_callbacks(GcList& unreachable, CallbackBatch& batch,
+                                           bool weak_members, bool all) noexcept {
   if (weak_members && !find_garbage_weakrefs_listed(unreachable, all, batch))
     find_garbage_weakrefs_windowed(unreachable, all, batch);
   // The list may change under the callbacks (objects dying): it is not
@@ -744,7 +749,10 @@ bool finalize_garbage(GcList& unreachable, std::size_t n) {
   bool any = false;
   for (; n > 0 && !unreachable.empty(); --n) {
     GcHead* g = unreachable.head.next;
-    GcList::move(g, unreachable);
+    {
+      wd::GateHold hold;  // a fork child may walk this list (fork.cpp)
+      GcList::move(g, unreachable);
+    }
     ObjectHeader* h = header_of(g);
     if (!h->type->finalize) continue;
     auto& word = active_word(h);
@@ -780,7 +788,7 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
     if (save_all) {
       wd::incref(h);
       try {
-        std::lock_guard<std::mutex> lk(module().mu);
+        std::lock_guard<wd::Mutex> lk(module().mu);
         module().garbage.push_back(wd::StrongAccess::adopt(h->object(), h));
       } catch (...) {
         // Not saved: the adopted reference went with the exception, and the
@@ -812,34 +820,48 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
   std::size_t found = 0;
   GarbageFacts facts;
   GcList* old;
+  // Step 7 (nothing to do without weakrefs, weak members or finalizers
+  // when nothing was frozen).
+  bool step7;
+  CallbackBatch batch;
   {
-    std::lock_guard<SpinLock> lk(heap->lock);
-    // Generation counts, as CPython.
-    if (generation + 1 < wd::kGenerations)
-      heap->count[generation + 1].fetch_add(1, std::memory_order_relaxed);
-    for (int i = 0; i <= generation; ++i) heap->count[i].store(0, std::memory_order_relaxed);
+    // From the scan until the garbage is unfrozen (step 7), inside the fork
+    // gate: a fork child never finds objects frozen by a thread it does not
+    // have (fork.cpp).
+    wd::GateHold hold;
+    {
+      std::lock_guard<SpinLock> lk(heap->lock);
+      // Generation counts, as CPython.
+      if (generation + 1 < wd::kGenerations)
+        heap->count[generation + 1].fetch_add(1, std::memory_order_relaxed);
+      for (int i = 0; i <= generation; ++i) heap->count[i].store(0, std::memory_order_relaxed);
 
-    // Step 1.
-    for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
-    GcList& young = heap->gen[generation];
-    old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
-    // Steps 2-4.
-    std::size_t n_young = update_refs(young);
-    subtract_refs(young, heap);
-    found = move_unreachable(young, unreachable, heap);
-    facts = scan_unreachable(unreachable);
-    // Step 5.
-    if (facts.verify) found = verify_unreachable(unreachable, young, heap);
-    // Step 6.
-    if (old != &young) {
-      if (generation == wd::kGenerations - 2)
-        heap->long_lived_pending += static_cast<long>(n_young - found);
-      young.merge_into(*old);
-    } else {
-      heap->long_lived_pending = 0;
-      heap->long_lived_total = static_cast<long>(n_young - found);
-      if (heap->index == wd::kOrphanHeap) wd::orphans_pending.store(0, std::memory_order_relaxed);
+      // Step 1.
+      for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
+      GcList& young = heap->gen[generation];
+      old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
+      // Steps 2-4.
+      std::size_t n_young = update_refs(young);
+      subtract_refs(young, heap);
+      found = move_unreachable(young, unreachable, heap);
+      facts = scan_unreachable(unreachable);
+      // Step 5.
+      if (facts.verify) found = verify_unreachable(unreachable, young, heap);
+      // Step 6.
+      if (old != &young) {
+        if (generation == wd::kGenerations - 2)
+          heap->long_lived_pending += static_cast<long>(n_young - found);
+        young.merge_into(*old);
+      } else {
+        heap->long_lived_pending = 0;
+        heap->long_lived_total = static_cast<long>(n_young - found);
+        if (heap->index == wd::kOrphanHeap)
+          wd::orphans_pending.store(0, std::memory_order_relaxed);
+      }
+      heap->in_collection = &unreachable;
     }
+    step7 = facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers;
+    if (step7) clear_weakrefs_and_unfreeze(unreachable, batch);
   }
 
   if (debug & DEBUG_COLLECTABLE)
@@ -851,31 +873,37 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     explicit Collecting(Heap* h) { wd::tls_collecting = h; }
     ~Collecting() { wd::tls_collecting = saved; }
   } collecting_here(heap);
-  // Step 7 (nothing to do without weakrefs, weak members or finalizers
-  // when nothing was frozen).
-  if (facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers)
-    handle_weakrefs(unreachable, facts.weak_members, false);
+  if (step7) handle_garbage_weakrefs_and_callbacks(unreachable, batch, facts.weak_members, false);
   // Step 8.
   if (facts.finalizers && finalize_garbage(unreachable, found)) {
     // Step 8: finalizers may have resurrected objects.
-    GcList resurrected;
+    CallbackBatch more;
     {
-      std::lock_guard<SpinLock> lk(heap->lock);
-      // As CPython, resurrected objects are not counted as found.
-      found = verify_unreachable(unreachable, resurrected, heap);
-      for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
-        clear_collecting(g);
-        unmark(header_of(g));
+      wd::GateHold hold;  // (frozen again until unfrozen below)
+      GcList resurrected;
+      {
+        std::lock_guard<SpinLock> lk(heap->lock);
+        // As CPython, resurrected objects are not counted as found.
+        found = verify_unreachable(unreachable, resurrected, heap);
+        for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
+          clear_collecting(g);
+          unmark(header_of(g));
+        }
+        resurrected.merge_into(*old);
       }
-      resurrected.merge_into(*old);
+      // Weakrefs made to the garbage by the finalizers, and weak handles they
+      // stored in it: cleared now, with their callbacks, before anything is
+      // broken up.
+      clear_weakrefs_and_unfreeze(unreachable, more);
     }
-    // Weakrefs made to the garbage by the finalizers, and weak handles they
-    // stored in it: cleared now, with their callbacks, before anything is
-    // broken up.
-    handle_weakrefs(unreachable, true, true);
+    handle_garbage_weakrefs_and_callbacks(unreachable, more, true, true);
   }
   // Step 9.
   delete_garbage(unreachable, *old, heap, debug & DEBUG_SAVEALL);
+  {
+    std::lock_guard<SpinLock> lk(heap->lock);
+    heap->in_collection = nullptr;
+  }
   return found;
 }
 
@@ -905,9 +933,15 @@ std::size_t collect_heaps(HeapSet set, int generation) noexcept {
   if (heaps.n == 0) return 0;
   struct Release {
     HeapSet& heaps;
-    Release(HeapSet& h) noexcept : heaps(h) { ++tls_collections; }
+    Release(HeapSet& h) noexcept : heaps(h) {
+      ++tls_collections;
+      for (Heap* heap : heaps) heap->collector = wd::current_collector_token();
+    }
     ~Release() {
-      for (Heap* h : heaps) h->collecting.store(false, std::memory_order_release);
+      for (Heap* h : heaps) {
+        h->collector = nullptr;
+        h->collecting.store(false, std::memory_order_release);
+      }
       --tls_collections;
       // Much of what a collection frees may belong to exited threads' pools.
       wd::pool_trim_exited();
@@ -1097,13 +1131,13 @@ std::size_t get_freeze_count() noexcept {
 }
 
 std::vector<Strong<void>> garbage() {
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   return module().garbage;
 }
 void clear_garbage() {
   std::vector<Strong<void>> old;
   {
-    std::lock_guard<std::mutex> g(module().mu);
+    std::lock_guard<wd::Mutex> g(module().mu);
     old.swap(module().garbage);
   }
 }
@@ -1112,14 +1146,14 @@ std::string_view to_string(Phase p) noexcept { return p == Phase::start ? "start
 
 CallbackId add_callback(Callback cb) {
   auto p = std::make_shared<const Callback>(std::move(cb));
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   CallbackId id = module().next_callback++;
   module().callbacks.emplace_back(id, std::move(p));
   return id;
 }
 bool remove_callback(CallbackId id) {
   std::shared_ptr<const Callback> old;
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   auto& v = module().callbacks;
   auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == id; });
   if (it == v.end()) return false;
@@ -1129,7 +1163,7 @@ bool remove_callback(CallbackId id) {
 }
 void clear_callbacks() {
   std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> old;
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   old.swap(module().callbacks);
 }
 

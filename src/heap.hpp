@@ -115,7 +115,37 @@ struct Heap {
   long long_lived_pending = 0;
   std::atomic<bool> collecting{false};
   std::uint16_t index = 0;
+  // For a fork child (src/fork.cpp): the thread collecting this heap (the
+  // address of a thread_local of its, set with `collecting`), and the
+  // private garbage list of its steps 7-9 (set and cleared under `lock`;
+  // changed only inside the fork gate).
+  const void* collector = nullptr;
+  GcList* in_collection = nullptr;
 };
+
+// Inside the fork gate (weakref/detail/config.hpp) for as long as it lives,
+// when the process has threads: a fork waits until it is gone.
+class GateHold {
+ public:
+  GateHold() noexcept : on_(!single_threaded()) {
+    if (on_) gate_enter();
+  }
+  ~GateHold() {
+    if (on_) gate_leave();
+  }
+  GateHold(const GateHold&) = delete;
+  GateHold& operator=(const GateHold&) = delete;
+
+ private:
+  bool on_;
+};
+
+// In a fork child: the collections that threads which do not exist in the
+// child had in progress are abandoned, their garbage given back to its heap
+// (src/fork.cpp).
+void heaps_after_fork_in_child() noexcept;
+// What identifies the calling thread in Heap::collector.
+const void* current_collector_token() noexcept;
 
 // The calling thread's heap (made on first use; the orphan heap once the
 // thread's heap is gone at thread exit).

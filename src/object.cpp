@@ -342,10 +342,10 @@ void close_death_scope(const DeathScope& saved) noexcept {
 // Names and text
 
 const char* type_name(const std::type_info& t) noexcept {
-  static std::mutex mu;
+  static Mutex mu;
   static auto* names = new std::unordered_map<const std::type_info*, std::string>;
   try {
-    std::lock_guard<std::mutex> g(mu);
+    std::lock_guard<Mutex> g(mu);
     auto it = names->find(&t);
     if (it != names->end()) return it->second.c_str();
     std::string name = t.name();

@@ -25,7 +25,7 @@ namespace weakref {
 namespace {
 
 struct HookState {
-  std::mutex mu;
+  detail::Mutex mu;
   std::shared_ptr<const UnraisableHook> hook;
 };
 HookState& state() {
@@ -37,13 +37,13 @@ HookState& state() {
 
 UnraisableHook set_unraisable_hook(UnraisableHook hook) {
   auto next = hook ? std::make_shared<const UnraisableHook>(std::move(hook)) : nullptr;
-  std::lock_guard<std::mutex> g(state().mu);
+  std::lock_guard<detail::Mutex> g(state().mu);
   std::shared_ptr<const UnraisableHook> old = std::exchange(state().hook, std::move(next));
   return old ? *old : UnraisableHook{};
 }
 
 UnraisableHook get_unraisable_hook() {
-  std::lock_guard<std::mutex> g(state().mu);
+  std::lock_guard<detail::Mutex> g(state().mu);
   return state().hook ? *state().hook : UnraisableHook{};
 }
 
@@ -90,7 +90,7 @@ void write_exception(std::FILE* f, std::exception_ptr e) noexcept {
 
 // The hook in force (null: the default), copied under the lock.
 std::shared_ptr<const UnraisableHook> current_hook() noexcept {
-  std::lock_guard<std::mutex> g(state().mu);
+  std::lock_guard<detail::Mutex> g(state().mu);
   return state().hook;
 }
 
