@@ -75,6 +75,8 @@ namespace {
 // arrays: recording never allocates, so it never moves a failure point.
 constexpr int kIds = 512;
 struct Ledger {
+  int created[kIds];
+  int registered[kIds];  // finalize objects whose constructor returned
   int destroyed[kIds];
   int finalized[kIds];   // tp_finalize
   int callbacks[kIds];   // weakref callbacks
@@ -89,7 +91,7 @@ struct FNode {
   ref<FNode> weak;     // a weak member
   ref<FNode> weak_cb;  // a weak member with a callback
   WeakKeyDictionary<FNode, int> seen;
-  explicit FNode(int i) : id(i) {}
+  explicit FNode(int i) : id(i) { ++g.created[id]; }
   FNode(const FNode&) = delete;
   FNode& operator=(const FNode&) = delete;
   ~FNode() { ++g.destroyed[id]; }
@@ -145,6 +147,7 @@ struct World {
       refs.emplace_back(n, count_callback(100 + n->id));
       const int id = n->id;
       fins.emplace_back(n, [id] { ++g.finalizers[id]; });
+      ++g.registered[id];
     }
   }
 };
@@ -276,6 +279,46 @@ TEST_F(FaultsTest, AutomaticCollectionNeedsNoMemory) {
     expect_ledger(n);
     EXPECT_EQ(g.destroyed[40], made ? 1 : 0) << "failure point " << n;
     if (!injected || HasFailure()) break;
+  }
+}
+
+// The whole scenario under allocation failure: building it (make, weakrefs,
+// vectors, container insertions, finalize registrations), collecting and
+// tearing it down, allocation point N failing (and every one from N on).
+// Whatever throws std::bad_alloc, nothing is lost or doubled: every object
+// made is destroyed once, every registered finalizer runs once, no
+// callback runs twice.
+TEST_F(FaultsTest, WholeScenarioUnderAllocationFailure) {
+  for (bool exhausted : {false, true}) {
+    std::uint64_t n = 1;
+    for (; n < kMaxPoints; ++n) {
+      g = {};
+      bool injected;
+      {
+        if (exhausted)
+          fault::fail_from(n);
+        else
+          fault::fail_at(n);
+        try {
+          World w;
+          gc::collect();
+        } catch (const std::bad_alloc&) {
+        }
+        injected = fault::injected();
+        fault::disarm();
+      }
+      gc::collect();
+      for (int id = 0; id < kIds; ++id) {
+        ASSERT_EQ(g.destroyed[id], g.created[id]) << "object " << id << ", point " << n;
+        ASSERT_EQ(g.finalized[id], g.created[id]) << "tp_finalize " << id << ", point " << n;
+        ASSERT_EQ(g.finalizers[id], g.registered[id]) << "finalizer " << id << ", point " << n;
+        ASSERT_LE(g.callbacks[id], 1) << "callback " << id << ", point " << n;
+      }
+      if (!injected) break;
+    }
+    std::printf("whole scenario, %s: %llu failure points\n",
+                exhausted ? "exhausted from N" : "N-th fails",
+                static_cast<unsigned long long>(n - 1));
   }
 }
 
@@ -449,6 +492,65 @@ struct Chain {
   for (std::size_t i = 0; i < bytes; i += 4096) p[i] = 0;
 }
 
+// Caps the address space at what is mapped now (plus a little), then takes
+// whatever malloc still has: from here on, no allocation succeeds. False
+// when that could not be arranged.
+bool exhaust_memory() {
+  touch_stack(1 << 20);
+  long pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  if (pages == 0) return false;
+  const rlimit cap{static_cast<rlim_t>(pages) * 4096 + (1 << 20),
+                   static_cast<rlim_t>(pages) * 4096 + (1 << 20)};
+  if (setrlimit(RLIMIT_AS, &cap) != 0) return false;
+  for (std::size_t size = 1 << 20; size >= 16;)
+    if (!std::malloc(size)) size /= 2;
+  return std::malloc(16) == nullptr;
+}
+
+// Runs `body` in a child process and expects it to exit with 0.
+template <class F>
+void in_child(F body) {
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(body());
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal "
+                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// A full collection with the address space exhausted: the same World as
+// the sweeps above, every allocation failing for real. It used to end in
+// std::terminate.
+TEST(FaultsRlimitTest, CollectingNeedsNoMemory) {
+  if (kSanitizer) GTEST_SKIP() << "sanitizers reserve more address space than any limit allows";
+  in_child([] {
+    gc::disable();
+    set_unraisable_hook([](const UnraisableInfo&) { ++g.callbacks[400]; });
+    g = {};
+    World w;
+    if (!exhaust_memory()) return 10;
+    std::size_t found = 0;
+    try {
+      found = gc::collect();
+    } catch (...) {
+      return 11;
+    }
+    if (found != World::kGarbage) return 12;
+    for (int id : World::kGarbageIds)
+      if (g.destroyed[id] != 1 || g.finalized[id] != 1 || g.callbacks[200 + id] != 0) return 13;
+    for (int id : {10, 15, 20, 30})
+      if (g.callbacks[100 + id] != 1 || g.finalizers[id] != 1) return 14;
+    if (g.callbacks[111] != 1 || g.callbacks[112] + g.callbacks[400] != 1) return 15;
+    return 0;
+  });
+}
+
 // Releasing a large graph with the address space exhausted (no malloc, no
 // mmap succeeds) never nests deaths past the limit. The graph: a chain 50
 // long whose last link holds 40 more, the 33rd of them the head of a chain
@@ -458,9 +560,7 @@ struct Chain {
 // Runs in a child process (the parent's address space stays as it is).
 TEST(FaultsRlimitTest, ReleasingAGraphNeedsNoMemory) {
   if (kSanitizer) GTEST_SKIP() << "sanitizers reserve more address space than any limit allows";
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  in_child([] {
     Strong<Chain> head = make<Chain>();
     Chain* last = head.get();
     for (int i = 1; i < 50; ++i) {
@@ -473,29 +573,10 @@ TEST(FaultsRlimitTest, ReleasingAGraphNeedsNoMemory) {
       tail->next = make<Chain>();
       tail = tail->next.get();
     }
-    touch_stack(1 << 20);
-    // Cap the address space at what is mapped now, then take whatever
-    // malloc still has.
-    long pages = 0;
-    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-      if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
-      std::fclose(f);
-    }
-    if (pages == 0) _exit(3);
-    const rlimit cap{static_cast<rlim_t>(pages) * 4096 + (1 << 20),
-                     static_cast<rlim_t>(pages) * 4096 + (1 << 20)};
-    if (setrlimit(RLIMIT_AS, &cap) != 0) _exit(4);
-    for (std::size_t size = 1 << 20; size >= 16;)
-      if (!std::malloc(size)) size /= 2;
-    if (std::malloc(16)) _exit(5);  // still memory: the test proves nothing
+    if (!exhaust_memory()) return 10;
     head.reset();
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal "
-                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    return 0;
+  });
 }
 
 }  // namespace

@@ -23,15 +23,23 @@ namespace weakref::testing {
 namespace {
 
 #if defined(__SANITIZE_THREAD__)
-constexpr bool kTsan = true;
+constexpr const char* kNoFork = "ThreadSanitizer does not support fork() with threads running";
+#elif defined(__SANITIZE_ADDRESS__)
+constexpr const char* kNoFork =
+    "AddressSanitizer's allocator is not fork-safe (a child hangs in operator new on a lock "
+    "another thread held)";
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-constexpr bool kTsan = true;
+constexpr const char* kNoFork = "ThreadSanitizer does not support fork() with threads running";
+#elif __has_feature(address_sanitizer)
+constexpr const char* kNoFork =
+    "AddressSanitizer's allocator is not fork-safe (a child hangs in operator new on a lock "
+    "another thread held)";
 #else
-constexpr bool kTsan = false;
+constexpr const char* kNoFork = nullptr;
 #endif
 #else
-constexpr bool kTsan = false;
+constexpr const char* kNoFork = nullptr;
 #endif
 
 // What a child does: every kind of library operation, checked. Returns the
@@ -91,7 +99,7 @@ bool wait_for(pid_t pid, int& status, std::chrono::seconds deadline) {
 }
 
 TEST(ForkTest, ChildUsesTheLibraryWhileOtherThreadsHeldItsLocks) {
-  if (kTsan) GTEST_SKIP() << "ThreadSanitizer does not support fork() with threads running";
+  if (kNoFork) GTEST_SKIP() << kNoFork;
   std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
   // Side-table locks, deaths with callbacks, weak containers.

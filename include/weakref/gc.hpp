@@ -289,8 +289,10 @@ inline constexpr int DEBUG_LEAK = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBU
 // heap (generation 2 also collects the heap of exited threads). Returns the
 // number of unreachable objects found. Throws std::invalid_argument
 // ("invalid generation") unless 0 <= generation <= 2. Returns 0 at once when
-// a collection of this heap is already running (e.g. called from a
-// callback).
+// a collection of this heap, or any collection on this thread, is already
+// running (called from a weakref callback, a finalizer or a gc.callbacks
+// callback of one). Never fails for lack of memory (docs/design.md,
+// "Guarantees under attack").
 WEAKREF_API std::size_t collect(int generation = 2);
 
 // Automatic collection (on by default, process-wide).
