@@ -31,7 +31,9 @@
 // entering thread saw the gate closed or its count is visible to the fork.
 // Without membarrier (other systems, old kernels, sandboxes, valgrind),
 // fork_gate carries kGateFenced from start-up and every outermost enter
-// takes the slow path, which fences.
+// takes the slow path, which stores its count again sequentially
+// consistent before it reads the gate (the fork side's store and loads
+// are too: the total order then does what the fences would).
 //
 // Cost: an outermost lock on a thread adds a thread-local load, two plain
 // stores and a load of fork_gate (shared, read-mostly); a single-threaded
@@ -104,15 +106,15 @@ Barrier choose_barrier() noexcept {
   return Barrier::none;
 }
 
-// A full fence on every thread of the process; false if it failed.
-bool fence_all_threads() noexcept {
+// A full fence on every thread of the process (the expedited command, or
+// the global one, slower, should it fail; it worked at start-up).
+void fence_all_threads() noexcept {
 #ifdef WEAKREF_HAVE_MEMBARRIER
   if (g_barrier == Barrier::private_expedited &&
       membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
-    return true;
-  if (g_barrier != Barrier::none && membarrier(MEMBARRIER_CMD_GLOBAL) == 0) return true;
+    return;
+  if (g_barrier != Barrier::none) membarrier(MEMBARRIER_CMD_GLOBAL);
 #endif
-  return false;
 }
 
 struct RecordOwner {
@@ -157,16 +159,20 @@ void wait_until_open() noexcept {
   while (fork_gate.load(std::memory_order_acquire) & kGateClosed) spin_pause(spins);
 }
 
+// Closing the gate and reading the counts are sequentially consistent:
+// against an entering thread that fences (kGateFenced: its count is stored
+// seq_cst before its seq_cst load of the gate) the total order alone makes
+// one of the two see the other; against the others, membarrier does.
 void prepare() noexcept {
   fork_gate.fetch_or(kGateClosed, std::memory_order_seq_cst);
-  if (!fence_all_threads()) std::atomic_thread_fence(std::memory_order_seq_cst);
+  fence_all_threads();
   ForkGateRecord* own = tls_fork_record;
   unsigned spins = 0;
-  for (ForkGateRecord* r = g_records.load(std::memory_order_acquire); r; r = r->next) {
+  for (ForkGateRecord* r = g_records.load(std::memory_order_seq_cst); r; r = r->next) {
     if (r == own) continue;
-    while (r->held.load(std::memory_order_acquire) != 0) spin_pause(spins);
+    while (r->held.load(std::memory_order_seq_cst) != 0) spin_pause(spins);
   }
-  while (g_heavy.load(std::memory_order_acquire) != tls_heavy) spin_pause(spins);
+  while (g_heavy.load(std::memory_order_seq_cst) != tls_heavy) spin_pause(spins);
 }
 
 void parent() noexcept { fork_gate.fetch_and(~kGateClosed, std::memory_order_release); }
@@ -221,8 +227,10 @@ void gate_enter_slow(ForkGateRecord* r, std::uint32_t held_before) noexcept {
     if (held_before != 0) return;
   }
   for (;;) {
+    // Without membarrier, the count is stored again, sequentially
+    // consistent, before the gate is read the same way (see prepare()).
     if (fork_gate.load(std::memory_order_relaxed) & kGateFenced)
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      r->held.store(held_before + 1, std::memory_order_seq_cst);
     if (!(fork_gate.load(std::memory_order_seq_cst) & kGateClosed)) return;
     r->held.store(held_before, std::memory_order_release);  // back off
     wait_until_open();

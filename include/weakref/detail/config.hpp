@@ -112,7 +112,7 @@ inline bool rmw_compare_exchange(std::atomic<T>& a, T& expected, T desired,
 // outermost enter of a thread checks the gate, after its count is visible
 // to the forking thread (a compiler fence here; the forking thread makes
 // the other side of it with membarrier(), or, where the system has none,
-// every outermost enter takes a full fence).
+// every outermost enter stores its count sequentially consistent).
 struct ForkGateRecord {
   std::atomic<std::uint32_t> held{0};  // written by its thread only
   std::atomic<bool> in_use{false};
