@@ -206,7 +206,8 @@ struct DeathQueue {
   Entry top = 0;          // last queued (0: none)
   Entry base = 0;         // top when the current scope opened: not ours
 
-  void push(ObjectHeader* h) noexcept {
+  // Out of line: die() stays small enough to need few registers.
+  [[gnu::noinline]] void push(ObjectHeader* h) noexcept {
     Entry e;
     if (h->traced()) {
       h->gc()->next = reinterpret_cast<GcHead*>(top);
