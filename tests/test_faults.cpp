@@ -506,9 +506,15 @@ bool exhaust_memory() {
   const rlimit cap{static_cast<rlim_t>(pages) * 4096 + (1 << 20),
                    static_cast<rlim_t>(pages) * 4096 + (1 << 20)};
   if (setrlimit(RLIMIT_AS, &cap) != 0) return false;
-  for (std::size_t size = 1 << 20; size >= 16;)
-    if (!std::malloc(size)) size /= 2;
-  return std::malloc(16) == nullptr;
+  // (Through a volatile pointer: an optimizer may drop a malloc whose
+  // result is unused, and assume it succeeded.)
+  void* volatile last = nullptr;
+  for (std::size_t size = 1 << 20; size >= 16;) {
+    last = std::malloc(size);
+    if (!last) size /= 2;
+  }
+  last = std::malloc(16);
+  return last == nullptr;
 }
 
 // Runs `body` in a child process and expects it to exit with 0.

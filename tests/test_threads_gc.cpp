@@ -61,7 +61,10 @@ TEST_F(ThreadsGcTest, WeakLockAndWalkDuringCollection) {
   });
 
   std::size_t collected = 0;
-  for (int round = 0; round < 3000; ++round) {
+  // At least 3000 rounds, and as many more as it takes the other thread to
+  // have tried 100 locks meanwhile (in a fast build the rounds could all be
+  // over before it is scheduled at all).
+  for (int round = 0; round < 3000 || seen_alive.load() + seen_dead.load() < 100; ++round) {
     Strong<Node> x = make<Node>("x"), y = make<Node>("y");
     x->a = y;
     y->a = x;
