@@ -280,12 +280,19 @@ struct PoolsOwner {
 };
 thread_local PoolsOwner tls_pools_owner;
 
-Pools* my_pools() {
-  if (Pools* p = tls_pools) return p;
+// A thread's first allocation: out of line, so that the allocation fast
+// path stays small enough to need few registers.
+[[gnu::noinline]] Pools* first_pools() {
   Pools* p = take_pools();
   tls_pools = p;
   (void)&tls_pools_owner;  // registers the thread-exit hand-back
   return p;
+}
+
+Pools* my_pools() {
+  if (Pools* p = tls_pools) [[likely]]
+    return p;
+  return first_pools();
 }
 
 // --- Pages ------------------------------------------------------------------
@@ -492,7 +499,7 @@ void* pop_block(Page* pg) noexcept {
   return b;
 }
 
-void* allocate_slow(Pools* pools, std::uint32_t cls) {
+[[gnu::noinline]] void* allocate_slow(Pools* pools, std::uint32_t cls) {
   ClassPool& cp = pools->cls[cls];
   // Remote blocks are only ever collected through remote_pages, so that a
   // page is on that stack exactly while its `remote` list is non-empty.
