@@ -34,12 +34,14 @@
 //  6. Survivors move to generation g+1 (or stay in 2). The heap lock, held
 //     since step 1, is released: from here on the unreachable list is private
 //     to this thread (nobody else can reach its objects).
-//  7. handle_weakrefs: every weakref to an unreachable object is cleared,
-//     the callbacks of those still held are gathered across all the garbage,
-//     and the objects are unfrozen (epoch bumped). Weakrefs that are
-//     themselves garbage (every handle to them sits in a traced member of an
+//  7. clear_weakrefs_and_unfreeze: every weakref to an unreachable object is
+//     cleared, the callbacks of those still held are gathered across all the
+//     garbage, and the objects are unfrozen (epoch bumped); steps 1 to this
+//     one run inside the fork gate (src/fork.cpp). Then
+//     handle_garbage_weakrefs_and_callbacks: weakrefs that are themselves
+//     garbage (every handle to them sits in a traced member of an
 //     unreachable object) are cleared too and their callbacks dropped
-//     (bpo-38006: they could see torn-down objects). Then the callbacks run.
+//     (bpo-38006: they could see torn-down objects), and the callbacks run.
 //  8. finalize_garbage: tp_finalize of each unreachable object, once (PEP
 //     442). If any ran, objects may have been resurrected: step 5 runs again
 //     on the unreachable set, and the resurrected move to the old

@@ -19,6 +19,10 @@
 //    lock is never held while taking a side-table lock, except by the
 //    collector's freeze step, which takes side locks under its own heap lock
 //    (side locks are leaves).
+//  * Every lock here is taken inside the fork gate (detail/config.hpp,
+//    src/fork.cpp), like every library lock; so is every change a
+//    collection makes to its private garbage list (Heap::in_collection),
+//    which a fork child may walk.
 //  * An object's heap index changes only when its heap is merged into the
 //    orphan heap, under both heap locks; untrack re-reads the index after
 //    locking and retries if it moved.
