@@ -15,8 +15,18 @@
 //    (8, 16, 24, ..., 512 bytes). Its header is at its start, so the page of a
 //    block is found by masking the block's address.
 //  * A Pools object owns pages; each thread uses one Pools (tls_pools). When
-//    a thread exits, its Pools goes to a free stack and the next new thread
-//    takes it over with all its pages (so nothing has to be "abandoned").
+//    a thread exits, its Pools gives back every empty page and its spare
+//    chunk (trim), is marked `ownerless` and goes to a free stack; the next
+//    new thread takes it over with the pages that still have blocks out (so
+//    nothing has to be "abandoned"). Blocks that other threads free into an
+//    ownerless Pools go to its pages' remote lists as usual, and the free
+//    sets g_trim_pending; the pending blocks are then collected and the
+//    pages and chunks they empty given back by the next thread start or
+//    exit, or collection (pool_trim_exited), under the registry lock, which
+//    makes its holder the owner of every Pools on the free stack. So a
+//    program whose threads come and go keeps no more memory than its live
+//    blocks need (issue 13: 4,000 short-lived threads used to leave 130 MB
+//    behind).
 //  * allocate: from the current page of the size class: its local free list,
 //    else its untouched tail, else another page with free blocks, else a
 //    page that other threads freed blocks into, else a new page.
@@ -30,7 +40,8 @@
 //
 // Ownership and synchronization
 //  * Page::local, bump, used and the available list links belong to the
-//    owning Pools, i.e. to the one thread using it at a time. Pages are
+//    owning Pools, i.e. to the one thread using it at a time (or, while it
+//    is on the free stack, to the holder of the registry lock). Pages are
 //    never transferred: Pools are (at thread exit / thread start, through a
 //    mutex, which orders the two threads).
 //  * Page::remote: many pushers, one taker (the owner, by exchange). A page
@@ -46,6 +57,7 @@
 
 #include "weakref/detail/alloc_stats.hpp"
 
+#include "weakref/detail/fault_injection.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 
@@ -58,7 +70,55 @@
 
 namespace weakref::detail {
 
+// --- Fault injection (weakref/detail/fault_injection.hpp) --------------------
+
+namespace fault {
+
+#if defined(WEAKREF_FAULT_INJECTION)
 namespace {
+struct State {
+  std::uint64_t count = 0;
+  std::uint64_t at = 0;  // 0: disarmed
+  bool from = false;     // fail every point from `at` on
+  bool injected = false;
+};
+constinit thread_local State tls_fault;
+}  // namespace
+
+bool built_in() noexcept { return true; }
+void fail_at(std::uint64_t n) noexcept { tls_fault = {0, n, false, false}; }
+void fail_from(std::uint64_t n) noexcept { tls_fault = {0, n, true, false}; }
+void disarm() noexcept { tls_fault.at = 0; }
+std::uint64_t count() noexcept { return tls_fault.count; }
+bool injected() noexcept { return tls_fault.injected; }
+bool should_fail() noexcept {
+  State& s = tls_fault;
+  const std::uint64_t n = ++s.count;
+  if (s.at == 0 || n < s.at || (n > s.at && !s.from)) return false;
+  s.injected = true;
+  return true;
+}
+#else
+bool built_in() noexcept { return false; }
+void fail_at(std::uint64_t) noexcept {}
+void fail_from(std::uint64_t) noexcept {}
+void disarm() noexcept {}
+std::uint64_t count() noexcept { return 0; }
+bool injected() noexcept { return false; }
+bool should_fail() noexcept { return false; }
+#endif
+
+}  // namespace fault
+
+namespace {
+
+// One allocation point of the library (see fault_injection.hpp): throws
+// std::bad_alloc when the test hook says so; nothing without the hook.
+inline void fault_point() {
+#if defined(WEAKREF_FAULT_INJECTION)
+  if (fault::should_fail()) throw std::bad_alloc();
+#endif
+}
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kUsePools = false;
@@ -154,12 +214,19 @@ struct Pools {
   Chunk* partial = nullptr;      // chunks with free or uncarved pages
   Chunk* spare_chunk = nullptr;  // an empty chunk kept for reuse
   std::size_t pages = 0;         // pages carved and not given back
+  std::atomic<bool> ownerless{false};  // on the free stack (its thread exited)
 };
+
+// Chunks held from the system, process-wide (pool_system_bytes()).
+std::atomic<std::size_t> g_chunks{0};
+// Set by a remote free that made a page of an ownerless Pools pending: the
+// free stack has memory to give back (trim_ownerless).
+std::atomic<bool> g_trim_pending{false};
 
 // --- Pools per thread -------------------------------------------------------
 
 struct PoolRegistry {
-  std::mutex mu;
+  Mutex mu;
   Pools* free = nullptr;
 };
 PoolRegistry& registry() {
@@ -167,24 +234,38 @@ PoolRegistry& registry() {
   return *r;
 }
 
+void trim(Pools* p) noexcept;
+void trim_ownerless_locked(PoolRegistry& r) noexcept;
+
 Pools* take_pools() {
   PoolRegistry& r = registry();
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
+    if (g_trim_pending.load(std::memory_order_relaxed)) trim_ownerless_locked(r);
     if (Pools* p = r.free) {
       r.free = p->next_free;
       p->next_free = nullptr;
+      p->ownerless.store(false, std::memory_order_relaxed);
       return p;
     }
   }
   return new Pools;
 }
 
+// At thread exit. The Pools gives back what it holds empty and goes to the
+// free stack, where its pages with blocks still out stay until a new thread
+// takes it over; what other threads free into it meanwhile is given back
+// by trim_ownerless.
 void give_back_pools(Pools* p) noexcept {
+  // Before the trim's exchange of remote_pages (acq_rel): a remote free
+  // that pushes after it sees `ownerless` and asks for a trim.
+  p->ownerless.store(true, std::memory_order_seq_cst);
+  trim(p);
   PoolRegistry& r = registry();
-  std::lock_guard<std::mutex> g(r.mu);
+  std::lock_guard<Mutex> g(r.mu);
   p->next_free = r.free;
   r.free = p;
+  if (g_trim_pending.load(std::memory_order_relaxed)) trim_ownerless_locked(r);
 }
 
 thread_local Pools* tls_pools = nullptr;  // trivial: readable during shutdown
@@ -199,12 +280,19 @@ struct PoolsOwner {
 };
 thread_local PoolsOwner tls_pools_owner;
 
-Pools* my_pools() {
-  if (Pools* p = tls_pools) return p;
+// A thread's first allocation: out of line, so that the allocation fast
+// path stays small enough to need few registers.
+[[gnu::noinline]] Pools* first_pools() {
   Pools* p = take_pools();
   tls_pools = p;
   (void)&tls_pools_owner;  // registers the thread-exit hand-back
   return p;
+}
+
+Pools* my_pools() {
+  if (Pools* p = tls_pools) [[likely]]
+    return p;
+  return first_pools();
 }
 
 // --- Pages ------------------------------------------------------------------
@@ -276,6 +364,11 @@ void advise_huge_page(void* base) noexcept {
 #endif
 }
 
+void free_chunk_memory(void* base) noexcept {
+  std::free(base);
+  g_chunks.fetch_sub(1, std::memory_order_relaxed);
+}
+
 // Memory for one page, from a chunk with room, else a new (or the spare)
 // chunk. Pages of a fresh chunk are handed out in address order.
 void* take_page_memory(Pools* pools, Chunk*& from) {
@@ -284,14 +377,16 @@ void* take_page_memory(Pools* pools, Chunk*& from) {
     if ((c = pools->spare_chunk)) {
       pools->spare_chunk = nullptr;
     } else {
+      fault_point();
       void* base = std::aligned_alloc(kChunkSize, kChunkSize);
       if (!base) throw std::bad_alloc();
+      g_chunks.fetch_add(1, std::memory_order_relaxed);
       // No chunk with room and no spare: any chunk this thread holds is
       // full, so `pages` says whether this one is its first.
       if (pools->pages != 0) advise_huge_page(base);
       c = new (std::nothrow) Chunk{base};
       if (!c) {
-        std::free(base);
+        free_chunk_memory(base);
         throw std::bad_alloc();
       }
     }
@@ -330,7 +425,7 @@ void give_page_memory(Pools* pools, Chunk* c, void* mem) noexcept {
     pools->spare_chunk = c;
     return;
   }
-  std::free(c->base);
+  free_chunk_memory(c->base);
   delete c;
 }
 
@@ -375,7 +470,8 @@ void collect_remote(Page* pg) noexcept {
 // Takes the pages other threads freed blocks into, collects them, and files
 // each where it belongs (available list, or back to the system).
 void collect_remote_pages(Pools* pools) noexcept {
-  Page* pg = pools->remote_pages.exchange(nullptr, std::memory_order_acquire);
+  // acq_rel: see give_back_pools.
+  Page* pg = pools->remote_pages.exchange(nullptr, std::memory_order_acq_rel);
   while (pg) {
     Page* next = pg->remote_next;
     pg->remote_next = nullptr;
@@ -403,7 +499,7 @@ void* pop_block(Page* pg) noexcept {
   return b;
 }
 
-void* allocate_slow(Pools* pools, std::uint32_t cls) {
+[[gnu::noinline]] void* allocate_slow(Pools* pools, std::uint32_t cls) {
   ClassPool& cp = pools->cls[cls];
   // Remote blocks are only ever collected through remote_pages, so that a
   // page is on that stack exactly while its `remote` list is non-empty.
@@ -435,8 +531,49 @@ void remote_free(Page* pg, void* block) noexcept {
   Page* top = owner->remote_pages.load(std::memory_order_relaxed);
   do {
     pg->remote_next = top;
-  } while (!owner->remote_pages.compare_exchange_weak(top, pg, std::memory_order_release,
+  } while (!owner->remote_pages.compare_exchange_weak(top, pg, std::memory_order_acq_rel,
                                                       std::memory_order_relaxed));
+  // An exited thread's Pools collects nothing by itself.
+  if (owner->ownerless.load(std::memory_order_seq_cst))
+    g_trim_pending.store(true, std::memory_order_relaxed);
+}
+
+// --- Exited threads' memory -----------------------------------------------------
+
+// A page with no block out goes back to its chunk (no spare kept).
+void free_page(Pools* pools, Page* pg) noexcept {
+  ClassPool& cp = pools->cls[pg->cls];
+  if (pg->available) available_remove(cp, pg);
+  if (cp.current == pg) cp.current = nullptr;
+  Chunk* c = pg->chunk;
+  pg->~Page();
+  give_page_memory(pools, c, pg);
+}
+
+// Gives back everything `pools` holds empty: the blocks freed into it by
+// other threads are collected, and every page with no block out, every
+// spare page and the spare chunk go back (the chunks to the system). The
+// caller has the Pools to itself: its thread at exit, or the registry lock
+// while it is on the free stack.
+void trim(Pools* pools) noexcept {
+  collect_remote_pages(pools);
+  for (ClassPool& cp : pools->cls) {
+    if (Page* pg = cp.spare) {
+      cp.spare = nullptr;
+      free_page(pools, pg);
+    }
+    if (cp.current && cp.current->used == 0) free_page(pools, cp.current);
+  }
+  if (Chunk* c = pools->spare_chunk) {
+    pools->spare_chunk = nullptr;
+    free_chunk_memory(c->base);
+    delete c;
+  }
+}
+
+void trim_ownerless_locked(PoolRegistry& r) noexcept {
+  g_trim_pending.store(false, std::memory_order_relaxed);
+  for (Pools* p = r.free; p; p = p->next_free) trim(p);
 }
 
 }  // namespace
@@ -446,6 +583,17 @@ bool pools_enabled() noexcept { return kUsePools; }
 std::size_t pool_committed_bytes() noexcept {
   const Pools* p = tls_pools;
   return p ? p->pages * kPageSize : 0;
+}
+
+std::size_t pool_system_bytes() noexcept {
+  return g_chunks.load(std::memory_order_relaxed) * kChunkSize;
+}
+
+void pool_trim_exited() noexcept {
+  if (!g_trim_pending.load(std::memory_order_relaxed)) return;
+  PoolRegistry& r = registry();
+  std::unique_lock<Mutex> g(r.mu, std::try_to_lock);
+  if (g.owns_lock()) trim_ownerless_locked(r);
 }
 
 namespace {
@@ -459,6 +607,7 @@ inline void* allocate_in(std::uint32_t cls) {
 }  // namespace
 
 void* pool_allocate(std::size_t size) {
+  fault_point();
   if (!kUsePools || size > kMaxPooledSize) return ::operator new(size);
   return allocate_in(static_cast<std::uint32_t>((size + kGranule - 1) / kGranule - 1));
 }
@@ -486,6 +635,7 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
 }
 
 void* SideTable::operator new(std::size_t size) {
+  fault_point();
   if (!kUsePools) return ::operator new(size);
   return allocate_in(kSideClass);
 }

@@ -13,5 +13,9 @@ void* pool_allocate(std::size_t size);
 // False under AddressSanitizer, where every block goes to operator new.
 bool pools_enabled() noexcept;
 void pool_deallocate(void* block, std::size_t size) noexcept;
+// Gives back the memory that other threads freed into the pools of exited
+// threads, if any is pending (cheap when none is). The collector calls it
+// after each collection, which is when most of that memory is freed.
+void pool_trim_exited() noexcept;
 
 }  // namespace weakref::detail

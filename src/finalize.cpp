@@ -36,7 +36,7 @@ struct FinalizerState {
 namespace {
 
 struct Registry {
-  std::mutex mu;
+  Mutex mu;
   FinalizerState* head = nullptr;  // oldest
   FinalizerState* tail = nullptr;  // newest
   std::uint64_t next_index = 0;
@@ -106,7 +106,7 @@ void run_from_death(FinalizerState* s) noexcept {
   Popped p;
   bool run;
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     run = pop_locked(r, s, p) && !r.shutdown;
   }
   if (!run) return;
@@ -144,7 +144,7 @@ FinalizerState* finalizer_create(ObjectHeader* h, std::function<void()> func) {
     delete s;
     throw;
   }
-  std::lock_guard<std::mutex> g(r.mu);
+  std::lock_guard<Mutex> g(r.mu);
   s->wr = w;
   s->registered = true;
   s->index = r.next_index++;
@@ -167,7 +167,7 @@ void finalizer_release(FinalizerState* s) noexcept {
 }
 
 bool finalizer_alive(const FinalizerState* s) noexcept {
-  std::lock_guard<std::mutex> g(registry().mu);
+  std::lock_guard<Mutex> g(registry().mu);
   return s->registered;
 }
 
@@ -177,7 +177,7 @@ bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
   ObjectHeader* h = nullptr;
   Popped p;
   try {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     if (!s->registered) return false;
     h = weak_lock(s->wr);
     if (!h) return false;
@@ -197,12 +197,12 @@ bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
 }
 
 bool finalizer_get_atexit(const FinalizerState* s) noexcept {
-  std::lock_guard<std::mutex> g(registry().mu);
+  std::lock_guard<Mutex> g(registry().mu);
   return s->registered && s->atexit;
 }
 
 void finalizer_set_atexit(FinalizerState* s, bool value) noexcept {
-  std::lock_guard<std::mutex> g(registry().mu);
+  std::lock_guard<Mutex> g(registry().mu);
   if (s->registered) s->atexit = value;
 }
 
@@ -210,7 +210,7 @@ bool finalizer_call(FinalizerState* s) {
   Registry& r = registry();
   Popped p;
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     if (!pop_locked(r, s, p) || r.shutdown) return false;
   }
   p.func();
@@ -218,14 +218,14 @@ bool finalizer_call(FinalizerState* s) {
 }
 
 WeakObject* finalizer_weakref(const FinalizerState* s) noexcept {
-  std::lock_guard<std::mutex> g(registry().mu);
+  std::lock_guard<Mutex> g(registry().mu);
   return s->wr;
 }
 
 void finalizer_write(std::ostream& os, const FinalizerState* s) {
   ObjectHeader* h = nullptr;
   if (s) {
-    std::lock_guard<std::mutex> g(registry().mu);
+    std::lock_guard<Mutex> g(registry().mu);
     if (s->registered) h = weak_lock(s->wr);
   }
   if (!h) {
@@ -251,7 +251,7 @@ void finalizer_exitfunc() {
     for (;;) {
       FinalizerState* f = nullptr;
       {
-        std::unique_lock<std::mutex> g(r.mu);
+        std::unique_lock<Mutex> g(r.mu);
         if (first || r.dirty) {
           first = false;
           r.dirty = false;
@@ -283,13 +283,13 @@ void finalizer_exitfunc() {
     }
   } catch (...) {
     release_all();
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     r.shutdown = true;
     if (reenable_gc) gc::enable();
     throw;
   }
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     r.shutdown = true;
   }
   if (reenable_gc) gc::enable();

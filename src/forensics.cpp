@@ -118,7 +118,7 @@ std::map<std::string, std::size_t> counts_by_type() {
 }
 
 struct GrowthRecord {
-  std::mutex mu;
+  wd::Mutex mu;
   std::map<std::string, std::size_t> peak;
 };
 GrowthRecord& growth_record() {
@@ -158,7 +158,7 @@ std::vector<TypeGrowth> growth(std::size_t limit) {
   std::vector<TypeGrowth> out;
   GrowthRecord& r = growth_record();
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<wd::Mutex> g(r.mu);
     for (auto& [type, n] : counts) {
       std::size_t& peak = r.peak[type];
       if (n > peak) {

@@ -34,20 +34,24 @@
 //  6. Survivors move to generation g+1 (or stay in 2). The heap lock, held
 //     since step 1, is released: from here on the unreachable list is private
 //     to this thread (nobody else can reach its objects).
-//  7. handle_weakrefs: every weakref to an unreachable object is cleared,
-//     the callbacks of those still held are gathered across all the garbage,
-//     and the objects are unfrozen (epoch bumped). Weakrefs that are
-//     themselves garbage (every handle to them sits in a traced member of an
+//  7. clear_weakrefs_and_unfreeze: every weakref to an unreachable object is
+//     cleared, the callbacks of those still held are gathered across all the
+//     garbage, and the objects are unfrozen (epoch bumped); steps 1 to this
+//     one run inside the fork gate (src/fork.cpp). Then
+//     handle_garbage_weakrefs_and_callbacks: weakrefs that are themselves
+//     garbage (every handle to them sits in a traced member of an
 //     unreachable object) are cleared too and their callbacks dropped
-//     (bpo-38006: they could see torn-down objects). Then the callbacks run.
+//     (bpo-38006: they could see torn-down objects), and the callbacks run.
 //  8. finalize_garbage: tp_finalize of each unreachable object, once (PEP
 //     442). If any ran, objects may have been resurrected: step 5 runs again
 //     on the unreachable set, and the resurrected move to the old
 //     generation; new weakrefs made to the rest are cleared (with callbacks).
 //  9. delete_garbage: each remaining object is broken up by visiting its
 //     members in clearing mode (CPython's tp_clear): the visited Strong<> and
-//     weak members are emptied, and released after trace() returns, so the
-//     cycles fall apart by reference counting. With DEBUG_SAVEALL the objects
+//     weak members are emptied, and released after trace() returns (or at
+//     once, with the object held alive until its trace returns, for
+//     container members and when memory is short), so the cycles fall
+//     apart by reference counting. With DEBUG_SAVEALL the objects
 //     go to gc.garbage instead. While it runs, deaths nest at most
 //     kCollectorNesting deep on this thread (the rest go through the death
 //     queue): a million-long garbage chain otherwise recurses 50 deaths deep
@@ -57,8 +61,18 @@
 //     changes (docs/python-mapping.md, difference 34).
 //
 // Invariants
-//  * Only one collection per heap runs at a time (Heap::collecting); a
-//    collect() from inside one (a callback) returns 0 at once.
+//  * Only one collection per heap runs at a time (Heap::collecting, held
+//    from before the "start" gc.callbacks until after the "stop" ones); a
+//    collect() from inside one (any callback) returns 0 at once.
+//  * A collection never fails for lack of memory, and never throws: the
+//    collector allocates nothing it cannot do without. Its lists are
+//    intrusive (GcHead links, the callback batch, the death queue); the
+//    gc.callbacks list is read an entry at a time; counting the weak
+//    handles held by garbage (step 7) falls back to a fixed buffer; clearing
+//    (step 9) releases at once what its lists cannot hold; DEBUG_SAVEALL
+//    leaves alive what gc.garbage cannot take. Only user code (callbacks,
+//    finalizers, destructors) may meet an allocation failure, which goes
+//    where its other exceptions go (the unraisable hook).
 //  * The collector reads the GcHead of an object only when the object's heap
 //    index is this heap (checked on the atomic count word first): GcHeads of
 //    other heaps belong to other locks.
@@ -71,9 +85,11 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
+#include <memory>
+#include <new>
 #include <unordered_set>
 
+#include "alloc.hpp"
 #include "heap.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/gc.hpp"
@@ -101,7 +117,7 @@ struct Module {
   std::atomic<long> threshold[3] = {700, 10, 10};
   std::atomic<int> debug{0};
   std::atomic<std::uint64_t> stats[3][3] = {};  // [gen][collections, collected, uncollectable]
-  std::mutex mu;                                // garbage and callbacks
+  wd::Mutex mu;                                 // garbage and callbacks
   std::vector<Strong<void>> garbage;
   std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> callbacks;
   CallbackId next_callback = 1;
@@ -198,58 +214,107 @@ void reachable_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void
 }
 const Visitor::Ops kReachableOps{&reachable_strong, &no_weak, &no_keep, false};
 
-// Counts, per weakref object, the handles held by the objects visited.
-struct WeakCountVisitor : Visitor {
-  std::unordered_map<WeakObject*, std::uint32_t> visits;
-  explicit WeakCountVisitor(const Ops* ops) noexcept : Visitor(ops) {}
+// Lists the weak handles held by the objects visited (step 7). `out` has
+// room for `cap`; `seen` counts every handle visited, the first `skip` of
+// them are not listed (the chunked fallback lists a window of them at a
+// time), and `full` says that some did not fit.
+struct WeakListVisitor : Visitor {
+  std::uintptr_t* out = nullptr;
+  std::size_t cap = 0, n = 0, seen = 0, skip = 0;
+  bool full = false;
+  explicit WeakListVisitor(const Ops* ops) noexcept : Visitor(ops) {}
 };
 void no_strong(Visitor&, ObjectHeader*, void*, ObjectHeader* (*)(void*)) {}
-void count_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
-  ++static_cast<WeakCountVisitor&>(v).visits[w];
+void list_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
+  auto& l = static_cast<WeakListVisitor&>(v);
+  if (l.seen++ < l.skip) return;
+  if (l.n == l.cap) {
+    l.full = true;
+    return;
+  }
+  l.out[l.n++] = reinterpret_cast<std::uintptr_t>(w);
 }
-const Visitor::Ops kWeakCountOps{&no_strong, &count_weak, &no_keep, false};
+const Visitor::Ops kWeakListOps{&no_strong, &list_weak, &no_keep, false};
 
-// tp_clear: empties the visited members; what they held is released after
-// trace() returns.
+// tp_clear (step 9): empties the visited members. What they held is released
+// after trace() returns, so that the object is intact during its own trace
+// even if a release kills it -- or at once, with the object held alive by
+// the visitor meanwhile ("held"), when a container member is cleared or the
+// lists cannot grow: breaking garbage up never needs memory.
 struct ClearVisitor : Visitor {
+  ObjectHeader* current = nullptr;  // the object being cleared
+  bool held = false;                // current has +1 from this visitor
   std::vector<ObjectHeader*> strongs;
   std::vector<WeakObject*> weaks;
-  std::vector<std::unique_ptr<Kept>> kept;
   explicit ClearVisitor(const Ops* ops) noexcept : Visitor(ops) {}
-  // Releases what one trace() call emptied, in the order it was visited.
-  // Releasing may run deaths that clear other garbage objects with their own
-  // visitor, so the lists are swapped out first (keeping their capacity).
+  // From now on until its trace returns, current stays alive and what is
+  // visited is released at once.
+  void hold() noexcept {
+    if (held) return;
+    wd::incref(current);
+    held = true;
+  }
+  // Releases what one trace() call emptied, in the order it was visited,
+  // then drops the hold. Releasing may run deaths that clear other garbage
+  // objects with their own visitor, so the lists are swapped out first
+  // (keeping their capacity).
   void release() noexcept {
-    // The common case, one strong member and nothing else: no list to swap.
-    if (strongs.size() == 1 && weaks.empty() && kept.empty()) {
+    if (strongs.size() == 1 && weaks.empty()) {
+      // The common case, one strong member and nothing else: no list to swap.
       ObjectHeader* h = strongs.back();
       strongs.clear();
       wd::decref(h);
-      return;
+    } else if (!strongs.empty() || !weaks.empty()) {
+      std::vector<ObjectHeader*> ss;
+      std::vector<WeakObject*> ws;
+      ss.swap(strongs);
+      ws.swap(weaks);
+      for (ObjectHeader* h : ss) wd::decref(h);
+      for (WeakObject* w : ws) wd::weak_release(w);
+      ss.clear();
+      ws.clear();
+      if (strongs.capacity() < ss.capacity()) strongs.swap(ss);
+      if (weaks.capacity() < ws.capacity()) weaks.swap(ws);
     }
-    std::vector<ObjectHeader*> ss;
-    std::vector<WeakObject*> ws;
-    std::vector<std::unique_ptr<Kept>> ks;
-    ss.swap(strongs);
-    ws.swap(weaks);
-    ks.swap(kept);
-    for (ObjectHeader* h : ss) wd::decref(h);
-    for (WeakObject* w : ws) wd::weak_release(w);
-    ks.clear();
-    ss.clear();
-    ws.clear();
-    if (strongs.capacity() < ss.capacity()) strongs.swap(ss);
-    if (weaks.capacity() < ws.capacity()) weaks.swap(ws);
+    if (held) {
+      held = false;
+      wd::decref(current);
+    }
   }
 };
 void clear_strong(Visitor& v, ObjectHeader*, void* slot, ObjectHeader* (*take)(void*)) {
-  if (take) static_cast<ClearVisitor&>(v).strongs.push_back(take(slot));
+  if (!take) return;
+  auto& c = static_cast<ClearVisitor&>(v);
+  ObjectHeader* h = take(slot);
+  if (!c.held) {
+    try {
+      c.strongs.push_back(h);
+      return;
+    } catch (...) {
+      c.hold();
+    }
+  }
+  wd::decref(h);
 }
 void clear_weak(Visitor& v, WeakObject*, void* slot, WeakObject* (*take)(void*)) {
-  if (take) static_cast<ClearVisitor&>(v).weaks.push_back(take(slot));
+  if (!take) return;
+  auto& c = static_cast<ClearVisitor&>(v);
+  WeakObject* w = take(slot);
+  if (!c.held) {
+    try {
+      c.weaks.push_back(w);
+      return;
+    } catch (...) {
+      c.hold();
+    }
+  }
+  wd::weak_release(w);
 }
+// Visitor::keep_until_done: the object is held, the value (k, or a value
+// destroyed by the caller right after this call) dies now.
 void clear_keep(Visitor& v, std::unique_ptr<Visitor::Kept> k) {
-  static_cast<ClearVisitor&>(v).kept.push_back(std::move(k));
+  static_cast<ClearVisitor&>(v).hold();
+  k.reset();
 }
 const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true};
 
@@ -493,13 +558,17 @@ void debug_cycle(const char* msg, ObjectHeader* h) {
   debug_print(buf);
 }
 
-void run_callbacks(Phase phase, const CallbackInfo& info) {
-  std::vector<std::shared_ptr<const Callback>> cbs;
-  {
-    std::lock_guard<std::mutex> g(module().mu);
-    for (auto& [id, cb] : module().callbacks) cbs.push_back(cb);
-  }
-  for (auto& cb : cbs) {
+// gc.callbacks, in list order, the list read afresh before each call (as
+// CPython's invoke_gc_callback, which indexes the live list): a callback
+// added or removed by another is seen. Allocates nothing.
+void run_callbacks(Phase phase, const CallbackInfo& info) noexcept {
+  for (std::size_t i = 0;; ++i) {
+    std::shared_ptr<const Callback> cb;
+    {
+      std::lock_guard<wd::Mutex> g(module().mu);
+      if (i >= module().callbacks.size()) return;
+      cb = module().callbacks[i].second;
+    }
     try {
       (*cb)(phase, info);
     } catch (...) {
@@ -512,46 +581,180 @@ void run_callbacks(Phase phase, const CallbackInfo& info) {
 // ---------------------------------------------------------------------------
 // Steps 7-9
 
-// Step 7, in one pass over the garbage: count the handles of weakrefs held
-// by it, clear every weakref to it (gathering the callbacks), unfreeze it.
-// Then the weakrefs that are garbage themselves (every handle to them is in
-// a traced member of the garbage) are cleared and their callbacks dropped,
-// and the other callbacks run.
-void handle_weakrefs(GcList& unreachable) {
-  WeakCountVisitor counter(&kWeakCountOps);
-  CallbackBatch batch;
+// Step 7, garbage weakrefs. A weakref is garbage when its every reference
+// is a handle in a traced member of the garbage, or the one the callback
+// batch took: refs == handles + (in batch). Those are cleared, and their
+// callbacks dropped (bpo-38006: they could see torn-down objects).
+//
+// Counting the handles per weakref needs a list of them. It is allocated
+// (two passes over the garbage that holds weak handles: count, then list);
+// when that memory cannot be had, a fixed buffer is used a window of
+// handles at a time (two more passes per window), so that this step, like
+// the whole collection, never fails for lack of memory.
+//
+// A listed entry is a WeakObject address with tag bits: kInBatch marks the
+// batch's entry of a weakref, which becomes kGarbageWeak when the weakref
+// is garbage (the tags keep the sorted order: addresses are 8-aligned).
+constexpr std::uintptr_t kInBatch = 1;
+constexpr std::uintptr_t kGarbageWeak = 2;
+constexpr std::uintptr_t kTags = 3;
+
+WeakObject* weak_at(std::uintptr_t e) noexcept { return reinterpret_cast<WeakObject*>(e & ~kTags); }
+
+// Traces the garbage that holds weak handles (all of it when `all`: after
+// finalizers, which may have stored new weak handles anywhere).
+void visit_weak_holders(GcList& unreachable, bool all, Visitor& v) noexcept {
+  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next)
+    if (all || (g->prev & wd::kPrevHasWeak)) trace(header_of(g), v);
+}
+
+// Given a sorted list of the weak handles held by the garbage (with the
+// batch's entries tagged kInBatch), clears the garbage weakrefs and tags
+// their batch entries kGarbageWeak.
+void classify_runs(std::uintptr_t* list, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n;) {
+    const std::uintptr_t w = list[i] & ~kTags;
+    std::size_t handles = 0, batch_at = n;
+    std::size_t j = i;
+    for (; j < n && (list[j] & ~kTags) == w; ++j) {
+      if (list[j] & kInBatch)
+        batch_at = j;
+      else
+        ++handles;
+    }
+    const std::uint32_t in_batch = batch_at != n;
+    if (handles && weak_at(w)->refs.load(std::memory_order_acquire) == handles + in_batch) {
+      wd::clear_one(weak_at(w));
+      if (in_batch) list[batch_at] = w | kGarbageWeak;
+    }
+    i = j;
+  }
+}
+
+void drop_garbage_callbacks(CallbackBatch& batch, const std::uintptr_t* list, std::size_t n) {
+  batch.drop_if([&](WeakObject* w) {
+    return std::binary_search(list, list + n, reinterpret_cast<std::uintptr_t>(w) | kGarbageWeak);
+  });
+}
+
+// The usual way: one list of every handle. False when its memory cannot be
+// had (nothing done then).
+bool find_garbage_weakrefs_listed(GcList& unreachable, bool all, CallbackBatch& batch) noexcept {
+  WeakListVisitor count(&kWeakListOps);
+  visit_weak_holders(unreachable, all, count);
+  if (count.seen == 0) return true;
+  std::size_t in_batch = 0;
+  batch.for_each([&](WeakObject*) { ++in_batch; });
+  const std::size_t size = count.seen + in_batch;
+  std::unique_ptr<std::uintptr_t[]> list(new (std::nothrow) std::uintptr_t[size]);
+  if (!list) return false;
+  std::size_t n = 0;
+  batch.for_each([&](WeakObject* w) { list[n++] = reinterpret_cast<std::uintptr_t>(w) | kInBatch; });
+  WeakListVisitor fill(&kWeakListOps);
+  fill.out = list.get() + n;
+  fill.cap = size - n;
+  visit_weak_holders(unreachable, all, fill);
+  n += fill.n;
+  std::sort(list.get(), list.get() + n);
+  classify_runs(list.get(), n);
+  drop_garbage_callbacks(batch, list.get(), n);
+  return true;
+}
+
+// Counts, per listed weakref, the handles visited (for the fallback).
+struct WindowCountVisitor : Visitor {
+  const std::uintptr_t* keys = nullptr;  // sorted, distinct, untagged
+  std::size_t n = 0;
+  std::uint32_t* counts = nullptr;
+  explicit WindowCountVisitor(const Ops* ops) noexcept : Visitor(ops) {}
+};
+void window_count_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
+  auto& c = static_cast<WindowCountVisitor&>(v);
+  const auto key = reinterpret_cast<std::uintptr_t>(w);
+  const std::uintptr_t* at = std::lower_bound(c.keys, c.keys + c.n, key);
+  if (at != c.keys + c.n && *at == key) ++c.counts[at - c.keys];
+}
+const Visitor::Ops kWindowCountOps{&no_strong, &window_count_weak, &no_keep, false};
+
+// Without memory: a fixed buffer (static, so that it costs nothing until it
+// is used), one window of handles at a time. A weakref whose handles fall
+// in several windows is judged again in each, with the same result.
+void find_garbage_weakrefs_windowed(GcList& unreachable, bool all, CallbackBatch& batch) noexcept {
+  constexpr std::size_t kWindow = 8192;
+  static std::uintptr_t keys[kWindow];
+  static std::uint32_t counts[kWindow];
+  static wd::Mutex mu;
+  std::lock_guard<wd::Mutex> lk(mu);
+  for (std::size_t skip = 0;; skip += kWindow) {
+    WeakListVisitor window(&kWeakListOps);
+    window.out = keys;
+    window.cap = kWindow;
+    window.skip = skip;
+    visit_weak_holders(unreachable, all, window);
+    std::sort(keys, keys + window.n);
+    const std::size_t n = static_cast<std::size_t>(std::unique(keys, keys + window.n) - keys);
+    std::fill(counts, counts + n, 0U);
+    WindowCountVisitor count(&kWindowCountOps);
+    count.keys = keys;
+    count.n = n;
+    count.counts = counts;
+    visit_weak_holders(unreachable, all, count);
+    batch.for_each([&](WeakObject* w) {
+      const auto key = reinterpret_cast<std::uintptr_t>(w);
+      std::uintptr_t* at = std::lower_bound(keys, keys + n, key);
+      if (at != keys + n && *at == key) *at |= kInBatch;
+    });
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t in_batch = (keys[i] & kInBatch) != 0;
+      WeakObject* w = weak_at(keys[i]);
+      if (w->refs.load(std::memory_order_acquire) == counts[i] + in_batch) {
+        wd::clear_one(w);
+        if (in_batch) keys[i] = reinterpret_cast<std::uintptr_t>(w) | kGarbageWeak;
+      }
+    }
+    drop_garbage_callbacks(batch, keys, n);
+    if (!window.full) return;
+  }
+}
+
+// Step 7, in one pass over the garbage: clear every weakref to it
+// (gathering the callbacks) and unfreeze it. Inside the fork gate (the
+// caller's).
+void clear_weakrefs_and_unfreeze(GcList& unreachable, CallbackBatch& batch) noexcept {
   for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
     ObjectHeader* h = header_of(g);
-    if (g->prev & wd::kPrevHasWeak) trace(h, counter);
     std::uint64_t w = h->word.load(std::memory_order_acquire);
     if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch);
     unfreeze_object(h);
   }
-  if (!counter.visits.empty()) {
-    std::unordered_set<WeakObject*> in_batch;
-    batch.for_each([&](WeakObject* w) { in_batch.insert(w); });
-    std::unordered_set<WeakObject*> garbage_weak;
-    for (auto& [w, n] : counter.visits)
-      if (w->refs.load(std::memory_order_acquire) == n + in_batch.count(w)) {
-        garbage_weak.insert(w);
-        wd::clear_one(w);
-      }
-    batch.drop_if([&](WeakObject* w) { return garbage_weak.count(w) != 0; });
-  }
+}
+
+// Step 7, then: the weakrefs that are garbage themselves are cleared and
+// their callbacks dropped (see above), and the other callbacks run.
+// Allocates nothing it cannot do without.
+void handle_garbage_weakrefs_and_callbacks(GcList& unreachable, CallbackBatch& batch,
+                                           bool weak_members, bool all) noexcept {
+  if (weak_members && !find_garbage_weakrefs_listed(unreachable, all, batch))
+    find_garbage_weakrefs_windowed(unreachable, all, batch);
   // The list may change under the callbacks (objects dying): it is not
   // walked while they run.
   batch.run();
 }
 
-// Step 8: returns whether any tp_finalize ran. The unreachable list is
-// private to this thread (deaths of its objects happen on this thread), so
-// it is walked without the heap lock.
-bool finalize_garbage(GcList& unreachable) {
+// Step 8: returns whether any tp_finalize ran. The unreachable list (n
+// objects) is private to this thread (deaths of its objects happen on this
+// thread), so it is walked without the heap lock: each object in turn goes
+// to the back of the list before its tp_finalize runs, so that a death
+// during one (which unlinks the dead) never breaks the walk, and after n
+// turns every object still there has had its turn, in the list's order.
+bool finalize_garbage(GcList& unreachable, std::size_t n) {
   bool any = false;
-  GcList seen;
-  while (!unreachable.empty()) {
+  for (; n > 0 && !unreachable.empty(); --n) {
     GcHead* g = unreachable.head.next;
-    GcList::move(g, seen);
+    {
+      wd::GateHold hold;  // a fork child may walk this list (fork.cpp)
+      GcList::move(g, unreachable);
+    }
     ObjectHeader* h = header_of(g);
     if (!h->type->finalize) continue;
     auto& word = active_word(h);
@@ -563,32 +766,41 @@ bool finalize_garbage(GcList& unreachable) {
     } catch (...) {
       wd::report_finalize_exception(h);
     }
-    wd::decref(h);  // may die here: untrack unlinks it from `seen`
+    wd::decref(h);  // may die here: untrack unlinks it
   }
-  seen.merge_into(unreachable);
   return any;
 }
 
 // Step 9. The unreachable list is private to this thread; the heap lock is
-// taken only to move a survivor to the shared old generation.
+// taken only to move a survivor to the shared old generation. Nothing here
+// needs memory: ClearVisitor releases at once what its lists cannot hold,
+// and an object that DEBUG_SAVEALL cannot append to gc.garbage stays alive
+// in the old generation (CPython clears the MemoryError and does the same).
 constexpr int kCollectorNesting = 4;
 
-void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all) {
-  struct NestingLimit {
-    int saved = wd::exchange_death_nesting_limit(kCollectorNesting);
-    ~NestingLimit() { wd::exchange_death_nesting_limit(saved); }
-  } nesting;
+void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all) noexcept {
+  struct Scope {
+    wd::DeathScope saved = wd::open_death_scope(kCollectorNesting);
+    ~Scope() { wd::close_death_scope(saved); }
+  } scope;
   ClearVisitor v(&kClearOps);
   while (!unreachable.empty()) {
     GcHead* g = unreachable.head.next;
     ObjectHeader* h = header_of(g);
     if (save_all) {
       wd::incref(h);
-      std::lock_guard<std::mutex> lk(module().mu);
-      module().garbage.push_back(wd::StrongAccess::adopt(h->object(), h));
+      try {
+        std::lock_guard<wd::Mutex> lk(module().mu);
+        module().garbage.push_back(wd::StrongAccess::adopt(h->object(), h));
+      } catch (...) {
+        // Not saved: the adopted reference went with the exception, and the
+        // object stays alive, uncollected, until a later collection.
+      }
     } else {
-      // What trace() empties is released after it returns, so the object
-      // is intact during its own trace even if this release kills it.
+      // What trace() empties is released after it returns (or at once, the
+      // object held meanwhile: see ClearVisitor), so the object is intact
+      // during its own trace even if a release kills it.
+      v.current = h;
       trace(h, v);
       v.release();
     }
@@ -610,33 +822,48 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
   std::size_t found = 0;
   GarbageFacts facts;
   GcList* old;
+  // Step 7 (nothing to do without weakrefs, weak members or finalizers
+  // when nothing was frozen).
+  bool step7;
+  CallbackBatch batch;
   {
-    std::lock_guard<SpinLock> lk(heap->lock);
-    // Generation counts, as CPython.
-    if (generation + 1 < wd::kGenerations)
-      heap->count[generation + 1].fetch_add(1, std::memory_order_relaxed);
-    for (int i = 0; i <= generation; ++i) heap->count[i].store(0, std::memory_order_relaxed);
+    // From the scan until the garbage is unfrozen (step 7), inside the fork
+    // gate: a fork child never finds objects frozen by a thread it does not
+    // have (fork.cpp).
+    wd::GateHold hold;
+    {
+      std::lock_guard<SpinLock> lk(heap->lock);
+      // Generation counts, as CPython.
+      if (generation + 1 < wd::kGenerations)
+        heap->count[generation + 1].fetch_add(1, std::memory_order_relaxed);
+      for (int i = 0; i <= generation; ++i) heap->count[i].store(0, std::memory_order_relaxed);
 
-    // Step 1.
-    for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
-    GcList& young = heap->gen[generation];
-    old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
-    // Steps 2-4.
-    std::size_t n_young = update_refs(young);
-    subtract_refs(young, heap);
-    found = move_unreachable(young, unreachable, heap);
-    facts = scan_unreachable(unreachable);
-    // Step 5.
-    if (facts.verify) found = verify_unreachable(unreachable, young, heap);
-    // Step 6.
-    if (old != &young) {
-      if (generation == wd::kGenerations - 2)
-        heap->long_lived_pending += static_cast<long>(n_young - found);
-      young.merge_into(*old);
-    } else {
-      heap->long_lived_pending = 0;
-      heap->long_lived_total = static_cast<long>(n_young - found);
+      // Step 1.
+      for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
+      GcList& young = heap->gen[generation];
+      old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
+      // Steps 2-4.
+      std::size_t n_young = update_refs(young);
+      subtract_refs(young, heap);
+      found = move_unreachable(young, unreachable, heap);
+      facts = scan_unreachable(unreachable);
+      // Step 5.
+      if (facts.verify) found = verify_unreachable(unreachable, young, heap);
+      // Step 6.
+      if (old != &young) {
+        if (generation == wd::kGenerations - 2)
+          heap->long_lived_pending += static_cast<long>(n_young - found);
+        young.merge_into(*old);
+      } else {
+        heap->long_lived_pending = 0;
+        heap->long_lived_total = static_cast<long>(n_young - found);
+        if (heap->index == wd::kOrphanHeap)
+          wd::orphans_pending.store(0, std::memory_order_relaxed);
+      }
+      heap->in_collection = &unreachable;
     }
+    step7 = facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers;
+    if (step7) clear_weakrefs_and_unfreeze(unreachable, batch);
   }
 
   if (debug & DEBUG_COLLECTABLE)
@@ -648,14 +875,13 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     explicit Collecting(Heap* h) { wd::tls_collecting = h; }
     ~Collecting() { wd::tls_collecting = saved; }
   } collecting_here(heap);
-  try {
-    // Step 7 (nothing to do without weakrefs, weak members or finalizers
-    // when nothing was frozen).
-    if (facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers)
-      handle_weakrefs(unreachable);
-    // Step 8.
-    if (facts.finalizers && finalize_garbage(unreachable)) {
-      // Step 8: finalizers may have resurrected objects.
+  if (step7) handle_garbage_weakrefs_and_callbacks(unreachable, batch, facts.weak_members, false);
+  // Step 8.
+  if (facts.finalizers && finalize_garbage(unreachable, found)) {
+    // Step 8: finalizers may have resurrected objects.
+    CallbackBatch more;
+    {
+      wd::GateHold hold;  // (frozen again until unfrozen below)
       GcList resurrected;
       {
         std::lock_guard<SpinLock> lk(heap->lock);
@@ -667,38 +893,60 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
         }
         resurrected.merge_into(*old);
       }
-      // Weakrefs made to the garbage by the finalizers: cleared now, with
-      // their callbacks, before anything is broken up.
-      handle_weakrefs(unreachable);
+      // Weakrefs made to the garbage by the finalizers, and weak handles they
+      // stored in it: cleared now, with their callbacks, before anything is
+      // broken up.
+      clear_weakrefs_and_unfreeze(unreachable, more);
     }
-    // Step 9.
-    delete_garbage(unreachable, *old, heap, debug & DEBUG_SAVEALL);
-  } catch (...) {
-    // Out of memory: give the rest back to the heap, uncollected.
+    handle_garbage_weakrefs_and_callbacks(unreachable, more, true, true);
+  }
+  // Step 9.
+  delete_garbage(unreachable, *old, heap, debug & DEBUG_SAVEALL);
+  {
     std::lock_guard<SpinLock> lk(heap->lock);
-    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
-      clear_collecting(g);
-      unfreeze_object(header_of(g));
-      unmark(header_of(g));
-    }
-    unreachable.merge_into(*old);
-    throw;
+    heap->in_collection = nullptr;
   }
   return found;
 }
 
+// Collections running on this thread (their callbacks' collect() and
+// automatic collections do nothing): one collection per thread at a time.
+constinit thread_local int tls_collections = 0;
+
+// The heaps one collection covers: the caller's, and the orphan heap for a
+// full collection (a fixed array: a collection allocates nothing).
+struct HeapSet {
+  Heap* heaps[2] = {nullptr, nullptr};
+  int n = 0;
+  Heap** begin() noexcept { return heaps; }
+  Heap** end() noexcept { return heaps + n; }
+};
+
 // One collection (gc_collect_main + its callbacks) of the given heaps: the
 // first is the caller's; a heap already being collected is skipped (if it
-// is the caller's, nothing happens and 0 is returned).
-std::size_t collect_heaps(std::vector<Heap*> heaps, int generation) {
-  std::erase_if(heaps, [](Heap* h) {
-    return h->collecting.exchange(true, std::memory_order_acq_rel);
-  });
-  if (heaps.empty()) return 0;
+// is the caller's, nothing happens and 0 is returned). The heaps stay
+// marked as being collected until the "stop" callbacks have returned, so
+// that a collect() from a callback returns 0 (CPython's gcstate->collecting
+// covers its callbacks too).
+std::size_t collect_heaps(HeapSet set, int generation) noexcept {
+  HeapSet heaps;
+  for (Heap* h : set)
+    if (!h->collecting.exchange(true, std::memory_order_acq_rel)) heaps.heaps[heaps.n++] = h;
+  if (heaps.n == 0) return 0;
   struct Release {
-    std::vector<Heap*>& heaps;
+    HeapSet& heaps;
+    Release(HeapSet& h) noexcept : heaps(h) {
+      ++tls_collections;
+      for (Heap* heap : heaps) heap->collector = wd::current_collector_token();
+    }
     ~Release() {
-      for (Heap* h : heaps) h->collecting.store(false, std::memory_order_release);
+      for (Heap* h : heaps) {
+        h->collector = nullptr;
+        h->collecting.store(false, std::memory_order_release);
+      }
+      --tls_collections;
+      // Much of what a collection frees may belong to exited threads' pools.
+      wd::pool_trim_exited();
     }
   } release{heaps};
 
@@ -735,14 +983,12 @@ std::size_t collect_heaps(std::vector<Heap*> heaps, int generation) {
                   found, secs);
     debug_print(buf);
   }
-  for (Heap* h : heaps) h->collecting.store(false, std::memory_order_release);
-  heaps.clear();
   run_callbacks(Phase::stop, {generation, found, 0});
   return found;
 }
 
 // CPython's gc_collect_generations: the oldest generation over threshold.
-void collect_generations(Heap* heap) {
+void collect_generations(Heap* heap) noexcept {
   Module& m = module();
   for (int i = wd::kGenerations - 1; i >= 0; --i) {
     if (heap->count[i].load(std::memory_order_relaxed) >
@@ -751,7 +997,9 @@ void collect_generations(Heap* heap) {
         std::lock_guard<SpinLock> lk(heap->lock);
         if (heap->long_lived_pending < heap->long_lived_total / 4) continue;
       }
-      collect_heaps({heap}, i);
+      HeapSet set;
+      set.heaps[set.n++] = heap;
+      collect_heaps(set, i);
       return;
     }
   }
@@ -764,11 +1012,13 @@ void collect_generations(Heap* heap) {
 
 std::size_t collect(int generation) {
   if (generation < 0 || generation > 2) throw std::invalid_argument("invalid generation");
+  if (tls_collections) return 0;
   Heap* own = wd::current_heap();
   if (own->collecting.load(std::memory_order_acquire)) return 0;
-  std::vector<Heap*> heaps{own};
-  if (generation == 2 && own != wd::orphan_heap()) heaps.push_back(wd::orphan_heap());
-  return collect_heaps(std::move(heaps), generation);
+  HeapSet set;
+  set.heaps[set.n++] = own;
+  if (generation == 2 && own != wd::orphan_heap()) set.heaps[set.n++] = wd::orphan_heap();
+  return collect_heaps(set, generation);
 }
 
 void enable() noexcept { module().enabled.store(true, std::memory_order_relaxed); }
@@ -883,13 +1133,13 @@ std::size_t get_freeze_count() noexcept {
 }
 
 std::vector<Strong<void>> garbage() {
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   return module().garbage;
 }
 void clear_garbage() {
   std::vector<Strong<void>> old;
   {
-    std::lock_guard<std::mutex> g(module().mu);
+    std::lock_guard<wd::Mutex> g(module().mu);
     old.swap(module().garbage);
   }
 }
@@ -898,14 +1148,14 @@ std::string_view to_string(Phase p) noexcept { return p == Phase::start ? "start
 
 CallbackId add_callback(Callback cb) {
   auto p = std::make_shared<const Callback>(std::move(cb));
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   CallbackId id = module().next_callback++;
   module().callbacks.emplace_back(id, std::move(p));
   return id;
 }
 bool remove_callback(CallbackId id) {
   std::shared_ptr<const Callback> old;
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   auto& v = module().callbacks;
   auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == id; });
   if (it == v.end()) return false;
@@ -915,7 +1165,7 @@ bool remove_callback(CallbackId id) {
 }
 void clear_callbacks() {
   std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> old;
-  std::lock_guard<std::mutex> g(module().mu);
+  std::lock_guard<wd::Mutex> g(module().mu);
   old.swap(module().callbacks);
 }
 
@@ -934,14 +1184,23 @@ namespace weakref::detail {
 void gc_on_allocate() noexcept {
   gc::Module& m = gc::module();
   if (!m.enabled.load(std::memory_order_relaxed)) return;
-  Heap* heap = current_heap();
   const long t0 = m.threshold[0].load(std::memory_order_relaxed);
-  if (t0 == 0 || heap->count[0].load(std::memory_order_relaxed) <= t0) return;
-  if (heap->collecting.load(std::memory_order_relaxed)) return;
-  try {
-    gc::collect_generations(heap);
-  } catch (...) {
-    write_unraisable(std::current_exception(), "Exception ignored in", "automatic collection");
+  if (t0 == 0) return;
+  Heap* heap = current_heap();
+  const bool own = heap->count[0].load(std::memory_order_relaxed) > t0;
+  // Exited threads' objects count towards every thread's automatic
+  // collection: whoever allocates next collects them (a full collection of
+  // the orphan heap alone), so that garbage left by short-lived threads is
+  // bounded without an explicit collect().
+  const bool orphans = orphans_pending.load(std::memory_order_relaxed) > t0;
+  if (!own && !orphans) [[likely]]
+    return;
+  if (gc::tls_collections || heap->collecting.load(std::memory_order_relaxed)) return;
+  if (own) gc::collect_generations(heap);
+  if (orphans && orphans_pending.load(std::memory_order_relaxed) > t0) {
+    gc::HeapSet set;
+    set.heaps[set.n++] = orphan_heap();
+    gc::collect_heaps(set, 2);
   }
 }
 

@@ -18,7 +18,7 @@ std::atomic<Heap*> g_heaps[kMaxHeaps];
 std::atomic<std::uint32_t> g_limit{kOrphanHeap + 1};
 
 struct Registry {
-  std::mutex mu;
+  Mutex mu;
   std::vector<Heap*> free;  // empty heaps of exited threads, for reuse
 };
 Registry& registry() {
@@ -35,7 +35,7 @@ Heap* make_orphan_heap() {
 
 Heap* new_heap() {
   Registry& r = registry();
-  std::lock_guard<std::mutex> g(r.mu);
+  std::lock_guard<Mutex> g(r.mu);
   if (!r.free.empty()) {
     Heap* h = r.free.back();
     r.free.pop_back();
@@ -69,10 +69,17 @@ void merge_into_orphans(Heap* h) noexcept {
   {
     std::lock_guard<SpinLock> go(o->lock);
     std::lock_guard<SpinLock> gh(h->lock);
+    long merged = 0;
     for (GcList* list : {&h->gen[0], &h->gen[1], &h->gen[2], &h->permanent}) {
-      for (GcHead* g = list->head.next; g != &list->head; g = g->next)
+      for (GcHead* g = list->head.next; g != &list->head; g = g->next, ++merged)
         set_heap_index(ObjectHeader::from_gc(g), kOrphanHeap);
     }
+    // Counted towards the orphan heap's full-collection heuristic (CPython's
+    // long_lived_pending), which automatic collections on every thread
+    // consult (orphans_pending).
+    o->long_lived_pending += merged;
+    orphans_pending.store(o->long_lived_pending - o->long_lived_total / 4,
+                          std::memory_order_relaxed);
     for (int i = 0; i < kGenerations; ++i) h->gen[i].merge_into(o->gen[kGenerations - 1]);
     h->permanent.merge_into(o->permanent);
     for (auto& c : h->count) c.store(0, std::memory_order_relaxed);
@@ -83,7 +90,7 @@ void merge_into_orphans(Heap* h) noexcept {
   tls_heap_index = kOrphanHeap;
   try {
     Registry& r = registry();
-    std::lock_guard<std::mutex> g(r.mu);
+    std::lock_guard<Mutex> g(r.mu);
     r.free.push_back(h);
   } catch (...) {
     // The heap stays unused; nothing is lost but its index.
@@ -93,6 +100,7 @@ void merge_into_orphans(Heap* h) noexcept {
 }  // namespace
 
 constinit thread_local std::uint32_t tls_heap_index = kNoHeap;
+constinit std::atomic<long> orphans_pending{0};
 
 Heap* orphan_heap() noexcept {
   static Heap* h = make_orphan_heap();
@@ -179,6 +187,7 @@ void untrack(ObjectHeader* h) noexcept {
     std::uint64_t w = h->word.load(std::memory_order_acquire);
     if (w & kSide) w = side_of(w)->word.load(std::memory_order_acquire);
     if ((w & kInCollection) && heap(w) == c->index) {
+      GateHold hold;  // a fork child may walk this list (fork.cpp)
       GcList::remove(h->gc());
       return;
     }
@@ -190,6 +199,31 @@ void untrack(ObjectHeader* h) noexcept {
       rmw_fetch_sub(heap->count[0], 1L, std::memory_order_relaxed);
   }
   heap->lock.unlock();
+}
+
+const void* current_collector_token() noexcept {
+  static constinit thread_local char token = 0;
+  return &token;
+}
+
+void heaps_after_fork_in_child() noexcept {
+  for_each_heap([](Heap& h) {
+    if (!h.collecting.load(std::memory_order_relaxed)) return;
+    if (h.collector == current_collector_token()) return;  // this thread's own
+    if (GcList* l = h.in_collection) {
+      for (GcHead* g = l->head.next; g != &l->head; g = g->next) {
+        ObjectHeader* o = ObjectHeader::from_gc(g);
+        std::uint64_t w = o->word.load(std::memory_order_relaxed);
+        auto& word = (w & kSide) ? side_of(w)->word : o->word;
+        word.fetch_and(~kInCollection, std::memory_order_relaxed);
+        g->prev &= ~kPrevCollecting;
+      }
+      l->merge_into(h.gen[kGenerations - 1]);
+      h.in_collection = nullptr;
+    }
+    h.collector = nullptr;
+    h.collecting.store(false, std::memory_order_relaxed);
+  });
 }
 
 }  // namespace weakref::detail

@@ -5,8 +5,10 @@
 // the object's count word, bits 16..31). gc::collect() collects the calling
 // thread's heap; references from anywhere else count as outside references.
 // When a thread exits, its heap's objects move to the orphan heap (index
-// kOrphanHeap), which full collections on any thread also collect. Index 0
-// (kNoHeap) means "not in any heap" (untraced objects).
+// kOrphanHeap), which full collections on any thread also collect, and
+// which any thread's automatic collection check collects on its own once it
+// has received enough (orphans_pending). Index 0 (kNoHeap) means "not in
+// any heap" (untraced objects).
 //
 // Locking
 //  * Heap::lock guards the generation lists, the permanent list, the counts
@@ -17,6 +19,10 @@
 //    lock is never held while taking a side-table lock, except by the
 //    collector's freeze step, which takes side locks under its own heap lock
 //    (side locks are leaves).
+//  * Every lock here is taken inside the fork gate (detail/config.hpp,
+//    src/fork.cpp), like every library lock; so is every change a
+//    collection makes to its private garbage list (Heap::in_collection),
+//    which a fork child may walk.
 //  * An object's heap index changes only when its heap is merged into the
 //    orphan heap, under both heap locks; untrack re-reads the index after
 //    locking and retries if it moved.
@@ -113,13 +119,49 @@ struct Heap {
   long long_lived_pending = 0;
   std::atomic<bool> collecting{false};
   std::uint16_t index = 0;
+  // For a fork child (src/fork.cpp): the thread collecting this heap (the
+  // address of a thread_local of its, set with `collecting`), and the
+  // private garbage list of its steps 7-9 (set and cleared under `lock`;
+  // changed only inside the fork gate).
+  const void* collector = nullptr;
+  GcList* in_collection = nullptr;
 };
+
+// Inside the fork gate (weakref/detail/config.hpp) for as long as it lives,
+// when the process has threads: a fork waits until it is gone.
+class GateHold {
+ public:
+  GateHold() noexcept : on_(!single_threaded()) {
+    if (on_) gate_enter();
+  }
+  ~GateHold() {
+    if (on_) gate_leave();
+  }
+  GateHold(const GateHold&) = delete;
+  GateHold& operator=(const GateHold&) = delete;
+
+ private:
+  bool on_;
+};
+
+// In a fork child: the collections that threads which do not exist in the
+// child had in progress are abandoned, their garbage given back to its heap
+// (src/fork.cpp).
+void heaps_after_fork_in_child() noexcept;
+// What identifies the calling thread in Heap::collector.
+const void* current_collector_token() noexcept;
 
 // The calling thread's heap (made on first use; the orphan heap once the
 // thread's heap is gone at thread exit).
 Heap* current_heap() noexcept;
 Heap* orphan_heap() noexcept;
 Heap* heap_at(std::uint32_t index) noexcept;
+// Objects the orphan heap received from exited threads since its last full
+// collection, beyond a quarter of those that survived it (CPython's rule for
+// full collections: long_lived_pending against long_lived_total / 4). Read
+// by every automatic collection check (gc_on_allocate), written under the
+// orphan heap's lock.
+extern std::atomic<long> orphans_pending;
 // Calls f(Heap&) for every heap that exists now.
 template <class F>
 void for_each_heap(F&& f);
@@ -142,10 +184,21 @@ extern constinit thread_local Heap* tls_collecting;
 // Re-lists an object that left its heap during its death (tp_finalize).
 void track_again(ObjectHeader* h) noexcept;
 
-// How many deaths may nest on this thread before further ones are queued
-// (src/object.cpp, step 2 of a death). Returns the previous limit. The
-// collector lowers it while it breaks up garbage (src/gc.cpp, step 9).
-int exchange_death_nesting_limit(int limit) noexcept;
+// A death scope (src/object.cpp, step 2 of a death): while it is open,
+// deaths on this thread nest at most `limit` deep counted from its opening,
+// the rest are queued, and the queued ones run within the scope (by its
+// outermost death, or at the latest by close_death_scope), never after it.
+// Deaths queued before the scope opened stay queued for the death that
+// queued them. The collector opens one while it breaks up garbage
+// (src/gc.cpp, step 9): its garbage is freed before collect() returns even
+// when collect() runs inside a cascade of deaths (a callback's).
+struct DeathScope {
+  int depth;
+  int limit;
+  std::uintptr_t base;
+};
+DeathScope open_death_scope(int limit) noexcept;
+void close_death_scope(const DeathScope& saved) noexcept;
 
 template <class F>
 void for_each_heap(F&& f) {

@@ -7,9 +7,14 @@
 //      object still holds as outside references (never as garbage);
 //   2. trashcan: past kMaxDepth nested deaths on this thread, the death is
 //      queued and run by the outermost death on this thread, iteratively, so
-//      releasing a 10-million-long chain never overflows the stack (the
-//      collector lowers the limit while it breaks up garbage: see
-//      kCollectorNesting in src/gc.cpp);
+//      releasing a 10-million-long chain never overflows the stack. The
+//      queue never allocates (it is linked through the dying objects: see
+//      DeathQueue below), so this holds when memory is exhausted too. A
+//      collection opens a death scope while it breaks up garbage (a lower
+//      limit, counted from the collection, whose queued deaths run before
+//      the collection returns: kCollectorNesting in src/gc.cpp), so that a
+//      collection run from inside a cascade of deaths frees its garbage
+//      before it returns, as one run from the top does;
 //   3. tp_finalize (PEP 442), once per object: the count is set back to 1
 //      while it runs; if it is still above 0 afterwards the object was
 //      resurrected and the death stops here;
@@ -163,53 +168,85 @@ namespace {
 
 constexpr int kMaxDepth = 50;  // CPython's trashcan limit (PyTrash_UNWIND_LEVEL)
 
-// Deaths queued past kMaxDepth: a stack, run by the outermost death of the
-// thread (last queued, first run, as CPython's trashcan). Its first
-// kInlineDeaths slots are part of the thread_local, which stays trivial so
-// that it is usable at any point of thread shutdown; past them the stack
-// grows in malloc'd memory, given back when the outermost death has emptied
-// it. (The dying objects themselves cannot carry the link: an object with
-// weakrefs has none of its own words free while other threads may still
-// look at its side table, and a side table field for it would cost 8 bytes
-// on every weakly referenced object.) If that memory cannot be had, the
-// death runs at once, one level deeper.
-constexpr std::size_t kInlineDeaths = 32;
+// Deaths queued past the nesting limit: a stack (last queued, first run, as
+// CPython's trashcan), run by the outermost death of the current death scope
+// (see DeathScope in heap.hpp). It never allocates, so it cannot fail: it is
+// linked through memory that a dying object no longer needs and that no
+// other thread reads once its count is 0 (the queue's invariant):
+//
+//   * a traced object's GcHead: die() has untracked it, so it is in no list
+//     (GcHead::next is null, which is what pop restores); the collectors
+//     read the GcHead only of objects in their heap's lists or reached
+//     through a strong member, and a count of 0 means neither;
+//   * an untraced object's count word, in the inline form: no weakref exists
+//     to look at it and no Strong to read it. It holds 0 then (untraced
+//     objects carry no heap index and are never frozen or shared), or
+//     kFinalized after a resurrection; the entry's tag says which, and pop
+//     writes it back;
+//   * an untraced object with a side table: its header word (weak lockers
+//     read the side table's word, never the header's), the entry being the
+//     side table itself (its `object` gives the header back), and pop writes
+//     the side form back into the header.
+//
+// An entry is such a pointer with the tag in its low 2 bits (headers are
+// 16-aligned, side tables 8-aligned). The links live in the dying objects,
+// so a million queued deaths cost no memory at all, and releasing a graph
+// of any size or shape never nests deeper than the limit, even when no
+// memory is left.
+using Entry = std::uintptr_t;
+constexpr Entry kTagTraced = 0;     // ObjectHeader*, link in its GcHead
+constexpr Entry kTagInline = 1;     // ObjectHeader*, link in its word (was 0)
+constexpr Entry kTagInlineFin = 2;  // same, the word was kFinalized
+constexpr Entry kTagSide = 3;       // SideTable*, link in object's word
+constexpr Entry kTagMask = 3;
 
 struct DeathQueue {
-  int depth = 0;
-  int limit = kMaxDepth;
-  std::size_t size = 0;
-  std::size_t cap = kInlineDeaths;
-  ObjectHeader** spill = nullptr;  // malloc'd, cap slots, when cap > inline
-  ObjectHeader* inline_slots[kInlineDeaths] = {};
+  int depth = 0;          // deaths running on this thread in this scope
+  int limit = kMaxDepth;  // past it, deaths are queued
+  Entry top = 0;          // last queued (0: none)
+  Entry base = 0;         // top when the current scope opened: not ours
 
-  ObjectHeader** slots() noexcept { return spill ? spill : inline_slots; }
-
-  bool push(ObjectHeader* h) noexcept {
-    if (size == cap && !grow()) [[unlikely]]
-      return false;
-    slots()[size++] = h;
-    return true;
-  }
   // Out of line: die() stays small enough to need few registers.
-  [[gnu::noinline]] bool grow() noexcept {
-    const std::size_t n = cap * 2;
-    auto* p = static_cast<ObjectHeader**>(std::malloc(n * sizeof(ObjectHeader*)));
-    if (!p) return false;
-    std::memcpy(p, slots(), size * sizeof(ObjectHeader*));
-    std::free(spill);
-    spill = p;
-    cap = n;
-    return true;
+  [[gnu::noinline]] void push(ObjectHeader* h) noexcept {
+    Entry e;
+    if (h->traced()) {
+      h->gc()->next = reinterpret_cast<GcHead*>(top);
+      e = reinterpret_cast<Entry>(h) | kTagTraced;
+    } else {
+      const std::uint64_t w = h->word.load(std::memory_order_relaxed);
+      if (w & kSide) {
+        e = reinterpret_cast<Entry>(side_of(w)) | kTagSide;
+      } else {
+        e = reinterpret_cast<Entry>(h) | ((w & kFinalized) ? kTagInlineFin : kTagInline);
+      }
+      h->word.store(top, std::memory_order_relaxed);
+    }
+    top = e;
   }
-  ObjectHeader* pop() noexcept { return size ? slots()[--size] : nullptr; }
-  void release_spill() noexcept {
-    std::free(spill);
-    spill = nullptr;
-    cap = kInlineDeaths;
+  // The last queued death, its borrowed word restored (top != base).
+  ObjectHeader* pop() noexcept {
+    const Entry e = top;
+    const Entry tag = e & kTagMask;
+    if (tag == kTagSide) {
+      auto* s = reinterpret_cast<SideTable*>(e & ~kTagMask);
+      ObjectHeader* h = s->object;
+      top = h->word.load(std::memory_order_relaxed);
+      h->word.store(reinterpret_cast<std::uintptr_t>(s) | kSide, std::memory_order_relaxed);
+      return h;
+    }
+    auto* h = reinterpret_cast<ObjectHeader*>(e & ~kTagMask);
+    if (tag == kTagTraced) {
+      top = reinterpret_cast<Entry>(h->gc()->next);
+      h->gc()->next = nullptr;
+    } else {
+      top = h->word.load(std::memory_order_relaxed);
+      h->word.store(tag == kTagInlineFin ? kFinalized : 0, std::memory_order_relaxed);
+    }
+    return h;
   }
 };
 static_assert(std::is_trivially_destructible_v<DeathQueue>);
+static_assert(alignof(ObjectHeader) > kTagMask && alignof(SideTable) > kTagMask);
 constinit thread_local DeathQueue tls_deaths;  // no initialization guard
 
 std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
@@ -264,10 +301,9 @@ void die_now(ObjectHeader* h) noexcept {
   }
 }
 
-// The outermost death of the thread runs the queued ones.
+// The outermost death of the scope runs the queued ones.
 [[gnu::noinline]] void run_queued_deaths(DeathQueue& q) noexcept {
-  while (ObjectHeader* p = q.pop()) die_now(p);
-  if (q.spill) q.release_spill();
+  while (q.top != q.base) die_now(q.pop());
 }
 
 }  // namespace
@@ -275,25 +311,42 @@ void die_now(ObjectHeader* h) noexcept {
 void die(ObjectHeader* h) noexcept {
   if (h->traced()) untrack(h);
   DeathQueue& q = tls_deaths;
-  if (q.depth >= q.limit && q.push(h)) return;
+  if (q.depth >= q.limit) [[unlikely]] {
+    q.push(h);
+    return;
+  }
   ++q.depth;
   die_now(h);
-  if (q.depth == 1 && q.size) run_queued_deaths(q);
+  if (q.depth == 1 && q.top != q.base) run_queued_deaths(q);
   --q.depth;
 }
 
-int exchange_death_nesting_limit(int limit) noexcept {
-  return std::exchange(tls_deaths.limit, limit);
+DeathScope open_death_scope(int limit) noexcept {
+  DeathQueue& q = tls_deaths;
+  DeathScope saved{q.depth, q.limit, q.base};
+  q.depth = 0;
+  q.limit = limit;
+  q.base = q.top;
+  return saved;
+}
+
+void close_death_scope(const DeathScope& saved) noexcept {
+  DeathQueue& q = tls_deaths;
+  q.depth = 1;  // (only with a limit of 0 can anything be left here)
+  run_queued_deaths(q);
+  q.depth = saved.depth;
+  q.limit = saved.limit;
+  q.base = saved.base;
 }
 
 // ---------------------------------------------------------------------------
 // Names and text
 
 const char* type_name(const std::type_info& t) noexcept {
-  static std::mutex mu;
+  static Mutex mu;
   static auto* names = new std::unordered_map<const std::type_info*, std::string>;
   try {
-    std::lock_guard<std::mutex> g(mu);
+    std::lock_guard<Mutex> g(mu);
     auto it = names->find(&t);
     if (it != names->end()) return it->second.c_str();
     std::string name = t.name();

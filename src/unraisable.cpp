@@ -2,6 +2,9 @@
 //
 // The hook is a shared_ptr swapped under a mutex; a report copies it and calls
 // it with no lock held, so a hook may report, set hooks or use the library.
+// Reporting allocates nothing of its own: exceptions met while memory is
+// exhausted (std::bad_alloc out of a callback) reach the hook, and the
+// default hook writes them, piece by piece.
 #include "weakref/unraisable.hpp"
 
 #include <cstdio>
@@ -22,7 +25,7 @@ namespace weakref {
 namespace {
 
 struct HookState {
-  std::mutex mu;
+  detail::Mutex mu;
   std::shared_ptr<const UnraisableHook> hook;
 };
 HookState& state() {
@@ -34,13 +37,13 @@ HookState& state() {
 
 UnraisableHook set_unraisable_hook(UnraisableHook hook) {
   auto next = hook ? std::make_shared<const UnraisableHook>(std::move(hook)) : nullptr;
-  std::lock_guard<std::mutex> g(state().mu);
+  std::lock_guard<detail::Mutex> g(state().mu);
   std::shared_ptr<const UnraisableHook> old = std::exchange(state().hook, std::move(next));
   return old ? *old : UnraisableHook{};
 }
 
 UnraisableHook get_unraisable_hook() {
-  std::lock_guard<std::mutex> g(state().mu);
+  std::lock_guard<detail::Mutex> g(state().mu);
   return state().hook ? *state().hook : UnraisableHook{};
 }
 
@@ -59,38 +62,95 @@ std::string describe_exception(std::exception_ptr e) {
   }
 }
 
-void default_unraisable_hook(const UnraisableInfo& info) {
-  std::string text = info.err_msg.empty() ? "Exception ignored in" : info.err_msg;
-  if (!info.object.empty()) text += ": " + info.object;
-  text += '\n';
-  text += describe_exception(info.exception);
-  text += '\n';
-  std::fputs(text.c_str(), stderr);
-  std::fflush(stderr);
+namespace {
+
+// describe_exception()'s text written to f without allocating anything
+// (exceptions reported while memory is exhausted are common).
+void write_exception(std::FILE* f, std::exception_ptr e) noexcept {
+  if (!e) {
+    std::fputs("NoneType: None", f);
+    return;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fputs(detail::type_name(typeid(ex)), f);
+    std::fputs(": ", f);
+    std::fputs(ex.what(), f);
+  } catch (...) {
+#ifdef WEAKREF_HAVE_CXXABI
+    if (const std::type_info* t = abi::__cxa_current_exception_type()) {
+      std::fputs(detail::type_name(*t), f);
+      return;
+    }
+#endif
+    std::fputs("unknown exception", f);
+  }
+}
+
+// The hook in force (null: the default), copied under the lock.
+std::shared_ptr<const UnraisableHook> current_hook() noexcept {
+  std::lock_guard<detail::Mutex> g(state().mu);
+  return state().hook;
+}
+
+void report(const UnraisableInfo& info) noexcept {
+  std::shared_ptr<const UnraisableHook> hook = current_hook();
+  if (!hook) {
+    default_unraisable_hook(info);
+    return;
+  }
+  try {
+    (*hook)(info);
+  } catch (...) {
+    // As CPython: report the hook's own failure, then the original.
+    std::fputs("Exception ignored in: unraisable hook\n", stderr);
+    write_exception(stderr, std::current_exception());
+    std::fputc('\n', stderr);
+    default_unraisable_hook(info);
+  }
+}
+
+}  // namespace
+
+// Writes piece by piece, allocating nothing.
+void default_unraisable_hook(const UnraisableInfo& info) noexcept {
+  std::FILE* f = stderr;
+  std::fputs(info.err_msg.empty() ? "Exception ignored in" : info.err_msg.c_str(), f);
+  if (!info.object.empty()) {
+    std::fputs(": ", f);
+    std::fputs(info.object.c_str(), f);
+  }
+  std::fputc('\n', f);
+  write_exception(f, info.exception);
+  std::fputc('\n', f);
+  std::fflush(f);
 }
 
 void write_unraisable(std::exception_ptr e, std::string err_msg, std::string object) noexcept {
+  report(UnraisableInfo{std::move(e), std::move(err_msg), std::move(object)});
+}
+
+// With texts that are not strings yet: making them may fail for lack of
+// memory, and then the hook gets the exception with empty texts (the
+// default hook says "Exception ignored in") rather than nothing at all.
+void write_unraisable(std::exception_ptr e, const char* err_msg, std::string object) noexcept {
+  UnraisableInfo info{std::move(e), {}, std::move(object)};
   try {
-    std::shared_ptr<const UnraisableHook> hook;
-    {
-      std::lock_guard<std::mutex> g(state().mu);
-      hook = state().hook;
-    }
-    UnraisableInfo info{std::move(e), std::move(err_msg), std::move(object)};
-    if (!hook) {
-      default_unraisable_hook(info);
-      return;
-    }
-    try {
-      (*hook)(info);
-    } catch (...) {
-      // As CPython: report the hook's own failure, then the original.
-      default_unraisable_hook({std::current_exception(), "Exception ignored in", "unraisable hook"});
-      default_unraisable_hook(info);
-    }
+    info.err_msg = err_msg;
   } catch (...) {
-    std::fputs("Exception ignored in: weakref unraisable hook (out of memory)\n", stderr);
   }
+  report(info);
+}
+
+void write_unraisable(std::exception_ptr e, const char* err_msg, const char* object) noexcept {
+  UnraisableInfo info{std::move(e), {}, {}};
+  try {
+    info.err_msg = err_msg;
+    info.object = object;
+  } catch (...) {
+  }
+  report(info);
 }
 
 }  // namespace weakref

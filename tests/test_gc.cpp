@@ -217,6 +217,65 @@ TEST_F(GcTest, CollectFromRefcountCallbackIsARealCollection) {
   EXPECT_EQ(found, 2U);
 }
 
+// Issue 13, part 1: a collection run from a callback deep inside a cascade
+// of refcount deaths frees all of its garbage before it returns, as a
+// collection run from the top does (the collector's lower nesting limit
+// used to queue the third death of a cycle's break-up for the outermost
+// death on the thread, after the collection).
+TEST_F(GcTest, CollectionInsideACascadeFreesAllItsGarbageBeforeReturning) {
+  for (int depth : {1, 3, 10, 45}) {
+    SCOPED_TRACE(depth);
+    // Garbage: a ring of 5 (breaking it up nests 5 deaths deep).
+    {
+      std::vector<Strong<Node>> ring;
+      for (int i = 0; i < 5; ++i) ring.push_back(make<Node>("R"));
+      for (int i = 0; i < 5; ++i) ring[i]->a = ring[(i + 1) % 5];
+    }
+    // A chain `depth` long whose last node's callback collects.
+    Strong<Node> head = make<Node>("H");
+    Node* last = head.get();
+    for (int i = 1; i < depth; ++i) {
+      last->a = make<Node>("C");
+      last = last->a.get();
+    }
+    long live_before = 0, live_after = 0;
+    std::size_t found = 0;
+    ref<Node> r(self(last), [&](const ref<Node>&) {
+      live_before = g_live;
+      found = gc::collect();
+      live_after = g_live;
+    });
+    head.reset();
+    EXPECT_EQ(found, 5U);
+    EXPECT_EQ(live_before - live_after, 5) << "garbage freed after collect() returned";
+  }
+}
+
+// Deaths queued by the cascade before a collection started are not the
+// collection's: they still run after it, when the outermost death ends (as
+// CPython's trashcan runs them).
+TEST_F(GcTest, DeathsQueuedBeforeANestedCollectionRunAfterIt) {
+  // A chain 50 long: the 50th node's members X and Y die past the nesting
+  // limit, queued (Y on top, so Y runs first).
+  Strong<Node> head = make<Node>("H");
+  Node* n = head.get();
+  for (int i = 1; i < 50; ++i) {
+    n->a = make<Node>("C");
+    n = n->a.get();
+  }
+  n->a = make<Node>("X");
+  n->b = make<Node>("Y");
+  std::vector<std::string> log;
+  ref<Node> rx(n->a, [&](const ref<Node>&) { log.push_back("x dies"); });
+  ref<Node> ry(n->b, [&](const ref<Node>&) {
+    log.push_back("y dies, collects");
+    gc::collect();
+    log.push_back("collected");
+  });
+  head.reset();
+  EXPECT_EQ(log, (std::vector<std::string>{"y dies, collects", "collected", "x dies"}));
+}
+
 struct Phoenix {
   static inline Strong<Phoenix> saved;
   static inline int finalized = 0;
@@ -383,6 +442,38 @@ TEST_F(GcTest, CallbacksSeeStartAndStop) {
   EXPECT_FALSE(gc::remove_callback(id));
   gc::collect();
   EXPECT_EQ(phases.size(), 2U);
+}
+
+// Issue 13, part 3: a gc::callbacks callback that calls collect() gets 0,
+// in both phases, as CPython's does (the collection is still running). The
+// "stop" callback's nested collect() used to start a full collection,
+// whose own "stop" callback collected again, until the stack overflowed.
+TEST_F(GcTest, CollectFromGcCallbackReturnsZero) {
+  std::vector<std::string> log;
+  gc::add_callback([&](gc::Phase p, const gc::CallbackInfo&) {
+    log.push_back(std::string(gc::to_string(p)) + " " + std::to_string(gc::collect()));
+  });
+  Strong<Node> a = make<Node>();
+  a->a = a;
+  a.reset();
+  EXPECT_EQ(gc::collect(), 1U);
+  EXPECT_EQ(log, (std::vector<std::string>{"start 0", "stop 0"}));
+}
+
+// Callbacks added or removed by a callback are seen by the same run, as
+// CPython's live list is.
+TEST_F(GcTest, GcCallbacksSeeTheLiveList) {
+  std::vector<std::string> log;
+  gc::CallbackId second = 0;
+  gc::add_callback([&](gc::Phase p, const gc::CallbackInfo&) {
+    log.push_back("first " + std::string(gc::to_string(p)));
+    if (p == gc::Phase::start) gc::remove_callback(second);
+  });
+  second = gc::add_callback([&](gc::Phase p, const gc::CallbackInfo&) {
+    log.push_back("second " + std::string(gc::to_string(p)));
+  });
+  gc::collect();
+  EXPECT_EQ(log, (std::vector<std::string>{"first start", "first stop"}));
 }
 
 TEST_F(GcTest, StatsCountCollections) {

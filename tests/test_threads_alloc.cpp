@@ -5,6 +5,8 @@
 #include <mutex>
 #include <thread>
 
+#include <weakref/detail/alloc_stats.hpp>
+
 #include "support.hpp"
 
 namespace weakref::testing {
@@ -77,6 +79,35 @@ TEST_F(ThreadsAllocTest, ThreadsExitWithBlocksOut) {
   }
   EXPECT_EQ(kept.size(), 20U * 500);
   kept.clear();
+}
+
+// Issue 13, part 3: the memory of exited threads is given back. Threads
+// allocate and exit; their blocks die on this thread (remote frees into the
+// exited threads' pools, which nobody collected until a new thread took a
+// pool over, and then only that one). After a collection (one of the
+// points where pending remote frees into exited threads' pools are
+// collected) the chunks are back with the system. pool_system_bytes()
+// counts every thread's chunks.
+TEST_F(ThreadsAllocTest, ExitedThreadsMemoryIsGivenBack) {
+  if (!detail::pools_enabled()) GTEST_SKIP() << "AddressSanitizer build: blocks use operator new";
+  gc::collect();
+  const std::size_t start = detail::pool_system_bytes();
+  std::size_t most = 0;
+  for (int round = 0; round < 10; ++round) {
+    std::vector<std::vector<Strong<Sized>>> made(8);
+    std::vector<std::thread> threads;
+    for (auto& m : made)
+      threads.emplace_back([&m] {
+        for (int i = 0; i < 20000; ++i) m.push_back(make<Sized>(i));  // ~1.3 MB each
+      });
+    for (auto& t : threads) t.join();
+    most = std::max(most, detail::pool_system_bytes());
+    made.clear();  // remote frees into the exited threads' pools
+    gc::collect();
+    EXPECT_LE(detail::pool_system_bytes(), start + (4U << 20))
+        << "round " << round << ": exited threads' memory kept";
+  }
+  EXPECT_GT(most, start + (8U << 20)) << "the threads allocated less than the test assumes";
 }
 
 }  // namespace

@@ -157,15 +157,14 @@ class Visitor {
                  weakref::detail::WeakObject* (*take)(void*)) {
     if (w) ops_->weak(*this, w, slot, take);
   }
-  // Keeps `value` until the current trace() call returns, then destroys it
-  // (clearing mode moves containers here so that nothing dies mid-trace).
+  // Clearing mode: destroys `value` (a container moved out of the object
+  // being broken up) now, while the collector holds that object alive, so
+  // that the object stays intact during its own trace even if what the
+  // value held dies. Allocates nothing (a collection never needs memory).
   template <class X>
   void keep_until_done(X&& value) {
-    struct Holder final : Kept {
-      std::remove_cvref_t<X> v;
-      explicit Holder(X&& x) : v(std::forward<X>(x)) {}
-    };
-    ops_->keep(*this, std::make_unique<Holder>(std::forward<X>(value)));
+    hold_current();
+    [[maybe_unused]] std::remove_cvref_t<X> dying(std::forward<X>(value));
   }
 
   struct Kept {
@@ -176,6 +175,8 @@ class Visitor {
                    weakref::detail::ObjectHeader* (*take)(void*));
     void (*weak)(Visitor&, weakref::detail::WeakObject*, void* slot,
                  weakref::detail::WeakObject* (*take)(void*));
+    // Clearing mode, called with null: hold the object being cleared alive
+    // until its trace returns, and release what is taken from now on at once.
     void (*keep)(Visitor&, std::unique_ptr<Kept>);
     bool clearing;
   };
@@ -231,8 +232,25 @@ class Visitor {
     } else if constexpr (std::ranges::range<U>) {
       static_assert(detail::visitable<U>(),
                     "weakref::gc::Visitor: this range holds nothing the collector can see");
-      if constexpr (!is_const && std::is_default_constructible_v<U> &&
-                    std::is_move_assignable_v<U> && std::is_move_constructible_v<U>) {
+      // Clearing mode empties the range without allocating: moved out (the
+      // object keeps an empty range, whatever its elements' destructors
+      // look at) and destroyed, or cleared in place when moving could
+      // allocate (a libstdc++ deque's default constructor does).
+      if constexpr (!is_const && std::is_nothrow_default_constructible_v<U> &&
+                    std::is_nothrow_move_assignable_v<U> &&
+                    std::is_nothrow_move_constructible_v<U>) {
+        if (clearing()) {
+          keep_until_done(std::exchange(x, U{}));
+          return;
+        }
+      } else if constexpr (!is_const && requires { x.clear(); }) {
+        if (clearing()) {
+          hold_current();
+          x.clear();
+          return;
+        }
+      } else if constexpr (!is_const && std::is_default_constructible_v<U> &&
+                           std::is_move_assignable_v<U> && std::is_move_constructible_v<U>) {
         if (clearing()) {
           keep_until_done(std::exchange(x, U{}));
           return;
@@ -246,6 +264,8 @@ class Visitor {
                     "weakref::gc::trace_traits");
     }
   }
+  void hold_current() { ops_->keep(*this, nullptr); }
+
   // Members of aggregates that hold nothing traceable (a map's string key,
   // say) are skipped.
   template <class X>
@@ -269,8 +289,10 @@ inline constexpr int DEBUG_LEAK = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBU
 // heap (generation 2 also collects the heap of exited threads). Returns the
 // number of unreachable objects found. Throws std::invalid_argument
 // ("invalid generation") unless 0 <= generation <= 2. Returns 0 at once when
-// a collection of this heap is already running (e.g. called from a
-// callback).
+// a collection of this heap, or any collection on this thread, is already
+// running (called from a weakref callback, a finalizer or a gc.callbacks
+// callback of one). Never fails for lack of memory (docs/design.md,
+// "Guarantees under attack").
 WEAKREF_API std::size_t collect(int generation = 2);
 
 // Automatic collection (on by default, process-wide).

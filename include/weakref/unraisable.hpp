@@ -33,12 +33,19 @@ WEAKREF_API UnraisableHook get_unraisable_hook();
 // The default hook: writes to stderr, as CPython does,
 //     Exception ignored in: <weakref at 0x...; dead>
 //     std::runtime_error: what() text
-WEAKREF_API void default_unraisable_hook(const UnraisableInfo& info);
+// (allocating nothing: it works when memory is exhausted).
+WEAKREF_API void default_unraisable_hook(const UnraisableInfo& info) noexcept;
 
 // Sends the current exception (call from inside a catch block) or `e` to the
-// hook. Never throws.
+// hook. Never throws, and needs no memory of its own: when the texts cannot
+// be made (the const char* forms), the hook gets the exception with empty
+// texts.
 WEAKREF_API void write_unraisable(std::exception_ptr e, std::string err_msg,
                                   std::string object) noexcept;
+WEAKREF_API void write_unraisable(std::exception_ptr e, const char* err_msg,
+                                  std::string object) noexcept;
+WEAKREF_API void write_unraisable(std::exception_ptr e, const char* err_msg,
+                                  const char* object) noexcept;
 
 // "ns::Type: what()" for an exception, as the default hook prints it.
 WEAKREF_API std::string describe_exception(std::exception_ptr e);

@@ -16,6 +16,13 @@ What the scenarios are made of
     operand of the wrong kind or hold a malformed line (the error paths).
   * names are rebound across kinds (an object name becomes a ref, a
     container, ...), unbound names are read now and then.
+  * death cascades with a collection inside them (op_cascade): a chain of
+    objects held through slots, a callback down the chain that collects,
+    an unrelated garbage cycle, and the cascade started by another
+    object's finalizer (or ref) callback deleting the chain's head. This
+    is the pattern of issue 13's two regressions (a nested collection
+    freeing its garbage only after it returned); on the code before that
+    fix about 4 scenarios in 10 disagree.
 
 What they avoid (so that CPython's answer is a single one, see
 docs/conformance.md):
@@ -351,6 +358,81 @@ class Gen:
         self.emit('collect')
         return True
 
+    def op_cascade(self):
+        """A death cascade with a collection inside it: a chain of fresh
+        objects held only through slots from its head, a weakref (or a
+        finalizer) somewhere down the chain whose callback collects, often
+        an unrelated garbage cycle for that collection to find, and the
+        cascade started by a finalizer (or ref) callback of another object
+        deleting the head, or left for a later `del`. A collection run
+        deep inside deaths must free its garbage before it returns, as one
+        run from the top does (tests/conformance/regressions/
+        nested_collect_in_cascade*.scn)."""
+        rng = self.rng
+        length = rng.randint(1, 4)
+        cycle = 0 if rng.random() < 0.25 else rng.choice([2, 2, 3])
+        trigger = rng.random() < 0.7
+        if self.objects + length + cycle + trigger > MAX_OBJECTS:
+            return False
+        if cycle and rng.random() < 0.5:
+            self._garbage_cycle(cycle)
+            cycle = 0
+        chain = [self.fresh_label_new() for _ in range(length)]
+        for a, b in zip(chain, chain[1:]):
+            self.emit('set', f"{a}.{rng.choice('abc')}", b)
+        member = rng.choice(chain[1:] or chain)
+        if rng.random() < 0.75:
+            name = self.fresh(PREFIX[REF])
+            self.emit('ref', name, member, 'cb:collect')
+            self.bind(name, {REF})
+        else:
+            name = self.fresh(PREFIX[FIN])
+            self.emit('fin', name, member, 'cb:collect')
+            self.bind(name, {FIN})
+        for n in chain[1:]:
+            self.emit('del', n)
+            self.kinds[n] = {UNBOUND}
+        if cycle:
+            self._garbage_cycle(cycle)
+        head = chain[0]
+        if rng.random() < 0.3 and self.names(OBJ, True):
+            # the head held in a slot of an object that stays bound
+            holder = rng.choice([n for n in self.names(OBJ, True) if n != head] or [head])
+            if holder != head:
+                self.emit('set', f"{holder}.{rng.choice('abc')}", head)
+                self.emit('del', head)
+                self.kinds[head] = {UNBOUND}
+                head = holder
+        if trigger:
+            t = self.fresh_label_new()
+            op, kind = rng.choice([('fin', FIN), ('fin', FIN), ('ref', REF)])
+            name = self.fresh(PREFIX[kind])
+            self.emit(op, name, t, f'cb:del:{head}')
+            self.bind(name, {kind})
+            self.volatile.add(head)
+            self.kinds.setdefault(head, set()).add(UNBOUND)
+            self.emit('del', t)
+            self.kinds[t] = {UNBOUND}
+        return True
+
+    def fresh_label_new(self):
+        """`new` of a fresh label; returns it."""
+        name = self.fresh_label()
+        self.labels.add(name)
+        self.objects += 1
+        self.emit('new', name)
+        self.bind(name, {OBJ})
+        return name
+
+    def _garbage_cycle(self, n):
+        """n fresh objects in a cycle, unbound: garbage."""
+        ring = [self.fresh_label_new() for _ in range(n)]
+        for a, b in zip(ring, ring[1:] + ring[:1]):
+            self.emit('set', f"{a}.{self.rng.choice('abc')}", b)
+        for x in ring:
+            self.emit('del', x)
+            self.kinds[x] = {UNBOUND}
+
     def op_unbound_read(self):
         """An op reading a name that is not bound."""
         name = self.rng.choice(['nope', 'gone'])
@@ -361,7 +443,7 @@ class Gen:
         (9, op_new), (3, op_let), (11, op_del), (9, op_set), (5, op_cycle), (4, op_setref),
         (2, op_same), (9, op_ref), (3, op_proxy), (3, op_wm), (5, op_fin), (7, op_query),
         (4, op_fin_use), (3, op_container), (8, op_wvd), (8, op_wkd), (8, op_wset),
-        (6, op_collect), (1, op_unbound_read),
+        (6, op_collect), (1, op_unbound_read), (2, op_cascade),
     ]
 
     # ---- whole scenarios

@@ -15,4 +15,9 @@ namespace weakref::detail {
 // carved into pages are not counted (they are never touched).
 WEAKREF_API std::size_t pool_committed_bytes() noexcept;
 
+// Bytes of 2 MiB chunks the allocator holds from the system, all threads
+// together (live and exited): what the library's small blocks cost the
+// process. 0 under AddressSanitizer (blocks come from operator new).
+WEAKREF_API std::size_t pool_system_bytes() noexcept;
+
 }  // namespace weakref::detail
