@@ -441,6 +441,27 @@ TEST_F(StrongTest, StrongVoidAndExactCast) {
   EXPECT_FALSE(exact_pointer_cast<Node>(v));
 }
 
+// The order docs/threads.md and strong.hpp state (issue #12, item 4; CPython:
+// PEP 442's tp_finalize, then the weakref callbacks newest first, finalizers
+// among them, then the destructor).
+TEST_F(StrongTest, DeathRunsTpFinalizeThenCallbacksNewestFirstThenTheDestructor) {
+  static std::vector<std::string>* log = nullptr;
+  std::vector<std::string> events;
+  log = &events;
+  struct Dying {
+    void tp_finalize() { log->push_back("tp_finalize"); }
+    ~Dying() { log->push_back("~T"); }
+  };
+  Strong<Dying> d = make<Dying>();
+  ref<Dying> r1(d, [] { log->push_back("callback 1"); });
+  finalize f(d, [] { log->push_back("finalizer"); });
+  ref<Dying> r2(d, [] { log->push_back("callback 2"); });
+  d.reset();
+  EXPECT_THAT(events, ::testing::ElementsAre("tp_finalize", "callback 2", "finalizer",
+                                             "callback 1", "~T"));
+  log = nullptr;
+}
+
 // make<T>(args...) builds aggregates with braces when T has no matching
 // constructor (clang 14 has no parenthesized aggregate initialization).
 struct PlainPoint {

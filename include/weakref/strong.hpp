@@ -6,10 +6,13 @@
 //    collector link when T has a trace() function) and returns the first
 //    strong reference. No base class is needed.
 //  * The object dies when its last Strong goes, on the thread that released
-//    it: first every weak reference is cleared and their callbacks run (newest
-//    first), then ~T runs and the block is returned to the allocator -- even
-//    while weak references to it live on (they point at a separate side table
-//    made on the first weak reference).
+//    it, in CPython's order: first T::tp_finalize() if T has one (PEP 442's
+//    __del__, once per object; self(this) works in it, and a Strong it
+//    stores somewhere resurrects the object), then every weak reference is
+//    cleared and their callbacks run (newest first; finalizers are among
+//    them), then ~T runs and the block is returned to the allocator -- even
+//    while weak references to it live on (they point at a separate side
+//    table made on the first weak reference).
 //  * Chains of any length are released without deep recursion: past 50
 //    nested deaths, deaths are queued and run iteratively (CPython's
 //    "trashcan").
