@@ -433,6 +433,35 @@ TEST_F(StrongTest, StreamsLikePythonRepr) {
   EXPECT_STREQ(type_name(p), "weakref::testing::Plain");
 }
 
+// Strong prints with T's own operator<< when T has one (issue #12, item 8),
+// as the weak containers print their elements.
+struct Named {
+  std::string name;
+  friend std::ostream& operator<<(std::ostream& os, const Named& n) {
+    return os << "Named(" << n.name << ")";
+  }
+};
+TEST_F(StrongTest, StreamsWithTheObjectsOwnOperator) {
+  Strong<Named> n = make<Named>("x");
+  std::ostringstream os;
+  os << n;
+  EXPECT_EQ(os.str(), "Named(x)");
+  std::ostringstream none;
+  none << Strong<Named>();
+  EXPECT_EQ(none.str(), "None");
+  std::ostringstream erased;  // no static type: the default repr
+  erased << Strong<void>(n);
+  EXPECT_THAT(erased.str(),
+              ::testing::MatchesRegex("<weakref::testing::.*Named object at 0x[0-9a-f]+>"));
+  std::ostringstream number;
+  number << make<int>(5);
+  EXPECT_EQ(number.str(), "5");
+  WeakSet<Named> set{n};
+  std::ostringstream in_set;
+  in_set << set;
+  EXPECT_EQ(in_set.str(), "WeakSet({Named(x)})");
+}
+
 TEST_F(StrongTest, StrongVoidAndExactCast) {
   Strong<Plain> p = make<Plain>(9);
   Strong<void> v = p;

@@ -30,7 +30,7 @@
 #include <compare>
 #include <cstddef>
 #include <functional>
-#include <iosfwd>
+#include <ostream>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -300,8 +300,24 @@ const char* type_name(const Strong<T>& s) noexcept {
 
 // Prints CPython's default repr: <Node object at 0x...>, or None.
 WEAKREF_API std::ostream& write_object(std::ostream& os, const detail::ObjectHeader* h);
+
+namespace detail {
+// Whether X has an operator<< of its own (`os << x` compiles for a const X):
+// then it is X's repr. The one trait for every place that prints a referent
+// (Strong here, the weak containers' elements, keys and values).
+template <class X>
+concept streamable = requires(std::ostream& os, const X& x) { os << x; };
+}  // namespace detail
+
+// Python's print(obj) / repr(obj): the object printed with T's own
+// operator<< when T has one (chosen by the static type T, as any C++ call),
+// else CPython's default repr <ns::Node object at 0x...> (with the dynamic
+// type's name); None for a null Strong.
 template <class T>
 std::ostream& operator<<(std::ostream& os, const Strong<T>& s) {
+  if constexpr (!std::is_void_v<T> && detail::streamable<T>) {
+    if (s) return os << *s;
+  }
   return write_object(os, detail::StrongAccess::header(s));
 }
 

@@ -236,10 +236,8 @@ inline SideTable* side_if_any(const ObjectHeader* h) noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Text of keys (KeyError, operator<<): Python's repr when it has one.
-
-template <class X>
-concept streamable = requires(std::ostream& os, const X& x) { os << x; };
+// Text of keys (KeyError, operator<<): Python's repr when it has one
+// (detail::streamable, strong.hpp: the same trait Strong's operator<< uses).
 
 template <class X>
 void write_repr(std::ostream& os, const X& x) {
