@@ -33,6 +33,7 @@
 #include <ostream>
 #include <memory>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "detail/object.hpp"
@@ -273,16 +274,54 @@ Strong<T> const_pointer_cast(const Strong<U>& s) noexcept {
   detail::incref(h);
   return detail::StrongAccess::adopt(const_cast<T*>(s.get()), h);
 }
+namespace detail {
+// The object of header h as a T*: when T is exactly its type (fast), or an
+// unambiguous public base of it (its TypeInfo throws the object as its own
+// type's pointer, which `catch (T*)` converts exactly as the language
+// converts pointers: private, protected and ambiguous bases do not match).
+// Null otherwise.
+template <class T>
+T* object_as(ObjectHeader* h) noexcept {
+  if constexpr (std::is_void_v<T>) {
+    return h->object();
+  } else {
+    if (*h->type->type == typeid(T)) return static_cast<T*>(h->object());
+    try {
+      h->type->throw_pointer(h->object());
+    } catch (T* p) {
+      return p;
+    } catch (...) {
+    }
+    return nullptr;
+  }
+}
+}  // namespace detail
+
+// Checked cast: the object as a T when it is one, else null (as
+// std::dynamic_pointer_cast). From a polymorphic U, dynamic_cast decides.
+// From Strong<void> (what gc::garbage(), get_objects(), get_referrers() and
+// a ref<>'s lock give) or a non-polymorphic U, the object's type as made by
+// make<> decides: T must be that type or an unambiguous public base of it
+// (a handler-style conversion; exact types take a fast path, a base costs
+// an exception throw, about a microsecond).
 template <class T, class U>
 Strong<T> dynamic_pointer_cast(const Strong<U>& s) noexcept {
-  T* p = dynamic_cast<T*>(s.get());
-  if (!p) return {};
   auto* h = detail::StrongAccess::header(s);
+  if (!h) return {};
+  T* p;
+  if constexpr (std::is_convertible_v<U*, T*>)
+    p = s.get();
+  else if constexpr (std::is_polymorphic_v<U>)
+    p = dynamic_cast<T*>(s.get());
+  else
+    p = detail::object_as<T>(h);
+  if (!p) return {};
   detail::incref(h);
   return detail::StrongAccess::adopt(p, h);
 }
 // Strong<void> (an object of any type) back to T when T is exactly the
-// type it was made as; null otherwise.
+// type it was made as; null otherwise (also for a base of it: see
+// dynamic_pointer_cast).
 template <class T>
 Strong<T> exact_pointer_cast(const Strong<void>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);

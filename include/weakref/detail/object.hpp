@@ -89,6 +89,10 @@ struct TypeInfo {
                            // multiple of align: the header stays aligned)
   std::size_t offset;      // from block start to the object
   std::size_t align;       // alignment of the block
+  // Throws the object's address as a T* (T: the type given to make<T>), so
+  // that `catch (Base*)` converts it to any unambiguous public base, for
+  // checked casts from Strong<void> or a non-polymorphic type (strong.hpp).
+  void (*throw_pointer)(void* object);
 };
 
 // The collector's link, in front of the header of traced objects. Same shape
@@ -334,6 +338,11 @@ template <class T>
 void destroy_thunk(ObjectHeader* h) noexcept;
 
 template <class T>
+[[noreturn]] void throw_pointer_thunk(void* p) {
+  throw static_cast<T*>(p);
+}
+
+template <class T>
 constexpr void (*trace_fn())(void*, gc::Visitor&) {
   if constexpr (Traceable<T>)
     return &trace_thunk<T>;
@@ -359,6 +368,7 @@ struct TypeInfoFor {
       round_up(object_offset<T>() + sizeof(T), block_align<T>()),
       object_offset<T>(),
       block_align<T>(),
+      &throw_pointer_thunk<T>,
   };
 };
 
