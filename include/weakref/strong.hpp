@@ -22,16 +22,20 @@
 //    while another thread accesses it.
 //  * self(p) returns a new Strong to the object p points to (like
 //    shared_from_this, without the base class). p must point to the complete
-//    object, or T must be polymorphic. It returns null during construction,
-//    during the object's death (callbacks, destructor), and must not be used
-//    on objects that were not made by make<T>().
+//    object, or T must be polymorphic. It works in T's constructor (make<T>
+//    counts the object's first reference before it runs: see make) and in
+//    tp_finalize; it returns null during the rest of the object's death
+//    (callbacks, destructor), and must not be used on objects that were not
+//    made by make<T>(). In a constructor, `this` is the object's address
+//    only in the constructor of the type given to make<T> (and of a base at
+//    offset 0): call self(this) there, not from a base class's constructor.
 #pragma once
 
 #include <compare>
 #include <cstddef>
 #include <functional>
-#include <ostream>
 #include <memory>
+#include <ostream>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -210,9 +214,26 @@ const void* complete_object(T* p) noexcept {
 
 // Creates a managed T: T(args...), or T{args...} for an aggregate without a
 // matching constructor (so make<Point>(1, 2) works for a plain struct on
-// every C++20 compiler, clang 14 included). Exceptions from T's constructor
-// propagate (nothing is leaked). For a traced T this is also where automatic
-// collection may run.
+// every C++20 compiler, clang 14 included). For a traced T this is also
+// where automatic collection may run.
+//
+// T's constructor runs with the object's first strong reference (the one
+// make returns) already counted, so in it self(this) works and the object
+// can register its own weak references and finalizers (Python's
+// `self._finalizer = weakref.finalize(self, ...)` in __init__); other threads
+// that reach it through them see a partly constructed object, as in Python.
+// If the constructor throws, the exception propagates (nothing leaks) and
+// what an object whose __init__ raised gets in CPython happens first, except
+// what needs a constructed T: every weakref to it is cleared and their
+// callbacks and finalizers run (newest first), but neither tp_finalize nor
+// ~T runs (no T was made; the members it had constructed are destroyed by
+// the exception, as for any C++ object). Strong references made by
+// self(this) that the constructor stored outside the object survive the
+// exception: they keep the block (and it stays weakly referenceable) until
+// the last is released, which then runs the callbacks and frees it without
+// ~T -- but there is no T in it: using them is undefined behaviour, as
+// using any object whose constructor threw, so don't let them escape.
+//
 // Initializing an aggregate from fewer arguments than it has members is what
 // make<T> is asked to do (the rest are default-initialized from their
 // default member initializers or value-initialized), so -Wextra's
@@ -221,27 +242,53 @@ const void* complete_object(T* p) noexcept {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #endif
+namespace detail {
+template <class T, class... Args>
+inline constexpr bool make_uses_braces =
+    std::is_aggregate_v<T> && !std::is_constructible_v<T, Args&&...>;
+template <class T, class... Args>
+constexpr bool make_is_nothrow() {
+  if constexpr (make_uses_braces<T, Args...>)
+    return noexcept(T{std::declval<Args>()...});
+  else
+    return std::is_nothrow_constructible_v<T, Args&&...>;
+}
+}  // namespace detail
+
 template <class T, class... Args>
 Strong<T> make(Args&&... args) {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
                 "weakref::make<T>: T must be a non-const, non-array object type");
   using Info = detail::TypeInfoFor<T>;
+  constexpr bool braces = detail::make_uses_braces<T, Args...>;
+  constexpr bool nothrow = detail::make_is_nothrow<T, Args...>();
   if constexpr (detail::Traceable<T>) detail::gc_on_allocate();
   void* block = detail::allocate_block(Info::value);
   auto* obj = static_cast<char*>(block) + Info::value.offset;
   auto* h = detail::ObjectHeader::from_object(obj);
-  ::new (static_cast<void*>(h)) detail::ObjectHeader{{0}, &Info::value};
+  ::new (static_cast<void*>(h)) detail::ObjectHeader{{detail::bits::kOne}, &Info::value};
   T* p;
-  try {
-    if constexpr (std::is_aggregate_v<T> && !std::is_constructible_v<T, Args&&...>)
-      p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};  // aggregates
+  if constexpr (nothrow) {
+    if constexpr (braces)
+      p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};
     else
       p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
-  } catch (...) {
-    detail::free_block(block, Info::value);
-    throw;
+  } else {
+    try {
+      if constexpr (braces)
+        p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};
+      else
+        p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
+    } catch (...) {
+      // No T: the block's last release must neither trace it, nor run
+      // tp_finalize or ~T (TypeInfoFor::unconstructed). Usually that is
+      // make's own reference, released here: the object's death (weakref
+      // callbacks, finalizers) runs before the exception leaves make.
+      h->type = &Info::unconstructed;
+      detail::decref(h);
+      throw;
+    }
   }
-  h->word.store(detail::bits::kOne, std::memory_order_relaxed);
   if constexpr (detail::Traceable<T>) detail::track(h);
   return detail::StrongAccess::adopt(p, h);
 }

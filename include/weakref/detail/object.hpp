@@ -40,9 +40,10 @@
 // weak reference object pointing at it is gone (SideTable::weak).
 //
 // Invariants
-//  * count == 0 means the object's death has begun (or the object is still
-//    being constructed). Nothing increments a zero count except the death
-//    protocol itself (tp_finalize resurrection, see object.cpp).
+//  * count == 0 means the object's death has begun. Nothing increments a
+//    zero count except the death protocol itself (tp_finalize resurrection,
+//    see object.cpp). While T's constructor runs, the count is 1, make<T>'s
+//    reference (so self(this), weakrefs and finalizers work in it).
 //  * A weak reference may lock (obtain a Strong) only while count > 0, the
 //    weakref itself is not cleared (bit 0 of WeakObject::side) and kFrozen
 //    is not set (a frozen object is being judged by a collector: lockers
@@ -336,11 +337,17 @@ void finalize_thunk(void* p) {
 
 template <class T>
 void destroy_thunk(ObjectHeader* h) noexcept;
+template <class T>
+void free_unconstructed_thunk(ObjectHeader* h) noexcept;
 
 template <class T>
 [[noreturn]] void throw_pointer_thunk(void* p) {
   throw static_cast<T*>(p);
 }
+// What a block whose T constructor threw is (make<T>): no T, so no cast to
+// T succeeds, and it prints as <weakref::detail::Unconstructed<T> ...>.
+template <class T>
+struct Unconstructed {};
 
 template <class T>
 constexpr void (*trace_fn())(void*, gc::Visitor&) {
@@ -370,6 +377,21 @@ struct TypeInfoFor {
       block_align<T>(),
       &throw_pointer_thunk<T>,
   };
+  // The type of a block whose T constructor threw (make<T>): its last
+  // release (make's own, unless Strongs made by self(this) escaped the
+  // constructor) runs the weakref callbacks and frees it, without ~T or
+  // tp_finalize (no T was made); it is never traced.
+  static constexpr TypeInfo unconstructed{
+      &free_unconstructed_thunk<T>,
+      nullptr,
+      nullptr,
+      &typeid(Unconstructed<T>),
+      sizeof(T),
+      value.block_size,
+      value.offset,
+      value.align,
+      &throw_pointer_thunk<Unconstructed<T>>,
+  };
 };
 
 template <class T>
@@ -379,6 +401,12 @@ void destroy_thunk(ObjectHeader* h) noexcept {
   T* p = static_cast<T*>(h->object());
   p->~T();
   free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset,
+             TypeInfoFor<T>::value);
+}
+
+template <class T>
+void free_unconstructed_thunk(ObjectHeader* h) noexcept {
+  free_block(static_cast<char*>(h->object()) - TypeInfoFor<T>::value.offset,
              TypeInfoFor<T>::value);
 }
 
