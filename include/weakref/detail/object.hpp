@@ -296,7 +296,8 @@ concept HasFinalize = requires(T& t) { t.tp_finalize(); };
 
 WEAKREF_API void* allocate_block(const TypeInfo& info);
 // Whether small blocks come from the library's pages (src/alloc.cpp); false
-// under AddressSanitizer, where they go to operator new.
+// when a memory tool watches the process (AddressSanitizer, LeakSanitizer,
+// valgrind; or WEAKREF_ALLOCATOR=system): they go to operator new then.
 WEAKREF_API bool pools_enabled() noexcept;
 WEAKREF_API void free_block(void* block, const TypeInfo& info) noexcept;
 // Links a fully constructed traced object into the calling thread's heap.
