@@ -49,11 +49,12 @@
 // the tool sees. Decided once, at the first allocation, for the whole
 // process: the library itself built with AddressSanitizer; or the program
 // built with it, LeakSanitizer or HWASan (their runtime's interface
-// functions are present: weak references here, null without them); or
-// valgrind (RUNNING_ON_VALGRIND from its header-only valgrind.h, or its
-// preload library in LD_PRELOAD when the header was not there at build
-// time); or WEAKREF_ALLOCATOR=system in the environment (=pools forces the
-// pools). The pools' fast paths then test one relaxed load (g_pool_limit)
+// functions are present: weak references here, null without them); or a
+// valgrind tool that replaces the allocator (memcheck, massif, dhat,
+// helgrind, drd: their preload library is in LD_PRELOAD, and
+// RUNNING_ON_VALGRIND, from the header-only valgrind.h when it was there at
+// build time, confirms it; callgrind and cachegrind keep the pools); or
+// WEAKREF_ALLOCATOR=system in the environment (=pools forces the pools). The pools' fast paths then test one relaxed load (g_pool_limit)
 // in place of the constant size limit.
 #include "alloc.hpp"
 
@@ -497,13 +498,21 @@ bool sanitizer_in_process() noexcept {
 #endif
 }
 
-bool running_on_valgrind() noexcept {
+// Whether the process runs under a valgrind tool that watches the heap:
+// memcheck, massif, dhat, helgrind and drd preload a library of their own
+// (vgpreload_<tool>) that replaces malloc and operator new; the profilers
+// (callgrind, cachegrind) preload only vgpreload_core and keep the pools,
+// which are then what they measure.
+bool valgrind_watches_heap() noexcept {
 #if defined(WEAKREF_HAVE_VALGRIND_H)
-  return RUNNING_ON_VALGRIND != 0;
-#else
-  const char* preload = std::getenv("LD_PRELOAD");
-  return preload && std::strstr(preload, "vgpreload") != nullptr;
+  if (!RUNNING_ON_VALGRIND) return false;
 #endif
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (!preload) return false;
+  for (const char* p = preload; (p = std::strstr(p, "vgpreload_")) != nullptr; p += 10) {
+    if (std::strncmp(p + 10, "core", 4) != 0) return true;
+  }
+  return false;
 }
 
 Route choose_route() noexcept {
@@ -513,7 +522,7 @@ Route choose_route() noexcept {
       return Route::system;
     if (std::strcmp(env, "pools") == 0) return Route::pools;
   }
-  if (sanitizer_in_process() || running_on_valgrind()) return Route::system;
+  if (sanitizer_in_process() || valgrind_watches_heap()) return Route::system;
   return Route::pools;
 }
 
