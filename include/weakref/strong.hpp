@@ -49,10 +49,7 @@ class Strong;
 
 namespace detail {
 struct StrongAccess;
-template <class T>
-struct is_strong : std::false_type {};
-template <class T>
-struct is_strong<Strong<T>> : std::true_type {};
+// is_strong<X>: detail/reflect.hpp.
 }  // namespace detail
 
 template <class T>

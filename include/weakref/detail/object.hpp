@@ -68,6 +68,7 @@
 #include <typeinfo>
 
 #include "config.hpp"
+#include "reflect.hpp"
 
 namespace weakref::gc {
 class Visitor;
@@ -285,12 +286,11 @@ inline void decref(CountRef r) noexcept {
 // ---------------------------------------------------------------------------
 // Allocation of blocks and per-type information.
 
+// Traced by the collector: a trace() member or free function, or a plain
+// aggregate (or std wrapper) holding what the collector must see, traced
+// automatically (reflect.hpp).
 template <class T>
-concept HasMemberTrace = requires(T& t, gc::Visitor& v) { t.trace(v); };
-template <class T>
-concept HasFreeTrace = requires(T& t, gc::Visitor& v) { trace(t, v); };
-template <class T>
-concept Traceable = HasMemberTrace<T> || HasFreeTrace<T>;
+concept Traceable = HasMemberTrace<T> || HasFreeTrace<T> || auto_traced<T>;
 template <class T>
 concept HasFinalize = requires(T& t) { t.tp_finalize(); };
 
@@ -323,12 +323,22 @@ constexpr std::size_t object_offset() {
   return round_up(prefix, block_align<T>());
 }
 
+template <class T, class V = gc::Visitor>
+inline constexpr bool visitor_defined = requires { sizeof(V); };
+
 template <class T>
 void trace_thunk(void* p, gc::Visitor& v) {
-  if constexpr (HasMemberTrace<T>)
+  if constexpr (HasMemberTrace<T>) {
     static_cast<T*>(p)->trace(v);
-  else
+  } else if constexpr (HasFreeTrace<T>) {
     trace(*static_cast<T*>(p), v);
+  } else {
+    static_assert(visitor_defined<T>,
+                  "weakref::make<T>: T is traced automatically (it holds Strong<> or weak "
+                  "members and has no trace()): include <weakref/gc.hpp> (or "
+                  "<weakref/weakref.hpp>) where it is made");
+    v(*static_cast<T*>(p));
+  }
 }
 
 template <class T>
