@@ -38,7 +38,9 @@
 // `template <> inline constexpr bool weakref::gc::auto_trace<T> = false;`.
 // is_traced_v<T> says whether make<T>() objects are traced:
 // `static_assert(weakref::gc::is_traced_v<Node>)` next to a class with
-// Strong<> members catches a forgotten trace() at compile time.
+// Strong<> members catches a forgotten trace() at compile time, and
+// gc::find_untraced_holders() (forensics.hpp) finds, at run time, the
+// untraced types whose objects hold strong references.
 //
 // Heaps and threads
 //  * Every thread has its own heap: a traced object belongs to the heap of

@@ -287,6 +287,10 @@ Strong<T> make(Args&&... args) {
     }
   }
   if constexpr (detail::Traceable<T>) detail::track(h);
+  if constexpr (detail::remembered_when_untraced<T>) {
+    if (detail::untraced_tracking.load(std::memory_order_relaxed) == 1) [[unlikely]]
+      detail::remember_untraced(h);
+  }
   return detail::StrongAccess::adopt(p, h);
 }
 #if defined(__GNUC__)

@@ -308,6 +308,18 @@ WEAKREF_API void gc_on_allocate() noexcept;
 // Unraisable-exception path for exceptions escaping tp_finalize.
 WEAKREF_API void report_finalize_exception(ObjectHeader* h) noexcept;
 
+// Untraced objects remembered for gc::find_untraced_holders()
+// (forensics.hpp, src/forensics.cpp) while gc::track_untraced(true) is on:
+// 0 never on, 1 on, 2 was on (objects remembered then are still forgotten
+// at their death). make<T> remembers untraced class objects while it is 1;
+// their destroy forgets them while it is not 0 (a destroy that follows a
+// remember on another thread sees the 1 or the 2 that came after it).
+WEAKREF_API extern std::atomic<std::uint8_t> untraced_tracking;
+WEAKREF_API void remember_untraced(ObjectHeader* h) noexcept;
+WEAKREF_API void forget_untraced(ObjectHeader* h) noexcept;
+template <class T>
+inline constexpr bool remembered_when_untraced = std::is_class_v<T> && !Traceable<T>;
+
 inline constexpr std::size_t kHeaderSpace = sizeof(ObjectHeader);
 inline constexpr std::size_t kGcSpace = sizeof(GcHead);
 
@@ -410,6 +422,10 @@ void destroy_thunk(ObjectHeader* h) noexcept {
   static_assert(std::is_nothrow_destructible_v<T>,
                 "weakref::make<T>: T's destructor must not throw");
   T* p = static_cast<T*>(h->object());
+  if constexpr (remembered_when_untraced<T>) {
+    if (untraced_tracking.load(std::memory_order_relaxed) != 0) [[unlikely]]
+      forget_untraced(h);
+  }
   p->~T();
   free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset,
              TypeInfoFor<T>::value);
