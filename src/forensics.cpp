@@ -32,7 +32,7 @@
 
 namespace weakref::detail {
 
-constinit std::atomic<std::uint8_t> untraced_tracking{0};
+constinit std::atomic<bool> untraced_tracking{false};
 
 namespace {
 struct UntracedRegistry {
@@ -49,7 +49,7 @@ UntracedRegistry& untraced_registry() {
 [[maybe_unused]] const bool g_tracking_from_environment = [] {
   const char* env = std::getenv("WEAKREF_TRACK_UNTRACED");
   const bool on = env && *env && std::strcmp(env, "0") != 0;
-  if (on) untraced_tracking.store(1, std::memory_order_relaxed);
+  if (on) untraced_tracking.store(true, std::memory_order_relaxed);
   return on;
 }();
 }  // namespace
@@ -220,10 +220,7 @@ void strongs_in(ObjectHeader* h,
 }  // namespace
 
 void track_untraced(bool on) noexcept {
-  if (on)
-    wd::untraced_tracking.store(1, std::memory_order_relaxed);
-  else if (wd::untraced_tracking.load(std::memory_order_relaxed) == 1)
-    wd::untraced_tracking.store(2, std::memory_order_relaxed);
+  wd::untraced_tracking.store(on, std::memory_order_relaxed);
 }
 
 std::vector<UntracedHolder> find_untraced_holders() {

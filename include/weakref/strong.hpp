@@ -253,7 +253,7 @@ constexpr bool make_is_nothrow() {
 }  // namespace detail
 
 template <class T, class... Args>
-Strong<T> make(Args&&... args) {
+inline Strong<T> make(Args&&... args) {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
                 "weakref::make<T>: T must be a non-const, non-array object type");
   using Info = detail::TypeInfoFor<T>;
@@ -288,8 +288,15 @@ Strong<T> make(Args&&... args) {
   }
   if constexpr (detail::Traceable<T>) detail::track(h);
   if constexpr (detail::remembered_when_untraced<T>) {
-    if (detail::untraced_tracking.load(std::memory_order_relaxed) == 1) [[unlikely]]
+    // gc::track_untraced (forensics.hpp). The type is swapped here, after
+    // the constructor, so that a throwing one needs no forgetting; only a
+    // constructor that handed `this` to another thread lets that thread
+    // see it (and the two TypeInfos differ only in destroy, which cannot
+    // run while make holds its reference).
+    if (detail::untraced_tracking.load(std::memory_order_relaxed)) [[unlikely]] {
+      h->type = &Info::remembered;
       detail::remember_untraced(h);
+    }
   }
   return detail::StrongAccess::adopt(p, h);
 }

@@ -309,12 +309,11 @@ WEAKREF_API void gc_on_allocate() noexcept;
 WEAKREF_API void report_finalize_exception(ObjectHeader* h) noexcept;
 
 // Untraced objects remembered for gc::find_untraced_holders()
-// (forensics.hpp, src/forensics.cpp) while gc::track_untraced(true) is on:
-// 0 never on, 1 on, 2 was on (objects remembered then are still forgotten
-// at their death). make<T> remembers untraced class objects while it is 1;
-// their destroy forgets them while it is not 0 (a destroy that follows a
-// remember on another thread sees the 1 or the 2 that came after it).
-WEAKREF_API extern std::atomic<std::uint8_t> untraced_tracking;
+// (forensics.hpp, src/forensics.cpp): while gc::track_untraced(true) is on,
+// make<T> remembers the objects of untraced class types and gives them
+// TypeInfoFor<T>::remembered, whose destroy forgets them (so the usual
+// destroy has no check, and tracking turned off meanwhile changes nothing).
+WEAKREF_API extern std::atomic<bool> untraced_tracking;
 WEAKREF_API void remember_untraced(ObjectHeader* h) noexcept;
 WEAKREF_API void forget_untraced(ObjectHeader* h) noexcept;
 template <class T>
@@ -362,6 +361,8 @@ template <class T>
 void destroy_thunk(ObjectHeader* h) noexcept;
 template <class T>
 void free_unconstructed_thunk(ObjectHeader* h) noexcept;
+template <class T>
+void destroy_remembered_thunk(ObjectHeader* h) noexcept;
 
 template <class T>
 [[noreturn]] void throw_pointer_thunk(void* p) {
@@ -415,6 +416,13 @@ struct TypeInfoFor {
       value.align,
       &throw_pointer_thunk<Unconstructed<T>>,
   };
+  // The type of an untraced object remembered for find_untraced_holders():
+  // its destroy forgets it first (see untraced_tracking, below).
+  static constexpr TypeInfo remembered{
+      &destroy_remembered_thunk<T>, value.trace,      value.finalize, value.type,
+      value.size,                   value.block_size, value.offset,   value.align,
+      value.throw_pointer,
+  };
 };
 
 template <class T>
@@ -422,13 +430,15 @@ void destroy_thunk(ObjectHeader* h) noexcept {
   static_assert(std::is_nothrow_destructible_v<T>,
                 "weakref::make<T>: T's destructor must not throw");
   T* p = static_cast<T*>(h->object());
-  if constexpr (remembered_when_untraced<T>) {
-    if (untraced_tracking.load(std::memory_order_relaxed) != 0) [[unlikely]]
-      forget_untraced(h);
-  }
   p->~T();
   free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset,
              TypeInfoFor<T>::value);
+}
+
+template <class T>
+void destroy_remembered_thunk(ObjectHeader* h) noexcept {
+  forget_untraced(h);
+  destroy_thunk<T>(h);
 }
 
 template <class T>
