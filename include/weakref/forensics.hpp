@@ -116,7 +116,9 @@ bool is_root(const Strong<T>& obj) {
 // storage (a std::vector's buffer, a std::map's nodes, a unique_ptr's
 // object), nor objects made while tracking was off. Tracking costs a lock
 // and a hash-set insertion per untraced object made and freed; off (the
-// default), a load and a branch. The scan reads other threads' objects:
+// default), a load and a branch in make<T> (a remembered object carries a
+// TypeInfo of its own whose destroy forgets it, so destroys check nothing).
+// The scan reads other threads' objects:
 // call it while no thread writes to them (it is a debugging tool).
 WEAKREF_API void track_untraced(bool on) noexcept;
 
