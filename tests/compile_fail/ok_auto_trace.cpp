@@ -195,6 +195,17 @@ struct Node {
 };
 static_assert(is_traced_v<Node>);
 
+// A member whose element type is completed later: made before that, the
+// element is taken to hold nothing (no hard error from the traits).
+struct Later;
+struct HoldsLater {
+  std::vector<Later> items;
+};
+inline weakref::Strong<HoldsLater> make_holds_later() { return weakref::make<HoldsLater>(); }
+struct Later {
+  int v = 0;
+};
+
 int main() {
   // make<> of each compiles (and its trace function instantiates).
   auto a = weakref::make<Link>("a");
@@ -205,5 +216,6 @@ int main() {
   auto f = weakref::make<Wide32>();
   auto g = weakref::make<ConstMember>();
   auto h = weakref::make<WithPath>();
+  auto i = make_holds_later();
   return weakref::gc::is_tracked(a) && weakref::gc::is_tracked(b) ? 0 : 1;
 }

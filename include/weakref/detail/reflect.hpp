@@ -215,6 +215,8 @@ constexpr bool visitable() {
   using U = std::remove_cv_t<X>;
   if constexpr (std::is_reference_v<U>)
     return false;  // a reference member owns nothing
+  else if constexpr (std::is_class_v<U> && !requires { sizeof(U); })
+    return false;  // incomplete here (a std::vector<Node> member before Node is)
   else if constexpr (is_strong<U>::value || std::is_base_of_v<WeakHandle, U>)
     return true;
   else if constexpr (HasMemberTrace<U> || HasFreeTrace<U> || has_trace_traits<U>)
