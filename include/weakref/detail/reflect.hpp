@@ -34,6 +34,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <ranges>
@@ -99,16 +100,26 @@ struct is_unique_ptr<std::unique_ptr<X, D>> : std::true_type {};
 // ---------------------------------------------------------------------------
 // Aggregate reflection.
 
+// The probes below are only ever named in unevaluated requires-expressions.
+// Their conversions are defined (as aborting) all the same: clang
+// instantiates a constexpr constructor that such an expression names (a
+// std::optional's, say) and then warns that a conversion of internal
+// linkage (U from an anonymous namespace) is used but not defined.
+
 // Converts to anything: counts the elements of T{...}. The lvalue form for
 // copyable T (PFR's choice: fewer ambiguities), the prvalue form otherwise
 // (move-only and immovable members).
 struct any_lvalue {
   template <class U>
-  operator U&() const noexcept;
+  [[noreturn]] operator U&() const noexcept {
+    std::abort();
+  }
 };
 struct any_prvalue {
   template <class U>
-  operator U() const noexcept;
+  [[noreturn]] operator U() const noexcept {
+    std::abort();
+  }
 };
 template <class T, std::size_t>
 using any_for = std::conditional_t<std::is_copy_constructible_v<T>, any_lvalue, any_prvalue>;
@@ -119,13 +130,17 @@ template <class T>
 struct base_probe {
   template <class U>
     requires(std::is_base_of_v<U, T> && !std::is_same_v<U, T>)
-  operator U() const noexcept;
+  [[noreturn]] operator U() const noexcept {
+    std::abort();
+  }
 };
 // Converts only to unions.
 struct union_probe {
   template <class U>
     requires std::is_union_v<U>
-  operator U() const noexcept;
+  [[noreturn]] operator U() const noexcept {
+    std::abort();
+  }
 };
 // Converts to nothing: an element that takes it takes anything (a catch-all
 // constructor), so a probe it takes proves nothing.
