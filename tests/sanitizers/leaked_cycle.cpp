@@ -10,10 +10,10 @@ class Untraced {  // a class with a Strong member and no trace()
  public:
   Untraced() = default;
   void link(weakref::Strong<Untraced> to) { next_ = std::move(to); }
+  char payload[64] = {};
 
  private:
   weakref::Strong<Untraced> next_;
-  char payload_[64] = {};
 };
 
 int main() {
