@@ -3,8 +3,9 @@
 //
 // Lifetime rules
 //  * make<T>(args...) allocates one block (16-byte header + T, plus a 16-byte
-//    collector link when T has a trace() function) and returns the first
-//    strong reference. No base class is needed.
+//    collector link when T is traced: it has a trace() function, or it is a
+//    plain struct holding references, traced automatically -- gc.hpp) and
+//    returns the first strong reference. No base class is needed.
 //  * The object dies when its last Strong goes, on the thread that released
 //    it, in CPython's order: first T::tp_finalize() if T has one (PEP 442's
 //    __del__, once per object; self(this) works in it, and a Strong it
