@@ -54,8 +54,9 @@
 // helgrind, drd: their preload library is in LD_PRELOAD, and
 // RUNNING_ON_VALGRIND, from the header-only valgrind.h when it was there at
 // build time, confirms it; callgrind and cachegrind keep the pools); or
-// WEAKREF_ALLOCATOR=system in the environment (=pools forces the pools). The pools' fast paths then test one relaxed load (g_pool_limit)
-// in place of the constant size limit.
+// WEAKREF_ALLOCATOR=system in the environment (=pools forces the pools).
+// The pools' fast paths then test one relaxed load (g_pool_limit) in place
+// of the constant size limit.
 #include "alloc.hpp"
 
 #include "weakref/detail/alloc_stats.hpp"
@@ -63,12 +64,12 @@
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
-#include <atomic>
 #include <mutex>
 #include <new>
 
