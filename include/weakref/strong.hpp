@@ -287,7 +287,20 @@ inline Strong<T> make(Args&&... args) {
       throw;
     }
   }
-  if constexpr (detail::Traceable<T>) detail::track(h);
+  if constexpr (detail::Traceable<T>) {
+    detail::track(h);
+  } else {
+    // Unless the constructor took references to the object (self(this),
+    // weakrefs), write its count again, so that it is make's last store, as
+    // it was before the count had to exist during the constructor. Measured
+    // with g++ (bench_core BM_make_mt, make + drop in a multi-threaded
+    // process): with the fields' stores after the word's, the drop's locked
+    // update of the word made every run take ~23 ns; with this store, runs
+    // take ~18 ns (or ~23, run to run, as before). Safe as track()'s store:
+    // only make holds the object then.
+    if (h->word.load(std::memory_order_relaxed) == detail::bits::kOne)
+      h->word.store(detail::bits::kOne, std::memory_order_relaxed);
+  }
   if constexpr (detail::remembered_when_untraced<T>) {
     // gc::track_untraced (forensics.hpp). The type is swapped here, after
     // the constructor, so that a throwing one needs no forgetting; only a
