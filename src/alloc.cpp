@@ -51,8 +51,23 @@
 //  * `used` counts blocks handed out and not yet back on the local list; a
 //    page is released only at used == 0, when no block of it is anywhere
 //    else, so no remote push can follow.
-//  * Under AddressSanitizer everything goes to operator new, so that ASan
-//    keeps catching use-after-free.
+//
+// Routing (the section "Routing" below): the pools hide blocks from the
+// memory tools a user runs (a use-after-free in a freed pool block, or a
+// leaked cycle inside a page, is invisible to AddressSanitizer, LeakSanitizer
+// and valgrind). So blocks come from the pools only when no such tool
+// watches the process; otherwise every block goes to operator new, which
+// the tool sees. Decided once, at the first allocation, for the whole
+// process: the library itself built with AddressSanitizer; or the program
+// built with it, LeakSanitizer or HWASan (their runtime's interface
+// functions are present: weak references here, null without them); or a
+// valgrind tool that replaces the allocator (memcheck, massif, dhat,
+// helgrind, drd: their preload library is in LD_PRELOAD, and
+// RUNNING_ON_VALGRIND, from the header-only valgrind.h when it was there at
+// build time, confirms it; callgrind and cachegrind keep the pools); or
+// WEAKREF_ALLOCATOR=system in the environment (=pools forces the pools).
+// The pools' fast paths then test one relaxed load (g_pool_limit) in place
+// of the constant size limit.
 #include "alloc.hpp"
 
 #include "weakref/detail/alloc_stats.hpp"
@@ -61,12 +76,19 @@
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 #include <mutex>
 #include <new>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEAKREF_HAVE_VALGRIND_H 1
+#endif
 
 namespace weakref::detail {
 
@@ -578,7 +600,89 @@ void trim_ownerless_locked(PoolRegistry& r) noexcept {
 
 }  // namespace
 
-bool pools_enabled() noexcept { return kUsePools; }
+// --- Routing: the pools, or operator new for the user's memory tools --------
+// (see the top of this file). Every block handed out or taken back passes
+// through g_pool_limit: kMaxPooledSize when blocks come from the pools, 0
+// when they go to operator new, and 0 before the first allocation decides.
+// A block exists only after that decision, so a free always sees its final
+// value.
+
+}  // namespace weakref::detail
+
+#if !defined(__SANITIZE_ADDRESS__) && defined(__GNUC__)
+// The sanitizer runtimes' interface functions: defined when the program is
+// linked with the runtime, null otherwise (weak references, no dependency).
+extern "C" {
+__attribute__((weak)) void __asan_poison_memory_region(void const volatile*, std::size_t);
+__attribute__((weak)) void __lsan_ignore_object(const void*);
+__attribute__((weak)) void __hwasan_init();
+}
+#endif
+
+namespace weakref::detail {
+
+namespace {
+
+enum class Route : int { undecided, pools, system };
+constinit std::atomic<Route> g_route{Route::undecided};
+constinit std::atomic<std::size_t> g_pool_limit{0};
+
+bool sanitizer_in_process() noexcept {
+#if !defined(__SANITIZE_ADDRESS__) && defined(__GNUC__)
+  return &__asan_poison_memory_region != nullptr || &__lsan_ignore_object != nullptr ||
+         &__hwasan_init != nullptr;
+#else
+  return false;
+#endif
+}
+
+// Whether the process runs under a valgrind tool that watches the heap:
+// memcheck, massif, dhat, helgrind and drd preload a library of their own
+// (vgpreload_<tool>) that replaces malloc and operator new; the profilers
+// (callgrind, cachegrind) preload only vgpreload_core and keep the pools,
+// which are then what they measure.
+bool valgrind_watches_heap() noexcept {
+#if defined(WEAKREF_HAVE_VALGRIND_H)
+  if (!RUNNING_ON_VALGRIND) return false;
+#endif
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (!preload) return false;
+  for (const char* p = preload; (p = std::strstr(p, "vgpreload_")) != nullptr; p += 10) {
+    if (std::strncmp(p + 10, "core", 4) != 0) return true;
+  }
+  return false;
+}
+
+Route choose_route() noexcept {
+  if (!kUsePools) return Route::system;  // the library is built with ASan
+  if (const char* env = std::getenv("WEAKREF_ALLOCATOR")) {
+    if (std::strcmp(env, "system") == 0 || std::strcmp(env, "malloc") == 0)
+      return Route::system;
+    if (std::strcmp(env, "pools") == 0) return Route::pools;
+  }
+  if (sanitizer_in_process() || valgrind_watches_heap()) return Route::system;
+  return Route::pools;
+}
+
+// The route, decided on first use (every thread decides the same).
+[[gnu::noinline]] Route decide_route() noexcept {
+  Route r = g_route.load(std::memory_order_acquire);
+  if (r != Route::undecided) return r;
+  r = choose_route();
+  g_pool_limit.store(r == Route::pools ? kMaxPooledSize : 0, std::memory_order_relaxed);
+  g_route.store(r, std::memory_order_release);
+  return r;
+}
+
+inline bool use_pools() noexcept {
+  if (g_pool_limit.load(std::memory_order_relaxed) != 0) [[likely]]
+    return true;
+  return decide_route() == Route::pools;
+}
+
+}  // namespace
+
+bool pools_enabled() noexcept { return use_pools(); }
 
 std::size_t pool_committed_bytes() noexcept {
   const Pools* p = tls_pools;
@@ -606,14 +710,27 @@ inline void* allocate_in(std::uint32_t cls) {
 }
 }  // namespace
 
+namespace {
+inline std::uint32_t class_of(std::size_t size) noexcept {
+  return static_cast<std::uint32_t>((size + kGranule - 1) / kGranule - 1);
+}
+
+// Out of line, so that pool_allocate's fast path keeps its shape (no frame).
+[[gnu::noinline]] void* allocate_large_or_unpooled(std::size_t size) {
+  if (size <= kMaxPooledSize && use_pools()) return allocate_in(class_of(size));
+  return ::operator new(size);
+}
+}  // namespace
+
 void* pool_allocate(std::size_t size) {
   fault_point();
-  if (!kUsePools || size > kMaxPooledSize) return ::operator new(size);
-  return allocate_in(static_cast<std::uint32_t>((size + kGranule - 1) / kGranule - 1));
+  if (size > g_pool_limit.load(std::memory_order_relaxed)) [[unlikely]]
+    return allocate_large_or_unpooled(size);
+  return allocate_in(class_of(size));
 }
 
 void pool_deallocate(void* block, std::size_t size) noexcept {
-  if (!kUsePools || size > kMaxPooledSize) {
+  if (size > g_pool_limit.load(std::memory_order_relaxed)) [[unlikely]] {
     ::operator delete(block);
     return;
   }
@@ -636,7 +753,8 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
 
 void* SideTable::operator new(std::size_t size) {
   fault_point();
-  if (!kUsePools) return ::operator new(size);
+  if (!use_pools()) [[unlikely]]
+    return ::operator new(size);
   return allocate_in(kSideClass);
 }
 void SideTable::operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }

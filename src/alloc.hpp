@@ -10,7 +10,9 @@ namespace weakref::detail {
 inline constexpr std::size_t kMaxPooledSize = 512;
 
 void* pool_allocate(std::size_t size);
-// False under AddressSanitizer, where every block goes to operator new.
+// False when every block goes to operator new instead: a memory tool
+// (AddressSanitizer, LeakSanitizer, valgrind) watches the process, or
+// WEAKREF_ALLOCATOR=system (see "Routing" in src/alloc.cpp).
 bool pools_enabled() noexcept;
 void pool_deallocate(void* block, std::size_t size) noexcept;
 // Gives back the memory that other threads freed into the pools of exited

@@ -8,12 +8,16 @@
 // references are discounted when telling roots apart. Everything is released
 // when the query returns.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <map>
 #include <mutex>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <system_error>
 #include <unordered_map>
@@ -22,6 +26,51 @@
 #include "heap.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/forensics.hpp"
+
+// ---------------------------------------------------------------------------
+// The untraced objects remembered for find_untraced_holders() (below).
+
+namespace weakref::detail {
+
+constinit std::atomic<bool> untraced_tracking{false};
+
+namespace {
+struct UntracedRegistry {
+  std::mutex mu;
+  std::unordered_set<ObjectHeader*> objects;
+};
+UntracedRegistry& untraced_registry() {
+  static auto* r = new UntracedRegistry;  // never destroyed: deaths at exit use it
+  return *r;
+}
+
+// WEAKREF_TRACK_UNTRACED=1 turns tracking on from the start (this file is
+// linked wherever make<T> is used: untraced_tracking lives here).
+[[maybe_unused]] const bool g_tracking_from_environment = [] {
+  const char* env = std::getenv("WEAKREF_TRACK_UNTRACED");
+  const bool on = env && *env && std::strcmp(env, "0") != 0;
+  if (on) untraced_tracking.store(true, std::memory_order_relaxed);
+  return on;
+}();
+}  // namespace
+
+void remember_untraced(ObjectHeader* h) noexcept {
+  UntracedRegistry& r = untraced_registry();
+  try {
+    std::lock_guard<std::mutex> g(r.mu);
+    r.objects.insert(h);
+  } catch (...) {
+    // Out of memory: the object is not remembered, nothing else changes.
+  }
+}
+
+void forget_untraced(ObjectHeader* h) noexcept {
+  UntracedRegistry& r = untraced_registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  r.objects.erase(h);
+}
+
+}  // namespace weakref::detail
 
 namespace weakref::gc {
 
@@ -135,7 +184,110 @@ std::string dot_escape(const std::string& s) {
   return out;
 }
 
+// A Strong<> is {T* ptr_, CountRef hdr_}: hdr_ is the object's header, or
+// its side table tagged with bit 0 (a Strong made by a weak lock).
+static_assert(sizeof(Strong<int>) == 2 * sizeof(void*));
+
+struct KnownObject {
+  ObjectHeader* header;
+  const char* begin;  // the object's bytes: a Strong's T* points inside
+  const char* end;
+};
+
+// What the untraced object h holds: the known objects that a Strong stored
+// in its bytes refers to.
+void strongs_in(ObjectHeader* h,
+                const std::unordered_map<std::uintptr_t, KnownObject>& known,
+                std::vector<ObjectHeader*>& out) {
+  const char* bytes = static_cast<const char*>(h->object());
+  const std::size_t size = h->type->size;
+  constexpr std::size_t kWord = sizeof(std::uintptr_t);
+  for (std::size_t k = 0; k + 2 * kWord <= size; k += kWord) {
+    std::uintptr_t ptr, ref;
+    std::memcpy(&ptr, bytes + k, kWord);
+    std::memcpy(&ref, bytes + k + kWord, kWord);
+    if (!ptr || !ref) continue;
+    auto it = known.find(ref);
+    if (it == known.end()) continue;
+    const KnownObject& o = it->second;
+    const char* p = reinterpret_cast<const char*>(ptr);
+    if (p < o.begin || p >= o.end) continue;
+    out.push_back(o.header);
+    k += kWord;  // the pair is one Strong
+  }
+}
+
 }  // namespace
+
+void track_untraced(bool on) noexcept {
+  wd::untraced_tracking.store(on, std::memory_order_relaxed);
+}
+
+std::vector<UntracedHolder> find_untraced_holders() {
+  // The remembered objects that are alive, held while they are scanned.
+  std::vector<Strong<void>> untraced;
+  {
+    wd::UntracedRegistry& r = wd::untraced_registry();
+    std::lock_guard<std::mutex> g(r.mu);
+    untraced.reserve(r.objects.size());
+    for (ObjectHeader* h : r.objects)
+      if (wd::incref_if_alive(h)) untraced.push_back(wd::StrongAccess::adopt(h->object(), h));
+  }
+  // Every object a Strong could refer to: those, and the traced ones.
+  std::vector<Strong<void>> traced = get_objects();
+  std::unordered_map<std::uintptr_t, KnownObject> known;
+  for (const auto* list : {&untraced, &traced}) {
+    for (const Strong<void>& s : *list) {
+      ObjectHeader* h = wd::StrongAccess::header(s);
+      const char* begin = static_cast<const char*>(h->object());
+      const KnownObject o{h, begin, begin + (h->type->size ? h->type->size : 1)};
+      known.emplace(reinterpret_cast<std::uintptr_t>(h), o);
+      const std::uint64_t w = h->word.load(std::memory_order_acquire);
+      if (w & wd::bits::kSide)
+        known.emplace(reinterpret_cast<std::uintptr_t>(wd::side_of(w)) | wd::kCountAtSide, o);
+    }
+  }
+  struct Acc {
+    std::size_t objects = 0, references = 0;
+    std::set<std::string> referents;
+    Strong<void> example;
+  };
+  std::map<std::string, Acc> by_type;
+  std::vector<ObjectHeader*> found;
+  for (const Strong<void>& s : untraced) {
+    ObjectHeader* h = wd::StrongAccess::header(s);
+    found.clear();
+    strongs_in(h, known, found);
+    if (found.empty()) continue;
+    Acc& a = by_type[name_of(h)];
+    ++a.objects;
+    a.references += found.size();
+    for (ObjectHeader* r : found) a.referents.insert(name_of(r));
+    if (!a.example) a.example = s;
+  }
+  std::vector<UntracedHolder> out;
+  for (auto& [type, a] : by_type)
+    out.push_back({type, a.objects, a.references,
+                   std::vector<std::string>(a.referents.begin(), a.referents.end()),
+                   std::move(a.example)});
+  std::stable_sort(out.begin(), out.end(), [](const UntracedHolder& x, const UntracedHolder& y) {
+    return x.references > y.references;
+  });
+  return out;
+}
+
+void show_untraced_holders(std::ostream& out) {
+  const std::vector<UntracedHolder> holders = find_untraced_holders();
+  std::size_t width = 0;
+  for (const UntracedHolder& h : holders) width = std::max(width, h.type.size());
+  for (const UntracedHolder& h : holders) {
+    out << std::left << std::setw(static_cast<int>(width)) << h.type << "  objects "
+        << h.objects << "  references " << h.references << "  ->";
+    for (std::size_t i = 0; i < h.referents.size(); ++i)
+      out << (i ? ", " : " ") << h.referents[i];
+    out << '\n';
+  }
+}
 
 std::vector<TypeCount> most_common_types(std::size_t limit) {
   std::vector<TypeCount> out;

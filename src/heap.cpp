@@ -166,9 +166,25 @@ Heap* lock_heap_of(ObjectHeader* h) noexcept {
 
 void track(ObjectHeader* h) noexcept {
   Heap* heap = current_heap();
-  // The object is new: no other thread can see its word yet.
-  h->word.store(kOne | (static_cast<std::uint64_t>(heap->index) << kHeapShift),
-                std::memory_order_relaxed);
+  const std::uint64_t index = static_cast<std::uint64_t>(heap->index) << kHeapShift;
+  if (h->word.load(std::memory_order_relaxed) == kOne) {
+    // Only make<T>'s reference exists: no other thread can hold the object.
+    h->word.store(kOne | index, std::memory_order_relaxed);
+  } else {
+    // The constructor took strong references to the object (self(this)) or
+    // made weakrefs to it (the word may be in side form): set the heap
+    // index alone, and mark the object shared, since what it handed out
+    // may have reached other threads (gc.cpp, step 5, verifies it then).
+    std::atomic<std::uint64_t>* word = &h->word;
+    std::uint64_t w = word->load(std::memory_order_acquire);
+    if (w & kSide) {
+      word = &side_of(w)->word;
+      w = word->load(std::memory_order_relaxed);
+    }
+    while (!word->compare_exchange_weak(w, (w & ~kHeapMask) | index | kShared,
+                                        std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    }
+  }
   std::lock_guard<SpinLock> g(heap->lock);
   heap->gen[0].append(h->gc());
   rmw_fetch_add(heap->count[0], 1L, std::memory_order_relaxed);

@@ -1,6 +1,8 @@
-// Leak forensics: most_common_types, growth, find_backref_chain, write_dot.
+// Leak forensics: most_common_types, growth, find_backref_chain, write_dot,
+// find_untraced_holders.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -149,6 +151,80 @@ TEST_F(ForensicsTest, DotExportToAFile) {
   EXPECT_THAT(content.str(), ::testing::StartsWith("digraph ObjectGraph {"));
   std::remove(path.c_str());
   EXPECT_THROW(gc::write_dot("/nonexistent-dir/x.dot", a), std::system_error);
+}
+
+// A class with Strong<> members and no trace(): invisible to the collector.
+class Holder {
+ public:
+  Holder() = default;
+  Strong<Node> node;
+  Strong<Holder> other;
+  std::optional<Strong<Node>> maybe;
+  int filler[3] = {1, 2, 3};
+};
+class Harmless {  // untraced, holds no references
+ public:
+  Harmless() = default;
+  int value = 7;
+  std::string text = "no references here";
+};
+struct Plainly {  // an aggregate: traced automatically, never reported
+  Strong<Node> node;
+};
+
+class UntracedTest : public ForensicsTest {
+ protected:
+  void TearDown() override {
+    gc::track_untraced(false);
+    ForensicsTest::TearDown();
+  }
+};
+
+TEST_F(UntracedTest, FindsUntracedTypesHoldingStrongReferences) {
+  gc::track_untraced(true);
+  Strong<Node> n = make<Node>("n");
+  Strong<Holder> a = make<Holder>();
+  Strong<Holder> b = make<Holder>();
+  Strong<Harmless> harmless = make<Harmless>();
+  Strong<Plainly> plain = make<Plainly>();
+  plain->node = n;
+  a->node = n;
+  a->other = b;           // an untraced referent
+  b->other = a;           // the cycle the collector cannot see
+  ref<Node> r(n);
+  b->maybe = r();         // made by a weak lock: the count is at the side table
+  std::vector<gc::UntracedHolder> holders = gc::find_untraced_holders();
+  ASSERT_EQ(holders.size(), 1U);
+  EXPECT_THAT(holders[0].type, ::testing::HasSubstr("Holder"));
+  EXPECT_EQ(holders[0].objects, 2U);
+  EXPECT_EQ(holders[0].references, 4U);
+  ASSERT_EQ(holders[0].referents.size(), 2U);
+  EXPECT_THAT(holders[0].referents, ::testing::Contains(::testing::HasSubstr("Holder")));
+  EXPECT_THAT(holders[0].referents, ::testing::Contains("weakref::testing::Node"));
+  EXPECT_TRUE(holders[0].example == a || holders[0].example == b);
+  std::ostringstream out;
+  gc::show_untraced_holders(out);
+  EXPECT_THAT(out.str(), ::testing::MatchesRegex(".*Holder +objects 2 +references 4 +-> .*\n"));
+  holders.clear();
+  a->other.reset();  // break the cycle by hand
+}
+
+TEST_F(UntracedTest, DeadObjectsAreForgottenAndUntrackedOnesUnknown) {
+  Strong<Node> n = make<Node>("n");
+  Strong<Holder> before = make<Holder>();  // made while tracking is off
+  before->node = n;
+  gc::track_untraced(true);
+  {
+    Strong<Holder> dead = make<Holder>();
+    dead->node = n;
+  }
+  EXPECT_TRUE(gc::find_untraced_holders().empty());
+  Strong<Holder> after = make<Holder>();
+  after->node = n;
+  gc::track_untraced(false);  // remembered objects stay known until they die
+  EXPECT_EQ(gc::find_untraced_holders().size(), 1U);
+  after.reset();
+  EXPECT_TRUE(gc::find_untraced_holders().empty());
 }
 
 }  // namespace

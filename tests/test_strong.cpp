@@ -148,18 +148,158 @@ TEST_F(StrongTest, SelfFromMemberFunction) {
   EXPECT_FALSE(self(raw));
 }
 
-TEST_F(StrongTest, SelfIsNullDuringConstructionAndDestruction) {
+TEST_F(StrongTest, SelfWorksDuringConstructionAndIsNullInTheDestructor) {
   struct Probe {
     bool in_ctor = false;
+    long count_in_ctor = 0;
     bool* in_dtor;
-    explicit Probe(bool* d) : in_dtor(d) { in_ctor = static_cast<bool>(self(this)); }
+    explicit Probe(bool* d) : in_dtor(d) {
+      Strong<Probe> me = self(this);
+      in_ctor = static_cast<bool>(me);
+      count_in_ctor = me.use_count();  // make's reference and this one
+    }
     ~Probe() { *in_dtor = static_cast<bool>(self(this)); }
   };
   bool dtor_got_self = true;
   Strong<Probe> p = make<Probe>(&dtor_got_self);
-  EXPECT_FALSE(p->in_ctor);
+  EXPECT_TRUE(p->in_ctor);
+  EXPECT_EQ(p->count_in_ctor, 2);
+  EXPECT_EQ(p.use_count(), 1);
   p.reset();
   EXPECT_FALSE(dtor_got_self);
+}
+
+// Python's most common finalize idiom: the object registers its own
+// finalizer in __init__ (issue #12, item 5).
+TEST_F(StrongTest, ConstructorRegistersItsOwnFinalizerAndWeakrefs) {
+  static std::vector<std::string>* log = nullptr;
+  std::vector<std::string> events;
+  log = &events;
+  struct Resource {
+    int handle;
+    finalize finalizer;
+    ref<Resource> me;
+    explicit Resource(int h)
+        : handle(h),
+          finalizer(self(this), [](int x) { log->push_back("closed " + std::to_string(x)); },
+                    h),
+          me(self(this), [] { log->push_back("callback"); }) {}
+    ~Resource() { log->push_back("~Resource"); }
+  };
+  Strong<Resource> r = make<Resource>(7);
+  EXPECT_EQ(r.use_count(), 1);
+  EXPECT_TRUE(r->finalizer.alive());
+  EXPECT_TRUE(r->me() == r);
+  EXPECT_EQ(getweakrefcount(r), 2);
+  r.reset();
+  EXPECT_THAT(events, ::testing::ElementsAre("callback", "closed 7", "~Resource"));
+  log = nullptr;
+}
+
+// A constructor that throws after registering finalizers and weakrefs: as
+// in CPython (where the object is freed when __init__ raises), they all
+// run, newest first; tp_finalize and ~T do not (no T was made). ASan checks
+// that nothing leaks and nothing is freed twice.
+TEST_F(StrongTest, ConstructorThrowingAfterRegisteringRunsCallbacksNotTheDestructor) {
+  static std::vector<std::string>* log = nullptr;
+  static ref<void>* outside = nullptr;
+  std::vector<std::string> events;
+  log = &events;
+  ref<void> kept;
+  outside = &kept;
+  struct Fails {
+    std::string member = "a member";
+    finalize fin;
+    explicit Fails(bool traced_member) : fin(self(this), [] { log->push_back("finalizer"); }) {
+      (void)traced_member;
+      Strong<Fails> me = self(this);
+      *outside = ref<void>(me, [](ref<void> dead) {
+        log->push_back(dead() ? "callback: alive" : "callback: dead");
+      });
+      throw std::runtime_error("ctor failed");
+    }
+    void tp_finalize() { log->push_back("tp_finalize"); }
+    ~Fails() { log->push_back("~Fails"); }
+  };
+  try {
+    make<Fails>(false);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& e) {
+    events.push_back(std::string("caught: ") + e.what());
+  }
+  EXPECT_THAT(events, ::testing::ElementsAre("callback: dead", "finalizer", "caught: ctor failed"));
+  EXPECT_TRUE(kept.expired());
+  log = nullptr;
+  outside = nullptr;
+}
+
+// A Strong made by self(this) that escapes a throwing constructor keeps the
+// block (still weakly referenceable) until it is released; that release
+// runs the callbacks and finalizers and frees it, never ~T nor tp_finalize.
+TEST_F(StrongTest, StrongEscapingAThrowingConstructorKeepsTheBlockUntilReleased) {
+  static std::vector<std::string>* log = nullptr;
+  static Strong<void>* escaped = nullptr;
+  static ref<void>* outside = nullptr;
+  std::vector<std::string> events;
+  log = &events;
+  Strong<void> holder;
+  escaped = &holder;
+  ref<void> kept;
+  outside = &kept;
+  struct Escapes {
+    finalize fin;  // the handle dies with the exception, the finalizer lives on
+    Escapes() : fin(self(this), [] { log->push_back("finalizer"); }) {
+      *outside = ref<void>(self(this), [] { log->push_back("callback"); });
+      *escaped = self(this);
+      throw std::runtime_error("ctor failed");
+    }
+    void tp_finalize() { log->push_back("tp_finalize"); }
+    ~Escapes() { log->push_back("~Escapes"); }
+  };
+  EXPECT_THROW(make<Escapes>(), std::runtime_error);
+  EXPECT_TRUE(events.empty());
+  ASSERT_TRUE(holder);
+  EXPECT_EQ(holder.use_count(), 1);
+  EXPECT_TRUE(kept() == holder);
+  EXPECT_THAT(type_name(holder), ::testing::HasSubstr("Unconstructed<"));
+  EXPECT_FALSE(exact_pointer_cast<Escapes>(holder));  // there is no Escapes in it
+  EXPECT_FALSE(dynamic_pointer_cast<Escapes>(holder));
+  holder.reset();
+  EXPECT_THAT(events, ::testing::ElementsAre("callback", "finalizer"));
+  EXPECT_TRUE(kept.expired());
+  log = nullptr;
+  escaped = nullptr;
+  outside = nullptr;
+}
+
+// Traced objects whose constructor took references to themselves: the heap
+// index is set without losing them, and a self-cycle made in the
+// constructor is collected.
+TEST_F(StrongTest, TracedObjectReferencingItselfFromItsConstructor) {
+  struct Loop {
+    Strong<Loop> self_ref;
+    ref<Loop> weak_self;
+    explicit Loop(bool cycle) : weak_self(self(this)) {
+      if (cycle) self_ref = self(this);
+      ++g_live;
+    }
+    ~Loop() { --g_live; }
+    void trace(gc::Visitor& v) { v(self_ref, weak_self); }
+  };
+  const long before = g_live;
+  Strong<Loop> a = make<Loop>(false);
+  EXPECT_TRUE(gc::is_tracked(a));
+  EXPECT_EQ(a.use_count(), 1);
+  EXPECT_TRUE(a->weak_self() == a);
+  Strong<Loop> b = make<Loop>(true);
+  EXPECT_EQ(b.use_count(), 2);
+  ref<Loop> wb(b);
+  b.reset();
+  EXPECT_FALSE(wb.expired());
+  EXPECT_GE(gc::collect(), 1U);
+  EXPECT_TRUE(wb.expired());
+  a.reset();
+  EXPECT_EQ(g_live, before);
 }
 
 TEST_F(StrongTest, ConvertsToSharedPtrThatKeepsObjectAlive) {
@@ -436,12 +576,62 @@ TEST_F(StrongTest, StreamsLikePythonRepr) {
   EXPECT_STREQ(type_name(p), "weakref::testing::Plain");
 }
 
+// Strong prints with T's own operator<< when T has one (issue #12, item 8),
+// as the weak containers print their elements.
+struct Named {
+  std::string name;
+  friend std::ostream& operator<<(std::ostream& os, const Named& n) {
+    return os << "Named(" << n.name << ")";
+  }
+};
+TEST_F(StrongTest, StreamsWithTheObjectsOwnOperator) {
+  Strong<Named> n = make<Named>("x");
+  std::ostringstream os;
+  os << n;
+  EXPECT_EQ(os.str(), "Named(x)");
+  std::ostringstream none;
+  none << Strong<Named>();
+  EXPECT_EQ(none.str(), "None");
+  std::ostringstream erased;  // no static type: the default repr
+  erased << Strong<void>(n);
+  EXPECT_THAT(erased.str(),
+              ::testing::MatchesRegex("<weakref::testing::.*Named object at 0x[0-9a-f]+>"));
+  std::ostringstream number;
+  number << make<int>(5);
+  EXPECT_EQ(number.str(), "5");
+  WeakSet<Named> set{n};
+  std::ostringstream in_set;
+  in_set << set;
+  EXPECT_EQ(in_set.str(), "WeakSet({Named(x)})");
+}
+
 TEST_F(StrongTest, StrongVoidAndExactCast) {
   Strong<Plain> p = make<Plain>(9);
   Strong<void> v = p;
   EXPECT_TRUE(v == p);
   EXPECT_EQ(exact_pointer_cast<Plain>(v)->value, 9);
   EXPECT_FALSE(exact_pointer_cast<Node>(v));
+}
+
+// The order docs/threads.md and strong.hpp state (issue #12, item 4; CPython:
+// PEP 442's tp_finalize, then the weakref callbacks newest first, finalizers
+// among them, then the destructor).
+TEST_F(StrongTest, DeathRunsTpFinalizeThenCallbacksNewestFirstThenTheDestructor) {
+  static std::vector<std::string>* log = nullptr;
+  std::vector<std::string> events;
+  log = &events;
+  struct Dying {
+    void tp_finalize() { log->push_back("tp_finalize"); }
+    ~Dying() { log->push_back("~T"); }
+  };
+  Strong<Dying> d = make<Dying>();
+  ref<Dying> r1(d, [] { log->push_back("callback 1"); });
+  finalize f(d, [] { log->push_back("finalizer"); });
+  ref<Dying> r2(d, [] { log->push_back("callback 2"); });
+  d.reset();
+  EXPECT_THAT(events, ::testing::ElementsAre("tp_finalize", "callback 2", "finalizer",
+                                             "callback 1", "~T"));
+  log = nullptr;
 }
 
 // make<T>(args...) builds aggregates with braces when T has no matching

@@ -1,5 +1,6 @@
 // Leak forensics: what is alive and why (what objgraph gives Python users),
-// for the objects the collector tracks.
+// for the objects the collector tracks, and the untraced types that hold
+// strong references (find_untraced_holders, below).
 //
 //     weakref::gc::show_most_common_types();          // Node 1200, Edge 800 ...
 //     weakref::gc::show_growth();                     // what grew since last time
@@ -91,6 +92,48 @@ bool is_root(const Strong<T>& obj) {
   auto* h = weakref::detail::StrongAccess::header(obj);
   return h && detail::is_root(h);
 }
+
+// ---------------------------------------------------------------------------
+// Untraced types that hold strong references: a forgotten trace().
+//
+// The collector sees only traced types (gc.hpp: a trace() function, or a
+// plain aggregate traced automatically). A class with Strong<> members and
+// no trace() is invisible to it: cycles through its objects leak, and what
+// they hold looks referenced from outside. To find such classes at run
+// time:
+//
+//     weakref::gc::track_untraced(true);  // or WEAKREF_TRACK_UNTRACED=1
+//     ... run the program ...
+//     weakref::gc::show_untraced_holders();  // Holder  3 objects  5 references ...
+//
+// While tracking is on, make<T>() remembers the objects of untraced class
+// types (they are forgotten at their death); find_untraced_holders() scans
+// the bytes of each remembered live object for Strong<>s stored in it
+// (directly, or in a std::optional, std::pair, std::array or struct member
+// of it) that refer to a live managed object, which it knows by its exact
+// header address and an object pointer inside it, so it reports no false
+// positives. It does not see Strong<>s held in separately allocated
+// storage (a std::vector's buffer, a std::map's nodes, a unique_ptr's
+// object), nor objects made while tracking was off. Tracking costs a lock
+// and a hash-set insertion per untraced object made and freed; off (the
+// default), a load and a branch in make<T> (a remembered object carries a
+// TypeInfo of its own whose destroy forgets it, so destroys check nothing).
+// The scan reads other threads' objects:
+// call it while no thread writes to them (it is a debugging tool).
+WEAKREF_API void track_untraced(bool on) noexcept;
+
+struct UntracedHolder {
+  std::string type;                   // the holder's dynamic type (demangled)
+  std::size_t objects;                // live objects of it holding references
+  std::size_t references;             // Strong<>s found in them
+  std::vector<std::string> referents;  // the types they refer to (sorted, unique)
+  Strong<void> example;               // one of the holders
+};
+// The untraced types whose remembered objects hold strong references, most
+// references first (ties by name).
+WEAKREF_API std::vector<UntracedHolder> find_untraced_holders();
+// Prints them: "Holder  objects 3  references 5  -> Node, Leaf".
+WEAKREF_API void show_untraced_holders(std::ostream& out = std::cout);
 
 struct DotOptions {
   std::size_t max_depth = 3;    // steps from the object

@@ -12,11 +12,35 @@
 //     };
 //
 // The visitor understands Strong<>, the weak handles, optional, pair, tuple,
-// variant, unique_ptr, every range (vector, map, set, array, ...) of those,
-// members that have their own trace(), and types with a trace_traits
-// specialization. The same function is used to find references and to break
+// variant (v(var) visits the alternative it holds), unique_ptr, every range
+// (vector, map, set, array, ...) of those, members that have their own
+// trace(), types with a trace_traits specialization, and plain aggregates
+// (below). The same function is used to find references and to break
 // garbage cycles (the collector empties the visited members of garbage, as
 // CPython's tp_clear), so it must visit, not copy, and do nothing else.
+//
+// Traced without trace(): a plain struct needs none. A type without a
+// trace() function whose fields hold anything above is traced
+// automatically, its fields found by aggregate reflection (Boost.PFR's
+// method; detail/reflect.hpp):
+//
+//     struct Link { std::string name; weakref::Strong<Link> next; };  // traced
+//
+// The rule: an aggregate (no user-declared constructor, all fields public,
+// no virtual functions) that is not a union, has no base class, at most 32
+// fields, none of them a C array (use std::array), a union or a reference,
+// and fields that can all be initialized from `{}`; nested aggregates are
+// followed. Anything else (a class with constructors or private members, a
+// struct with a base class, ...) is traced only through its own trace(); a
+// type with a trace() keeps it. A traced object carries the collector's
+// 16-byte link (so such a struct's make<> block grows by 16 bytes) and is
+// collected like any other. Opt a type out with
+// `template <> inline constexpr bool weakref::gc::auto_trace<T> = false;`.
+// is_traced_v<T> says whether make<T>() objects are traced:
+// `static_assert(weakref::gc::is_traced_v<Node>)` next to a class with
+// Strong<> members catches a forgotten trace() at compile time, and
+// gc::find_untraced_holders() (forensics.hpp) finds, at run time, the
+// untraced types whose objects hold strong references.
 //
 // Heaps and threads
 //  * Every thread has its own heap: a traced object belongs to the heap of
@@ -67,68 +91,29 @@ class Visitor;
 template <class X>
 struct trace_traits;
 
+// Whether objects made by make<T>() are tracked by the collector: T has a
+// trace() member or free function, or is traced automatically (above).
+template <class T>
+inline constexpr bool is_traced_v = weakref::detail::Traceable<T>;
+
 namespace detail {
 using weakref::detail::ObjectHeader;
 using weakref::detail::WeakObject;
 
-template <class X>
-concept has_trace_traits = requires(X& x, Visitor& v) { trace_traits<X>::trace(x, v); };
-
-template <class X>
-struct is_optional : std::false_type {};
-template <class X>
-struct is_optional<std::optional<X>> : std::true_type {};
-template <class X>
-struct is_pairlike : std::false_type {};
-template <class A, class B>
-struct is_pairlike<std::pair<A, B>> : std::true_type {};
-template <class... A>
-struct is_pairlike<std::tuple<A...>> : std::true_type {};
-template <class X>
-struct is_variant : std::false_type {};
-template <class... A>
-struct is_variant<std::variant<A...>> : std::true_type {};
-template <class X>
-struct is_unique_ptr : std::false_type {};
-template <class X, class D>
-struct is_unique_ptr<std::unique_ptr<X, D>> : std::true_type {};
+using weakref::detail::has_trace_traits;
+using weakref::detail::is_optional;
+using weakref::detail::is_pairlike;
+using weakref::detail::is_unique_ptr;
+using weakref::detail::is_variant;
 template <class X>
 struct is_shared_ptr : std::false_type {};
 template <class X>
 struct is_shared_ptr<std::shared_ptr<X>> : std::true_type {};
 
-template <class X>
-constexpr bool visitable();
-
-template <class Tuple, std::size_t... I>
-constexpr bool any_visitable(std::index_sequence<I...>) {
-  return (visitable<std::remove_cv_t<std::tuple_element_t<I, Tuple>>>() || ...);
-}
-template <class... A>
-constexpr bool any_alternative_visitable(std::variant<A...>*) {
-  return (visitable<A>() || ...);
-}
-
-// Whether X holds anything the collector must see.
+// Whether X holds anything the collector must see (detail/reflect.hpp).
 template <class X>
 constexpr bool visitable() {
-  using U = std::remove_cv_t<X>;
-  if constexpr (weakref::detail::is_strong<U>::value || weakref::detail::weak_handle_type<U>)
-    return true;
-  else if constexpr (weakref::detail::Traceable<U> || has_trace_traits<U>)
-    return true;
-  else if constexpr (is_optional<U>::value)
-    return visitable<typename U::value_type>();
-  else if constexpr (is_unique_ptr<U>::value)
-    return visitable<typename U::element_type>();
-  else if constexpr (is_pairlike<U>::value)
-    return any_visitable<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
-  else if constexpr (is_variant<U>::value)
-    return any_alternative_visitable(static_cast<U*>(nullptr));
-  else if constexpr (std::ranges::range<U>)
-    return visitable<std::ranges::range_value_t<U>>();
-  else
-    return false;
+  return weakref::detail::visitable<X>();
 }
 }  // namespace detail
 
@@ -257,6 +242,10 @@ class Visitor {
         }
       }
       for (auto& e : x) visit_member(e);
+    } else if constexpr (weakref::detail::reflectable<U>) {
+      // A plain aggregate: its fields that hold something (the others may
+      // be anything, bit-fields included).
+      weakref::detail::for_visitable_fields(x, [this](auto& field) { this->visit_one(field); });
     } else {
       static_assert(weakref::detail::dependent_false<X>,
                     "weakref::gc::Visitor: cannot trace this type; give it a member "

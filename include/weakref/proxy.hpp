@@ -162,10 +162,22 @@ class proxy : public detail::WeakHandle {
   T* ptr_ = nullptr;
 };
 
+// Class template argument deduction: proxy<T> from a Strong<T> of any value
+// category (one guide per category, as ref's).
+template <class U>
+proxy(Strong<U>&) -> proxy<U>;
 template <class U>
 proxy(const Strong<U>&) -> proxy<U>;
+template <class U>
+proxy(Strong<U>&&) -> proxy<U>;
+template <class U, class F>
+proxy(Strong<U>&, F&&) -> proxy<U>;
 template <class U, class F>
 proxy(const Strong<U>&, F&&) -> proxy<U>;
+template <class U>
+proxy(const Strong<U>&, std::nullptr_t) -> proxy<U>;
+template <class U, class F>
+proxy(Strong<U>&&, F&&) -> proxy<U>;
 
 }  // namespace weakref
 

@@ -229,10 +229,28 @@ class ref : public detail::WeakHandle {
   T* ptr_ = nullptr;
 };
 
+// Class template argument deduction: `ref r(obj)` and `ref r(obj, callback)`
+// give ref<T> for a Strong<T> obj of any value category. One guide per
+// value category, so that each is more specialized than the implicit guides
+// made from the constructors: those deduce ref<void> (T's default), and
+// clang 14 drops their constraints, so the one made from the catch-all
+// `ref(U&&)` would otherwise bind a non-const or rvalue Strong better than
+// a `const Strong<U>&` guide (and the one made from `ref(const Strong<U>&,
+// std::nullptr_t)` is more specialized than a guide taking any callback).
+template <class U>
+ref(Strong<U>&) -> ref<U>;
 template <class U>
 ref(const Strong<U>&) -> ref<U>;
+template <class U>
+ref(Strong<U>&&) -> ref<U>;
+template <class U, class F>
+ref(Strong<U>&, F&&) -> ref<U>;
 template <class U, class F>
 ref(const Strong<U>&, F&&) -> ref<U>;
+template <class U>
+ref(const Strong<U>&, std::nullptr_t) -> ref<U>;
+template <class U, class F>
+ref(Strong<U>&&, F&&) -> ref<U>;
 
 }  // namespace weakref
 

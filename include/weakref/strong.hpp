@@ -3,13 +3,17 @@
 //
 // Lifetime rules
 //  * make<T>(args...) allocates one block (16-byte header + T, plus a 16-byte
-//    collector link when T has a trace() function) and returns the first
-//    strong reference. No base class is needed.
+//    collector link when T is traced: it has a trace() function, or it is a
+//    plain struct holding references, traced automatically -- gc.hpp) and
+//    returns the first strong reference. No base class is needed.
 //  * The object dies when its last Strong goes, on the thread that released
-//    it: first every weak reference is cleared and their callbacks run (newest
-//    first), then ~T runs and the block is returned to the allocator -- even
-//    while weak references to it live on (they point at a separate side table
-//    made on the first weak reference).
+//    it, in CPython's order: first T::tp_finalize() if T has one (PEP 442's
+//    __del__, once per object; self(this) works in it, and a Strong it
+//    stores somewhere resurrects the object), then every weak reference is
+//    cleared and their callbacks run (newest first; finalizers are among
+//    them), then ~T runs and the block is returned to the allocator -- even
+//    while weak references to it live on (they point at a separate side
+//    table made on the first weak reference).
 //  * Chains of any length are released without deep recursion: past 50
 //    nested deaths, deaths are queued and run iteratively (CPython's
 //    "trashcan").
@@ -19,17 +23,22 @@
 //    while another thread accesses it.
 //  * self(p) returns a new Strong to the object p points to (like
 //    shared_from_this, without the base class). p must point to the complete
-//    object, or T must be polymorphic. It returns null during construction,
-//    during the object's death (callbacks, destructor), and must not be used
-//    on objects that were not made by make<T>().
+//    object, or T must be polymorphic. It works in T's constructor (make<T>
+//    counts the object's first reference before it runs: see make) and in
+//    tp_finalize; it returns null during the rest of the object's death
+//    (callbacks, destructor), and must not be used on objects that were not
+//    made by make<T>(). In a constructor, `this` is the object's address
+//    only in the constructor of the type given to make<T> (and of a base at
+//    offset 0): call self(this) there, not from a base class's constructor.
 #pragma once
 
 #include <compare>
 #include <cstddef>
 #include <functional>
-#include <iosfwd>
 #include <memory>
+#include <ostream>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "detail/object.hpp"
@@ -41,10 +50,7 @@ class Strong;
 
 namespace detail {
 struct StrongAccess;
-template <class T>
-struct is_strong : std::false_type {};
-template <class T>
-struct is_strong<Strong<T>> : std::true_type {};
+// is_strong<X>: detail/reflect.hpp.
 }  // namespace detail
 
 template <class T>
@@ -206,9 +212,26 @@ const void* complete_object(T* p) noexcept {
 
 // Creates a managed T: T(args...), or T{args...} for an aggregate without a
 // matching constructor (so make<Point>(1, 2) works for a plain struct on
-// every C++20 compiler, clang 14 included). Exceptions from T's constructor
-// propagate (nothing is leaked). For a traced T this is also where automatic
-// collection may run.
+// every C++20 compiler, clang 14 included). For a traced T this is also
+// where automatic collection may run.
+//
+// T's constructor runs with the object's first strong reference (the one
+// make returns) already counted, so in it self(this) works and the object
+// can register its own weak references and finalizers (Python's
+// `self._finalizer = weakref.finalize(self, ...)` in __init__); other threads
+// that reach it through them see a partly constructed object, as in Python.
+// If the constructor throws, the exception propagates (nothing leaks) and
+// what an object whose __init__ raised gets in CPython happens first, except
+// what needs a constructed T: every weakref to it is cleared and their
+// callbacks and finalizers run (newest first), but neither tp_finalize nor
+// ~T runs (no T was made; the members it had constructed are destroyed by
+// the exception, as for any C++ object). Strong references made by
+// self(this) that the constructor stored outside the object survive the
+// exception: they keep the block (and it stays weakly referenceable) until
+// the last is released, which then runs the callbacks and frees it without
+// ~T -- but there is no T in it: using them is undefined behaviour, as
+// using any object whose constructor threw, so don't let them escape.
+//
 // Initializing an aggregate from fewer arguments than it has members is what
 // make<T> is asked to do (the rest are default-initialized from their
 // default member initializers or value-initialized), so -Wextra's
@@ -217,28 +240,78 @@ const void* complete_object(T* p) noexcept {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #endif
+namespace detail {
 template <class T, class... Args>
-Strong<T> make(Args&&... args) {
+inline constexpr bool make_uses_braces =
+    std::is_aggregate_v<T> && !std::is_constructible_v<T, Args&&...>;
+template <class T, class... Args>
+constexpr bool make_is_nothrow() {
+  if constexpr (make_uses_braces<T, Args...>)
+    return noexcept(T{std::declval<Args>()...});
+  else
+    return std::is_nothrow_constructible_v<T, Args&&...>;
+}
+}  // namespace detail
+
+template <class T, class... Args>
+inline Strong<T> make(Args&&... args) {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
                 "weakref::make<T>: T must be a non-const, non-array object type");
   using Info = detail::TypeInfoFor<T>;
+  constexpr bool braces = detail::make_uses_braces<T, Args...>;
+  constexpr bool nothrow = detail::make_is_nothrow<T, Args...>();
   if constexpr (detail::Traceable<T>) detail::gc_on_allocate();
   void* block = detail::allocate_block(Info::value);
   auto* obj = static_cast<char*>(block) + Info::value.offset;
   auto* h = detail::ObjectHeader::from_object(obj);
-  ::new (static_cast<void*>(h)) detail::ObjectHeader{{0}, &Info::value};
+  ::new (static_cast<void*>(h)) detail::ObjectHeader{{detail::bits::kOne}, &Info::value};
   T* p;
-  try {
-    if constexpr (std::is_aggregate_v<T> && !std::is_constructible_v<T, Args&&...>)
-      p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};  // aggregates
+  if constexpr (nothrow) {
+    if constexpr (braces)
+      p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};
     else
       p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
-  } catch (...) {
-    detail::free_block(block, Info::value);
-    throw;
+  } else {
+    try {
+      if constexpr (braces)
+        p = ::new (static_cast<void*>(obj)) T{std::forward<Args>(args)...};
+      else
+        p = ::new (static_cast<void*>(obj)) T(std::forward<Args>(args)...);
+    } catch (...) {
+      // No T: the block's last release must neither trace it, nor run
+      // tp_finalize or ~T (TypeInfoFor::unconstructed). Usually that is
+      // make's own reference, released here: the object's death (weakref
+      // callbacks, finalizers) runs before the exception leaves make.
+      h->type = &Info::unconstructed;
+      detail::decref(h);
+      throw;
+    }
   }
-  h->word.store(detail::bits::kOne, std::memory_order_relaxed);
-  if constexpr (detail::Traceable<T>) detail::track(h);
+  if constexpr (detail::Traceable<T>) {
+    detail::track(h);
+  } else {
+    // Unless the constructor took references to the object (self(this),
+    // weakrefs), write its count again, so that it is make's last store, as
+    // it was before the count had to exist during the constructor. Measured
+    // with g++ (bench_core BM_make_mt, make + drop in a multi-threaded
+    // process): with the fields' stores after the word's, the drop's locked
+    // update of the word made every run take ~23 ns; with this store, runs
+    // take ~18 ns (or ~23, run to run, as before). Safe as track()'s store:
+    // only make holds the object then.
+    if (h->word.load(std::memory_order_relaxed) == detail::bits::kOne)
+      h->word.store(detail::bits::kOne, std::memory_order_relaxed);
+  }
+  if constexpr (detail::remembered_when_untraced<T>) {
+    // gc::track_untraced (forensics.hpp). The type is swapped here, after
+    // the constructor, so that a throwing one needs no forgetting; only a
+    // constructor that handed `this` to another thread lets that thread
+    // see it (and the two TypeInfos differ only in destroy, which cannot
+    // run while make holds its reference).
+    if (detail::untraced_tracking.load(std::memory_order_relaxed)) [[unlikely]] {
+      h->type = &Info::remembered;
+      detail::remember_untraced(h);
+    }
+  }
   return detail::StrongAccess::adopt(p, h);
 }
 #if defined(__GNUC__)
@@ -270,16 +343,54 @@ Strong<T> const_pointer_cast(const Strong<U>& s) noexcept {
   detail::incref(h);
   return detail::StrongAccess::adopt(const_cast<T*>(s.get()), h);
 }
+namespace detail {
+// The object of header h as a T*: when T is exactly its type (fast), or an
+// unambiguous public base of it (its TypeInfo throws the object as its own
+// type's pointer, which `catch (T*)` converts exactly as the language
+// converts pointers: private, protected and ambiguous bases do not match).
+// Null otherwise.
+template <class T>
+T* object_as(ObjectHeader* h) noexcept {
+  if constexpr (std::is_void_v<T>) {
+    return h->object();
+  } else {
+    if (*h->type->type == typeid(T)) return static_cast<T*>(h->object());
+    try {
+      h->type->throw_pointer(h->object());
+    } catch (T* p) {
+      return p;
+    } catch (...) {
+    }
+    return nullptr;
+  }
+}
+}  // namespace detail
+
+// Checked cast: the object as a T when it is one, else null (as
+// std::dynamic_pointer_cast). From a polymorphic U, dynamic_cast decides.
+// From Strong<void> (what gc::garbage(), get_objects(), get_referrers() and
+// a ref<>'s lock give) or a non-polymorphic U, the object's type as made by
+// make<> decides: T must be that type or an unambiguous public base of it
+// (a handler-style conversion; exact types take a fast path, a base costs
+// an exception throw, about a microsecond).
 template <class T, class U>
 Strong<T> dynamic_pointer_cast(const Strong<U>& s) noexcept {
-  T* p = dynamic_cast<T*>(s.get());
-  if (!p) return {};
   auto* h = detail::StrongAccess::header(s);
+  if (!h) return {};
+  T* p;
+  if constexpr (std::is_convertible_v<U*, T*>)
+    p = s.get();
+  else if constexpr (std::is_polymorphic_v<U>)
+    p = dynamic_cast<T*>(s.get());
+  else
+    p = detail::object_as<T>(h);
+  if (!p) return {};
   detail::incref(h);
   return detail::StrongAccess::adopt(p, h);
 }
 // Strong<void> (an object of any type) back to T when T is exactly the
-// type it was made as; null otherwise.
+// type it was made as; null otherwise (also for a base of it: see
+// dynamic_pointer_cast).
 template <class T>
 Strong<T> exact_pointer_cast(const Strong<void>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);
@@ -297,8 +408,24 @@ const char* type_name(const Strong<T>& s) noexcept {
 
 // Prints CPython's default repr: <Node object at 0x...>, or None.
 WEAKREF_API std::ostream& write_object(std::ostream& os, const detail::ObjectHeader* h);
+
+namespace detail {
+// Whether X has an operator<< of its own (`os << x` compiles for a const X):
+// then it is X's repr. The one trait for every place that prints a referent
+// (Strong here, the weak containers' elements, keys and values).
+template <class X>
+concept streamable = requires(std::ostream& os, const X& x) { os << x; };
+}  // namespace detail
+
+// Python's print(obj) / repr(obj): the object printed with T's own
+// operator<< when T has one (chosen by the static type T, as any C++ call),
+// else CPython's default repr <ns::Node object at 0x...> (with the dynamic
+// type's name); None for a null Strong.
 template <class T>
 std::ostream& operator<<(std::ostream& os, const Strong<T>& s) {
+  if constexpr (!std::is_void_v<T> && detail::streamable<T>) {
+    if (s) return os << *s;
+  }
   return write_object(os, detail::StrongAccess::header(s));
 }
 

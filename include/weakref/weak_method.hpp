@@ -183,6 +183,8 @@ class WeakMethod : public detail::WeakHandle {
   Pmf pmf_ = nullptr;
 };
 
+// Class template argument deduction: `WeakMethod m(obj, &T::f)` is
+// WeakMethod<decltype(&T::f)>, for a Strong obj of any value category.
 template <class U, class Pmf>
 WeakMethod(const Strong<U>&, Pmf) -> WeakMethod<Pmf>;
 template <class U, class Pmf, class F>

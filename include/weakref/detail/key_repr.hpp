@@ -21,8 +21,7 @@ namespace weakref::detail {
 WEAKREF_API std::ostream& write_container_address(std::ostream& os, const char* name,
                                                   const void* self);
 
-template <class X>
-concept streamable = requires(std::ostream& os, const X& x) { os << x; };
+// detail::streamable (strong.hpp): the same trait Strong's operator<< uses.
 
 template <class X>
 void write_repr(std::ostream& os, const X& x) {

@@ -40,9 +40,10 @@
 // weak reference object pointing at it is gone (SideTable::weak).
 //
 // Invariants
-//  * count == 0 means the object's death has begun (or the object is still
-//    being constructed). Nothing increments a zero count except the death
-//    protocol itself (tp_finalize resurrection, see object.cpp).
+//  * count == 0 means the object's death has begun. Nothing increments a
+//    zero count except the death protocol itself (tp_finalize resurrection,
+//    see object.cpp). While T's constructor runs, the count is 1, make<T>'s
+//    reference (so self(this), weakrefs and finalizers work in it).
 //  * A weak reference may lock (obtain a Strong) only while count > 0, the
 //    weakref itself is not cleared (bit 0 of WeakObject::side) and kFrozen
 //    is not set (a frozen object is being judged by a collector: lockers
@@ -67,6 +68,7 @@
 #include <typeinfo>
 
 #include "config.hpp"
+#include "reflect.hpp"
 
 namespace weakref::gc {
 class Visitor;
@@ -89,6 +91,10 @@ struct TypeInfo {
                            // multiple of align: the header stays aligned)
   std::size_t offset;      // from block start to the object
   std::size_t align;       // alignment of the block
+  // Throws the object's address as a T* (T: the type given to make<T>), so
+  // that `catch (Base*)` converts it to any unambiguous public base, for
+  // checked casts from Strong<void> or a non-polymorphic type (strong.hpp).
+  void (*throw_pointer)(void* object);
 };
 
 // The collector's link, in front of the header of traced objects. Same shape
@@ -280,18 +286,18 @@ inline void decref(CountRef r) noexcept {
 // ---------------------------------------------------------------------------
 // Allocation of blocks and per-type information.
 
+// Traced by the collector: a trace() member or free function, or a plain
+// aggregate (or std wrapper) holding what the collector must see, traced
+// automatically (reflect.hpp).
 template <class T>
-concept HasMemberTrace = requires(T& t, gc::Visitor& v) { t.trace(v); };
-template <class T>
-concept HasFreeTrace = requires(T& t, gc::Visitor& v) { trace(t, v); };
-template <class T>
-concept Traceable = HasMemberTrace<T> || HasFreeTrace<T>;
+concept Traceable = HasMemberTrace<T> || HasFreeTrace<T> || auto_traced<T>;
 template <class T>
 concept HasFinalize = requires(T& t) { t.tp_finalize(); };
 
 WEAKREF_API void* allocate_block(const TypeInfo& info);
 // Whether small blocks come from the library's pages (src/alloc.cpp); false
-// under AddressSanitizer, where they go to operator new.
+// when a memory tool watches the process (AddressSanitizer, LeakSanitizer,
+// valgrind; or WEAKREF_ALLOCATOR=system): they go to operator new then.
 WEAKREF_API bool pools_enabled() noexcept;
 WEAKREF_API void free_block(void* block, const TypeInfo& info) noexcept;
 // Links a fully constructed traced object into the calling thread's heap.
@@ -301,6 +307,17 @@ WEAKREF_API void track(ObjectHeader* h) noexcept;
 WEAKREF_API void gc_on_allocate() noexcept;
 // Unraisable-exception path for exceptions escaping tp_finalize.
 WEAKREF_API void report_finalize_exception(ObjectHeader* h) noexcept;
+
+// Untraced objects remembered for gc::find_untraced_holders()
+// (forensics.hpp, src/forensics.cpp): while gc::track_untraced(true) is on,
+// make<T> remembers the objects of untraced class types and gives them
+// TypeInfoFor<T>::remembered, whose destroy forgets them (so the usual
+// destroy has no check, and tracking turned off meanwhile changes nothing).
+WEAKREF_API extern std::atomic<bool> untraced_tracking;
+WEAKREF_API void remember_untraced(ObjectHeader* h) noexcept;
+WEAKREF_API void forget_untraced(ObjectHeader* h) noexcept;
+template <class T>
+inline constexpr bool remembered_when_untraced = std::is_class_v<T> && !Traceable<T>;
 
 inline constexpr std::size_t kHeaderSpace = sizeof(ObjectHeader);
 inline constexpr std::size_t kGcSpace = sizeof(GcHead);
@@ -317,12 +334,22 @@ constexpr std::size_t object_offset() {
   return round_up(prefix, block_align<T>());
 }
 
+template <class T, class V = gc::Visitor>
+inline constexpr bool visitor_defined = requires { sizeof(V); };
+
 template <class T>
 void trace_thunk(void* p, gc::Visitor& v) {
-  if constexpr (HasMemberTrace<T>)
+  if constexpr (HasMemberTrace<T>) {
     static_cast<T*>(p)->trace(v);
-  else
+  } else if constexpr (HasFreeTrace<T>) {
     trace(*static_cast<T*>(p), v);
+  } else {
+    static_assert(visitor_defined<T>,
+                  "weakref::make<T>: T is traced automatically (it holds Strong<> or weak "
+                  "members and has no trace()): include <weakref/gc.hpp> (or "
+                  "<weakref/weakref.hpp>) where it is made");
+    v(*static_cast<T*>(p));
+  }
 }
 
 template <class T>
@@ -332,6 +359,19 @@ void finalize_thunk(void* p) {
 
 template <class T>
 void destroy_thunk(ObjectHeader* h) noexcept;
+template <class T>
+void free_unconstructed_thunk(ObjectHeader* h) noexcept;
+template <class T>
+void destroy_remembered_thunk(ObjectHeader* h) noexcept;
+
+template <class T>
+[[noreturn]] void throw_pointer_thunk(void* p) {
+  throw static_cast<T*>(p);
+}
+// What a block whose T constructor threw is (make<T>): no T, so no cast to
+// T succeeds, and it prints as <weakref::detail::Unconstructed<T> ...>.
+template <class T>
+struct Unconstructed {};
 
 template <class T>
 constexpr void (*trace_fn())(void*, gc::Visitor&) {
@@ -359,6 +399,29 @@ struct TypeInfoFor {
       round_up(object_offset<T>() + sizeof(T), block_align<T>()),
       object_offset<T>(),
       block_align<T>(),
+      &throw_pointer_thunk<T>,
+  };
+  // The type of a block whose T constructor threw (make<T>): its last
+  // release (make's own, unless Strongs made by self(this) escaped the
+  // constructor) runs the weakref callbacks and frees it, without ~T or
+  // tp_finalize (no T was made); it is never traced.
+  static constexpr TypeInfo unconstructed{
+      &free_unconstructed_thunk<T>,
+      nullptr,
+      nullptr,
+      &typeid(Unconstructed<T>),
+      sizeof(T),
+      value.block_size,
+      value.offset,
+      value.align,
+      &throw_pointer_thunk<Unconstructed<T>>,
+  };
+  // The type of an untraced object remembered for find_untraced_holders():
+  // its destroy forgets it first (see untraced_tracking, below).
+  static constexpr TypeInfo remembered{
+      &destroy_remembered_thunk<T>, value.trace,      value.finalize, value.type,
+      value.size,                   value.block_size, value.offset,   value.align,
+      value.throw_pointer,
   };
 };
 
@@ -369,6 +432,18 @@ void destroy_thunk(ObjectHeader* h) noexcept {
   T* p = static_cast<T*>(h->object());
   p->~T();
   free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset,
+             TypeInfoFor<T>::value);
+}
+
+template <class T>
+void destroy_remembered_thunk(ObjectHeader* h) noexcept {
+  forget_untraced(h);
+  destroy_thunk<T>(h);
+}
+
+template <class T>
+void free_unconstructed_thunk(ObjectHeader* h) noexcept {
+  free_block(static_cast<char*>(h->object()) - TypeInfoFor<T>::value.offset,
              TypeInfoFor<T>::value);
 }
 

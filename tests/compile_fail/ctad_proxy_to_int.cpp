@@ -1,0 +1,6 @@
+// expect: cannot be weakly referenced
+#include <weakref/weakref.hpp>
+int main() {
+  auto i = weakref::make<int>(5);
+  weakref::proxy p(i);
+}
