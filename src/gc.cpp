@@ -532,7 +532,7 @@ void handle_weakrefs(GcList& unreachable) {
     batch.for_each([&](WeakObject* w) { in_batch.insert(w); });
     std::unordered_set<WeakObject*> garbage_weak;
     for (auto& [w, n] : counter.visits)
-      if (w->refs.load(std::memory_order_acquire) == n + in_batch.count(w)) {
+      if (wd::weak_holders(w) == n + in_batch.count(w)) {  // (a basic ref's pin aside)
         garbage_weak.insert(w);
         wd::clear_one(w);
       }
