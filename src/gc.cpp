@@ -532,10 +532,7 @@ void handle_weakrefs(GcList& unreachable) {
     batch.for_each([&](WeakObject* w) { in_batch.insert(w); });
     std::unordered_set<WeakObject*> garbage_weak;
     for (auto& [w, n] : counter.visits)
-      if (wd::weak_holders(w) == n + in_batch.count(w)) {  // (a basic ref's pin aside)
-        garbage_weak.insert(w);
-        wd::clear_one(w);
-      }
+      if (wd::clear_garbage_weak(w, n + in_batch.count(w))) garbage_weak.insert(w);
     batch.drop_if([&](WeakObject* w) { return garbage_weak.count(w) != 0; });
   }
   // The list may change under the callbacks (objects dying): it is not

@@ -225,7 +225,7 @@ bool weak_try_acquire(WeakObject* w) noexcept {
 
 void weak_release_last(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
-  // A cleared weakref is already unlinked: clear_list and clear_one set
+  // A cleared weakref is already unlinked: clear_list and clear_garbage_weak set
   // linked = false before the release that sets the cleared bit, which this
   // acquire load sees (a retired basic ref is cleared and linked, but it is
   // pinned: its count reaches zero only after the death that unlinks it).
@@ -409,21 +409,38 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
   release_unpinned(unpinned);
 }
 
-void clear_one(WeakObject* w) noexcept {
+bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   SideTable* s = w->side_table();
   std::lock_guard<SpinLock> g(s->lock);
-  if (w->cleared()) return;  // its referent died meanwhile
+  if (weak_holders(w) != holders) return false;
+  if (w->cleared()) return true;  // by its referent's death or collection
   rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);  // as above
-  if (w->linked) unlink(s, w);
-  mark_cleared(w);
-  // A pinned basic ref keeps its pin until its referent dies: a maker that
-  // read `head` before this clear may be incrementing it right now. It is
-  // retired to the end of the list, where only the death looks at it, with
-  // a unit of SideTable::weak of its own (it no longer shares the object's).
-  if (w->pinned()) {
-    rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
-    append(s, w);
+  if (!w->pinned()) {
+    if (w->linked) unlink(s, w);
+    mark_cleared(w);
+    return true;
   }
+  // The live basic ref. Every holder but a basic_ref() increment takes this
+  // lock or a handle (which the garbage alone has). Such an increment is
+  // followed by a seq_cst read of `state`, this kRetiring mark by one of the
+  // count: one of the two sees the other. If it is this one, the mark is
+  // taken back and w stays (nothing but makers reads the mark: r() never
+  // sees it); else that maker backs off to the slow path, behind this lock.
+  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
+  w->state.store(st | kRetiring, std::memory_order_seq_cst);
+  if (weak_holders(w) != holders) {
+    w->state.store(st, std::memory_order_relaxed);
+    return false;
+  }
+  mark_cleared(w);
+  // It keeps its pin until its referent dies: a maker that read `head`
+  // before this clear may be incrementing it right now. It is retired to the
+  // end of the list, where only the death looks at it, with a unit of
+  // SideTable::weak of its own (it no longer shares the object's).
+  unlink(s, w);
+  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  append(s, w);
+  return true;
 }
 
 namespace {

@@ -24,7 +24,12 @@
 //    (the ref was held only by garbage), it keeps its pin and stays in the
 //    list, cleared, after every live weakref (a "retired" basic ref: a maker
 //    that read `head` before the clear may still be incrementing it). List
-//    walkers skip cleared entries; the referent's death drops the pin.
+//    walkers skip cleared entries; the referent's death drops the pin. A
+//    maker racing with that clear is settled by kRetiring: the collector
+//    marks the ref, then reads its count; the maker increments the count,
+//    then reads the mark (seq_cst both), so either the collector sees the
+//    new holder and leaves the ref alone, or the maker backs off to the slow
+//    path (clear_garbage_weak, basic_ref).
 //  * Every WeakObject owns one unit of SideTable::weak, so the side table
 //    outlives it; `side` is therefore always safe to read. The exception is
 //    the live pinned basic ref: it cannot outlive its referent while pinned,
@@ -77,6 +82,9 @@ inline constexpr std::uint8_t kCallableGone = 2;  // the callback's callable
                                                   // has been destroyed
 inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
                                                   // side table (weak_memory)
+inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
+                                                  // this pinned basic ref
+                                                  // (clear_garbage_weak)
 
 struct WEAKREF_API WeakObject {
   std::atomic<std::uintptr_t> side;   // SideTable*, bit 0: cleared
@@ -165,8 +173,9 @@ inline void weak_acquire(WeakObject* w) noexcept {
 WEAKREF_API bool weak_try_acquire(WeakObject* w) noexcept;
 // The holders of w that getweakrefcount and the collector count: its
 // references but the side table's pin.
+// (seq_cst: see clear_garbage_weak)
 inline std::uint32_t weak_holders(const WeakObject* w) noexcept {
-  return w->refs.load(std::memory_order_acquire) - (w->pinned() ? 1U : 0U);
+  return w->refs.load(std::memory_order_seq_cst) - (w->pinned() ? 1U : 0U);
 }
 
 // The referent with +1 strong count, or null when it is dead or the weakref
@@ -196,15 +205,23 @@ WEAKREF_API WeakObject* basic_weak(ObjectHeader* h, WeakKind kind);
 
 // basic_weak(h, WeakKind::ref), inline while h has a pinned basic ref: the
 // pin keeps it alive while h lives, and the caller's strong reference keeps
-// h alive, so one increment takes it (see the top of this file).
+// h alive, so one increment takes it (see the top of this file), and one
+// load checks that the collector has not cleared it meanwhile.
 [[gnu::always_inline]] inline WeakObject* basic_ref(ObjectHeader* h) {
   const std::uint64_t x = h->word.load(std::memory_order_acquire);
   if (x & bits::kSide) {
     const std::uintptr_t head = side_of(x)->head.load(std::memory_order_acquire);
     if (head & kHeadPinned) [[likely]] {
       auto* w = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
-      weak_acquire(w);
-      return w;
+      // Against a collector clearing w as garbage meanwhile: this increment
+      // and its kRetiring mark are each followed by a read of the other's
+      // word (seq_cst both), so it sees the increment (and leaves w alone)
+      // or this sees the mark (and takes the slow path: w stays pinned
+      // until h dies, so this release cannot free it).
+      rmw_fetch_add(w->refs, 1U, std::memory_order_seq_cst);
+      if (!(w->state.load(std::memory_order_seq_cst) & kRetiring)) [[likely]]
+        return w;
+      weak_release(w);
     }
   }
   return basic_weak(h, WeakKind::ref);
@@ -261,8 +278,11 @@ WEAKREF_API void unlink_weak(WeakObject* w) noexcept;
 WEAKREF_API void clear_weakrefs(SideTable* s, CallbackBatch& batch,
                                 bool (*skip)(WeakObject*, void*) = nullptr,
                                 void* ctx = nullptr) noexcept;
-// Clears one weakref on its own, without callback (collector).
-WEAKREF_API void clear_one(WeakObject* w) noexcept;
+// The collector's clear of a weakref that is garbage itself (every holder
+// but `holders` handles of the garbage and its own batch's reference is
+// gone), on its own, without callback. False, w untouched, when it finds w
+// held by someone else after all (a basic_ref() racing with it).
+WEAKREF_API bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept;
 // Steps 4-6 of a death (src/object.cpp) for an object with side table s:
 // clears its weakrefs, runs the callbacks, destroys the object, releases s.
 WEAKREF_API void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept;
