@@ -488,6 +488,26 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
       free_side(s);
       return;
     }
+    // The pinned basic ref is the only weakref, and handles hold it: no
+    // callback to run; it is cleared, and takes the object's unit over. (A
+    // collector retiring it meanwhile, under the lock, would have given it
+    // a unit of its own: then the general case.)
+    {
+      std::lock_guard<SpinLock> g(s->lock);
+      if (s->head.load(std::memory_order_relaxed) == head) {
+        s->head.store(0, std::memory_order_relaxed);
+        basic->linked = false;
+        basic->state.store(basic->state.load(std::memory_order_relaxed) & ~kWeakPinned,
+                           std::memory_order_relaxed);
+        mark_cleared(basic);
+        basic = nullptr;
+      }
+    }
+    if (!basic) {
+      h->type->destroy(h);
+      weak_release(reinterpret_cast<WeakObject*>(head & ~kHeadPinned));  // the pin's
+      return;
+    }
   }
   die_clearing(h, s);
 }
