@@ -172,6 +172,43 @@ TEST_F(ThreadsCoreTest, BasicRefsMadeAndDroppedWhileTheObjectDies) {
   }
 }
 
+// Threads make the first weakrefs of an object at once: each first weakref
+// is made with a side table in front of it, in one block; one side table is
+// published, the other weakrefs join it (keeping their blocks), and nothing
+// leaks (the ASan preset's leak checker runs this too).
+TEST_F(ThreadsCoreTest, FirstWeakrefsOfAnObjectRace) {
+  for (int round = 0; round < 500; ++round) {
+    Strong<Plain> obj = make<Plain>();
+    std::atomic<int> calls{0};
+    std::barrier sync(4);
+    ref<Plain> basic, with_callback;
+    proxy<Plain> px;
+    finalize fin;
+    std::thread a([&] {
+      sync.arrive_and_wait();
+      basic = ref<Plain>(obj);
+    });
+    std::thread b([&] {
+      sync.arrive_and_wait();
+      with_callback = ref<Plain>(obj, [&] { calls.fetch_add(1); });
+    });
+    std::thread c([&] {
+      sync.arrive_and_wait();
+      fin = finalize(obj, [&] { calls.fetch_add(1); });
+    });
+    sync.arrive_and_wait();
+    px = proxy<Plain>(obj);
+    a.join();
+    b.join();
+    c.join();
+    EXPECT_EQ(getweakrefcount(obj), 4U);
+    EXPECT_TRUE(ref<Plain>(obj).is(basic));
+    obj.reset();
+    EXPECT_EQ(calls.load(), 2);
+    EXPECT_FALSE(basic() || with_callback() || px.lock());
+  }
+}
+
 // getweakrefcount / getweakrefs race with weakrefs coming and going, the
 // basic ref's lock-free ones included: whatever they report is alive, and
 // the pin alone is never counted.
