@@ -37,11 +37,18 @@
 //    the pin or is retired (at the death, it takes the object's over: no
 //    count update). So a side table whose count is 1 has no weakref but
 //    perhaps the pinned basic ref: a death that finds that ref held only by
-//    its pin frees both with no lock and no RMW. Bit 0 of `side`
-//    marks a cleared weakref: set when its referent died or was found
-//    garbage, or when the collector found the weakref itself garbage (its
-//    referent may then live on). A cleared weakref never locks again. `side`
-//    is written only under the side lock once the weakref is linked.
+//    its pin frees both with no lock and no RMW.
+//  * Memory: the first weakref of an object made by ref, proxy, WeakMethod
+//    or finalize shares one block with the side table (kInBlock, in front:
+//    weak_memory). Its destruction leaves the memory to the side table,
+//    which outlives it (above), unless its side table was never published
+//    (another thread's came first): then it frees the block (weak_free).
+//  * Bit 0 of `side` marks a cleared weakref: set when its referent died or
+//    was found garbage, or when the collector found the weakref itself
+//    garbage (its referent may then live on). A cleared weakref never locks
+//    again. `side` is written only under the side lock once the weakref is
+//    linked. A finalizer that ran or was detached before its referent died
+//    leaves the list without being cleared (unlink_weak).
 //  * prev/next/linked and the pin belong to SideTable::lock. Once a
 //    WeakObject has been cleared (unlinked by the referent's death), `next`
 //    is reused as the link of a callback batch (CallbackBatch) or of the
