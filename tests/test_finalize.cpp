@@ -214,6 +214,19 @@ TEST_F(FinalizeTest, PeekOfAMoveOnlyFuncIsEmptyDetachHandsItOver) {
   EXPECT_EQ(calls, 10);
 }
 
+// Python's finalize(obj, None) fails only when called; so does a null func.
+TEST_F(FinalizeTest, NullFuncFailsWhenCalled) {
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  finalize f(n, static_cast<void (*)(int)>(nullptr), 1);
+  finalize g(n, std::function<void()>());
+  EXPECT_TRUE(f.alive());
+  EXPECT_THROW(f(), std::bad_function_call);
+  n.reset();
+  ASSERT_EQ(capture.messages.size(), 1U);
+  EXPECT_THAT(capture.messages[0], ::testing::HasSubstr("bad_function_call"));
+}
+
 // What func and its arguments hold is released as soon as it has run.
 TEST_F(FinalizeTest, ArgumentsAreReleasedOnceItHasRun) {
   Strong<Node> n = make<Node>();

@@ -109,6 +109,14 @@ struct FinalizerFor final : FinalizerState {
   };
 };
 
+[[noreturn]] WEAKREF_API void throw_bad_function_call();
+
+// What a finalizer of a null func (a null function pointer, an empty
+// std::function: Python's finalize(obj, None)) does when called.
+struct NullFinalizerFunc {
+  void operator()() const { throw_bad_function_call(); }
+};
+
 // func with args bound: the callable a finalizer stores.
 template <class F, class... Args>
 auto bind_finalizer(F&& func, Args&&... args) {
@@ -131,7 +139,22 @@ WEAKREF_API void finalizer_set_atexit(FinalizerState* s, bool value) noexcept;
 WEAKREF_API bool finalizer_call(FinalizerState* s);
 WEAKREF_API void finalizer_write(std::ostream& os, const FinalizerState* s);
 WEAKREF_API void finalizer_exitfunc() noexcept;
-[[noreturn]] WEAKREF_API void throw_bad_function_call();
+
+// A new finalizer holding `callable` for h, registered.
+template <class C>
+FinalizerState* make_finalizer(ObjectHeader* h, C&& callable) {
+  using State = FinalizerFor<std::decay_t<C>>;
+  const WeakMemory m = weak_memory(h, sizeof(State), alignof(State));
+  State* s;
+  try {
+    s = ::new (m.p) State(std::forward<C>(callable));
+  } catch (...) {
+    weak_memory_free(m, sizeof(State));
+    throw;
+  }
+  if (m.in_block) s->state.store(kInBlock, std::memory_order_relaxed);
+  return finalizer_register(h, s);
+}
 }  // namespace detail
 
 class finalize {
@@ -256,19 +279,10 @@ class finalize {
     if constexpr (storable && callable) {
       auto* h = detail::StrongAccess::header(obj);
       if (!h) detail::throw_null_referent();
-      using State = detail::FinalizerFor<decltype(detail::bind_finalizer(
-          std::forward<F>(func), std::forward<Args>(args)...))>;
-      const detail::WeakMemory m = detail::weak_memory(h, sizeof(State), alignof(State));
-      State* s;
-      try {
-        s = ::new (m.p)
-            State(detail::bind_finalizer(std::forward<F>(func), std::forward<Args>(args)...));
-      } catch (...) {
-        detail::weak_memory_free(m, sizeof(State));
-        throw;
-      }
-      if (m.in_block) s->state.store(detail::kInBlock, std::memory_order_relaxed);
-      return detail::finalizer_register(h, s);
+      if (detail::is_null_callback(func))  // fails when called, as Python's
+        return detail::make_finalizer(h, detail::NullFinalizerFunc{});
+      return detail::make_finalizer(
+          h, detail::bind_finalizer(std::forward<F>(func), std::forward<Args>(args)...));
     } else {
       return nullptr;
     }
