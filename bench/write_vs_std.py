@@ -16,7 +16,9 @@ interpreter) in the same run.
 
 Printed: ns per operation, weakref / std (below 1: the library is faster), and
 CPython / weakref (how many times faster than CPython) against both process
-modes, with issue 11's target for the row.
+modes, with issue 11's target for the row. Times are CPU time on both sides
+(Google Benchmark's cpu_time, timeit with time.process_time): on a shared
+machine, wall time also counts other processes' time slices.
 """
 import json
 import os
@@ -135,17 +137,18 @@ def run_cpp(program, repetitions, min_time, multithreaded):
             name = name[:-len('_mt')]
         side = 'std' if name.endswith('_std') else 'weakref'
         key = (name[:-len('_std')] if side == 'std' else name, side)
-        runs.setdefault(key, []).append(b['real_time'])  # ns (default unit)
+        runs.setdefault(key, []).append(b['cpu_time'])  # ns (default unit)
     return {key: statistics.median(v) for key, v in runs.items()}
 
 
 def cpython_worker(repetitions):
     """Runs in the subprocess: times PY_ROWS, prints {row: median ns}."""
     import gc
+    import time
     import timeit
     result = {}
     for row, (setup, stmt, per) in PY_ROWS.items():
-        timer = timeit.Timer(stmt, PY_PRELUDE + setup)
+        timer = timeit.Timer(stmt, PY_PRELUDE + setup, timer=time.process_time)
         number, _ = timer.autorange()
         runs = []
         for _ in range(repetitions):
