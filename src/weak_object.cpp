@@ -234,7 +234,14 @@ void weak_release_last(WeakObject* w) noexcept {
     std::lock_guard<SpinLock> g(s->lock);
     if (w->linked) unlink(s, w);
   }
-  weak_free(w);  // the callback's destructor may run user code: no lock held
+  // The callback's destructor may run user code: no lock held.
+  if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
+    w->~WeakObject();  // its memory goes with the side table's block
+    if (rmw_fetch_sub(s->weak, 1U, std::memory_order_acq_rel) == 1)
+      pool_deallocate(s, s->block * kSideBlockUnit);
+    return;
+  }
+  weak_free(w);
   if (s) side_release(s);
 }
 
@@ -364,6 +371,11 @@ WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
   return w;
 }
 
+WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w) {
+  weak_release(w);  // w stays pinned until h dies: not the last reference
+  return basic_weak(h, WeakKind::ref);
+}
+
 WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
   std::uint64_t x = h->word.load(std::memory_order_acquire);
   if (!(x & kSide)) {
@@ -465,6 +477,58 @@ namespace {
   if (!unit_taken) side_release(s);
 }
 
+// The pinned basic ref (head: SideTable::head as read) is the only
+// weakref, and handles hold it: no callback to run; it is cleared, and takes
+// the object's unit over. False (nothing done) if a collector retired it
+// meanwhile, under the lock (it then has a unit of its own).
+[[gnu::noinline]] bool die_with_pinned_basic(ObjectHeader* h, SideTable* s,
+                                             std::uintptr_t head) noexcept {
+  auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    if (s->head.load(std::memory_order_relaxed) != head) return false;
+    s->head.store(0, std::memory_order_relaxed);
+    basic->linked = false;
+    basic->state.store(basic->state.load(std::memory_order_relaxed) & ~kWeakPinned,
+                       std::memory_order_relaxed);
+    mark_cleared(basic);
+  }
+  h->type->destroy(h);
+  weak_release(basic);  // the pin's
+  return true;
+}
+
+// The common case of one weakref that is not the pinned basic ref (a
+// callback ref, a finalizer, a container entry...): the same steps as
+// die_clearing without the batch and the list walk. False (nothing done)
+// when the list is not that.
+[[gnu::noinline]] bool die_with_one_weakref(ObjectHeader* h, SideTable* s) noexcept {
+  WeakObject* w;
+  bool call;
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
+    w = reinterpret_cast<WeakObject*>(head);
+    if (!w || (head & kHeadPinned) || w->next || w->pinned()) return false;
+    s->head.store(0, std::memory_order_relaxed);
+    w->linked = false;
+    // As in clear_list: the reference first, then the cleared bit.
+    call = w->has_callback && weak_try_acquire(w);
+    mark_cleared(w);
+  }
+  if (call) {
+    try {
+      w->invoke();
+    } catch (...) {
+      report_callback_exception(w);
+    }
+    weak_release(w);
+  }
+  h->type->destroy(h);
+  side_release(s);
+  return true;
+}
+
 }  // namespace
 
 void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
@@ -488,26 +552,9 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
       free_side(s);
       return;
     }
-    // The pinned basic ref is the only weakref, and handles hold it: no
-    // callback to run; it is cleared, and takes the object's unit over. (A
-    // collector retiring it meanwhile, under the lock, would have given it
-    // a unit of its own: then the general case.)
-    {
-      std::lock_guard<SpinLock> g(s->lock);
-      if (s->head.load(std::memory_order_relaxed) == head) {
-        s->head.store(0, std::memory_order_relaxed);
-        basic->linked = false;
-        basic->state.store(basic->state.load(std::memory_order_relaxed) & ~kWeakPinned,
-                           std::memory_order_relaxed);
-        mark_cleared(basic);
-        basic = nullptr;
-      }
-    }
-    if (!basic) {
-      h->type->destroy(h);
-      weak_release(reinterpret_cast<WeakObject*>(head & ~kHeadPinned));  // the pin's
-      return;
-    }
+    if (die_with_pinned_basic(h, s, head)) return;
+  } else if (die_with_one_weakref(h, s)) {
+    return;
   }
   die_clearing(h, s);
 }

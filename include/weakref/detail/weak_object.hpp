@@ -124,7 +124,7 @@ struct WEAKREF_API WeakObject {
 
 // weak_release()'s last release: unlinks w if needed and deletes it.
 WEAKREF_API void weak_release_last(WeakObject* w) noexcept;
-inline void weak_release(WeakObject* w) noexcept {
+[[gnu::always_inline]] inline void weak_release(WeakObject* w) noexcept {
   if (rmw_fetch_sub(w->refs, 1U, std::memory_order_acq_rel) == 1) [[unlikely]]
     weak_release_last(w);
 }
@@ -210,6 +210,10 @@ inline std::uintptr_t weak_identity(const WeakObject* w) noexcept {
 // Caller holds a strong reference to h. Returns with +1 for the caller.
 WEAKREF_API WeakObject* basic_weak(ObjectHeader* h, WeakKind kind);
 
+// basic_ref()'s back-off: drops the reference just taken on w (which the
+// collector is retiring) and makes or finds the basic ref under the lock.
+WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
+
 // basic_weak(h, WeakKind::ref), inline while h has a pinned basic ref: the
 // pin keeps it alive while h lives, and the caller's strong reference keeps
 // h alive, so one increment takes it (see the top of this file), and one
@@ -228,7 +232,7 @@ WEAKREF_API WeakObject* basic_weak(ObjectHeader* h, WeakKind kind);
       rmw_fetch_add(w->refs, 1U, std::memory_order_seq_cst);
       if (!(w->state.load(std::memory_order_seq_cst) & kRetiring)) [[likely]]
         return w;
-      weak_release(w);
+      return basic_ref_retiring(h, w);
     }
   }
   return basic_weak(h, WeakKind::ref);
