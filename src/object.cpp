@@ -147,8 +147,8 @@ void free_side(SideTable* s) noexcept {
     delete s;
 }
 
-void side_release(SideTable* s) noexcept {
-  if (rmw_fetch_sub(s->weak, 1U, std::memory_order_acq_rel) == 1) free_side(s);
+void side_release(SideTable* s, std::uint32_t units) noexcept {
+  if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units) free_side(s);
 }
 
 // ---------------------------------------------------------------------------

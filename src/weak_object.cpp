@@ -234,15 +234,16 @@ void weak_release_last(WeakObject* w) noexcept {
     std::lock_guard<SpinLock> g(s->lock);
     if (w->linked) unlink(s, w);
   }
+  const std::uint32_t units = (w->side.load(std::memory_order_relaxed) & kSideExtraUnit) ? 2 : 1;
   // The callback's destructor may run user code: no lock held.
   if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
     w->~WeakObject();  // its memory goes with the side table's block
-    if (rmw_fetch_sub(s->weak, 1U, std::memory_order_acq_rel) == 1)
+    if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units)
       pool_deallocate(s, s->block * kSideBlockUnit);
     return;
   }
   weak_free(w);
-  if (s) side_release(s);
+  if (s) side_release(s, units);
 }
 
 // The order matters. A collector clears the weakrefs of garbage while the
@@ -516,16 +517,23 @@ namespace {
     call = w->has_callback && weak_try_acquire(w);
     mark_cleared(w);
   }
-  if (call) {
-    try {
-      w->invoke();
-    } catch (...) {
-      report_callback_exception(w);
-    }
-    weak_release(w);
+  if (!call) {
+    h->type->destroy(h);
+    side_release(s);
+    return true;
+  }
+  try {
+    w->invoke();
+  } catch (...) {
+    report_callback_exception(w);
   }
   h->type->destroy(h);
-  side_release(s);
+  // w outlives the object's part in the side table: it takes the object's
+  // unit over (before this release, which publishes it), one count update
+  // less. (Nothing else writes `side` once it is cleared.)
+  w->side.store(w->side.load(std::memory_order_relaxed) | kSideExtraUnit,
+                std::memory_order_relaxed);
+  weak_release(w);
   return true;
 }
 

@@ -290,7 +290,7 @@ class Weak:
         layout = "weakref::detail::WeakObject"
         side = _read_ptr(address + _offset(layout, "side"))
         self.cleared = bool(side & 1)
-        self.side = side & ~1
+        self.side = side & ~3  # bits 0-1: cleared, holds the dead object's unit
         kind = _read(address + _offset(layout, "kind"), 1)
         self.kind = WEAK_KINDS[kind] if kind < len(WEAK_KINDS) else "kind %d" % kind
         # ref::has_callback(), CPython's `__callback__ is not None`: a

@@ -215,8 +215,8 @@ WEAKREF_API void incref_slow(ObjectHeader* h) noexcept;
 // stays small).
 WEAKREF_API void decref_side_word(std::uint64_t w) noexcept;
 WEAKREF_API void die(ObjectHeader* h) noexcept;
-// Drops one unit of s->weak; the last one frees s.
-WEAKREF_API void side_release(SideTable* s) noexcept;
+// Drops `units` units of s->weak; the last one frees s.
+WEAKREF_API void side_release(SideTable* s, std::uint32_t units = 1) noexcept;
 // Frees s (with its block, see SideTable::block).
 WEAKREF_API void free_side(SideTable* s) noexcept;
 inline constexpr std::size_t kSideBlockUnit = 8;  // SideTable::block's unit

@@ -47,8 +47,12 @@
 //    was found garbage, or when the collector found the weakref itself
 //    garbage (its referent may then live on). A cleared weakref never locks
 //    again. `side` is written only under the side lock once the weakref is
-//    linked. A finalizer that ran or was detached before its referent died
-//    leaves the list without being cleared (unlink_weak).
+//    linked, and not at all once it is cleared, but for bit 1
+//    (kSideExtraUnit): a death that claimed the weakref for its callback
+//    may, before releasing it, hand it the object's unit of SideTable::weak
+//    too (one count update less), which its last release then drops. A
+//    finalizer that ran or was detached before its referent died leaves the
+//    list without being cleared (unlink_weak).
 //  * prev/next/linked and the pin belong to SideTable::lock. Once a
 //    WeakObject has been cleared (unlinked by the referent's death), `next`
 //    is reused as the link of a callback batch (CallbackBatch) or of the
@@ -93,8 +97,15 @@ inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // this pinned basic ref
                                                   // (clear_garbage_weak)
 
+// WeakObject::side, low bits.
+inline constexpr std::uintptr_t kSideCleared = 1;    // see below
+inline constexpr std::uintptr_t kSideExtraUnit = 2;  // the weakref also holds
+                                                     // the dead object's unit
+                                                     // of SideTable::weak
+inline constexpr std::uintptr_t kSideBits = 3;
+
 struct WEAKREF_API WeakObject {
-  std::atomic<std::uintptr_t> side;   // SideTable*, bit 0: cleared
+  std::atomic<std::uintptr_t> side;   // SideTable* | kSideCleared, kSideExtraUnit
   std::atomic<std::uint32_t> refs{1};
   const WeakKind kind;
   const bool has_callback;
@@ -115,8 +126,7 @@ struct WEAKREF_API WeakObject {
   virtual void invoke() {}
 
   SideTable* side_table() const noexcept {
-    return reinterpret_cast<SideTable*>(side.load(std::memory_order_acquire) &
-                                        ~std::uintptr_t{1});
+    return reinterpret_cast<SideTable*>(side.load(std::memory_order_acquire) & ~kSideBits);
   }
   bool cleared() const noexcept { return side.load(std::memory_order_acquire) & 1; }
   bool pinned() const noexcept { return state.load(std::memory_order_relaxed) & kWeakPinned; }
