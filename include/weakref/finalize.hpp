@@ -129,6 +129,9 @@ auto bind_finalizer(F&& func, Args&&... args) {
 // Registers s (new, one reference for the caller; from weak_memory) with
 // its weakref to h. On failure s is deleted and the exception propagates.
 WEAKREF_API FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s);
+// A handle's release, out of line (GCC 12 warns falsely about the inline
+// one in std::optional<finalize> at -O2).
+WEAKREF_API void finalizer_release(FinalizerState* s) noexcept;
 WEAKREF_API bool finalizer_alive(const FinalizerState* s) noexcept;
 // peek (detach == false) or detach: the object (+1) and func (a finalizer
 // object owning it, +1; null from a peek of a move-only func), or nothing.
@@ -222,7 +225,7 @@ class finalize {
     return *this;
   }
   ~finalize() {
-    if (s_) detail::weak_release(s_);
+    if (s_) detail::finalizer_release(s_);
   }
 
   // Whether the finalizer has not run (nor been detached) yet.
