@@ -140,13 +140,6 @@ std::uint32_t use_count(const ObjectHeader* h) noexcept {
   return count(w);
 }
 
-void free_side(SideTable* s) noexcept {
-  if (s->block)
-    pool_deallocate(s, s->block * kSideBlockUnit);  // with its first weakref
-  else
-    delete s;
-}
-
 void side_release(SideTable* s, std::uint32_t units) noexcept {
   if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units) free_side(s);
 }

@@ -217,7 +217,7 @@ WEAKREF_API void decref_side_word(std::uint64_t w) noexcept;
 WEAKREF_API void die(ObjectHeader* h) noexcept;
 // Drops `units` units of s->weak; the last one frees s.
 WEAKREF_API void side_release(SideTable* s, std::uint32_t units = 1) noexcept;
-// Frees s (with its block, see SideTable::block).
+// Frees s (with its block, see SideTable::block; src/weak_object.cpp).
 WEAKREF_API void free_side(SideTable* s) noexcept;
 inline constexpr std::size_t kSideBlockUnit = 8;  // SideTable::block's unit
 WEAKREF_API bool incref_if_alive(ObjectHeader* h) noexcept;
