@@ -141,7 +141,7 @@ class ref : public detail::WeakHandle {
   // weakref.ref(obj): the basic ref of obj, reused when it exists.
   template <class U>
     requires std::is_convertible_v<U*, T*>
-  ref(const Strong<U>& obj)  // NOLINT: implicit, like weak_ptr from shared_ptr
+  [[gnu::always_inline]] ref(const Strong<U>& obj)  // NOLINT: implicit, as weak_ptr's
       : WeakHandle(detail::make_weak<ref, detail::WeakKind::ref>(obj)), ptr_(obj.get()) {}
 
   // weakref.ref(obj, callback): callback(ref<T>) (or callback()) runs when

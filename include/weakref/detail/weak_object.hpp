@@ -224,6 +224,25 @@ WEAKREF_API WeakObject* basic_weak(ObjectHeader* h, WeakKind kind);
 // collector is retiring) and makes or finds the basic ref under the lock.
 WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
 
+// basic_ref()'s increment of the pinned basic ref w of h. Against a
+// collector clearing w as garbage meanwhile: this increment and its
+// kRetiring mark are each followed by a read of the other's word (seq_cst
+// both), so it sees the increment (and leaves w alone) or this sees the mark
+// (and takes the slow path: w stays pinned until h dies, so this release
+// cannot free it).
+// (A single-threaded process has no collector racing it: a plain
+// increment.)
+[[gnu::always_inline]] inline WeakObject* take_pinned(ObjectHeader* h, WeakObject* w) {
+  if (single_threaded()) {
+    w->refs.store(w->refs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return w;
+  }
+  w->refs.fetch_add(1U, std::memory_order_seq_cst);
+  if (!(w->state.load(std::memory_order_seq_cst) & kRetiring)) [[likely]]
+    return w;
+  return basic_ref_retiring(h, w);
+}
+
 // basic_weak(h, WeakKind::ref), inline while h has a pinned basic ref: the
 // pin keeps it alive while h lives, and the caller's strong reference keeps
 // h alive, so one increment takes it (see the top of this file), and one
@@ -231,19 +250,17 @@ WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
 [[gnu::always_inline]] inline WeakObject* basic_ref(ObjectHeader* h) {
   const std::uint64_t x = h->word.load(std::memory_order_acquire);
   if (x & bits::kSide) {
-    const std::uintptr_t head = side_of(x)->head.load(std::memory_order_acquire);
-    if (head & kHeadPinned) [[likely]] {
-      auto* w = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
-      // Against a collector clearing w as garbage meanwhile: this increment
-      // and its kRetiring mark are each followed by a read of the other's
-      // word (seq_cst both), so it sees the increment (and leaves w alone)
-      // or this sees the mark (and takes the slow path: w stays pinned
-      // until h dies, so this release cannot free it).
-      rmw_fetch_add(w->refs, 1U, std::memory_order_seq_cst);
-      if (!(w->state.load(std::memory_order_seq_cst) & kRetiring)) [[likely]]
-        return w;
-      return basic_ref_retiring(h, w);
-    }
+    SideTable* s = side_of(x);
+    // Usually the basic ref sits right after the side table, in its block
+    // (the first weakref of most objects is a ref): its address then needs
+    // no load of `head`, which only confirms it (a predicted branch), so the
+    // increment does not wait for that load.
+    auto* in_block = reinterpret_cast<WeakObject*>(s + 1);
+    const std::uintptr_t head = s->head.load(std::memory_order_acquire);
+    if (head == (reinterpret_cast<std::uintptr_t>(in_block) | kHeadPinned)) [[likely]]
+      return take_pinned(h, in_block);
+    if (head & kHeadPinned)
+      return take_pinned(h, reinterpret_cast<WeakObject*>(head & ~kHeadPinned));
   }
   return basic_weak(h, WeakKind::ref);
 }
