@@ -1,20 +1,39 @@
 // weakref::finalize (Python's weakref.finalize, Lib/weakref.py).
 //
 // State and ownership
-//  * FinalizerState is the finalizer; handles count in `refs`. While the
-//    finalizer is alive ("registered"), it owns its weakref object `wr` and
-//    `wr`'s callback owns a reference back to the state: this cycle is what
-//    keeps a finalizer alive with no handle (Python's _registry). Popping the
-//    finalizer (run, detach, death) breaks the cycle.
-//  * Registry::mu guards registered/atexit/index/prev/next/wr/func of every
-//    state and the registry list (oldest first). It is never held while user
-//    code runs: func is moved out under the lock and called or destroyed
-//    after unlocking, and strong references obtained under it are released
-//    after unlocking.
+//  * FinalizerState (finalize.hpp) is the finalizer and its weakref object
+//    in one allocation, with func stored after it (FinalizerFor<F>).
+//    Handles count in `refs`; while the finalizer is alive ("registered")
+//    the registry owns one more reference: that is what keeps a finalizer
+//    with no handle alive (Python's _registry), and what the referent's
+//    death finds when it claims the weakref for its callback batch.
+//  * Popping a finalizer (run, detach, death, exit; Python's
+//    `self._registry.pop(self, None)`) happens under the registry lock and
+//    exactly once. The popper then owns func and the registry's reference:
+//    it calls or hands over func, destroys it, and releases the reference,
+//    with no lock held (func and its destructor are user code). A finalizer
+//    popped before its referent died also leaves the referent's weakref list
+//    (getweakrefcount stops counting it, as when Python drops the weakref).
+//  * Registry::lock (a SpinLock: leaf, never held while user code runs)
+//    guards the registry list (oldest first), reg_prev/reg_next, `pending`,
+//    `dirty`, `shutdown`, and the writes of `registered` and `atexit`
+//    (read without it by alive() and atexit()).
+//  * peek() copies func without the lock: it counts itself in `peekers`
+//    under the lock while the finalizer is registered, and a popper waits
+//    for `peekers` to drop to zero before it touches func.
+//  * The exit step (exitfunc) allocates nothing: the registry list is
+//    intrusive, and Python's snapshot of the finalizers to run is the
+//    `pending` flag of each. So every finalizer runs even when memory is
+//    exhausted at exit.
+//
+// Costs: making a finalizer is one allocation (func and its arguments
+// inside) plus its referent's side table if it had none, the registry lock,
+// and attach_weak; its death's part is the registry lock and the release of
+// the registry's reference.
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <sstream>
-#include <vector>
 
 #include "weakref/finalize.hpp"
 #include "weakref/gc.hpp"
@@ -22,211 +41,199 @@
 
 namespace weakref::detail {
 
-struct FinalizerState {
-  std::atomic<std::uint32_t> refs{1};
-  bool registered = false;
-  bool atexit = true;
-  std::uint64_t index = 0;
-  FinalizerState* prev = nullptr;
-  FinalizerState* next = nullptr;
-  WeakObject* wr = nullptr;
-  std::function<void()> func;
-};
-
 namespace {
 
 struct Registry {
-  Mutex mu;
+  SpinLock lock;
   FinalizerState* head = nullptr;  // oldest
   FinalizerState* tail = nullptr;  // newest
-  std::uint64_t next_index = 0;
-  bool dirty = false;
-  bool shutdown = false;
-  std::once_flag atexit_once;
+  bool dirty = false;              // a finalizer was made since the exit
+                                   // step's last selection
+  bool shutdown = false;           // after the exit step: nothing runs
 };
-Registry& registry() {
-  static auto* r = new Registry;  // never destroyed: used at exit
-  return *r;
-}
-
-void run_from_death(FinalizerState* s) noexcept;
-
-// The finalizer's weakref: its callback is the finalizer itself.
-struct FinalizerWeak final : WeakObject {
-  FinalizerState* state;
-  explicit FinalizerWeak(FinalizerState* s) noexcept
-      : WeakObject(WeakKind::finalizer, true), state(s) {
-    finalizer_acquire(s);
-  }
-  ~FinalizerWeak() override { finalizer_release(state); }
-  void invoke() override { run_from_death(state); }
-};
-
-// What popping a finalizer takes out of the registry; released (weakref and
-// func destroyed) when it goes out of scope, after the lock is gone.
-struct Popped {
-  WeakObject* wr = nullptr;
-  std::function<void()> func;
-  Popped() = default;
-  Popped(const Popped&) = delete;
-  Popped& operator=(const Popped&) = delete;
-  ~Popped() {
-    func = nullptr;
-    if (wr) weak_release(wr);
-  }
-};
-
-// Python's `self._registry.pop(self, None)`. Caller holds the lock.
-bool pop_locked(Registry& r, FinalizerState* s, Popped& out) {
-  if (!s->registered) return false;
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    r.head = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  else
-    r.tail = s->prev;
-  s->prev = s->next = nullptr;
-  s->registered = false;
-  out.wr = std::exchange(s->wr, nullptr);
-  out.func = std::move(s->func);
-  s->func = nullptr;
-  return true;
-}
-
-std::string repr(const FinalizerState* s) {
-  std::ostringstream os;
-  finalizer_write(os, s);
-  return os.str();
-}
-
-void run_from_death(FinalizerState* s) noexcept {
-  Registry& r = registry();
-  Popped p;
-  bool run;
-  {
-    std::lock_guard<Mutex> g(r.mu);
-    run = pop_locked(r, s, p) && !r.shutdown;
-  }
-  if (!run) return;
-  try {
-    p.func();
-  } catch (...) {
-    std::string what;
-    try {
-      what = repr(s);
-    } catch (...) {
-    }
-    write_unraisable(std::current_exception(), "Exception ignored in", std::move(what));
-  }
-}
 
 void exit_handler() { finalizer_exitfunc(); }
 
+Registry& registry() {
+  // Never destroyed: used at exit. Made with the first finalizer, which
+  // also registers the exit step and makes the collector's module state
+  // (which the exit step uses) now rather than when memory may be short.
+  static Registry* r = [] {
+    auto* p = new Registry;
+    (void)gc::isenabled();
+    std::atexit(&exit_handler);
+    return p;
+  }();
+  return *r;
+}
+
+// Python's `self._registry.pop(self, None)`. Caller holds the lock; true:
+// the caller now owns func and the registry's reference (see Popped).
+bool pop_locked(Registry& r, FinalizerState* s) noexcept {
+  if (!s->registered.load(std::memory_order_relaxed)) return false;
+  if (s->reg_prev)
+    s->reg_prev->reg_next = s->reg_next;
+  else
+    r.head = s->reg_next;
+  if (s->reg_next)
+    s->reg_next->reg_prev = s->reg_prev;
+  else
+    r.tail = s->reg_prev;
+  s->reg_prev = s->reg_next = nullptr;
+  s->pending = false;
+  s->registered.store(false, std::memory_order_relaxed);
+  return true;
+}
+
+// What a pop hands over: func and the registry's reference. Waits for the
+// peek() copies still running; at the end, destroys func (unless handed
+// over) and releases the reference, with no lock held.
+struct Popped {
+  FinalizerState* s;
+  explicit Popped(FinalizerState* st) noexcept : s(st) {
+    unsigned spins = 0;
+    while (s->peekers.load(std::memory_order_acquire) != 0) spin_pause(spins);
+  }
+  Popped(const Popped&) = delete;
+  Popped& operator=(const Popped&) = delete;
+  ~Popped() {
+    if (!s) return;
+    s->destroy_func();
+    weak_release(s);
+  }
+  FinalizerState* hand_over() noexcept { return std::exchange(s, nullptr); }
+};
+
+void report(FinalizerState* s) noexcept {
+  std::string what;
+  try {
+    std::ostringstream os;
+    finalizer_write(os, s);
+    what = os.str();
+  } catch (...) {
+  }
+  write_unraisable(std::current_exception(), "Exception ignored in", std::move(what));
+}
+
 }  // namespace
 
-FinalizerState* finalizer_create(ObjectHeader* h, std::function<void()> func) {
+// The referent died (the callback batch holds a reference to this).
+void FinalizerState::invoke() {
   Registry& r = registry();
-  std::call_once(r.atexit_once, [] { std::atexit(&exit_handler); });
-  auto* s = new FinalizerState;
-  s->func = std::move(func);
-  FinalizerWeak* w;
+  bool run;
+  {
+    std::lock_guard<SpinLock> g(r.lock);
+    if (!pop_locked(r, this)) return;
+    run = !r.shutdown;
+  }
+  Popped p(this);
+  if (!run) return;
   try {
-    w = new FinalizerWeak(s);
+    call();
   } catch (...) {
-    delete s;
+    report(this);
+  }
+}
+
+void throw_bad_function_call() { throw std::bad_function_call(); }
+
+FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s) {
+  Registry* r;
+  try {
+    r = &registry();
+  } catch (...) {
+    weak_free(s);
     throw;
   }
-  try {
-    attach_weak(h, w);  // deletes w on failure, dropping its reference to s
-  } catch (...) {
-    delete s;
-    throw;
-  }
-  std::lock_guard<Mutex> g(r.mu);
-  s->wr = w;
-  s->registered = true;
-  s->index = r.next_index++;
-  s->prev = r.tail;
-  if (r.tail)
-    r.tail->next = s;
+  // The caller's reference and the registry's, before the weakref is
+  // published (nothing can reach s before this returns but the death of h,
+  // which cannot happen: the caller holds h).
+  s->refs.store(2, std::memory_order_relaxed);
+  s->registered.store(true, std::memory_order_relaxed);
+  attach_weak(h, s);  // frees s on failure
+  std::lock_guard<SpinLock> g(r->lock);
+  s->reg_prev = r->tail;
+  if (r->tail)
+    r->tail->reg_next = s;
   else
-    r.head = s;
-  r.tail = s;
-  r.dirty = true;
+    r->head = s;
+  r->tail = s;
+  r->dirty = true;
   return s;
 }
 
-void finalizer_acquire(FinalizerState* s) noexcept {
-  s->refs.fetch_add(1, std::memory_order_relaxed);
-}
-
-void finalizer_release(FinalizerState* s) noexcept {
-  if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
-}
+void finalizer_release(FinalizerState* s) noexcept { weak_release(s); }
 
 bool finalizer_alive(const FinalizerState* s) noexcept {
-  std::lock_guard<Mutex> g(registry().mu);
-  return s->registered;
+  return s->registered.load(std::memory_order_acquire);
 }
 
 bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
-                    std::function<void()>* func) {
+                    FinalizerState** func) {
   Registry& r = registry();
-  ObjectHeader* h = nullptr;
-  Popped p;
-  try {
-    std::lock_guard<Mutex> g(r.mu);
-    if (!s->registered) return false;
-    h = weak_lock(s->wr);
+  ObjectHeader* h;
+  {
+    std::lock_guard<SpinLock> g(r.lock);
+    if (!s->registered.load(std::memory_order_relaxed)) return false;
+    h = weak_lock(s);
     if (!h) return false;
-    if (detach) {
-      pop_locked(r, s, p);
-      *func = std::move(p.func);
-      p.func = nullptr;
-    } else {
-      *func = s->func;
+    if (detach)
+      pop_locked(r, s);
+    else
+      s->peekers.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (detach) {
+    Popped p(s);
+    unlink_weak(s);
+    *func = p.hand_over();
+  } else {
+    struct Done {
+      FinalizerState* s;
+      ~Done() { s->peekers.fetch_sub(1, std::memory_order_release); }
+    } done{s};
+    try {
+      *func = s->copy_func();  // user code (func's copy constructor)
+    } catch (...) {
+      decref(h);
+      throw;
     }
-  } catch (...) {
-    if (h) decref(h);
-    throw;
   }
   *obj = h;
   return true;
 }
 
 bool finalizer_get_atexit(const FinalizerState* s) noexcept {
-  std::lock_guard<Mutex> g(registry().mu);
-  return s->registered && s->atexit;
+  return s->registered.load(std::memory_order_acquire) &&
+         s->atexit.load(std::memory_order_relaxed);
 }
 
 void finalizer_set_atexit(FinalizerState* s, bool value) noexcept {
-  std::lock_guard<Mutex> g(registry().mu);
-  if (s->registered) s->atexit = value;
+  Registry& r = registry();
+  std::lock_guard<SpinLock> g(r.lock);
+  if (s->registered.load(std::memory_order_relaxed))
+    s->atexit.store(value, std::memory_order_relaxed);
 }
 
 bool finalizer_call(FinalizerState* s) {
   Registry& r = registry();
-  Popped p;
+  bool run;
   {
-    std::lock_guard<Mutex> g(r.mu);
-    if (!pop_locked(r, s, p) || r.shutdown) return false;
+    std::lock_guard<SpinLock> g(r.lock);
+    if (!pop_locked(r, s)) return false;
+    run = !r.shutdown;
   }
-  p.func();
+  Popped p(s);
+  unlink_weak(s);
+  if (!run) return false;
+  s->call();  // an exception propagates; p still cleans up
   return true;
-}
-
-WeakObject* finalizer_weakref(const FinalizerState* s) noexcept {
-  std::lock_guard<Mutex> g(registry().mu);
-  return s->wr;
 }
 
 void finalizer_write(std::ostream& os, const FinalizerState* s) {
   ObjectHeader* h = nullptr;
   if (s) {
-    std::lock_guard<Mutex> g(registry().mu);
-    if (s->registered) h = weak_lock(s->wr);
+    std::lock_guard<SpinLock> g(registry().lock);
+    if (s->registered.load(std::memory_order_relaxed)) h = weak_lock(s);
   }
   if (!h) {
     os << "<finalize object at " << static_cast<const void*>(s) << "; dead>";
@@ -237,59 +244,43 @@ void finalizer_write(std::ostream& os, const FinalizerState* s) {
   decref(h);
 }
 
-void finalizer_exitfunc() {
+// Python's _exitfunc: the finalizers to run are selected (`pending`) when
+// the step starts and again whenever finalizers were made since (`dirty`);
+// the newest selected one runs next, until none is left. Nothing here
+// allocates: the list is intrusive and each finalizer is held by a count.
+void finalizer_exitfunc() noexcept {
   Registry& r = registry();
   const bool reenable_gc = gc::isenabled();
   if (reenable_gc) gc::disable();
-  std::vector<FinalizerState*> pending;  // oldest first, +1 each
-  auto release_all = [&] {
-    for (FinalizerState* f : pending) finalizer_release(f);
-    pending.clear();
-  };
   bool first = true;
-  try {
-    for (;;) {
-      FinalizerState* f = nullptr;
-      {
-        std::unique_lock<Mutex> g(r.mu);
-        if (first || r.dirty) {
-          first = false;
-          r.dirty = false;
-          std::vector<FinalizerState*> fresh;
-          for (FinalizerState* s = r.head; s; s = s->next)
-            if (s->atexit) {
-              finalizer_acquire(s);
-              fresh.push_back(s);
-            }
-          g.unlock();
-          release_all();
-          pending = std::move(fresh);
-        }
+  for (;;) {
+    FinalizerState* f = nullptr;
+    {
+      std::lock_guard<SpinLock> g(r.lock);
+      if (first || r.dirty) {
+        first = false;
+        r.dirty = false;
+        for (FinalizerState* s = r.head; s; s = s->reg_next)
+          s->pending = s->atexit.load(std::memory_order_relaxed);
       }
-      if (pending.empty()) break;
-      f = pending.back();
-      pending.pop_back();
-      try {
-        finalizer_call(f);
-      } catch (...) {
-        std::string what;
-        try {
-          what = repr(f);
-        } catch (...) {
+      for (FinalizerState* s = r.tail; s; s = s->reg_prev)
+        if (s->pending) {
+          s->pending = false;
+          f = s;
+          weak_acquire(f);  // registered: the registry holds it
+          break;
         }
-        write_unraisable(std::current_exception(), "Exception ignored in", std::move(what));
-      }
-      finalizer_release(f);
     }
-  } catch (...) {
-    release_all();
-    std::lock_guard<Mutex> g(r.mu);
-    r.shutdown = true;
-    if (reenable_gc) gc::enable();
-    throw;
+    if (!f) break;
+    try {
+      finalizer_call(f);
+    } catch (...) {
+      report(f);
+    }
+    weak_release(f);
   }
   {
-    std::lock_guard<Mutex> g(r.mu);
+    std::lock_guard<SpinLock> g(r.lock);
     r.shutdown = true;
   }
   if (reenable_gc) gc::enable();

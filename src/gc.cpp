@@ -623,8 +623,7 @@ void classify_runs(std::uintptr_t* list, std::size_t n) noexcept {
         ++handles;
     }
     const std::uint32_t in_batch = batch_at != n;
-    if (handles && weak_at(w)->refs.load(std::memory_order_acquire) == handles + in_batch) {
-      wd::clear_one(weak_at(w));
+    if (handles && wd::clear_garbage_weak(weak_at(w), static_cast<std::uint32_t>(handles) + in_batch)) {
       if (in_batch) list[batch_at] = w | kGarbageWeak;
     }
     i = j;
@@ -707,8 +706,7 @@ void find_garbage_weakrefs_windowed(GcList& unreachable, bool all, CallbackBatch
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint32_t in_batch = (keys[i] & kInBatch) != 0;
       WeakObject* w = weak_at(keys[i]);
-      if (w->refs.load(std::memory_order_acquire) == counts[i] + in_batch) {
-        wd::clear_one(w);
+      if (wd::clear_garbage_weak(w, counts[i] + in_batch)) {
         if (in_batch) keys[i] = reinterpret_cast<std::uintptr_t>(w) | kGarbageWeak;
       }
     }

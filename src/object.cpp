@@ -25,11 +25,16 @@
 //      completely before the next is released) and the block is freed;
 //   6. the side table loses the object's unit and is freed with the last
 //      weakref object.
+// Steps 4-6 are die_with_weakrefs (src/weak_object.cpp) for an object with
+// a side table: when its only weakref is a basic ref that nobody holds, no
+// callback can run and nobody else can reach the side table, and the death
+// frees both without a lock or an atomic read-modify-write.
 //
 // Threads: steps 1-6 run on one thread. Weak lockers on other threads fail
 // from the moment the count is zero (step 0), so no one else can reach the
-// object. The only shared state touched is the heap (under its lock) and the
-// side table (under its lock).
+// object, nor make a new weakref to it (that takes a strong reference). The
+// only shared state touched is the heap (under its lock) and the side table
+// (under its lock).
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -140,25 +145,8 @@ std::uint32_t use_count(const ObjectHeader* h) noexcept {
   return count(w);
 }
 
-SideTable* ensure_side(ObjectHeader* h) {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (w & kSide) return side_of(w);
-  auto* s = new SideTable(h, w);
-  for (;;) {
-    s->word.store(w, std::memory_order_relaxed);
-    if (rmw_compare_exchange(h->word, w,
-                             static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) | kSide,
-                             std::memory_order_acq_rel, std::memory_order_acquire))
-      return s;
-    if (w & kSide) {
-      delete s;
-      return side_of(w);
-    }
-  }
-}
-
-void side_release(SideTable* s) noexcept {
-  if (rmw_fetch_sub(s->weak, 1U, std::memory_order_acq_rel) == 1) delete s;
+void side_release(SideTable* s, std::uint32_t units) noexcept {
+  if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units) free_side(s);
 }
 
 // ---------------------------------------------------------------------------
@@ -287,18 +275,10 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
 void die_now(ObjectHeader* h) noexcept {
   if (h->type->finalize && run_tp_finalize(h)) return;
   std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (w & kSide) {
-    SideTable* s = side_of(w);
-    {
-      CallbackBatch batch;
-      clear_weakrefs(s, batch);
-      batch.run();
-    }
+  if (w & kSide)
+    die_with_weakrefs(h, side_of(w));  // steps 4-6, src/weak_object.cpp
+  else
     h->type->destroy(h);
-    side_release(s);
-  } else {
-    h->type->destroy(h);
-  }
 }
 
 // The outermost death of the scope runs the queued ones.

@@ -5,12 +5,27 @@
 // The list of an object's weakrefs (SideTable::head) is kept exactly as
 // CPython keeps it (Objects/weakrefobject.c): the basic ref (no callback)
 // first, then the basic proxy, then every other weakref, newest first. Death
-// walks the list from the head, so callbacks run newest first.
+// walks the list from the head, so callbacks run newest first. Retired basic
+// refs (cleared by the collector, still pinned: weak_object.hpp) follow every
+// live weakref, and every walker skips them.
+//
+// Costs, counted in atomic read-modify-writes (RMWs; a plain load and store
+// each while the process is single-threaded, config.hpp):
+//  * the first weakref of an object: the header's compare-and-swap that
+//    publishes the side table, made with the weakref already linked;
+//  * ref(obj) when obj has a basic ref: one increment (basic_ref, inline);
+//    the handle's release: one decrement, never the last while obj lives;
+//  * a death without callbacks whose only weakref is a basic ref that nobody
+//    holds: none (die_with_weakrefs' quiet path frees both blocks);
+//  * other deaths: the side lock, one claim per callback weakref still held,
+//    the batch's release of each, and the side table's unit.
 #include <mutex>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
+#include "alloc.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/ref.hpp"
 #include "weakref/unraisable.hpp"
@@ -21,17 +36,105 @@ using namespace bits;
 
 WeakObject::~WeakObject() = default;
 
+// Each thread keeps the last freed block of a side table with its first
+// weakref (SideTable::block), and its next such block of the same size is
+// that one: a ref (or callback ref, or finalizer) to a fresh object that dies
+// then costs no allocator call for it (measured: make + ref + release 30 ->
+// 24 ns in one thread; first_basic and weak_memory make these blocks,
+// free_side frees them). The slot is trivial (usable during thread
+// shutdown); an owner object registered with the first cached block gives it
+// back when the thread exits and closes the slot (kClosed) for whatever dies
+// after it. Not under AddressSanitizer (where the pools are off too), so that
+// ASan keeps seeing every block.
+namespace {
+#if defined(__SANITIZE_ADDRESS__)  // as src/alloc.cpp's kUsePools
+constexpr bool kCacheBlocks = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kCacheBlocks = false;
+#else
+constexpr bool kCacheBlocks = true;
+#endif
+#else
+constexpr bool kCacheBlocks = true;
+#endif
+void* const kClosed = reinterpret_cast<void*>(1);
+constinit thread_local void* tls_spare_block = nullptr;  // or kClosed
+constinit thread_local std::size_t tls_spare_size = 0;
+constinit thread_local bool tls_spare_owned = false;
+struct SpareBlockOwner {
+  ~SpareBlockOwner() {
+    void* b = std::exchange(tls_spare_block, kClosed);
+    if (b && b != kClosed) pool_deallocate(b, tls_spare_size);
+  }
+};
+thread_local SpareBlockOwner tls_spare_owner;
+
+void* side_block_allocate(std::size_t size) {
+  void* b = tls_spare_block;
+  if (tls_spare_size == size && b && b != kClosed) {
+    tls_spare_block = nullptr;
+    return b;
+  }
+  return pool_allocate(size);
+}
+}  // namespace
+
+void free_side(SideTable* s) noexcept {
+  if (!s->block) {
+    delete s;
+    return;
+  }
+  const std::size_t size = s->block * kSideBlockUnit;  // with its first weakref
+  if (kCacheBlocks && !tls_spare_block) {
+    if (!tls_spare_owned) {
+      tls_spare_owned = true;
+      (void)&tls_spare_owner;  // registers the thread-exit hand-back
+    }
+    if (!tls_spare_block) {  // (the registration may have closed it: exit)
+      tls_spare_block = s;
+      tls_spare_size = size;
+      return;
+    }
+  }
+  pool_deallocate(s, size);
+}
+
 void throw_null_referent() {
   throw std::invalid_argument("cannot create weak reference to 'NoneType' object");
 }
 
 namespace {
 
+// The value of SideTable::head for a list starting at w: tagged when w is
+// the live, pinned basic ref.
+std::uintptr_t head_word(const WeakObject* w) noexcept {
+  auto v = reinterpret_cast<std::uintptr_t>(w);
+  if (w && w->pinned() && !w->cleared()) v |= kHeadPinned;
+  return v;
+}
+
+WeakObject* list_head(const SideTable* s) noexcept {
+  return reinterpret_cast<WeakObject*>(s->head.load(std::memory_order_relaxed) & ~kHeadPinned);
+}
+
+// Under the side lock; release: a basic_ref() that reads the tag sees the
+// pin and the ref's fields.
+void set_head(SideTable* s, WeakObject* w) noexcept {
+  s->head.store(head_word(w), std::memory_order_release);
+}
+
+// Sets w's cleared bit. Every write of `side` after w is linked holds the
+// side lock, so a store does it (release: see weak_release_last).
+void mark_cleared(WeakObject* w) noexcept {
+  w->side.store(w->side.load(std::memory_order_relaxed) | 1, std::memory_order_release);
+}
+
 void unlink(SideTable* s, WeakObject* w) noexcept {
   if (w->prev)
     w->prev->next = w->next;
   else
-    s->head = w->next;
+    set_head(s, w->next);
   if (w->next) w->next->prev = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
@@ -39,10 +142,11 @@ void unlink(SideTable* s, WeakObject* w) noexcept {
 
 void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
   if (!prev) {
+    WeakObject* first = list_head(s);
     w->prev = nullptr;
-    w->next = s->head;
-    if (s->head) s->head->prev = w;
-    s->head = w;
+    w->next = first;
+    if (first) first->prev = w;
+    set_head(s, w);
   } else {
     w->prev = prev;
     w->next = prev->next;
@@ -52,16 +156,124 @@ void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
   w->linked = true;
 }
 
+void append(SideTable* s, WeakObject* w) noexcept {
+  WeakObject* last = list_head(s);
+  while (last && last->next) last = last->next;
+  insert_after(s, last, w);
+}
+
 // CPython's get_basic_refs: the callback-less ref at the head, and the
-// callback-less proxy right after it.
+// callback-less proxy right after it (retired refs are never there: they
+// follow every live weakref).
 void basic_refs(SideTable* s, WeakObject*& ref, WeakObject*& proxy) noexcept {
   ref = proxy = nullptr;
-  WeakObject* w = s->head;
-  if (w && !w->has_callback && w->kind == WeakKind::ref) {
+  WeakObject* w = list_head(s);
+  if (w && !w->has_callback && w->kind == WeakKind::ref && !w->cleared()) {
     ref = w;
     w = w->next;
   }
-  if (w && !w->has_callback && w->kind == WeakKind::proxy) proxy = w;
+  if (w && !w->has_callback && w->kind == WeakKind::proxy && !w->cleared()) proxy = w;
+}
+
+// Sets up a new basic ref or proxy. A basic ref is pinned from birth: one
+// reference for the caller, one for the side table.
+WeakObject* init_basic(WeakObject* w) noexcept {
+  if (w->kind == WeakKind::ref) {
+    w->state.store(w->state.load(std::memory_order_relaxed) | kWeakPinned,
+                   std::memory_order_relaxed);
+    w->refs.store(2, std::memory_order_relaxed);
+  }
+  return w;
+}
+
+// The side table in front of a weakref object made in a block (kInBlock).
+SideTable* block_front(const WeakObject* w) noexcept {
+  return reinterpret_cast<SideTable*>(
+      const_cast<char*>(reinterpret_cast<const char*>(w) - sizeof(SideTable)));
+}
+
+// Makes h's side table (from inline word x) with w as its one weakref and
+// publishes both with the header's compare-and-swap: in the front of w's
+// block when w has one, else in a block of its own. False, with nothing
+// changed, when another thread published a side table first. Throws (w
+// untouched) when the side table cannot be allocated.
+bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
+  const bool in_block = w->state.load(std::memory_order_relaxed) & kInBlock;
+  SideTable* s = in_block ? block_front(w) : new SideTable(h, x);
+  // The object's unit, and w's unless w is the pinned basic ref, which
+  // shares the object's (weak_object.hpp).
+  s->weak.store(w->pinned() ? 1 : 2, std::memory_order_relaxed);
+  w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
+  w->prev = w->next = nullptr;
+  w->linked = true;
+  s->head.store(head_word(w), std::memory_order_relaxed);
+  for (;;) {
+    s->word.store(x, std::memory_order_relaxed);
+    // Release: whoever reads the side form sees s and w initialised.
+    if (rmw_compare_exchange(h->word, x,
+                             static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) | kSide,
+                             std::memory_order_acq_rel, std::memory_order_acquire))
+      return true;
+    if (x & kSide) {
+      // w keeps its block (with an unused front) if it has one.
+      w->side.store(0, std::memory_order_relaxed);
+      w->linked = false;
+      if (!in_block) delete s;
+      return false;
+    }
+  }
+}
+
+// Clears the list starting at w (its side lock held, `head` already reset):
+// every weakref is unlinked and marked cleared; those with a callback that
+// someone still holds go into `batch` with a reference of the batch; pinned
+// ones lose their pin, whose reference goes onto `unpinned` (linked through
+// `next`) to be released after the lock (weak_release may delete). The live
+// basic ref, which shared the object's unit of SideTable::weak, needs one of
+// its own from now on: at the object's death it takes the object's over
+// (returns true: the death does not release it), else it takes a new one.
+bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch,
+                bool (*skip)(WeakObject*, void*), void* ctx, bool at_death,
+                WeakObject*& unpinned) noexcept {
+  bool unit_taken = false;
+  while (w) {
+    WeakObject* next = w->next;
+    w->prev = w->next = nullptr;
+    w->linked = false;
+    if (w->pinned()) {
+      // The pin's reference keeps w alive until it is released below.
+      w->state.store(w->state.load(std::memory_order_relaxed) & ~kWeakPinned,
+                     std::memory_order_relaxed);
+      if (!w->cleared()) {  // the live basic ref (else a retired one)
+        mark_cleared(w);
+        if (at_death)
+          unit_taken = true;
+        else
+          rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+      }
+      w->next = unpinned;
+      unpinned = w;
+    } else {
+      // Take the callback's reference before setting the cleared bit: once
+      // the bit is visible, a weak_release that drops the last reference
+      // deletes w without this lock (see there), so nothing here may touch w
+      // after the bit unless it holds a reference.
+      const bool call = w->has_callback && !(skip && skip(w, ctx)) && weak_try_acquire(w);
+      mark_cleared(w);
+      if (call) batch.push(w);
+    }
+    w = next;
+  }
+  return unit_taken;
+}
+
+void release_unpinned(WeakObject* w) noexcept {
+  while (w) {
+    WeakObject* next = w->next;
+    w->next = nullptr;
+    weak_release(w);
+    w = next;
+  }
 }
 
 }  // namespace
@@ -76,18 +288,26 @@ bool weak_try_acquire(WeakObject* w) noexcept {
   return false;
 }
 
-void weak_release(WeakObject* w) noexcept {
-  if (rmw_fetch_sub(w->refs, 1U, std::memory_order_acq_rel) != 1) return;
+void weak_release_last(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
-  // A cleared weakref is already unlinked: clear_weakrefs and clear_one set
+  // A cleared weakref is already unlinked: clear_list and clear_garbage_weak set
   // linked = false before the release that sets the cleared bit, which this
-  // acquire load sees. Only a live one needs the lock to leave the list.
-  if (s && !(w->side.load(std::memory_order_acquire) & 1)) {
+  // acquire load sees (a retired basic ref is cleared and linked, but it is
+  // pinned: its count reaches zero only after the death that unlinks it).
+  // Only a live one needs the lock to leave the list.
+  if (s && !w->cleared()) {
     std::lock_guard<SpinLock> g(s->lock);
     if (w->linked) unlink(s, w);
   }
-  delete w;  // the callback's destructor may run user code: no lock held
-  if (s) side_release(s);
+  const std::uint32_t units = (w->side.load(std::memory_order_relaxed) & kSideExtraUnit) ? 2 : 1;
+  // The callback's destructor may run user code: no lock held.
+  if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
+    w->~WeakObject();  // its memory goes with the side table's block
+    if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units) free_side(s);
+    return;
+  }
+  weak_free(w);
+  if (s) side_release(s, units);
 }
 
 // The order matters. A collector clears the weakrefs of garbage while the
@@ -122,74 +342,293 @@ bool weak_alive(const WeakObject* w) noexcept {
   return count(x) != 0;
 }
 
+WeakMemory weak_memory(ObjectHeader* h, std::size_t size, std::size_t align) {
+  const std::size_t total = sizeof(SideTable) + size;
+  if (!(h->word.load(std::memory_order_acquire) & kSide) && align <= alignof(SideTable) &&
+      total <= kMaxPooledSize && total / kSideBlockUnit <= 255) {
+    void* block = side_block_allocate(total);
+    auto* s = ::new (block) SideTable(h, 0);  // published by attach_weak
+    s->block = static_cast<std::uint8_t>(total / kSideBlockUnit);
+    return {static_cast<char*>(block) + sizeof(SideTable), true};
+  }
+  return {pool_allocate(size), false};  // WeakObject::operator new's
+}
+
+void weak_memory_free(WeakMemory m, std::size_t size) noexcept {
+  if (m.in_block)
+    pool_deallocate(static_cast<char*>(m.p) - sizeof(SideTable), sizeof(SideTable) + size);
+  else
+    pool_deallocate(m.p, size);
+}
+
+void weak_free(WeakObject* w) noexcept {
+  if (!(w->state.load(std::memory_order_relaxed) & kInBlock)) {
+    delete w;
+    return;
+  }
+  // In a block: the block goes with the side table in its front, unless
+  // that side table was never published (another was first): then w owns
+  // the block.
+  SideTable* front = block_front(w);
+  const bool owns_block = w->side_table() != front;
+  w->~WeakObject();
+  if (owns_block) pool_deallocate(front, front->block * kSideBlockUnit);
+}
+
+namespace {
+
+// The first weakref of h (from inline word x), a basic one: made in one
+// block with h's side table, both initialised at once, and published with
+// the header's compare-and-swap (no lock). Null, with nothing changed, when
+// another thread published a side table first.
+WeakObject* first_basic(ObjectHeader* h, std::uint64_t x, WeakKind kind) {
+  constexpr std::size_t kTotal = sizeof(SideTable) + sizeof(WeakObject);
+  static_assert(kTotal % kSideBlockUnit == 0 && kTotal <= kMaxPooledSize);
+  void* block = side_block_allocate(kTotal);
+  auto* s = ::new (block) SideTable(h, x);
+  auto* w = ::new (static_cast<void*>(s + 1)) WeakObject(kind, false);
+  const bool pin = kind == WeakKind::ref;
+  s->block = kTotal / kSideBlockUnit;
+  s->weak.store(pin ? 1 : 2, std::memory_order_relaxed);  // see publish_first
+  w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
+  w->refs.store(pin ? 2 : 1, std::memory_order_relaxed);
+  w->state.store(pin ? kInBlock | kWeakPinned : kInBlock, std::memory_order_relaxed);
+  w->linked = true;
+  s->head.store(reinterpret_cast<std::uintptr_t>(w) | (pin ? kHeadPinned : 0),
+                std::memory_order_relaxed);
+  for (;;) {
+    if (rmw_compare_exchange(h->word, x,
+                             static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) | kSide,
+                             std::memory_order_acq_rel, std::memory_order_acquire))
+      return w;
+    if (x & kSide) {
+      free_side(s);  // (both trivially destroyed)
+      return nullptr;
+    }
+    s->word.store(x, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
 WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
-  SideTable* s = ensure_side(h);
-  auto find = [&]() -> WeakObject* {
-    WeakObject *r, *p;
-    basic_refs(s, r, p);
-    WeakObject* found = kind == WeakKind::ref ? r : p;
-    return found && weak_try_acquire(found) ? found : nullptr;
-  };
+  std::uint64_t x = h->word.load(std::memory_order_acquire);
+  if (!(x & kSide)) {
+    if (WeakObject* w = first_basic(h, x, kind)) return w;
+    x = h->word.load(std::memory_order_acquire);
+  }
+  SideTable* s = side_of(x);
   // One critical section: reuse the basic weakref, or make and link it.
   // Allocating a WeakObject runs no user code (its operator new is the
   // library's small-block allocator), so it may happen under the side lock;
   // if it throws, nothing has changed.
   std::lock_guard<SpinLock> g(s->lock);
-  if (WeakObject* w = find()) return w;
-  auto* w = new WeakObject(kind, false);
-  w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
-  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   WeakObject *r, *p;
   basic_refs(s, r, p);
+  WeakObject* found = kind == WeakKind::ref ? r : p;
+  if (found && weak_try_acquire(found)) return found;
+  WeakObject* w = init_basic(new WeakObject(kind, false));
+  w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
+  if (!w->pinned()) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  // A basic proxy whose last handle is going (found, count 0) stays where it
+  // is until its release unlinks it; the new one goes in front of it.
   insert_after(s, kind == WeakKind::ref ? nullptr : r, w);
   return w;
 }
 
-void attach_weak(ObjectHeader* h, WeakObject* w) {
-  SideTable* s;
-  try {
-    s = ensure_side(h);
-  } catch (...) {
-    delete w;
-    throw;
+WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w) {
+  weak_release(w);  // w stays pinned until h dies: not the last reference
+  return basic_weak(h, WeakKind::ref);
+}
+
+WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
+  std::uint64_t x = h->word.load(std::memory_order_acquire);
+  if (!(x & kSide)) {
+    bool published;
+    try {
+      published = publish_first(h, w, x);
+    } catch (...) {
+      weak_free(w);
+      throw;
+    }
+    if (published) return w;
+    x = h->word.load(std::memory_order_acquire);
   }
+  SideTable* s = side_of(x);
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   std::lock_guard<SpinLock> g(s->lock);
   WeakObject *r, *p;
   basic_refs(s, r, p);
   insert_after(s, p ? p : r, w);
+  return w;
+}
+
+void unlink_weak(WeakObject* w) noexcept {
+  SideTable* s = w->side_table();
+  if (!s) return;
+  std::lock_guard<SpinLock> g(s->lock);
+  if (w->linked) unlink(s, w);
 }
 
 void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*, void*),
                     void* ctx) noexcept {
-  std::lock_guard<SpinLock> g(s->lock);
-  WeakObject* w = s->head;
-  // Before any cleared bit (see kWeakCleared): a locker that then succeeds
-  // on a word without the flag locked before this clear began.
-  if (w) rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);
-  s->head = nullptr;
-  while (w) {
-    WeakObject* next = w->next;
-    // Take the callback's reference before setting the cleared bit: once
-    // the bit is visible, a weak_release that drops the last reference
-    // deletes w without this lock (see there), so nothing here may touch w
-    // after the bit unless it holds a reference.
-    const bool call = w->has_callback && !(skip && skip(w, ctx)) && weak_try_acquire(w);
-    w->prev = w->next = nullptr;
-    w->linked = false;
-    rmw_fetch_or(w->side, std::uintptr_t{1}, std::memory_order_release);
-    if (call) batch.push(w);
-    w = next;
+  WeakObject* unpinned = nullptr;
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    WeakObject* w = list_head(s);
+    // Before any cleared bit (see kWeakCleared): a locker that then succeeds
+    // on a word without the flag locked before this clear began.
+    if (w) rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);
+    s->head.store(0, std::memory_order_relaxed);
+    clear_list(s, w, batch, skip, ctx, false, unpinned);
   }
+  release_unpinned(unpinned);
 }
 
-void clear_one(WeakObject* w) noexcept {
+bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   SideTable* s = w->side_table();
   std::lock_guard<SpinLock> g(s->lock);
+  if (weak_holders(w) != holders) return false;
+  if (w->cleared()) return true;  // by its referent's death or collection
   rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);  // as above
-  if (w->linked) unlink(s, w);
-  rmw_fetch_or(w->side, std::uintptr_t{1}, std::memory_order_release);
+  if (!w->pinned()) {
+    if (w->linked) unlink(s, w);
+    mark_cleared(w);
+    return true;
+  }
+  // The live basic ref. Every holder but a basic_ref() increment takes this
+  // lock or a handle (which the garbage alone has). Such an increment is
+  // followed by a seq_cst read of `state`, this kRetiring mark by one of the
+  // count: one of the two sees the other. If it is this one, the mark is
+  // taken back and w stays (nothing but makers reads the mark: r() never
+  // sees it); else that maker backs off to the slow path, behind this lock.
+  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
+  w->state.store(st | kRetiring, std::memory_order_seq_cst);
+  if (weak_holders(w) != holders) {
+    w->state.store(st, std::memory_order_relaxed);
+    return false;
+  }
+  mark_cleared(w);
+  // It keeps its pin until its referent dies: a maker that read `head`
+  // before this clear may be incrementing it right now. It is retired to the
+  // end of the list, where only the death looks at it, with a unit of
+  // SideTable::weak of its own (it no longer shares the object's).
+  unlink(s, w);
+  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  append(s, w);
+  return true;
+}
+
+namespace {
+
+// The general case of die_with_weakrefs (out of line: the quiet case stays
+// small).
+[[gnu::noinline]] void die_clearing(ObjectHeader* h, SideTable* s) noexcept {
+  WeakObject* unpinned = nullptr;
+  CallbackBatch batch;
+  bool unit_taken;
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    WeakObject* w = list_head(s);
+    s->head.store(0, std::memory_order_relaxed);
+    unit_taken = clear_list(s, w, batch, nullptr, nullptr, true, unpinned);
+  }
+  batch.run();
+  h->type->destroy(h);
+  // Only now: the live basic ref may hold the side table's last unit, and
+  // ~T may read the side table (self() does).
+  release_unpinned(unpinned);
+  if (!unit_taken) side_release(s);
+}
+
+// The pinned basic ref (head: SideTable::head as read) is the only
+// weakref, and handles hold it: no callback to run; it is cleared, and takes
+// the object's unit over. False (nothing done) if a collector retired it
+// meanwhile, under the lock (it then has a unit of its own).
+[[gnu::noinline]] bool die_with_pinned_basic(ObjectHeader* h, SideTable* s,
+                                             std::uintptr_t head) noexcept {
+  auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    if (s->head.load(std::memory_order_relaxed) != head) return false;
+    s->head.store(0, std::memory_order_relaxed);
+    basic->linked = false;
+    basic->state.store(basic->state.load(std::memory_order_relaxed) & ~kWeakPinned,
+                       std::memory_order_relaxed);
+    mark_cleared(basic);
+  }
+  h->type->destroy(h);
+  weak_release(basic);  // the pin's
+  return true;
+}
+
+// The common case of one weakref that is not the pinned basic ref (a
+// callback ref, a finalizer, a container entry...): the same steps as
+// die_clearing without the batch and the list walk. False (nothing done)
+// when the list is not that.
+[[gnu::noinline]] bool die_with_one_weakref(ObjectHeader* h, SideTable* s) noexcept {
+  WeakObject* w;
+  bool call;
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
+    w = reinterpret_cast<WeakObject*>(head);
+    if (!w || (head & kHeadPinned) || w->next || w->pinned()) return false;
+    s->head.store(0, std::memory_order_relaxed);
+    w->linked = false;
+    // As in clear_list: the reference first, then the cleared bit.
+    call = w->has_callback && weak_try_acquire(w);
+    mark_cleared(w);
+  }
+  if (!call) {
+    h->type->destroy(h);
+    side_release(s);
+    return true;
+  }
+  try {
+    w->invoke();
+  } catch (...) {
+    report_callback_exception(w);
+  }
+  h->type->destroy(h);
+  // w outlives the object's part in the side table: it takes the object's
+  // unit over (before this release, which publishes it), one count update
+  // less. (Nothing else writes `side` once it is cleared.)
+  w->side.store(w->side.load(std::memory_order_relaxed) | kSideExtraUnit,
+                std::memory_order_relaxed);
+  weak_release(w);
+  return true;
+}
+
+}  // namespace
+
+void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
+  // The count is zero for good: nobody can make a weakref to h any more
+  // (that takes a strong reference) nor lock one. When the side table's
+  // units say that no weakref but the pinned basic ref (which shares the
+  // object's unit) exists, and that ref's only reference is its pin, nobody
+  // else can reach either: no callback can run, nobody is in the list, and
+  // both go without a lock or an RMW. (Acquire loads: the releases that
+  // brought the counts there happened before them.)
+  if (s->weak.load(std::memory_order_acquire) == 1) {
+    const std::uintptr_t head = s->head.load(std::memory_order_acquire);
+    auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+    if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
+      h->type->destroy(h);  // before the side table goes: self() reads it
+      // A basic ref in the side table's block goes with it (its destructor
+      // does nothing).
+      if (basic && !((basic->state.load(std::memory_order_relaxed) & kInBlock) &&
+                     block_front(basic) == s))
+        weak_free(basic);
+      free_side(s);
+      return;
+    }
+    if (die_with_pinned_basic(h, s, head)) return;
+  } else if (die_with_one_weakref(h, s)) {
+    return;
+  }
+  die_clearing(h, s);
 }
 
 std::size_t weak_count(ObjectHeader* h) noexcept {
@@ -198,8 +637,8 @@ std::size_t weak_count(ObjectHeader* h) noexcept {
   SideTable* s = side_of(x);
   std::lock_guard<SpinLock> g(s->lock);
   std::size_t n = 0;
-  for (WeakObject* w = s->head; w; w = w->next)
-    if (w->refs.load(std::memory_order_relaxed) != 0) ++n;
+  for (WeakObject* w = list_head(s); w; w = w->next)
+    if (!w->cleared() && weak_holders(w) != 0) ++n;
   return n;
 }
 
@@ -214,10 +653,10 @@ std::vector<WeakObject*> weak_list(ObjectHeader* h) {
     std::size_t need = 0;
     {
       std::lock_guard<SpinLock> g(s->lock);
-      for (WeakObject* w = s->head; w; w = w->next) ++need;
+      for (WeakObject* w = list_head(s); w; w = w->next) ++need;
       if (need <= out.capacity()) {
-        for (WeakObject* w = s->head; w; w = w->next)
-          if (weak_try_acquire(w)) out.push_back(w);
+        for (WeakObject* w = list_head(s); w; w = w->next)
+          if (!w->cleared() && weak_holders(w) != 0 && weak_try_acquire(w)) out.push_back(w);
         return out;
       }
     }

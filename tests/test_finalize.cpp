@@ -1,7 +1,26 @@
 // weakref::finalize: Python's weakref.finalize.
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <new>
 #include <sstream>
 
 #include "support.hpp"
+
+// Allocation can be made to fail (the exit step must not need it). Out of
+// line, so that no caller sees malloc's block given to operator delete.
+namespace {
+std::atomic<bool> g_fail_new{false};
+}
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (g_fail_new.load(std::memory_order_relaxed)) throw std::bad_alloc();
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace weakref::testing {
 namespace {
@@ -138,6 +157,88 @@ TEST_F(FinalizeTest, FuncHoldingTheObjectKeepsItAlive) {
   EXPECT_FALSE(r());
 }
 
+// func and its arguments are stored by value: move-only ones are accepted
+// (issue 12), as rvalues. func receives them as lvalues when it can (a
+// const reference), else as rvalues (a by-value std::unique_ptr).
+TEST_F(FinalizeTest, AcceptsMoveOnlyFuncsAndArguments) {
+  Strong<Node> n = make<Node>();
+  int got = 0;
+  auto res = std::make_unique<int>(1);
+  finalize by_value(n, [&got](std::unique_ptr<int> p) { got += *p; }, std::move(res));
+  finalize move_only_func(n, [&got, p = std::make_unique<int>(10)] { got += *p; });
+  finalize by_ref(n, [&got](const std::unique_ptr<int>& p) { got += *p; },
+                  std::make_unique<int>(100));
+  EXPECT_EQ(getweakrefcount(n), 3U);
+  n.reset();
+  EXPECT_EQ(got, 111);
+}
+
+TEST_F(FinalizeTest, ClosesAnOfstreamItOwns) {
+  const std::string path = ::testing::TempDir() + "weakref_finalize_ofstream.txt";
+  Strong<Node> n = make<Node>();
+  finalize f(n, [](std::ofstream& out) { out << "closed by its finalizer\n"; }, std::ofstream(path));
+  n.reset();  // the finalizer ran, then destroyed (closed) the stream
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "closed by its finalizer");
+  std::remove(path.c_str());
+}
+
+// peek() leaves func in place: a move-only one cannot be copied, so its func
+// is empty. detach() hands over func itself.
+TEST_F(FinalizeTest, PeekOfAMoveOnlyFuncIsEmptyDetachHandsItOver) {
+  Strong<Node> n = make<Node>("A");
+  int calls = 0;
+  finalize f(n, [&calls, p = std::make_unique<int>(5)] { calls += *p; });
+  std::optional<finalize::info> info = f.peek();
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(info->object == n);
+  EXPECT_FALSE(info->func);
+  EXPECT_THROW(info->func(), std::bad_function_call);
+  EXPECT_TRUE(f.alive());
+  info.reset();
+  std::optional<finalize::info> detached = f.detach();
+  ASSERT_TRUE(detached);
+  EXPECT_TRUE(detached->func);
+  EXPECT_FALSE(f.alive());
+  EXPECT_EQ(getweakrefcount(n), 0U);
+  n.reset();
+  detached->object.reset();
+  EXPECT_EQ(calls, 0);
+  detached->func();
+  EXPECT_EQ(calls, 5);
+  finalize::function moved = std::move(detached->func);
+  EXPECT_FALSE(detached->func);
+  moved();
+  EXPECT_EQ(calls, 10);
+}
+
+// Python's finalize(obj, None) fails only when called; so does a null func.
+TEST_F(FinalizeTest, NullFuncFailsWhenCalled) {
+  UnraisableCapture capture;
+  Strong<Node> n = make<Node>();
+  finalize f(n, static_cast<void (*)(int)>(nullptr), 1);
+  finalize g(n, std::function<void()>());
+  EXPECT_TRUE(f.alive());
+  EXPECT_THROW(f(), std::bad_function_call);
+  n.reset();
+  ASSERT_EQ(capture.messages.size(), 1U);
+  EXPECT_THAT(capture.messages[0], ::testing::HasSubstr("bad_function_call"));
+}
+
+// What func and its arguments hold is released as soon as it has run.
+TEST_F(FinalizeTest, ArgumentsAreReleasedOnceItHasRun) {
+  Strong<Node> n = make<Node>();
+  Strong<Node> kept = make<Node>();
+  ref<Node> watch(kept);
+  finalize f(n, [](const Strong<Node>&) {}, kept);
+  kept.reset();
+  EXPECT_TRUE(watch());
+  n.reset();
+  EXPECT_FALSE(watch());
+}
+
 // exitfunc() ends finalization for the whole process, so it is tested in a
 // death test (a child process) to keep the other tests' finalizers working.
 TEST(FinalizeExitTest, ExitFuncRunsAtexitFinalizersNewestFirstThenNothing) {
@@ -181,6 +282,47 @@ TEST(FinalizeExitTest, ExitFinalizerCreatingFinalizersAndRaising) {
         std::_Exit(order == "2n1" ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "at exit(.|\n)*order=2n1");
+}
+
+// The exit step allocates nothing (issue 13): with every allocation
+// failing, each of 300 finalizers still runs, called directly...
+TEST(FinalizeExitTest, ExitFuncRunsEveryFinalizerWhenAllocationFails) {
+  EXPECT_EXIT(
+      {
+        int ran = 0;
+        std::vector<Strong<Plain>> objs;
+        std::vector<finalize> fins;
+        for (int i = 0; i < 300; ++i) {
+          objs.push_back(make<Plain>(i));
+          fins.emplace_back(objs.back(), [&ran] { ++ran; });
+        }
+        g_fail_new = true;
+        finalize::exitfunc();
+        g_fail_new = false;
+        std::fprintf(stderr, "ran=%d", ran);
+        std::_Exit(ran == 300 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "ran=300");
+}
+
+// ... and at exit (std::atexit), where an exception would end the process.
+TEST(FinalizeExitTest, AtexitStepRunsEveryFinalizerWhenAllocationFails) {
+  EXPECT_EXIT(
+      {
+        static int ran = 0;
+        static std::vector<Strong<Plain>> objs;
+        for (int i = 0; i < 300; ++i) {
+          objs.push_back(make<Plain>(i));
+          finalize(objs.back(), [] {
+            if (++ran < 300) return;
+            std::fprintf(stderr, "ran=%d", ran);  // the oldest runs last
+            std::_Exit(0);
+          });
+        }
+        g_fail_new = true;
+        std::exit(3);
+      },
+      ::testing::ExitedWithCode(0), "ran=300");
 }
 
 }  // namespace

@@ -44,5 +44,35 @@ TEST_F(GetWeakrefsTest, DroppedWeakrefsLeaveTheList) {
   EXPECT_TRUE(getweakrefs(n).empty());
 }
 
+// CPython: `r = ref(o); del r` leaves getweakrefcount(o) == 0. Here the
+// side table keeps the basic ref until o dies (so that the next ref(o) is one
+// increment), but nobody holds it: it is neither counted nor listed, and the
+// order of what is listed stays CPython's.
+TEST_F(GetWeakrefsTest, ABasicRefNobodyHoldsIsNotCountedNorListed) {
+  Strong<Node> n = make<Node>();
+  {
+    ref<Node> r(n);
+    EXPECT_EQ(getweakrefcount(n), 1U);
+  }
+  EXPECT_EQ(getweakrefcount(n), 0U);
+  EXPECT_TRUE(getweakrefs(n).empty());
+  proxy<Node> p(n);
+  ref<Node> cb(n, [](const ref<Node>&) {});
+  std::vector<ref<>> all = getweakrefs(n);
+  ASSERT_EQ(all.size(), 2U);
+  EXPECT_TRUE(all[0].is(p));
+  EXPECT_TRUE(all[1].is(cb));
+  ref<Node> again(n);
+  EXPECT_EQ(getweakrefcount(n), 3U);
+  all = getweakrefs(n);
+  ASSERT_EQ(all.size(), 3U);
+  EXPECT_TRUE(all[0].is(again));
+  EXPECT_TRUE(all[1].is(p));
+  EXPECT_TRUE(all[2].is(cb));
+  all.clear();
+  again.reset();
+  EXPECT_EQ(getweakrefcount(n), 2U);
+}
+
 }  // namespace
 }  // namespace weakref::testing

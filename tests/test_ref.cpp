@@ -142,6 +142,99 @@ TEST_F(RefTest, CallbackOfWeakrefDroppedBeforeDeathNeverRuns) {
   EXPECT_EQ(calls, 0);
 }
 
+// CPython clears a weakref's callback when it clears the weakref (issue 13):
+// what the callback captured goes at the referent's death, not when the
+// last handle of the weakref does.
+TEST_F(RefTest, CallbackCapturesAreReleasedOnceItHasRun) {
+  Strong<Node> n = make<Node>("N");
+  Strong<Node> captured = make<Node>("C");
+  ref<Node> watch(captured);
+  int calls = 0;
+  ref<Node> r(n, [keep = captured, &calls](const ref<Node>&) { ++calls; });
+  captured.reset();
+  EXPECT_TRUE(watch());  // the callback holds it
+  n.reset();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(watch());  // gone with the callback, though r lives on
+  EXPECT_FALSE(r.has_callback());
+}
+
+// A handler that unsubscribes itself holds its own weakref: weakref ->
+// callback -> subscription -> weakref. The death breaks the cycle (the
+// callback goes once it has run); nothing leaks (the ASan preset's leak
+// checker runs this too).
+TEST_F(RefTest, SelfUnsubscribingCallbackDoesNotLeak) {
+  struct Subscription {
+    ref<Node> r;
+    int* destroyed = nullptr;
+    ~Subscription() { ++*destroyed; }
+  };
+  int destroyed = 0, calls = 0;
+  Strong<Node> n = make<Node>("N");
+  {
+    auto sub = std::make_shared<Subscription>();
+    sub->destroyed = &destroyed;
+    sub->r = ref<Node>(n, [sub, &calls](const ref<Node>& dead) {
+      ++calls;
+      EXPECT_TRUE(dead.is(sub->r));  // (unsubscribes from elsewhere)
+    });
+  }
+  EXPECT_EQ(destroyed, 0);
+  n.reset();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(destroyed, 1);
+}
+
+// The callback's parameter: a const reference borrows the dead weakref, a
+// by-value or rvalue parameter owns a reference of its own, and any of them
+// may keep it.
+TEST_F(RefTest, CallbackParameterKinds) {
+  Strong<Node> n = make<Node>("N");
+  ref<Node> kept_by_value, kept_by_ref, kept_by_rvalue;
+  ref<Node> a(n, [&](ref<Node> dead) { kept_by_value = std::move(dead); });
+  ref<Node> b(n, [&](const ref<Node>& dead) { kept_by_ref = dead; });
+  ref<Node> c(n, [&](ref<Node>&& dead) { kept_by_rvalue = std::move(dead); });
+  n.reset();
+  EXPECT_TRUE(kept_by_value.is(a));
+  EXPECT_TRUE(kept_by_ref.is(b));
+  EXPECT_TRUE(kept_by_rvalue.is(c));
+  a.reset(), b.reset(), c.reset();
+  EXPECT_TRUE(kept_by_value.expired() && kept_by_ref.expired() && kept_by_rvalue.expired());
+}
+
+// The side table keeps the basic ref until the object dies (its pin), but a
+// basic ref that only garbage holds is still cleared by the collector before
+// any finalizer runs (CPython's handle_weakrefs), leaves the object's list,
+// and the next ref(obj) is a new basic ref.
+struct Watcher {
+  ref<Node> wa;
+  Strong<Watcher> self;
+  bool* saw_alive = nullptr;
+  void tp_finalize() { *saw_alive = static_cast<bool>(wa()); }
+  void trace(gc::Visitor& v) { v(wa, self); }
+};
+
+TEST_F(RefTest, BasicRefHeldOnlyByGarbageIsClearedAndRemade) {
+  Strong<Node> x = make<Node>("X");
+  bool saw_alive = true;
+  {
+    Strong<Watcher> g = make<Watcher>();
+    g->wa = ref<Node>(x);  // x's basic ref, held by garbage only
+    g->self = g;
+    g->saw_alive = &saw_alive;
+  }
+  EXPECT_EQ(getweakrefcount(x), 1U);
+  EXPECT_EQ(gc::collect(), 1U);
+  EXPECT_FALSE(saw_alive);  // cleared before the finalizer ran
+  EXPECT_EQ(getweakrefcount(x), 0U);
+  ref<Node> r(x);
+  EXPECT_TRUE(r() == x);
+  EXPECT_EQ(getweakrefcount(x), 1U);
+  EXPECT_TRUE(ref<Node>(x).is(r));
+  x.reset();
+  EXPECT_FALSE(r());
+}
+
 TEST_F(RefTest, WeakrefDroppedByEarlierCallbackOfSameDeathStillCallsBack) {
   // dropped_during_callbacks.scn: the callbacks are fixed when the death begins.
   Strong<Node> n = make<Node>();

@@ -365,27 +365,34 @@ TEST_F(StrongTest, ObjectsOfEverySizeAreSixteenByteAligned) {
                          Bytes<72>, Bytes<200>, Vec16, Plain, Node>();
 }
 
-// Side tables come from pages of their own, never from the pages of the
-// objects of their size (weak lookups then touch side tables packed two to a
-// line, not lines shared with objects: see src/alloc.cpp, kSideClass).
+// Side tables made by weak container entries come from pages of their own,
+// never from the pages of the objects of their size (weak lookups then touch
+// side tables packed two to a line, not lines shared with objects: see
+// src/alloc.cpp, kSideClass). Those made by a ref share one block with it
+// (object.hpp, SideTable::block): not the objects' pages either.
 TEST_F(StrongTest, SideTablesDoNotShareObjectsPages) {
   if (!detail::pools_enabled()) GTEST_SKIP() << "AddressSanitizer build: blocks use operator new";
   static_assert(sizeof(detail::SideTable) == 32);
   constexpr std::uintptr_t kPage = 64 * 1024;
   auto page = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) / kPage; };
   std::vector<Strong<Bytes<16>>> objs;  // 32-byte blocks, as side tables
+  WeakSet<Bytes<16>> set;
   std::vector<ref<Bytes<16>>> refs;
-  std::unordered_set<std::uintptr_t> object_pages, side_pages;
-  for (int i = 0; i < 2000; ++i) {
+  std::unordered_set<std::uintptr_t> object_pages, side_pages, ref_side_pages;
+  for (int i = 0; i < 4000; ++i) {
     objs.push_back(make<Bytes<16>>());
-    refs.emplace_back(objs.back());
+    if (i % 2)
+      set.add(objs.back());
+    else
+      refs.emplace_back(objs.back());
     detail::ObjectHeader* h = detail::StrongAccess::header(objs.back());
     const std::uint64_t w = h->word.load();
     ASSERT_NE(w & detail::bits::kSide, 0U);
     object_pages.insert(page(h));
-    side_pages.insert(page(detail::side_of(w)));
+    (i % 2 ? side_pages : ref_side_pages).insert(page(detail::side_of(w)));
   }
   for (std::uintptr_t p : side_pages) EXPECT_EQ(object_pages.count(p), 0U);
+  for (std::uintptr_t p : ref_side_pages) EXPECT_EQ(object_pages.count(p), 0U);
   EXPECT_LE(side_pages.size(), 2U);  // 2000 side tables: about one page
 }
 

@@ -1,6 +1,8 @@
 // Concurrency of the object model and weak references (run under TSan).
 #include <atomic>
 #include <barrier>
+#include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -36,6 +38,8 @@ TEST_F(ThreadsCoreTest, CountsMadeSingleThreadedStayExactWhenThreadsStart) {
           if (i % 2) {
             Strong<Payload> locked = refs[i / 2]();
             EXPECT_EQ(locked->value, 7);
+            ref<Payload> again(copy);  // the basic ref pinned while single-threaded
+            EXPECT_TRUE(again.is(refs[i / 2]));
           }
         }
     });
@@ -126,6 +130,174 @@ TEST_F(ThreadsCoreTest, SideTableSwitchRacesWithCounting) {
     copier.join();
     weak_maker.join();
     EXPECT_EQ(obj.use_count(), 1);
+  }
+}
+
+// ref(obj) on an object that has a basic ref takes it with one increment
+// and no lock (the side table pins it until the object dies). Here threads
+// make and drop basic refs (and callback refs, which take the lock) on an
+// object while one of them releases its last strong reference: each ref is
+// the object's basic one while it lives, its r() is the object or null, and
+// every weakref is freed (the ASan preset's leak checker runs this too).
+TEST_F(ThreadsCoreTest, BasicRefsMadeAndDroppedWhileTheObjectDies) {
+  for (int round = 0; round < 300; ++round) {
+    Strong<Plain> obj = make<Plain>(round % 2);
+    ref<Plain> outer;
+    if (round % 2) outer = ref<Plain>(obj);  // made before the threads, or by them
+    std::atomic<int> callbacks{0};
+    std::barrier sync(4);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t)
+      threads.emplace_back([&, copy = obj, t]() mutable {
+        sync.arrive_and_wait();
+        for (int i = 0; i < 40; ++i) {
+          ref<Plain> r(copy);
+          EXPECT_TRUE(r() == copy);
+          if (round % 2) {
+            EXPECT_TRUE(r.is(outer));  // the basic ref: reused while obj lives
+          }
+          if (t == 0 && i % 8 == 0) ref<Plain> cb(copy, [&] { callbacks.fetch_add(1); });
+        }
+        ref<Plain> last(copy);
+        copy.reset();  // the last of these releases kills the object
+        if (Strong<Plain> s = last()) {
+          EXPECT_EQ(s->value, round % 2);
+        }
+      });
+    obj.reset();
+    sync.arrive_and_wait();
+    for (auto& t : threads) t.join();
+    EXPECT_FALSE(outer());
+    EXPECT_EQ(callbacks.load(), 0);  // each callback ref died before the object
+  }
+}
+
+// Threads make the first weakrefs of an object at once: each first weakref
+// is made with a side table in front of it, in one block; one side table is
+// published, the other weakrefs join it (keeping their blocks), and nothing
+// leaks (the ASan preset's leak checker runs this too).
+TEST_F(ThreadsCoreTest, FirstWeakrefsOfAnObjectRace) {
+  for (int round = 0; round < 500; ++round) {
+    Strong<Plain> obj = make<Plain>();
+    std::atomic<int> calls{0};
+    std::barrier sync(4);
+    ref<Plain> basic, with_callback;
+    proxy<Plain> px;
+    finalize fin;
+    std::thread a([&] {
+      sync.arrive_and_wait();
+      basic = ref<Plain>(obj);
+    });
+    std::thread b([&] {
+      sync.arrive_and_wait();
+      with_callback = ref<Plain>(obj, [&] { calls.fetch_add(1); });
+    });
+    std::thread c([&] {
+      sync.arrive_and_wait();
+      fin = finalize(obj, [&] { calls.fetch_add(1); });
+    });
+    sync.arrive_and_wait();
+    px = proxy<Plain>(obj);
+    a.join();
+    b.join();
+    c.join();
+    EXPECT_EQ(getweakrefcount(obj), 4U);
+    EXPECT_TRUE(ref<Plain>(obj).is(basic));
+    obj.reset();
+    EXPECT_EQ(calls.load(), 2);
+    EXPECT_FALSE(basic() || with_callback() || px.lock());
+  }
+}
+
+// getweakrefcount / getweakrefs race with weakrefs coming and going, the
+// basic ref's lock-free ones included: whatever they report is alive, and
+// the pin alone is never counted.
+TEST_F(ThreadsCoreTest, GetweakrefsRacesWithWeakrefsComingAndGoing) {
+  Strong<Node> obj = make<Node>("S");
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> makers;
+  for (int t = 0; t < 2; ++t)
+    makers.emplace_back([&, t] {
+      while (!stop.load()) {
+        ref<Node> basic(obj);
+        if (t == 1) {
+          proxy<Node> p(obj);
+          ref<Node> cb(obj, [](const ref<Node>&) {});
+        }
+      }
+    });
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_LE(getweakrefcount(obj), 4U);
+    for (const ref<>& r : getweakrefs(obj)) EXPECT_TRUE(r() == obj);
+  }
+  stop.store(true);
+  for (auto& t : makers) t.join();
+  EXPECT_EQ(getweakrefcount(obj), 0U);
+  EXPECT_TRUE(getweakrefs(obj).empty());
+}
+
+// The collector clears a basic ref that only garbage holds while its
+// referent lives, racing with other threads' lock-free ref(obj) on the same
+// object: a ref made meanwhile either keeps the basic ref alive (then it is
+// not garbage and stays uncleared) or is a new one. Never a cleared ref to a
+// live object.
+TEST_F(ThreadsCoreTest, CollectorClearsABasicRefWhileOthersTakeIt) {
+  Strong<Node> x = make<Node>("X");
+  std::atomic<bool> stop{false};
+  std::atomic<long> made{0};
+  std::thread taker([&] {
+    while (!stop.load()) {
+      ref<Node> r(x);
+      EXPECT_TRUE(r() == x);
+      made.fetch_add(1);
+    }
+  });
+  unsigned spins = 0;
+  while (made.load() == 0) detail::spin_pause(spins);
+  for (int i = 0; i < 2000 || made.load() < 20000; ++i) {
+    {
+      Strong<Node> g = make<Node>("G");
+      g->a = g;
+      g->wa = ref<Node>(x);  // x's basic ref, held by garbage (and the taker, now and then)
+    }
+    gc::collect();
+  }
+  stop.store(true);
+  taker.join();
+  EXPECT_GT(made.load(), 0);
+  EXPECT_EQ(getweakrefcount(x), 0U);
+  ref<Node> r(x);
+  EXPECT_TRUE(r() == x);
+}
+
+// peek() copies func outside the registry lock while f() and the object's
+// death race to pop the finalizer: func runs once, and no copy reads a
+// destroyed func.
+TEST_F(ThreadsCoreTest, FinalizerPeekRacesWithCallAndDeath) {
+  for (int round = 0; round < 300; ++round) {
+    Strong<Node> n = make<Node>();
+    std::atomic<int> calls{0};
+    auto payload = std::make_shared<int>(round);
+    finalize f(n, [&calls, payload] { calls.fetch_add(*payload >= 0 ? 1 : 0); });
+    payload.reset();
+    std::barrier sync(3);
+    std::thread peeker([&] {
+      sync.arrive_and_wait();
+      for (int i = 0; i < 20; ++i)
+        if (std::optional<finalize::info> info = f.peek()) {
+          EXPECT_TRUE(info->func);
+        }
+    });
+    std::thread killer([&] {
+      sync.arrive_and_wait();
+      if (round % 2) n.reset();
+    });
+    sync.arrive_and_wait();
+    if (round % 2 == 0) f();
+    peeker.join();
+    killer.join();
+    n.reset();
+    EXPECT_EQ(calls.load(), 1);
   }
 }
 

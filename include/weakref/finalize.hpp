@@ -9,23 +9,36 @@
 //  * A finalize is a handle; copies are the same finalizer. A global registry
 //    keeps a live finalizer alive after every handle is gone, so dropping
 //    the handle does not stop it (as in Python).
-//  * func and args are copied into the finalizer and held strongly until it
-//    runs or is detached. Holding a Strong to the object itself in them keeps
-//    the object alive forever (as in Python): the finalizer then only runs
-//    at exit.
+//  * func and args are stored in the finalizer by value (moved from
+//    rvalues, copied from lvalues: move-only ones such as std::unique_ptr or
+//    std::ofstream are accepted as rvalues) and held until it runs or is
+//    detached; they are destroyed right after func has run. func is called
+//    with the stored args as lvalues when it can be, else as rvalues (a
+//    func taking a std::unique_ptr by value receives it). Holding a Strong
+//    to the object itself in them keeps the object alive forever (as in
+//    Python): the finalizer then only runs at exit.
 //  * The finalizer holds a weakref to the object (it counts in
-//    getweakrefcount); it is a callback registered at construction, so it
-//    runs in order among the object's weakref callbacks (newest first).
+//    getweakrefcount while the finalizer is alive); it is a callback
+//    registered at construction, so it runs in order among the object's
+//    weakref callbacks (newest first).
 //  * When run by the object's death or at exit, an exception from func goes
 //    to the unraisable hook; when run by f(), it propagates to the caller.
+//  * peek() and detach() give the object and func with its arguments bound
+//    (finalize::function, a move-only callable). detach() hands over the
+//    finalizer's own func, without copying it. peek() leaves it in place
+//    and gives a copy, when func and its arguments are copyable; for a
+//    move-only one its func is empty (nothing is copied or moved).
 //  * At exit (std::atexit, registered on first use, or an explicit call to
 //    finalize::exitfunc()), the live finalizers with atexit set run, most
 //    recently created first; finalizers created meanwhile are included.
-//    After that no finalizer ever runs again.
+//    After that no finalizer ever runs again. The exit step allocates no
+//    memory: every finalizer runs even when allocation fails.
 //  * Threads: every member is thread-safe; func runs on the thread that
 //    triggered it (the dying thread, the caller of f(), or the exiting one).
+//    func's copy constructor (used by peek) must not use the finalizer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -38,38 +51,162 @@
 namespace weakref {
 
 namespace detail {
-struct FinalizerState;
-WEAKREF_API FinalizerState* finalizer_create(ObjectHeader* h, std::function<void()> func);
-WEAKREF_API void finalizer_acquire(FinalizerState* s) noexcept;
+
+// One finalizer (src/finalize.cpp keeps the registry and its rules): its
+// weakref to the object (the WeakObject base, linked in the object's list,
+// whose callback is the finalizer itself), its place in the registry, and
+// func with its arguments bound, in the same allocation (FinalizerFor<F>).
+// Its references: the handles, and one for the registry while it is
+// registered (alive); a popped finalizer's popper owns that one, with func.
+struct WEAKREF_API FinalizerState : WeakObject {
+  // Written under the registry lock; also read without it.
+  std::atomic<bool> registered{false};
+  std::atomic<bool> atexit{true};
+  bool pending = false;                   // selected by the exit step (lock)
+  std::atomic<std::uint32_t> peekers{0};  // peek() copies of func running
+  FinalizerState* reg_prev = nullptr;     // registry list (lock), oldest
+  FinalizerState* reg_next = nullptr;     // first
+
+  FinalizerState() noexcept : WeakObject(WeakKind::finalizer, true) {}
+  void invoke() override;  // the object died: run, as Python's __call__
+  // func(args...); for the owner of func only.
+  virtual void call() = 0;
+  // Destroys func (once; the owner of func, or the destructor).
+  virtual void destroy_func() noexcept = 0;
+  // A new finalizer object, registered nowhere and linked nowhere, holding a
+  // copy of func; null when func is not copyable.
+  virtual FinalizerState* copy_func() const = 0;
+};
+
+template <class F>
+struct FinalizerFor final : FinalizerState {
+  template <class G>
+  explicit FinalizerFor(G&& g) {
+    ::new (static_cast<void*>(&f_)) F(std::forward<G>(g));
+  }
+  ~FinalizerFor() override { destroy_func(); }
+  void call() override {
+    if constexpr (std::is_invocable_v<F&>)
+      std::invoke(f_);
+    else
+      std::invoke(std::move(f_));
+  }
+  void destroy_func() noexcept override {
+    if (state.load(std::memory_order_relaxed) & kCallableGone) return;
+    state.store(state.load(std::memory_order_relaxed) | kCallableGone, std::memory_order_relaxed);
+    f_.~F();
+  }
+  FinalizerState* copy_func() const override {
+    if constexpr (std::is_copy_constructible_v<F>)
+      return new FinalizerFor(f_);
+    else
+      return nullptr;
+  }
+
+ private:
+  union {
+    F f_;
+  };
+};
+
+[[noreturn]] WEAKREF_API void throw_bad_function_call();
+
+// What a finalizer of a null func (a null function pointer, an empty
+// std::function: Python's finalize(obj, None)) does when called.
+struct NullFinalizerFunc {
+  void operator()() const { throw_bad_function_call(); }
+};
+
+// func with args bound: the callable a finalizer stores.
+template <class F, class... Args>
+auto bind_finalizer(F&& func, Args&&... args) {
+  if constexpr (sizeof...(Args) == 0)
+    return std::decay_t<F>(std::forward<F>(func));
+  else
+    return std::bind_front(std::forward<F>(func), std::forward<Args>(args)...);
+}
+
+// Registers s (new, one reference for the caller; from weak_memory) with
+// its weakref to h. On failure s is deleted and the exception propagates.
+WEAKREF_API FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s);
+// A handle's release, out of line (GCC 12 warns falsely about the inline
+// one in std::optional<finalize> at -O2).
 WEAKREF_API void finalizer_release(FinalizerState* s) noexcept;
 WEAKREF_API bool finalizer_alive(const FinalizerState* s) noexcept;
-// peek (detach == false) or detach: the object (+1) and func, or nothing.
+// peek (detach == false) or detach: the object (+1) and func (a finalizer
+// object owning it, +1; null from a peek of a move-only func), or nothing.
 WEAKREF_API bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
-                                std::function<void()>* func);
+                                FinalizerState** func);
 WEAKREF_API bool finalizer_get_atexit(const FinalizerState* s) noexcept;
 WEAKREF_API void finalizer_set_atexit(FinalizerState* s, bool value) noexcept;
 WEAKREF_API bool finalizer_call(FinalizerState* s);
 WEAKREF_API void finalizer_write(std::ostream& os, const FinalizerState* s);
-WEAKREF_API void finalizer_exitfunc();
-WEAKREF_API WeakObject* finalizer_weakref(const FinalizerState* s) noexcept;
+WEAKREF_API void finalizer_exitfunc() noexcept;
+
+// A new finalizer holding `callable` for h, registered.
+template <class C>
+FinalizerState* make_finalizer(ObjectHeader* h, C&& callable) {
+  using State = FinalizerFor<std::decay_t<C>>;
+  const WeakMemory m = weak_memory(h, sizeof(State), alignof(State));
+  State* s;
+  try {
+    s = ::new (m.p) State(std::forward<C>(callable));
+  } catch (...) {
+    weak_memory_free(m, sizeof(State));
+    throw;
+  }
+  if (m.in_block) s->state.store(kInBlock, std::memory_order_relaxed);
+  return finalizer_register(h, s);
+}
 }  // namespace detail
 
 class finalize {
  public:
+  // func with its arguments bound, as peek() and detach() give it: a
+  // move-only callable (func may be move-only). Calling it calls func with
+  // the stored arguments (as lvalues when func accepts them so; else as
+  // rvalues, which a second call finds moved from). Empty: throws
+  // std::bad_function_call.
+  class function {
+   public:
+    function() noexcept = default;
+    function(function&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    function& operator=(function&& o) noexcept {
+      function(std::move(o)).swap(*this);
+      return *this;
+    }
+    ~function() {
+      if (s_) {
+        s_->destroy_func();
+        detail::weak_release(s_);
+      }
+    }
+    void swap(function& o) noexcept { std::swap(s_, o.s_); }
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+    void operator()() {
+      if (!s_) detail::throw_bad_function_call();
+      s_->call();
+    }
+
+   private:
+    friend class finalize;
+    explicit function(detail::FinalizerState* s) noexcept : s_(s) {}
+    detail::FinalizerState* s_ = nullptr;  // owns one reference and func
+  };
+
   // What peek() and detach() return (Python's (obj, func, args, kwargs)
   // tuple; func has the arguments bound).
   struct info {
     Strong<void> object;
-    std::function<void()> func;
+    function func;
   };
 
   // An empty handle: not alive, calls nothing.
   finalize() noexcept = default;
 
   template <class T, class F, class... Args>
-    requires std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>
   finalize(const Strong<T>& obj, F&& func, Args&&... args)
-      : s_(create(obj, std::bind_front(std::forward<F>(func), std::forward<Args>(args)...))) {}
+      : s_(create(obj, std::forward<F>(func), std::forward<Args>(args)...)) {}
 
   template <class U, class F, class... Args>
     requires(!detail::is_strong<std::remove_cvref_t<U>>::value)
@@ -80,7 +217,7 @@ class finalize {
   }
 
   finalize(const finalize& o) noexcept : s_(o.s_) {
-    if (s_) detail::finalizer_acquire(s_);
+    if (s_) detail::weak_acquire(s_);
   }
   finalize(finalize&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   finalize& operator=(finalize o) noexcept {
@@ -95,8 +232,10 @@ class finalize {
   bool alive() const noexcept { return s_ && detail::finalizer_alive(s_); }
 
   // The object and func if alive and the object lives; nothing otherwise.
+  // func is a copy (empty when func or an argument is move-only).
   std::optional<info> peek() const { return look(false); }
-  // As peek(), and the finalizer is dead afterwards (func never runs).
+  // As peek(), and the finalizer is dead afterwards (func never runs); func
+  // is the finalizer's own, moved out.
   std::optional<info> detach() { return look(true); }
 
   bool atexit() const noexcept { return s_ && detail::finalizer_get_atexit(s_); }
@@ -119,26 +258,45 @@ class finalize {
 
   // Python's finalize._exitfunc(): runs the live atexit finalizers, newest
   // first, then stops every finalizer for good. Also registered with
-  // std::atexit when the first finalizer is made.
-  static void exitfunc() { detail::finalizer_exitfunc(); }
+  // std::atexit when the first finalizer is made. Allocates nothing.
+  static void exitfunc() noexcept { detail::finalizer_exitfunc(); }
 
  private:
   friend struct detail::HandleAccess;
   friend struct std::hash<finalize>;
-  template <class T>
-  static detail::FinalizerState* create(const Strong<T>& obj, std::function<void()> func) {
+
+  template <class T, class F, class... Args>
+  static detail::FinalizerState* create(const Strong<T>& obj, F&& func, Args&&... args) {
     static_assert(detail::weakly_referenceable<T>,
                   "weakref::finalize: the object's type cannot be weakly referenced");
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    return detail::finalizer_create(h, std::move(func));
+    constexpr bool storable = std::is_constructible_v<std::decay_t<F>, F&&> &&
+                              (std::is_constructible_v<std::decay_t<Args>, Args&&> && ...);
+    static_assert(storable,
+                  "weakref::finalize stores func and args by value: each must be copyable, or "
+                  "movable and passed as an rvalue (e.g. std::move(p))");
+    constexpr bool callable =
+        std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...> ||
+        std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
+    static_assert(!storable || callable,
+                  "weakref::finalize: func cannot be called with args (as func(args...))");
+    if constexpr (storable && callable) {
+      auto* h = detail::StrongAccess::header(obj);
+      if (!h) detail::throw_null_referent();
+      if (detail::is_null_callback(func))  // fails when called, as Python's
+        return detail::make_finalizer(h, detail::NullFinalizerFunc{});
+      return detail::make_finalizer(
+          h, detail::bind_finalizer(std::forward<F>(func), std::forward<Args>(args)...));
+    } else {
+      return nullptr;
+    }
   }
+
   std::optional<info> look(bool detach) const {
     if (!s_) return std::nullopt;
     detail::ObjectHeader* h = nullptr;
-    std::function<void()> func;
+    detail::FinalizerState* func = nullptr;
     if (!detail::finalizer_peek(s_, detach, &h, &func)) return std::nullopt;
-    return info{detail::StrongAccess::adopt(h->object(), h), std::move(func)};
+    return info{detail::StrongAccess::adopt(h->object(), h), function(func)};
   }
 
   detail::FinalizerState* s_ = nullptr;

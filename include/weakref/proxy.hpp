@@ -47,16 +47,13 @@ class proxy : public detail::WeakHandle {
   template <class U>
     requires std::is_convertible_v<U*, T*>
   proxy(const Strong<U>& obj)  // NOLINT: implicit, as ref
-      : WeakHandle(make_basic(obj)), ptr_(obj.get()) {}
+      : WeakHandle(detail::make_weak<proxy, detail::WeakKind::proxy>(obj)), ptr_(obj.get()) {}
 
   template <class U, class F>
-    requires std::is_convertible_v<U*, T*> &&
-             (std::is_invocable_v<std::decay_t<F>&, proxy<T>> ||
-              std::is_invocable_v<std::decay_t<F>&>)
+    requires std::is_convertible_v<U*, T*> && detail::weak_callback<F, proxy<T>>
   proxy(const Strong<U>& obj, F&& callback)
-      : WeakHandle(detail::is_null_callback(callback)
-                       ? make_basic(obj)
-                       : make_with_callback(obj, std::forward<F>(callback))),
+      : WeakHandle(
+            detail::make_weak<proxy, detail::WeakKind::proxy>(obj, std::forward<F>(callback))),
         ptr_(obj.get()) {}
   template <class U>
     requires std::is_convertible_v<U*, T*>
@@ -142,22 +139,6 @@ class proxy : public detail::WeakHandle {
 
  private:
   friend struct detail::HandleAccess;
-
-  template <class U>
-  static detail::WeakObject* make_basic(const Strong<U>& obj) {
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    return detail::basic_weak(h, detail::WeakKind::proxy);
-  }
-  template <class U, class F>
-  static detail::WeakObject* make_with_callback(const Strong<U>& obj, F&& f) {
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    auto* w = new detail::CallbackWeakObject<proxy, std::decay_t<F>>(
-        detail::WeakKind::proxy, std::forward<F>(f));
-    detail::attach_weak(h, w);
-    return w;
-  }
 
   T* ptr_ = nullptr;
 };

@@ -78,6 +78,39 @@ bool is_null_callback(const F& f) noexcept {
     return false;
 }
 
+// What a handle of type Handle accepts as a callback: f(handle) or f().
+template <class F, class Handle>
+concept weak_callback =
+    std::is_invocable_v<std::decay_t<F>&, Handle> || std::is_invocable_v<std::decay_t<F>&>;
+
+// The one construction path of ref, proxy and WeakMethod: the weakref
+// object of a new Handle to obj, of kind Kind, with one reference for the
+// handle. Without a callback (or with a null one, Python's None), a ref or a
+// proxy is obj's basic one, reused or made (a ref's is taken inline when it
+// exists: basic_ref); a WeakMethod, and any handle with a callback, gets a
+// weakref object of its own, linked newest first.
+template <class Handle, WeakKind Kind, class U>
+[[gnu::always_inline]] inline WeakObject* make_weak(const Strong<U>& obj) {
+  ObjectHeader* h = StrongAccess::header(obj);
+  if (!h) [[unlikely]]
+    throw_null_referent();
+  if constexpr (Kind == WeakKind::ref)
+    return basic_ref(h);
+  else if constexpr (Kind == WeakKind::proxy)
+    return basic_weak(h, Kind);
+  else
+    return make_attached<WeakObject>(h, Kind, false);
+}
+template <class Handle, WeakKind Kind, class U, class F>
+WeakObject* make_weak(const Strong<U>& obj, F&& callback) {
+  if (is_null_callback(callback)) return make_weak<Handle, Kind>(obj);
+  ObjectHeader* h = StrongAccess::header(obj);
+  if (!h) [[unlikely]]
+    throw_null_referent();
+  return make_attached<CallbackWeakObject<Handle, std::decay_t<F>>>(h, Kind,
+                                                                    std::forward<F>(callback));
+}
+
 // CPython clears __callback__ when it clears the weakref (before running it).
 inline bool weak_has_callback(const WeakObject* w) noexcept {
   return w && w->has_callback && !(w->side.load(std::memory_order_acquire) & 1);
@@ -108,20 +141,17 @@ class ref : public detail::WeakHandle {
   // weakref.ref(obj): the basic ref of obj, reused when it exists.
   template <class U>
     requires std::is_convertible_v<U*, T*>
-  ref(const Strong<U>& obj)  // NOLINT: implicit, like weak_ptr from shared_ptr
-      : WeakHandle(make_basic(obj)), ptr_(obj.get()) {}
+  [[gnu::always_inline]] ref(const Strong<U>& obj)  // NOLINT: implicit, as weak_ptr's
+      : WeakHandle(detail::make_weak<ref, detail::WeakKind::ref>(obj)), ptr_(obj.get()) {}
 
   // weakref.ref(obj, callback): callback(ref<T>) (or callback()) runs when
   // obj dies, unless this weakref object is gone by then. A null callback
-  // makes the basic ref, as ref(obj).
+  // makes the basic ref, as ref(obj). The callback is destroyed once it has
+  // run, releasing what it captured.
   template <class U, class F>
-    requires std::is_convertible_v<U*, T*> &&
-             (std::is_invocable_v<std::decay_t<F>&, ref<T>> ||
-              std::is_invocable_v<std::decay_t<F>&>)
+    requires std::is_convertible_v<U*, T*> && detail::weak_callback<F, ref<T>>
   ref(const Strong<U>& obj, F&& callback)
-      : WeakHandle(detail::is_null_callback(callback)
-                       ? make_basic(obj)
-                       : make_with_callback(obj, std::forward<F>(callback))),
+      : WeakHandle(detail::make_weak<ref, detail::WeakKind::ref>(obj, std::forward<F>(callback))),
         ptr_(obj.get()) {}
   template <class U>
     requires std::is_convertible_v<U*, T*>
@@ -209,22 +239,6 @@ class ref : public detail::WeakHandle {
   template <class U>
   friend class ref;
   friend struct detail::HandleAccess;
-
-  template <class U>
-  static detail::WeakObject* make_basic(const Strong<U>& obj) {
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    return detail::basic_weak(h, detail::WeakKind::ref);
-  }
-  template <class U, class F>
-  static detail::WeakObject* make_with_callback(const Strong<U>& obj, F&& f) {
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    auto* w = new detail::CallbackWeakObject<ref, std::decay_t<F>>(detail::WeakKind::ref,
-                                                                   std::forward<F>(f));
-    detail::attach_weak(h, w);
-    return w;
-  }
 
   T* ptr_ = nullptr;
 };

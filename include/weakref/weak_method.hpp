@@ -83,18 +83,17 @@ class WeakMethod : public detail::WeakHandle {
   template <class U>
     requires std::is_convertible_v<U*, object_type*>
   WeakMethod(const Strong<U>& obj, Pmf pmf)
-      : WeakHandle(make_plain(obj)), ptr_(obj.get()), pmf_(pmf) {
+      : WeakHandle(detail::make_weak<WeakMethod, detail::WeakKind::method>(obj)),
+        ptr_(obj.get()),
+        pmf_(pmf) {
     check_pmf();
   }
 
   template <class U, class F>
-    requires std::is_convertible_v<U*, object_type*> &&
-             (std::is_invocable_v<std::decay_t<F>&, WeakMethod> ||
-              std::is_invocable_v<std::decay_t<F>&>)
+    requires std::is_convertible_v<U*, object_type*> && detail::weak_callback<F, WeakMethod>
   WeakMethod(const Strong<U>& obj, Pmf pmf, F&& callback)
-      : WeakHandle(detail::is_null_callback(callback)
-                       ? make_plain(obj)
-                       : make_with_callback(obj, std::forward<F>(callback))),
+      : WeakHandle(detail::make_weak<WeakMethod, detail::WeakKind::method>(
+            obj, std::forward<F>(callback))),
         ptr_(obj.get()),
         pmf_(pmf) {
     check_pmf();
@@ -159,24 +158,6 @@ class WeakMethod : public detail::WeakHandle {
 
   void check_pmf() const {
     if (!pmf_) throw std::invalid_argument("weakref::WeakMethod: null member function");
-  }
-
-  template <class U>
-  static detail::WeakObject* make_plain(const Strong<U>& obj) {
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    auto* w = new detail::WeakObject(detail::WeakKind::method, false);
-    detail::attach_weak(h, w);
-    return w;
-  }
-  template <class U, class F>
-  static detail::WeakObject* make_with_callback(const Strong<U>& obj, F&& f) {
-    auto* h = detail::StrongAccess::header(obj);
-    if (!h) detail::throw_null_referent();
-    auto* w = new detail::CallbackWeakObject<WeakMethod, std::decay_t<F>>(
-        detail::WeakKind::method, std::forward<F>(f));
-    detail::attach_weak(h, w);
-    return w;
   }
 
   object_type* ptr_ = nullptr;

@@ -16,12 +16,25 @@ class Untraced {  // a class with a Strong member and no trace()
   weakref::Strong<Untraced> next_;
 };
 
-int main() {
+// In a frame of its own, and the stack it used overwritten afterwards: a
+// leak checker scans the stack as a root, and a stale copy of a pointer
+// (left there by inlined code, at -O0 in particular) would hide the leak.
+[[gnu::noinline]] void leak_a_cycle() {
   auto a = weakref::make<Untraced>();
   auto b = weakref::make<Untraced>();
   a->link(b);
   b->link(a);
   weakref::ref<Untraced> wa(a);  // the leak includes a side table
+}
+
+[[gnu::noinline]] void scrub_stack() {
+  volatile char junk[16384];
+  for (volatile char& c : junk) c = 0;
+}
+
+int main() {
+  leak_a_cycle();
+  scrub_stack();
   std::puts("leaking a two-object cycle");
   return 0;
 }

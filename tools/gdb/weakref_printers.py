@@ -39,10 +39,9 @@ import gdb.types
 #
 # Offsets are taken from the program's debug information when it describes
 # the type (any program built with -g that uses the header does); the
-# numbers below are the fallback for LP64 when it does not (for example
-# FinalizerState, which is defined in src/finalize.cpp only, with a library
-# built without -g). tests/gdb checks that both agree; keep them in sync
-# with the headers named here.
+# numbers below are the fallback for LP64 when it does not (for example a
+# program built without -g). tests/gdb checks that both agree; keep them in
+# sync with the headers named here.
 
 _LAYOUT = {
     # include/weakref/detail/object.hpp
@@ -51,9 +50,9 @@ _LAYOUT = {
     "weakref::detail::SideTable": {"word": 0, "object": 8, "weak": 16, "head": 24},
     # include/weakref/detail/weak_object.hpp (a vtable pointer at 0)
     "weakref::detail::WeakObject": {
-        "side": 8, "refs": 16, "kind": 20, "has_callback": 21, "next": 32},
-    # src/finalize.cpp
-    "weakref::detail::FinalizerState": {"registered": 4, "atexit": 5, "wr": 32},
+        "side": 8, "refs": 16, "kind": 20, "has_callback": 21, "state": 23, "next": 32},
+    # include/weakref/finalize.hpp (a WeakObject: the finalizer is its weakref)
+    "weakref::detail::FinalizerState": {"registered": 40, "atexit": 41},
     # include/weakref/detail/entry_weak.hpp
     "weakref::detail::EntryWeak": {"offset": 52},
     "weakref::detail::ContainerControl": {"dead": 16},
@@ -74,6 +73,10 @@ COUNT_SHIFT = 32
 
 # detail::WeakKind
 WEAK_KINDS = ("ref", "proxy", "method", "finalizer", "container")
+# WeakObject::state: the side table holds a reference on it (its "pin");
+# SideTable::head, bit 0: the head is the pinned basic ref.
+K_WEAK_PINNED = 1
+K_HEAD_PINNED = 1
 
 # The object lives right after its 16-byte header (object.hpp).
 HEADER_SIZE = 16
@@ -234,16 +237,23 @@ class Object:
         return self._type_name
 
     def weakrefs(self):
-        """The number of weakref objects in the object's list (getweakrefcount)."""
+        """getweakrefcount: the weakref objects in the object's list that
+        someone holds (not a basic ref held only by its side table's pin,
+        nor a retired one, which is cleared)."""
         if not self.side:
             return 0
+        layout = "weakref::detail::WeakObject"
         n = 0
         seen = set()
-        w = _read_ptr(self.side + _offset("weakref::detail::SideTable", "head"))
-        while w and w not in seen and n < 1000000:
+        w = _read_ptr(self.side + _offset("weakref::detail::SideTable", "head")) & ~K_HEAD_PINNED
+        while w and w not in seen and len(seen) < 1000000:
             seen.add(w)
-            n += 1
-            w = _read_ptr(w + _offset("weakref::detail::WeakObject", "next"))
+            cleared = _read_ptr(w + _offset(layout, "side")) & 1
+            refs = _read(w + _offset(layout, "refs"), 4)
+            pinned = _read(w + _offset(layout, "state"), 1) & K_WEAK_PINNED
+            if not cleared and refs - pinned > 0:
+                n += 1
+            w = _read_ptr(w + _offset(layout, "next"))
         return n
 
     def repr(self):
@@ -280,7 +290,7 @@ class Weak:
         layout = "weakref::detail::WeakObject"
         side = _read_ptr(address + _offset(layout, "side"))
         self.cleared = bool(side & 1)
-        self.side = side & ~1
+        self.side = side & ~3  # bits 0-1: cleared, holds the dead object's unit
         kind = _read(address + _offset(layout, "kind"), 1)
         self.kind = WEAK_KINDS[kind] if kind < len(WEAK_KINDS) else "kind %d" % kind
         # ref::has_callback(), CPython's `__callback__ is not None`: a
@@ -320,15 +330,15 @@ class Weak:
 
 
 class Finalizer:
-    """A detail::FinalizerState (weakref::finalize), from its address."""
+    """A detail::FinalizerState (weakref::finalize), from its address. It is
+    its own weakref object (a WeakObject at the same address)."""
 
     def __init__(self, address):
         layout = "weakref::detail::FinalizerState"
         self.address = address
         self.alive = bool(_read(address + _offset(layout, "registered"), 1))
         self.atexit = bool(_read(address + _offset(layout, "atexit"), 1))
-        wr = _read_ptr(address + _offset(layout, "wr")) if self.alive else 0
-        self.weak = Weak(wr) if wr else None
+        self.weak = Weak(address) if self.alive else None
 
     def repr(self):
         """detail::finalizer_write, the text of operator<<."""

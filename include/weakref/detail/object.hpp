@@ -21,10 +21,13 @@
 //   side form (bit 0 set): a pointer to the object's SideTable, whose own
 //       `word` then holds the count, heap index and flags in the same
 //       layout, bit 0 there meaning kWeakCleared (sticky): some weakref to
-//       the object has been cleared. Until then no weakref to it is cleared,
-//       so a locker that reads the word without it need not read the
-//       weakref's own cleared bit (the weak containers' lookups save a
-//       cache miss that way).
+//       the object has been cleared while the object could still be locked
+//       (by the collector: the object is garbage, or the weakref is). Until
+//       then no weakref to it is cleared while a lock can succeed, so a
+//       locker whose compare-and-swap succeeds on a word without it need not
+//       read the weakref's own cleared bit (the weak containers' lookups
+//       save a cache miss that way). A death clears without it: the count
+//       is zero for good by then, and every lock fails on that.
 //
 // The switch inline -> side happens once, by compare-and-swap, when the first
 // weak reference is made (the maker holds a strong reference, so the count is
@@ -109,8 +112,9 @@ static_assert(sizeof(GcHead) == 16);
 namespace bits {
 inline constexpr std::uint64_t kSide = 1;        // word is a SideTable*
 inline constexpr std::uint64_t kWeakCleared = 1;  // in SideTable::word: set
-                                                 // before any weakref to the
-                                                 // object is cleared
+                                                 // before the collector
+                                                 // clears a weakref to the
+                                                 // object (see above)
 inline constexpr std::uint64_t kFrozen = 2;      // collector is verifying
 inline constexpr std::uint64_t kTouched = 4;     // incremented while frozen
 inline constexpr std::uint64_t kFinalized = 8;   // tp_finalize has run
@@ -150,16 +154,33 @@ struct alignas(16) ObjectHeader {
 };
 static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 
-// Created on the first weak reference to an object. 32 bytes: one 32-byte
-// block of the small-block allocator.
+// Created on the first weak reference to an object, together with that
+// weakref: both are initialised (the weakref linked, `weak` counting it)
+// before the header's compare-and-swap publishes them, so making the first
+// weakref takes no lock and no other read-modify-write. When that weakref
+// is a ref, proxy, WeakMethod or finalizer, both are one allocation (the
+// side table in front, `block`), freed when the side table is; a weak
+// container's entry makes a side table of its own, from pages of side
+// tables only (lookups touch side tables two to a line). 32 bytes.
+//
+// `head` is the object's weakref list (src/weak_object.cpp keeps it in
+// CPython's order: basic ref, basic proxy, then the others newest first).
+// It is written only under `lock`. Its bit 0 (kHeadPinned) says that the
+// head is the object's live basic ref and that the side table pins it: holds
+// one reference on it until the object dies, so that ref(obj) on an object
+// that has a basic ref is a load of `head` and one increment, without the
+// lock (weak_object.hpp, basic_ref).
 struct SideTable {
   std::atomic<std::uint64_t> word;  // count, heap index, flags (no kSide)
   ObjectHeader* const object;       // identity; dangling once dead
   std::atomic<std::uint32_t> weak{1};  // WeakObjects here + 1 while alive
   SpinLock lock;                    // guards `head` and every WeakObject's
-                                    // prev/next/linked in the list
-  WeakObject* head = nullptr;       // CPython order: basic ref, basic proxy,
-                                    // then the others newest first
+                                    // prev/next/linked/pin in the list
+  std::uint8_t block = 0;           // 0: a block of its own (side-table
+                                    // pages); n: the front of an n*8-byte
+                                    // block, the rest being the object's
+                                    // first weakref (weak_memory)
+  std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned
 
   explicit SideTable(ObjectHeader* o, std::uint64_t w) noexcept
       : word(w), object(o) {}
@@ -170,6 +191,9 @@ struct SideTable {
 
 static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
               "the side table must stay one 32-byte block");
+
+// SideTable::head, bit 0: the head is the live basic ref, pinned.
+inline constexpr std::uintptr_t kHeadPinned = 1;
 
 inline SideTable* side_of(std::uint64_t w) noexcept {
   return reinterpret_cast<SideTable*>(static_cast<std::uintptr_t>(w & ~bits::kSide));
@@ -197,9 +221,11 @@ WEAKREF_API void incref_slow(ObjectHeader* h) noexcept;
 // stays small).
 WEAKREF_API void decref_side_word(std::uint64_t w) noexcept;
 WEAKREF_API void die(ObjectHeader* h) noexcept;
-WEAKREF_API SideTable* ensure_side(ObjectHeader* h);
-// Drops one unit of s->weak; the last one frees s.
-WEAKREF_API void side_release(SideTable* s) noexcept;
+// Drops `units` units of s->weak; the last one frees s.
+WEAKREF_API void side_release(SideTable* s, std::uint32_t units = 1) noexcept;
+// Frees s (with its block, see SideTable::block; src/weak_object.cpp).
+WEAKREF_API void free_side(SideTable* s) noexcept;
+inline constexpr std::size_t kSideBlockUnit = 8;  // SideTable::block's unit
 WEAKREF_API bool incref_if_alive(ObjectHeader* h) noexcept;
 WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
 

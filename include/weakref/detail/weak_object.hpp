@@ -4,26 +4,71 @@
 // of a handle are the same weakref object.
 //
 // Ownership and locking
-//  * WeakObject::refs counts the handles and internal holders (a finalizer, a
-//    container entry, a pending callback batch). The last release unlinks the
-//    object from its referent's list and deletes it (running the callback's
-//    destructor outside any lock).
+//  * WeakObject::refs counts the handles and internal holders (a finalizer's
+//    registration, a container entry, a pending callback batch, and the
+//    side table's pin, below). The last release unlinks the object from its
+//    referent's list and deletes it (running the callback's destructor
+//    outside any lock).
+//  * The pin: the object's basic ref (kind ref, no callback) holds one
+//    extra reference, owned by its side table, from its creation until its
+//    referent dies (kWeakPinned in `state`; SideTable::head carries
+//    kHeadPinned while it is the live basic ref at the head). Its count
+//    therefore never reaches zero while the referent lives, so ref(obj) may
+//    take it with one increment and no lock (basic_ref): a maker holds a
+//    strong reference, so the referent cannot die under it, and nothing else
+//    drops the pin. What counts or lists weakrefs (getweakrefcount,
+//    getweakrefs, the collector's "held only by garbage" test) does not count
+//    the pin: weak_holders(). A basic ref therefore lives (40 bytes) until
+//    its referent dies, even when no handle holds it.
+//  * When the collector clears a pinned basic ref while its referent lives
+//    (the ref was held only by garbage), it keeps its pin and stays in the
+//    list, cleared, after every live weakref (a "retired" basic ref: a maker
+//    that read `head` before the clear may still be incrementing it). List
+//    walkers skip cleared entries; the referent's death drops the pin. A
+//    maker racing with that clear is settled by kRetiring: the collector
+//    marks the ref, then reads its count; the maker increments the count,
+//    then reads the mark (seq_cst both), so either the collector sees the
+//    new holder and leaves the ref alone, or the maker backs off to the slow
+//    path (clear_garbage_weak, basic_ref).
 //  * Every WeakObject owns one unit of SideTable::weak, so the side table
-//    outlives it; `side` is therefore always safe to read. Bit 0 of `side`
-//    marks a cleared weakref: set when its referent died or was found
-//    garbage, or when the collector found the weakref itself garbage (its
-//    referent may then live on). A cleared weakref never locks again.
-//  * prev/next/linked belong to SideTable::lock. Once a WeakObject has been
-//    cleared (unlinked by the referent's death), `next` is reused as the link
-//    of a callback batch (CallbackBatch), owned by the dying thread.
+//    outlives it; `side` is therefore always safe to read. The exception is
+//    the live pinned basic ref: it cannot outlive its referent while pinned,
+//    so it shares the object's unit, and takes one of its own when it loses
+//    the pin or is retired (at the death, it takes the object's over: no
+//    count update). So a side table whose count is 1 has no weakref but
+//    perhaps the pinned basic ref: a death that finds that ref held only by
+//    its pin frees both with no lock and no RMW.
+//  * Memory: the first weakref of an object made by ref, proxy, WeakMethod
+//    or finalize shares one block with the side table (kInBlock, in front:
+//    weak_memory). Its destruction leaves the memory to the side table,
+//    which outlives it (above), unless its side table was never published
+//    (another thread's came first): then it frees the block (weak_free).
+//  * Bit 0 of `side` marks a cleared weakref: set when its referent died or
+//    was found garbage, or when the collector found the weakref itself
+//    garbage (its referent may then live on). A cleared weakref never locks
+//    again. `side` is written only under the side lock once the weakref is
+//    linked, and not at all once it is cleared, but for bit 1
+//    (kSideExtraUnit): a death that claimed the weakref for its callback
+//    may, before releasing it, hand it the object's unit of SideTable::weak
+//    too (one count update less), which its last release then drops. A
+//    finalizer that ran or was detached before its referent died leaves the
+//    list without being cleared (unlink_weak).
+//  * prev/next/linked and the pin belong to SideTable::lock. Once a
+//    WeakObject has been cleared (unlinked by the referent's death), `next`
+//    is reused as the link of a callback batch (CallbackBatch) or of the
+//    dying thread's list of pins to drop, owned by the dying thread.
 //  * A callback runs at most once: only the batch that cleared the object
-//    may run it.
+//    may run it. Its callable is destroyed right after it ran (with no lock
+//    held: it is user code), or with the weakref object if it never runs, so
+//    what it captured is released at the referent's death as in CPython
+//    (which clears wr_callback), not when the last handle goes.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -40,12 +85,32 @@ enum class WeakKind : std::uint8_t {
   container,    // an entry of a weak container
 };
 
+// WeakObject::state bits.
+inline constexpr std::uint8_t kWeakPinned = 1;    // the side table holds a
+                                                  // reference (under the side
+                                                  // lock; basic refs only)
+inline constexpr std::uint8_t kCallableGone = 2;  // the callback's callable
+                                                  // has been destroyed
+inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
+                                                  // side table (weak_memory)
+inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
+                                                  // this pinned basic ref
+                                                  // (clear_garbage_weak)
+
+// WeakObject::side, low bits.
+inline constexpr std::uintptr_t kSideCleared = 1;    // see below
+inline constexpr std::uintptr_t kSideExtraUnit = 2;  // the weakref also holds
+                                                     // the dead object's unit
+                                                     // of SideTable::weak
+inline constexpr std::uintptr_t kSideBits = 3;
+
 struct WEAKREF_API WeakObject {
-  std::atomic<std::uintptr_t> side;   // SideTable*, bit 0: cleared alone
+  std::atomic<std::uintptr_t> side;   // SideTable* | kSideCleared, kSideExtraUnit
   std::atomic<std::uint32_t> refs{1};
   const WeakKind kind;
   const bool has_callback;
   bool linked = false;                // in side's list (under side lock)
+  std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone
   WeakObject* prev = nullptr;
   WeakObject* next = nullptr;
 
@@ -61,12 +126,18 @@ struct WEAKREF_API WeakObject {
   virtual void invoke() {}
 
   SideTable* side_table() const noexcept {
-    return reinterpret_cast<SideTable*>(side.load(std::memory_order_acquire) &
-                                        ~std::uintptr_t{1});
+    return reinterpret_cast<SideTable*>(side.load(std::memory_order_acquire) & ~kSideBits);
   }
+  bool cleared() const noexcept { return side.load(std::memory_order_acquire) & 1; }
+  bool pinned() const noexcept { return state.load(std::memory_order_relaxed) & kWeakPinned; }
 };
 
-WEAKREF_API void weak_release(WeakObject* w) noexcept;
+// weak_release()'s last release: unlinks w if needed and deletes it.
+WEAKREF_API void weak_release_last(WeakObject* w) noexcept;
+[[gnu::always_inline]] inline void weak_release(WeakObject* w) noexcept {
+  if (rmw_fetch_sub(w->refs, 1U, std::memory_order_acq_rel) == 1) [[unlikely]]
+    weak_release_last(w);
+}
 
 // Callbacks gathered when referents die, run in order: newest first per
 // referent, as CPython's PyObject_ClearWeakRefs / handle_weakrefs do. Each
@@ -115,9 +186,14 @@ class WEAKREF_API CallbackBatch {
 inline void weak_acquire(WeakObject* w) noexcept {
   rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
 }
-WEAKREF_API void weak_release(WeakObject* w) noexcept;
 // +1 on w unless its last holder is already releasing it.
 WEAKREF_API bool weak_try_acquire(WeakObject* w) noexcept;
+// The holders of w that getweakrefcount and the collector count: its
+// references but the side table's pin.
+// (seq_cst: see clear_garbage_weak)
+inline std::uint32_t weak_holders(const WeakObject* w) noexcept {
+  return w->refs.load(std::memory_order_seq_cst) - (w->pinned() ? 1U : 0U);
+}
 
 // The referent with +1 strong count, or null when it is dead or the weakref
 // was cleared. A cleared weakref never locks again, so that case is decided
@@ -143,19 +219,111 @@ inline std::uintptr_t weak_identity(const WeakObject* w) noexcept {
 // Reuses the basic (callback-less) ref or proxy of h, or makes one.
 // Caller holds a strong reference to h. Returns with +1 for the caller.
 WEAKREF_API WeakObject* basic_weak(ObjectHeader* h, WeakKind kind);
-// Links a new WeakObject (with refs == 1, owned by the caller) into h's list,
-// after the basic ref and proxy (so callbacks run newest first).
-WEAKREF_API void attach_weak(ObjectHeader* h, WeakObject* w);
 
-// Called on death (refcount or collection): marks every weakref of the
-// object cleared, unlinks them all, and pushes those with callbacks (still held by someone)
-// into `batch`. `skip` filters weakrefs whose callback must be dropped (the
-// collector's rule for weakrefs that are garbage themselves).
+// basic_ref()'s back-off: drops the reference just taken on w (which the
+// collector is retiring) and makes or finds the basic ref under the lock.
+WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
+
+// basic_ref()'s increment of the pinned basic ref w of h. Against a
+// collector clearing w as garbage meanwhile: this increment and its
+// kRetiring mark are each followed by a read of the other's word (seq_cst
+// both), so it sees the increment (and leaves w alone) or this sees the mark
+// (and takes the slow path: w stays pinned until h dies, so this release
+// cannot free it).
+// (A single-threaded process has no collector racing it: a plain
+// increment.)
+[[gnu::always_inline]] inline WeakObject* take_pinned(ObjectHeader* h, WeakObject* w) {
+  if (single_threaded()) {
+    w->refs.store(w->refs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return w;
+  }
+  w->refs.fetch_add(1U, std::memory_order_seq_cst);
+  if (!(w->state.load(std::memory_order_seq_cst) & kRetiring)) [[likely]]
+    return w;
+  return basic_ref_retiring(h, w);
+}
+
+// basic_weak(h, WeakKind::ref), inline while h has a pinned basic ref: the
+// pin keeps it alive while h lives, and the caller's strong reference keeps
+// h alive, so one increment takes it (see the top of this file), and one
+// load checks that the collector has not cleared it meanwhile.
+[[gnu::always_inline]] inline WeakObject* basic_ref(ObjectHeader* h) {
+  const std::uint64_t x = h->word.load(std::memory_order_acquire);
+  if (x & bits::kSide) {
+    SideTable* s = side_of(x);
+    // Usually the basic ref sits right after the side table, in its block
+    // (the first weakref of most objects is a ref): its address then needs
+    // no load of `head`, which only confirms it (a predicted branch), so the
+    // increment does not wait for that load.
+    auto* in_block = reinterpret_cast<WeakObject*>(s + 1);
+    const std::uintptr_t head = s->head.load(std::memory_order_acquire);
+    if (head == (reinterpret_cast<std::uintptr_t>(in_block) | kHeadPinned)) [[likely]]
+      return take_pinned(h, in_block);
+    if (head & kHeadPinned)
+      return take_pinned(h, reinterpret_cast<WeakObject*>(head & ~kHeadPinned));
+  }
+  return basic_weak(h, WeakKind::ref);
+}
+
+// Memory for a new weakref object to h of `size` bytes (a WeakObject
+// subclass). While h has no side table, it is the tail of a block whose
+// front is room for h's side table (in_block): attach_weak then makes the
+// side table there, and both are one allocation. The caller sets kInBlock
+// in the new object's state when in_block; it gives the memory back with
+// weak_memory_free if the construction fails.
+struct WeakMemory {
+  void* p;
+  bool in_block;
+};
+WEAKREF_API WeakMemory weak_memory(ObjectHeader* h, std::size_t size, std::size_t align);
+WEAKREF_API void weak_memory_free(WeakMemory m, std::size_t size) noexcept;
+// Destroys and frees a weakref object that is not (or no longer) linked and
+// that nobody holds, wherever its memory came from.
+WEAKREF_API void weak_free(WeakObject* w) noexcept;
+
+// Links a new WeakObject (with its references set, owned by the caller)
+// into h's list, after the basic ref and proxy (so callbacks run newest
+// first); the first weakref of h makes h's side table with w already in it
+// (in the front of w's block when w has kInBlock). Returns w; on failure
+// (no memory for the side table) frees w and throws.
+WEAKREF_API WeakObject* attach_weak(ObjectHeader* h, WeakObject* w);
+
+// A new W(args...) attached to h (weak_memory + attach_weak).
+template <class W, class... A>
+W* make_attached(ObjectHeader* h, A&&... args) {
+  const WeakMemory m = weak_memory(h, sizeof(W), alignof(W));
+  W* w;
+  try {
+    w = ::new (m.p) W(std::forward<A>(args)...);
+  } catch (...) {
+    weak_memory_free(m, sizeof(W));
+    throw;
+  }
+  if (m.in_block) w->state.store(kInBlock, std::memory_order_relaxed);
+  attach_weak(h, w);
+  return w;
+}
+// Takes w out of its referent's list without clearing it (a finalizer that
+// ran or was detached before its referent died: getweakrefcount no longer
+// counts it).
+WEAKREF_API void unlink_weak(WeakObject* w) noexcept;
+
+// The collector's clear of a garbage object's weakrefs: marks every weakref
+// of the object cleared, unlinks them all, and pushes those with callbacks
+// (still held by someone) into `batch`. `skip` filters weakrefs whose
+// callback must be dropped (the collector's rule for weakrefs that are
+// garbage themselves).
 WEAKREF_API void clear_weakrefs(SideTable* s, CallbackBatch& batch,
                                 bool (*skip)(WeakObject*, void*) = nullptr,
                                 void* ctx = nullptr) noexcept;
-// Clears one weakref on its own, without callback (collector).
-WEAKREF_API void clear_one(WeakObject* w) noexcept;
+// The collector's clear of a weakref that is garbage itself (every holder
+// but `holders` handles of the garbage and its own batch's reference is
+// gone), on its own, without callback. False, w untouched, when it finds w
+// held by someone else after all (a basic_ref() racing with it).
+WEAKREF_API bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept;
+// Steps 4-6 of a death (src/object.cpp) for an object with side table s:
+// clears its weakrefs, runs the callbacks, destroys the object, releases s.
+WEAKREF_API void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept;
 
 // getweakrefcount / getweakrefs on a header (caller holds a strong ref).
 WEAKREF_API std::size_t weak_count(ObjectHeader* h) noexcept;
@@ -169,21 +337,29 @@ WEAKREF_API std::string weak_repr(const WeakObject* w);
 // Exception escaping a weakref callback -> unraisable hook.
 WEAKREF_API void report_callback_exception(const WeakObject* w) noexcept;
 
-// Calls f(handle) where handle is built by `Make` from a WeakObject* with a
-// new reference; the callback subclass used by ref, proxy and WeakMethod.
+// A weakref with a callback, for ref, proxy and WeakMethod: calls f(handle)
+// (or f()) when the referent dies, handle being a Handle to this weakref.
+// The callable is destroyed as soon as it has run.
 template <class Handle, class F>
 struct CallbackWeakObject final : WeakObject {
-  F f;
   template <class G>
-  CallbackWeakObject(WeakKind k, G&& g) : WeakObject(k, true), f(std::forward<G>(g)) {}
-  void invoke() override {
-    if constexpr (std::is_invocable_v<F&, Handle>) {
-      weak_acquire(this);
-      f(Handle::adopt_weak_object(this));
-    } else {
-      f();
-    }
+  CallbackWeakObject(WeakKind k, G&& g) : WeakObject(k, true) {
+    ::new (static_cast<void*>(&f_)) F(std::forward<G>(g));
   }
+  ~CallbackWeakObject() override { destroy_callable(); }
+
+  void invoke() override;
+
+ private:
+  void destroy_callable() noexcept {
+    if (state.load(std::memory_order_relaxed) & kCallableGone) return;
+    state.store(state.load(std::memory_order_relaxed) | kCallableGone,
+                std::memory_order_relaxed);
+    f_.~F();
+  }
+  union {
+    F f_;  // destroyed by destroy_callable(), at most once
+  };
 };
 
 // Access to a handle's WeakObject for the library's own components.
@@ -198,6 +374,30 @@ struct HandleAccess {
     return std::exchange(h.w_, nullptr);
   }
 };
+
+// The callback's handle borrows the batch's reference (CallbackBatch::run
+// holds one while invoke runs): a callback taking `const Handle&` (or a
+// Handle by value: a copy, with its own reference) costs no count update.
+template <class Handle, class F>
+void CallbackWeakObject<Handle, F>::invoke() {
+  struct Destroy {
+    CallbackWeakObject* self;
+    ~Destroy() { self->destroy_callable(); }
+  } destroy{this};
+  if constexpr (std::is_invocable_v<F&, const Handle&>) {
+    Handle h = Handle::adopt_weak_object(this);
+    struct Disown {
+      Handle& h;
+      ~Disown() { HandleAccess::take(h); }
+    } disown{h};
+    f_(std::as_const(h));
+  } else if constexpr (std::is_invocable_v<F&, Handle>) {
+    weak_acquire(this);
+    f_(Handle::adopt_weak_object(this));
+  } else {
+    f_();
+  }
+}
 
 // Base of every public weak handle: one counted reference to a WeakObject.
 class WEAKREF_API WeakHandle {
