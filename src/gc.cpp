@@ -79,6 +79,7 @@
 //  * User code runs only at steps 7 (callbacks), 8 (tp_finalize), 9 (deaths)
 //    and in trace(); the heap lock is not held at 7-9.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -260,8 +261,9 @@ class Ephemerons {
     std::uint32_t head;
   };
   Slot& find(GcHead* key) noexcept {
-    std::size_t i = (reinterpret_cast<std::uintptr_t>(key) >> 4) * 0x9E3779B97F4A7C15ULL;
-    for (i = (i >> 20) & mask_;; i = (i + 1) & mask_)
+    // Fibonacci hashing: the top bits of the product.
+    std::size_t i = (reinterpret_cast<std::uintptr_t>(key) * 0x9E3779B97F4A7C15ULL) >> shift_;
+    for (;; i = (i + 1) & mask_)
       if (index_[i].key == key || !index_[i].key) return index_[i];
   }
   bool grow_edges() noexcept {
@@ -282,6 +284,7 @@ class Ephemerons {
     Slot* old = std::exchange(index_, fresh);
     const std::size_t old_size = old ? mask_ + 1 : 0;
     mask_ = size - 1;
+    shift_ = 64 - std::countr_zero(size);
     for (std::size_t i = 0; i < old_size; ++i)
       if (old[i].key) find(old[i].key) = old[i];
     delete[] old;
@@ -291,6 +294,7 @@ class Ephemerons {
   EphemeronEdge* edges_ = nullptr;
   Slot* index_ = nullptr;
   std::size_t n_ = 0, cap_ = 0, mask_ = 0, keys_ = 0, waiting_ = 0;
+  int shift_ = 64;
 };
 
 // The key of an ephemeron, when it is a young object of this collection not
@@ -301,11 +305,11 @@ class Ephemerons {
 // death runs tp_finalize with a count of 1, after leaving its heap) and in
 // this heap, whose lock the caller holds (a death leaves the heap under that
 // lock before its object is freed).
-GcHead* young_key(WeakObject* w, const Heap* heap) noexcept {
-  const std::uint64_t x = w->side_table()->word.load(std::memory_order_acquire);
+GcHead* young_key(wd::SideTable* s, const Heap* heap) noexcept {
+  const std::uint64_t x = s->word.load(std::memory_order_acquire);
   if (bits::count(x) == 0 || (x & bits::kFinalized) || bits::heap(x) != heap->index)
     return nullptr;
-  GcHead* g = w->side_table()->object->gc();
+  GcHead* g = s->object->gc();
   return g->next && collecting(g) ? g : nullptr;
 }
 
@@ -354,10 +358,10 @@ void defer_strong(Visitor& v, ObjectHeader* h, void* slot, ObjectHeader* (*take)
   reachable_strong(v, h, slot, take);
 }
 const Visitor::Ops kDeferOps{&defer_strong, &no_weak, &no_keep, false, nullptr};
-const Visitor::Ops* reachable_ephemeron(Visitor& v, WeakObject* key);
+const Visitor::Ops* reachable_ephemeron(Visitor& v, wd::SideTable* key);
 const Visitor::Ops kReachableOps{&reachable_strong, &no_weak, &no_keep, false,
                                  &reachable_ephemeron};
-const Visitor::Ops* reachable_ephemeron(Visitor& v, WeakObject* key) {
+const Visitor::Ops* reachable_ephemeron(Visitor& v, wd::SideTable* key) {
   auto& hv = static_cast<HeapVisitor&>(v);
   if (!hv.eph) return &kReachableOps;
   hv.eph_key = young_key(key, hv.heap);

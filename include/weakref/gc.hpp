@@ -153,12 +153,13 @@ class Visitor {
   }
 
   // An ephemeron (a WeakKeyDictionary entry): `value` refers to what it
-  // holds only while the referent of `key` (the entry's weakref) is alive
-  // on other grounds. Visits value's members; the collector decides how
-  // (src/gc.cpp, "Ephemerons"). The value must be visited mutable: the
-  // collector empties the references of a value whose key it finds garbage.
+  // holds only while its key (the object of side table `key`, which the
+  // entry's weakref keeps readable) is alive on other grounds. Visits
+  // value's members; the collector decides how (src/gc.cpp, "Ephemerons").
+  // The value must be visited mutable: the collector empties the references
+  // of a value whose key it finds garbage.
   template <class X>
-  void ephemeron(weakref::detail::WeakObject* key, X& value) {
+  void ephemeron(weakref::detail::SideTable* key, X& value) {
     const Ops* saved = ops_;
     if (ops_->ephemeron) ops_ = ops_->ephemeron(*this, key);
     visit_member(value);
@@ -179,7 +180,7 @@ class Visitor {
     bool clearing;
     // Null, or: the operations that visit the value of an ephemeron with
     // this key (see ephemeron()).
-    const Ops* (*ephemeron)(Visitor&, weakref::detail::WeakObject* key);
+    const Ops* (*ephemeron)(Visitor&, weakref::detail::SideTable* key);
   };
 
  protected:

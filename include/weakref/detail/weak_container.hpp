@@ -418,14 +418,14 @@ class WeakContainer {
       return;
     }
     constexpr bool kEphemeron = Policy::kWeakKey && kHasPayload;
-    EntryWeak* key = nullptr;  // the live entry whose payload comes next
+    SideTable* key = nullptr;  // of the live entry whose payload comes next
     table_.trace_entries(
         [&](auto& e) {
-          key = entry_weak(e.w);
-          v.weak_slot(key, &e.w, nullptr);
+          key = e.side;
+          v.weak_slot(entry_weak(e.w), &e.w, nullptr);
         },
         [&](auto& payload) {
-          [[maybe_unused]] EntryWeak* k = std::exchange(key, nullptr);
+          [[maybe_unused]] SideTable* k = std::exchange(key, nullptr);
           if constexpr (gc::detail::visitable<Payload>()) {
             if constexpr (kEphemeron) {
               if (k) return v.ephemeron(k, payload);
