@@ -60,6 +60,48 @@
 //     of the C++ destructors within collected garbage is the only thing this
 //     changes (docs/python-mapping.md, difference 34).
 //
+// Ephemerons (issue 15). A WeakKeyDictionary's live entry visits its value
+// through Visitor::ephemeron(key's side table, value): the value's references
+// keep what they refer to only while the key is alive on other grounds
+// (JavaScript's WeakMap, cppgc's EphemeronPair). What changes, and only in
+// the reachable pass and in verification:
+//  * Steps 2-3 are unchanged: a value's references are internal references
+//    of its table, subtracted like any other.
+//  * Step 4: when a reachable table is traced, an entry whose key is a young
+//    object of this heap not yet scanned as reachable (young_key: decided
+//    from the key's side table, whose word says alive, not finalized and in
+//    this heap before the key's header is read) defers its value's
+//    references to young objects: each becomes an edge (key, target, slot)
+//    in Ephemerons, chained per key behind an open-addressing index. When
+//    the scan reaches a key as reachable (every reachable object is scanned
+//    once), its chain is resolved: the targets are made reachable as
+//    reachable_strong does (moved back from the unreachable list if need
+//    be). Each edge is recorded once and resolved at most once, each key
+//    looked up once per scan: chains of any length, across any number of
+//    tables, cost linear time. References from a key that is not young (an
+//    older generation, another heap, untraced, dying) are ordinary ones.
+//  * Step 5: the edges whose key is still a candidate are subtracted from
+//    their targets' counts (they are internal, waiting for the key), and the
+//    re-run of step 4 resolves keys found held or touched. A thread reaches
+//    a value only through its key (every access to an entry locks the key),
+//    which shows in the key's count or touches it: the soundness argument of
+//    step 5 holds for the keys, and the values follow them.
+//  * Step 6: every edge still waiting (its key is garbage) whose target is
+//    garbage has its slot emptied (the table lives: its death waits for the
+//    heap lock, and only this thread writes its members); the collection
+//    holds those references until step 9. The entry itself goes as for any
+//    death of a key: its weakref's callback (step 7) queues it, and the
+//    table's owner drops it at its next non-const call.
+//  * Step 8's resurrection check discounts the references held (they are
+//    the collection's); they are released just before step 9 breaks the
+//    garbage up (after it, with DEBUG_SAVEALL, so that gc.garbage keeps the
+//    garbage alive), and what only they held dies then.
+//  Without memory for an edge, the reference is kept as an ordinary one
+//  (less garbage found, never wrong garbage). Invariant: between step 4 and
+//  step 6 an edge's key and target are objects of this heap (the heap lock
+//  is held); after step 6 only the targets of taken references are read
+//  (they are held).
+//
 // Invariants
 //  * Only one collection per heap runs at a time (Heap::collecting, held
 //    from before the "start" gc.callbacks until after the "stop" ones); a
