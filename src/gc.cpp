@@ -340,7 +340,10 @@ class Ephemerons {
 };
 
 // The key of an ephemeron, when it is a young object of this collection not
-// yet known to be reachable (else the value's references are ordinary ones).
+// yet known to be reachable (else the value's references are ordinary ones):
+// during the reachable pass, neither scanned (kPrevCollecting cleared) nor
+// waiting to be scanned with gc_refs > 0 (on the tentatively unreachable
+// list, kNextUnreachable, prev is a link and not gc_refs).
 // The key is reached through its side table only (the entry's weakref holds
 // it, so it stays readable while the key dies on another thread): its
 // header is read only when the side word shows it alive, not finalized (a
@@ -352,7 +355,13 @@ GcHead* young_key(wd::SideTable* s, const Heap* heap) noexcept {
   if (bits::count(x) == 0 || (x & bits::kFinalized) || bits::heap(x) != heap->index)
     return nullptr;
   GcHead* g = s->object->gc();
-  return g->next && collecting(g) ? g : nullptr;
+  if (!g->next || !collecting(g)) return nullptr;  // not young, or scanned reachable
+  // Not scanned yet, with references from outside (or already reached): the
+  // scan will find it reachable, so the value's references are ordinary
+  // ones (the common case: a key held elsewhere costs no edge).
+  if (!(reinterpret_cast<std::uintptr_t>(g->next) & kNextUnreachable) && gc_refs(g) > 0)
+    return nullptr;
+  return g;
 }
 
 void no_weak(Visitor&, WeakObject*, void*, WeakObject* (*)(void*)) {}
