@@ -185,9 +185,12 @@ BENCHMARK(BM_gc_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisec
 BENCHMARK(BM_gc_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_chain_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_keys_held)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_chain_garbage)->Arg(kMillion)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_keys_held)->Arg(kMillion)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 // Linearity: the time per live object must not grow with the heap.
 BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion / 4)->Arg(4 * kMillion)
     ->UseManualTime()->Unit(benchmark::kMillisecond);

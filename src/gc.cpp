@@ -592,8 +592,11 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Eph
       trace(header_of(g), v);
       // A key (it has a side table) found reachable: the values waiting for
       // it are reachable too.
-      if (eph && eph->waiting() && (header_of(g)->word.load(std::memory_order_relaxed) & bits::kSide))
-        eph->resolve(g, [&](GcHead* value) { reachable_strong(v, header_of(value), nullptr, nullptr); });
+      if (eph && eph->waiting() &&
+          (header_of(g)->word.load(std::memory_order_relaxed) & bits::kSide))
+        eph->resolve(g, [&](GcHead* value) {
+          reachable_strong(v, header_of(value), nullptr, nullptr);
+        });
       wd::gc_set_prev(g, prev);
       clear_collecting(g);
       prev = g;
