@@ -84,7 +84,7 @@
 // erase, del, popitem, update, views, size, clear, prune, |, |=, the
 // collector's view) is in detail/weak_container.hpp, their common core; the
 // key policies are in key_policy.hpp.
-// docs/python-mapping.md lists every difference from Python (differences 22-33);
+// docs/python-mapping.md lists every difference from Python (differences 22-33, 36);
 // docs/threads.md states the thread rules in full.
 #pragma once
 
