@@ -200,13 +200,65 @@ struct Phoenix {
   static inline int finalized = 0;
   std::string label;
   Strong<Phoenix> other;
+  bool resurrect = true;
   explicit Phoenix(std::string l) : label(std::move(l)) {}
   void trace(gc::Visitor& v) { v(other); }
   void tp_finalize() {
     ++finalized;
-    saved = self(this);
+    if (resurrect) saved = self(this);
   }
 };
+
+// Finalizers that do not resurrect: the garbage is found and freed by this
+// collection (the references the collection took out of the values do not
+// count as resurrections in the check after the finalizers).
+TEST_F(EphemeronTest, FinalizedGarbageIsNotTakenForResurrected) {
+  Phoenix::finalized = 0;
+  struct Table {
+    WeakKeyDictionary<Phoenix, Strong<Phoenix>> d;
+    void trace(gc::Visitor& v) { v(d); }
+  };
+  Strong<Table> t = make<Table>();
+  ref<Phoenix> wk, wv;
+  {
+    Strong<Phoenix> key = make<Phoenix>("key"), handler = make<Phoenix>("handler");
+    key->resurrect = handler->resurrect = false;
+    handler->other = key;
+    t->d.set(key, handler);
+    wk = ref<Phoenix>(key);
+    wv = ref<Phoenix>(handler);
+  }
+  EXPECT_EQ(gc::collect(), 2U);
+  EXPECT_EQ(Phoenix::finalized, 2);
+  EXPECT_FALSE(wk());
+  EXPECT_FALSE(wv());
+  EXPECT_TRUE(t->d.empty());
+}
+
+// The value resurrects itself: its key, which it refers to, lives on with
+// it (CPython's rule: what a resurrected object reaches survives).
+TEST_F(EphemeronTest, ValueResurrectedByItsFinalizerKeepsItsKey) {
+  Phoenix::finalized = 0;
+  struct Table {
+    WeakKeyDictionary<Phoenix, Strong<Phoenix>> d;
+    void trace(gc::Visitor& v) { v(d); }
+  };
+  Strong<Table> t = make<Table>();
+  {
+    Strong<Phoenix> key = make<Phoenix>("key"), handler = make<Phoenix>("handler");
+    key->resurrect = false;
+    handler->other = key;
+    t->d.set(key, handler);
+  }
+  EXPECT_EQ(gc::collect(), 0U);
+  ASSERT_TRUE(Phoenix::saved);
+  EXPECT_EQ(Phoenix::saved->label, "handler");
+  ASSERT_TRUE(Phoenix::saved->other);
+  EXPECT_EQ(Phoenix::saved->other->label, "key");
+  EXPECT_TRUE(t->d.empty());  // the key's weakrefs were cleared before
+  Phoenix::saved.reset();     // both go by reference counting
+  EXPECT_EQ(gc::collect(), 0U);
+}
 
 TEST_F(EphemeronTest, KeyResurrectedByItsFinalizer) {
   Phoenix::finalized = 0;
