@@ -1,5 +1,6 @@
 // The collector on the three shapes of issue 4, timed around gc::collect()
-// only (manual time), plus build+drop+collect. bench/gc_vs_cpython.py runs
+// only (manual time), plus build+drop+collect, and a chain of ephemerons
+// (WeakKeyDictionary entries, issue 15) next to them. bench/gc_vs_cpython.py runs
 // this program and the same shapes in CPython and prints both.
 //   build/bench/bench/bench_gc [--benchmark_format=json]
 #include <benchmark/benchmark.h>
@@ -88,13 +89,111 @@ void BM_gc_live(benchmark::State& state) {
   weakref::gc::enable();
 }
 
+// Ephemerons (issue 15): a traced table holding a WeakKeyDictionary of N
+// entries whose value refers to the next entry's key, a chain the collector
+// resolves key by key. Timed around gc::collect() only, next to the plain
+// shapes above (BM_gc_list_cycle: N garbage objects, BM_gc_live: N live).
+struct ETable {
+  weakref::WeakKeyDictionary<GNode, weakref::Strong<GNode>> d;
+  void trace(weakref::gc::Visitor& v) { v(d); }
+};
+
+// Key i's value is key i-1 (key 0's is the last key): the keys are listed
+// in the order 0..N-1, so with the last key held from outside every key is
+// first thought unreachable, then found reachable through the previous
+// one's value (moved back from the unreachable list): the worst order.
+std::vector<weakref::Strong<GNode>> build_ephemeron_chain(ETable& t, long n) {
+  std::vector<weakref::Strong<GNode>> keys;
+  keys.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) keys.push_back(weakref::make<GNode>());
+  for (long i = 0; i < n; ++i)
+    t.d.set(keys[static_cast<std::size_t>(i)], keys[static_cast<std::size_t>((i + n - 1) % n)]);
+  return keys;
+}
+
+// N entries, all garbage (every key reachable only through values).
+void BM_gc_ephemeron_chain_garbage(benchmark::State& state) {
+  const long n = state.range(0);
+  weakref::gc::disable();
+  weakref::gc::collect();
+  auto t = weakref::make<ETable>();
+  for (auto _ : state) {
+    build_ephemeron_chain(*t, n);  // the keys' own references go here
+    auto t0 = Clock::now();
+    std::size_t found = weakref::gc::collect();
+    state.SetIterationTime(seconds_since(t0));
+    if (found != static_cast<std::size_t>(n)) state.SkipWithError("wrong count");
+    t->d.prune();
+  }
+  state.counters["objects_per_second"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  weakref::gc::enable();
+}
+
+// The same chain kept alive by its last key: every entry resolved, nothing
+// freed (the table is in the young generation again at each collection).
+void BM_gc_ephemeron_chain_live(benchmark::State& state) {
+  const long n = state.range(0);
+  weakref::gc::disable();
+  weakref::gc::collect();
+  auto t = weakref::make<ETable>();
+  weakref::Strong<GNode> last = build_ephemeron_chain(*t, n).back();
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    std::size_t found = weakref::gc::collect();
+    state.SetIterationTime(seconds_since(t0));
+    if (found != 0 || t->d.size() != static_cast<std::size_t>(n))
+      state.SkipWithError("live entries collected");
+  }
+  state.counters["objects_per_second"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  last.reset();
+  weakref::gc::collect();
+  weakref::gc::enable();
+}
+
+// The common case: N entries whose keys are held from outside (a vector),
+// each value referring to its key. The values' references cost as ordinary
+// ones: nothing waits for a key known to be reachable.
+void BM_gc_ephemeron_keys_held(benchmark::State& state) {
+  const long n = state.range(0);
+  weakref::gc::disable();
+  weakref::gc::collect();
+  auto t = weakref::make<ETable>();
+  std::vector<weakref::Strong<GNode>> keys;
+  keys.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) {
+    keys.push_back(weakref::make<GNode>());
+    t->d.set(keys.back(), keys.back());
+  }
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    std::size_t found = weakref::gc::collect();
+    state.SetIterationTime(seconds_since(t0));
+    if (found != 0) state.SkipWithError("live entries collected");
+  }
+  state.counters["objects_per_second"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  keys.clear();
+  weakref::gc::collect();
+  weakref::gc::enable();
+}
+
 constexpr long kMillion = 1'000'000;
 BENCHMARK(BM_gc_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gc_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gc_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_chain_garbage)->Arg(kMillion)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_keys_held)->Arg(kMillion)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 // Linearity: the time per live object must not grow with the heap.
+BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion / 4)->Arg(4 * kMillion)
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gc_live)->Arg(kMillion / 4)->Arg(kMillion / 2)->Arg(2 * kMillion)->Arg(4 * kMillion)
     ->UseManualTime()->Unit(benchmark::kMillisecond);
 

@@ -4,6 +4,11 @@
 // element and its entry vanish at once -- even when it dies in the middle of
 // a notification, killed by another observer's handler: the loop goes on,
 // skips it, and size() is already right.
+//
+// Last, a handler that captures its widget: a WeakKeyDictionary value that
+// refers to its own key. Python's WeakKeyDictionary (and Java's WeakHashMap)
+// would keep that widget alive as long as the dictionary; here entries are
+// ephemerons, and gc::collect() frees the widget with its handler.
 #include <functional>
 #include <iostream>
 #include <string>
@@ -69,7 +74,47 @@ class Subject {
   EventManager& manager_;
 };
 
+// A traced widget (it has a trace(), so the collector may free it) and a
+// click handler that captures it, attached to it in a WeakKeyDictionary held
+// by a traced object (the collector sees the dictionary's entries).
+struct Widget {
+  std::string name;
+  explicit Widget(std::string n) : name(std::move(n)) {}
+  ~Widget() { std::cout << "    (widget '" << name << "' dies)\n"; }
+  void trace(weakref::gc::Visitor&) {}
+};
+
+struct ClickHandler {
+  Strong<Widget> widget;  // the capture: the handler refers to its widget
+  explicit ClickHandler(Strong<Widget> w) : widget(std::move(w)) {}
+  ~ClickHandler() { std::cout << "    (the handler of '" << widget->name << "' dies)\n"; }
+  void operator()() const { std::cout << "    '" << widget->name << "' clicked\n"; }
+  void trace(weakref::gc::Visitor& v) { v(widget); }
+};
+
+struct Clicks {
+  weakref::WeakKeyDictionary<Widget, Strong<ClickHandler>> handlers;
+  void trace(weakref::gc::Visitor& v) { v(handlers); }
+};
+
+void handler_captures_its_widget() {
+  std::cout << "a handler that captures its widget:\n";
+  const Strong<Clicks> clicks = weakref::make<Clicks>();
+  {
+    Strong<Widget> ok = weakref::make<Widget>("ok");
+    clicks->handlers.set(ok, weakref::make<ClickHandler>(ok));  // the value refers to its key
+    (*clicks->handlers.at(ok))();
+  }  // the program's last reference to the widget goes
+  std::cout << "  the widget's last reference is gone; the dictionary still has "
+            << clicks->handlers.size() << " entry\n"
+            << "  (only its own handler refers to the widget)\n";
+  const std::size_t found = weakref::gc::collect();
+  std::cout << "  gc::collect() found " << found << " unreachable objects; the dictionary has "
+            << clicks->handlers.size() << " entries\n";
+}
+
 int main() {
+  weakref::gc::disable();  // the collection below is the explicit one
   EventManager manager;
   Subject subject(manager);
   auto sizes = [&](const char* indent) {
@@ -104,5 +149,8 @@ int main() {
   subject.notify("bye");
   std::cout << "manager's records:\n";
   manager.report();
+
+  handler_captures_its_widget();
+  weakref::gc::enable();
   std::cout << "end of main:\n";
 }

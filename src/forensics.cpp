@@ -95,7 +95,7 @@ void edge_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
   if (ObjectHeader* h = wd::weak_lock(w)) static_cast<EdgeVisitor&>(v).weak.push_back(h);
 }
 void edge_keep(Visitor&, std::unique_ptr<Visitor::Kept>) {}
-const Visitor::Ops kEdgeOps{&edge_strong, &edge_weak, &edge_keep, false};
+const Visitor::Ops kEdgeOps{&edge_strong, &edge_weak, &edge_keep, false, nullptr};
 
 struct Snapshot {
   std::vector<Strong<void>> held;  // keeps every object of the snapshot alive

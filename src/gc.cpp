@@ -60,6 +60,48 @@
 //     of the C++ destructors within collected garbage is the only thing this
 //     changes (docs/python-mapping.md, difference 34).
 //
+// Ephemerons (issue 15). A WeakKeyDictionary's live entry visits its value
+// through Visitor::ephemeron(key's side table, value): the value's references
+// keep what they refer to only while the key is alive on other grounds
+// (JavaScript's WeakMap, cppgc's EphemeronPair). What changes, and only in
+// the reachable pass and in verification:
+//  * Steps 2-3 are unchanged: a value's references are internal references
+//    of its table, subtracted like any other.
+//  * Step 4: when a reachable table is traced, an entry whose key is a young
+//    object of this heap not yet scanned as reachable (young_key: decided
+//    from the key's side table, whose word says alive, not finalized and in
+//    this heap before the key's header is read) defers its value's
+//    references to young objects: each becomes an edge (key, target, slot)
+//    in Ephemerons, chained per key behind an open-addressing index. When
+//    the scan reaches a key as reachable (every reachable object is scanned
+//    once), its chain is resolved: the targets are made reachable as
+//    reachable_strong does (moved back from the unreachable list if need
+//    be). Each edge is recorded once and resolved at most once, each key
+//    looked up once per scan: chains of any length, across any number of
+//    tables, cost linear time. References from a key that is not young (an
+//    older generation, another heap, untraced, dying) are ordinary ones.
+//  * Step 5: the edges whose key is still a candidate are subtracted from
+//    their targets' counts (they are internal, waiting for the key), and the
+//    re-run of step 4 resolves keys found held or touched. A thread reaches
+//    a value only through its key (every access to an entry locks the key),
+//    which shows in the key's count or touches it: the soundness argument of
+//    step 5 holds for the keys, and the values follow them.
+//  * Step 6: every edge still waiting (its key is garbage) whose target is
+//    garbage has its slot emptied (the table lives: its death waits for the
+//    heap lock, and only this thread writes its members); the collection
+//    holds those references until step 9. The entry itself goes as for any
+//    death of a key: its weakref's callback (step 7) queues it, and the
+//    table's owner drops it at its next non-const call.
+//  * Step 8's resurrection check discounts the references held (they are
+//    the collection's); they are released just before step 9 breaks the
+//    garbage up (after it, with DEBUG_SAVEALL, so that gc.garbage keeps the
+//    garbage alive), and what only they held dies then.
+//  Without memory for an edge, the reference is kept as an ordinary one
+//  (less garbage found, never wrong garbage). Invariant: between step 4 and
+//  step 6 an edge's key and target are objects of this heap (the heap lock
+//  is held); after step 6 only the targets of taken references are read
+//  (they are held).
+//
 // Invariants
 //  * Only one collection per heap runs at a time (Heap::collecting, held
 //    from before the "start" gc.callbacks until after the "stop" ones); a
@@ -79,6 +121,7 @@
 //  * User code runs only at steps 7 (callbacks), 8 (tp_finalize), 9 (deaths)
 //    and in trace(); the heap lock is not held at 7-9.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -170,13 +213,156 @@ GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
 // ---------------------------------------------------------------------------
 // Visitors
 
+class Ephemerons;
+
 struct HeapVisitor : Visitor {
   Heap* heap;
   GcHead* current = nullptr;  // the object being traced (subtract_refs)
   GcList* list = nullptr;  // young, for the reachable pass
   std::size_t moved_back = 0;  // unreachable -> young, in the reachable pass
+  Ephemerons* eph = nullptr;   // the reachable pass's deferred value edges
+  GcHead* eph_key = nullptr;   // the key of the ephemeron value being visited
   HeapVisitor(const Ops* ops, Heap* h) noexcept : Visitor(ops), heap(h) {}
 };
+
+// ---------------------------------------------------------------------------
+// Ephemerons (the WeakKeyDictionary entries; see "Ephemerons" at the top)
+
+// A reference from the value of an ephemeron whose key was not known to be
+// reachable when its table was traced, to a young object.
+struct EphemeronEdge {
+  GcHead* key;    // null once the key was found reachable (resolved)
+  GcHead* value;  // the young object the value refers to
+  void* slot;     // the value's Strong<>, emptied (step 6) if the key is garbage
+  ObjectHeader* (*take)(void*);
+  std::uint32_t next;     // the key's next edge
+  ObjectHeader* taken = nullptr;  // what step 6 took out of the slot
+};
+
+// The deferred edges, chained per key, and an open-addressing index from
+// each key to its chain. Allocated without throwing: when memory runs out,
+// defer() says so and the caller keeps the reference strong (the collection
+// then finds less garbage, never wrong garbage).
+class Ephemerons {
+ public:
+  static constexpr std::uint32_t npos = ~std::uint32_t{0};
+  Ephemerons() = default;
+  Ephemerons(const Ephemerons&) = delete;
+  Ephemerons& operator=(const Ephemerons&) = delete;
+  ~Ephemerons() { reset(); }
+  void reset() noexcept {
+    delete[] edges_;
+    delete[] index_;
+    edges_ = nullptr;
+    index_ = nullptr;
+    n_ = cap_ = mask_ = keys_ = waiting_ = 0;
+  }
+
+  // Keys whose edges wait for them to be found reachable.
+  bool waiting() const noexcept { return waiting_ != 0; }
+  std::size_t size() const noexcept { return n_; }
+
+  bool defer(GcHead* key, GcHead* value, void* slot, ObjectHeader* (*take)(void*)) noexcept {
+    if (n_ == cap_ && !grow_edges()) return false;
+    if ((keys_ + 1) * 2 > (index_ ? mask_ + 1 : 0) && !grow_index()) return false;
+    Slot& at = find(key);
+    if (!at.key) {
+      at = {key, npos};
+      ++keys_;
+    }
+    if (at.head == npos) ++waiting_;
+    edges_[n_] = {key, value, slot, take, at.head};
+    at.head = static_cast<std::uint32_t>(n_++);
+    return true;
+  }
+
+  // key was found reachable: f(value) for each of its waiting edges, which
+  // are resolved.
+  template <class F>
+  void resolve(GcHead* key, F&& f) noexcept {
+    if (!waiting_) return;
+    Slot& at = find(key);
+    if (!at.key || at.head == npos) return;
+    --waiting_;
+    for (std::uint32_t i = std::exchange(at.head, npos); i != npos; i = edges_[i].next) {
+      edges_[i].key = nullptr;
+      f(edges_[i].value);
+    }
+  }
+
+  // f(edge) for every edge not resolved.
+  template <class F>
+  void for_each_waiting(F&& f) noexcept {
+    for (std::size_t i = 0; i < n_; ++i)
+      if (edges_[i].key) f(edges_[i]);
+  }
+
+ private:
+  struct Slot {
+    GcHead* key;
+    std::uint32_t head;
+  };
+  Slot& find(GcHead* key) noexcept {
+    // Fibonacci hashing: the top bits of the product.
+    std::size_t i = (reinterpret_cast<std::uintptr_t>(key) * 0x9E3779B97F4A7C15ULL) >> shift_;
+    for (;; i = (i + 1) & mask_)
+      if (index_[i].key == key || !index_[i].key) return index_[i];
+  }
+  bool grow_edges() noexcept {
+    const std::size_t cap = cap_ ? cap_ * 2 : 256;
+    if (cap >= npos) return false;
+    auto* e = new (std::nothrow) EphemeronEdge[cap];
+    if (!e) return false;
+    std::copy(edges_, edges_ + n_, e);
+    delete[] edges_;
+    edges_ = e;
+    cap_ = cap;
+    return true;
+  }
+  bool grow_index() noexcept {
+    const std::size_t size = index_ ? (mask_ + 1) * 2 : 256;
+    auto* fresh = new (std::nothrow) Slot[size]();
+    if (!fresh) return false;
+    Slot* old = std::exchange(index_, fresh);
+    const std::size_t old_size = old ? mask_ + 1 : 0;
+    mask_ = size - 1;
+    shift_ = 64 - std::countr_zero(size);
+    for (std::size_t i = 0; i < old_size; ++i)
+      if (old[i].key) find(old[i].key) = old[i];
+    delete[] old;
+    return true;
+  }
+
+  EphemeronEdge* edges_ = nullptr;
+  Slot* index_ = nullptr;
+  std::size_t n_ = 0, cap_ = 0, mask_ = 0, keys_ = 0, waiting_ = 0;
+  int shift_ = 64;
+};
+
+// The key of an ephemeron, when it is a young object of this collection not
+// yet known to be reachable (else the value's references are ordinary ones):
+// during the reachable pass, neither scanned (kPrevCollecting cleared) nor
+// waiting to be scanned with gc_refs > 0 (on the tentatively unreachable
+// list, kNextUnreachable, prev is a link and not gc_refs).
+// The key is reached through its side table only (the entry's weakref holds
+// it, so it stays readable while the key dies on another thread): its
+// header is read only when the side word shows it alive, not finalized (a
+// death runs tp_finalize with a count of 1, after leaving its heap) and in
+// this heap, whose lock the caller holds (a death leaves the heap under that
+// lock before its object is freed).
+GcHead* young_key(wd::SideTable* s, const Heap* heap) noexcept {
+  const std::uint64_t x = s->word.load(std::memory_order_acquire);
+  if (bits::count(x) == 0 || (x & bits::kFinalized) || bits::heap(x) != heap->index)
+    return nullptr;
+  GcHead* g = s->object->gc();
+  if (!g->next || !collecting(g)) return nullptr;  // not young, or scanned reachable
+  // Not scanned yet, with references from outside (or already reached): the
+  // scan will find it reachable, so the value's references are ordinary
+  // ones (the common case: a key held elsewhere costs no edge).
+  if (!(reinterpret_cast<std::uintptr_t>(g->next) & kNextUnreachable) && gc_refs(g) > 0)
+    return nullptr;
+  return g;
+}
 
 void no_weak(Visitor&, WeakObject*, void*, WeakObject* (*)(void*)) {}
 void no_keep(Visitor&, std::unique_ptr<Visitor::Kept>) {}
@@ -191,7 +377,7 @@ void decref_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*))
 void decref_weak(Visitor& v, WeakObject*, void*, WeakObject* (*)(void*)) {
   static_cast<HeapVisitor&>(v).current->prev |= wd::kPrevHasWeak;
 }
-const Visitor::Ops kDecrefOps{&decref_strong, &decref_weak, &no_keep, false};
+const Visitor::Ops kDecrefOps{&decref_strong, &decref_weak, &no_keep, false, nullptr};
 
 // move_unreachable's visit_reachable.
 void reachable_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
@@ -212,7 +398,26 @@ void reachable_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void
     set_refs(g, 1);
   }
 }
-const Visitor::Ops kReachableOps{&reachable_strong, &no_weak, &no_keep, false};
+// The value of an ephemeron whose key is not known to be reachable yet: its
+// references to young objects wait for the key (Ephemerons); those that
+// cannot wait (a const slot, no memory) are ordinary references.
+void defer_strong(Visitor& v, ObjectHeader* h, void* slot, ObjectHeader* (*take)(void*)) {
+  auto& hv = static_cast<HeapVisitor&>(v);
+  GcHead* g = own_gc(h, hv.heap);
+  if (!g || !collecting(g)) return;
+  if (take && hv.eph->defer(hv.eph_key, g, slot, take)) return;
+  reachable_strong(v, h, slot, take);
+}
+const Visitor::Ops kDeferOps{&defer_strong, &no_weak, &no_keep, false, nullptr};
+const Visitor::Ops* reachable_ephemeron(Visitor& v, wd::SideTable* key);
+const Visitor::Ops kReachableOps{&reachable_strong, &no_weak, &no_keep, false,
+                                 &reachable_ephemeron};
+const Visitor::Ops* reachable_ephemeron(Visitor& v, wd::SideTable* key) {
+  auto& hv = static_cast<HeapVisitor&>(v);
+  if (!hv.eph) return &kReachableOps;
+  hv.eph_key = young_key(key, hv.heap);
+  return hv.eph_key ? &kDeferOps : &kReachableOps;
+}
 
 // Lists the weak handles held by the objects visited (step 7). `out` has
 // room for `cap`; `seen` counts every handle visited, the first `skip` of
@@ -234,7 +439,7 @@ void list_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
   }
   l.out[l.n++] = reinterpret_cast<std::uintptr_t>(w);
 }
-const Visitor::Ops kWeakListOps{&no_strong, &list_weak, &no_keep, false};
+const Visitor::Ops kWeakListOps{&no_strong, &list_weak, &no_keep, false, nullptr};
 
 // tp_clear (step 9): empties the visited members. What they held is released
 // after trace() returns, so that the object is intact during its own trace
@@ -316,7 +521,7 @@ void clear_keep(Visitor& v, std::unique_ptr<Visitor::Kept> k) {
   static_cast<ClearVisitor&>(v).hold();
   k.reset();
 }
-const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true};
+const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true, nullptr};
 
 // get_referents.
 struct ListVisitor : Visitor {
@@ -326,7 +531,7 @@ struct ListVisitor : Visitor {
 void list_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
   static_cast<ListVisitor&>(v).found.push_back(h);
 }
-const Visitor::Ops kListOps{&list_strong, &no_weak, &no_keep, false};
+const Visitor::Ops kListOps{&list_strong, &no_weak, &no_keep, false, nullptr};
 
 // get_referrers.
 struct FindVisitor : Visitor {
@@ -339,7 +544,7 @@ void find_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
   auto& f = static_cast<FindVisitor&>(v);
   if (f.targets->count(h)) f.hit = true;
 }
-const Visitor::Ops kFindOps{&find_strong, &no_weak, &no_keep, false};
+const Visitor::Ops kFindOps{&find_strong, &no_weak, &no_keep, false, nullptr};
 
 // trace() must not throw (it only visits); the collector relies on it.
 void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v); }
@@ -374,9 +579,10 @@ void subtract_refs(GcList& young, Heap* heap) {
 // Step 4. Leaves kNextUnreachable set on the unreachable list's links; the
 // caller's next pass over it clears them (clear_mark). Returns the number of
 // objects moved to `unreachable`.
-std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
+std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Ephemerons* eph) {
   HeapVisitor v(&kReachableOps, heap);
   v.list = &young;
+  v.eph = eph;
   std::size_t moved = 0;
   GcHead* prev = &young.head;
   GcHead* g = young.head.next;
@@ -384,6 +590,13 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap) {
     if (gc_refs(g)) {
       // Reachable from outside: traverse it (may append to young).
       trace(header_of(g), v);
+      // A key (it has a side table) found reachable: the values waiting for
+      // it are reachable too.
+      if (eph && eph->waiting() &&
+          (header_of(g)->word.load(std::memory_order_relaxed) & bits::kSide))
+        eph->resolve(g, [&](GcHead* value) {
+          reachable_strong(v, header_of(value), nullptr, nullptr);
+        });
       wd::gc_set_prev(g, prev);
       clear_collecting(g);
       prev = g;
@@ -513,7 +726,8 @@ GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
 // object to another copies the edge, which stays (only the collecting thread
 // writes the members of its heap's objects), so what it reaches is reachable
 // from what it held.
-std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap) {
+std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap,
+                               Ephemerons* eph, bool taken) {
   std::size_t n = 0;
   for (;;) {
     if (unreachable.empty()) return 0;
@@ -526,8 +740,18 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
       reset_refs(g, c);
     }
     subtract_refs(unreachable, heap);
+    // Ephemerons. Step 5: the references of reachable tables' values whose
+    // keys are candidates are internal too, waiting for their keys as in
+    // step 4. Step 8: the references taken out of such values (step 6) are
+    // this collection's own until step 9.
+    if (eph)
+      eph->for_each_waiting([taken](EphemeronEdge& e) {
+        if (taken ? e.taken && collecting(e.value)
+                  : collecting(e.key) && collecting(e.value) && gc_refs(e.value) > 0)
+          set_refs(e.value, gc_refs(e.value) - 1);
+      });
     GcList still;
-    n = move_unreachable(unreachable, still, heap);
+    n = move_unreachable(unreachable, still, heap, taken ? nullptr : eph);
     // What stayed is reachable from outside after all.
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
       unfreeze_object(header_of(g));
@@ -673,7 +897,7 @@ void window_count_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*))
   const std::uintptr_t* at = std::lower_bound(c.keys, c.keys + c.n, key);
   if (at != c.keys + c.n && *at == key) ++c.counts[at - c.keys];
 }
-const Visitor::Ops kWindowCountOps{&no_strong, &window_count_weak, &no_keep, false};
+const Visitor::Ops kWindowCountOps{&no_strong, &window_count_weak, &no_keep, false, nullptr};
 
 // Without memory: a fixed buffer (static, so that it costs nothing until it
 // is used), one window of handles at a time. A weakref whose handles fall
@@ -811,12 +1035,35 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
   }
 }
 
+// Step 6, ephemerons: every reference that still waits for its key (the key
+// is garbage) and leads to garbage is taken out of its value, under the heap
+// lock (the table is a survivor: its death waits for the lock, and only this
+// thread writes its members). The entry itself goes when its weakref's
+// callback (step 7) queues it, as for any death of a key.
+void take_garbage_values(Ephemerons& eph) noexcept {
+  eph.for_each_waiting([](EphemeronEdge& e) {
+    if (collecting(e.key) && collecting(e.value)) e.taken = e.take(e.slot);
+  });
+}
+
+// Step 9, ephemerons: the references taken at step 6 are released (held
+// until now, so that callbacks and finalizers see the garbage intact, as
+// CPython's; the resurrection check after the finalizers discounts them).
+// Garbage that nothing else holds dies here.
+void release_garbage_values(Ephemerons& eph) noexcept {
+  eph.for_each_waiting([](EphemeronEdge& e) {
+    if (ObjectHeader* h = std::exchange(e.taken, nullptr)) wd::decref(h);
+  });
+  eph.reset();
+}
+
 // ---------------------------------------------------------------------------
 // One collection
 
 // Steps 1-9 for one heap, whose `collecting` flag the caller holds.
 std::size_t collect_one(Heap* heap, int generation, int debug) {
   GcList unreachable;
+  Ephemerons eph;
   std::size_t found = 0;
   GarbageFacts facts;
   GcList* old;
@@ -843,10 +1090,13 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       // Steps 2-4.
       std::size_t n_young = update_refs(young);
       subtract_refs(young, heap);
-      found = move_unreachable(young, unreachable, heap);
+      found = move_unreachable(young, unreachable, heap, &eph);
       facts = scan_unreachable(unreachable);
       // Step 5.
-      if (facts.verify) found = verify_unreachable(unreachable, young, heap);
+      if (facts.verify) found = verify_unreachable(unreachable, young, heap, &eph, false);
+      // Step 6 (ephemerons): the values of garbage keys let go of the
+      // garbage they refer to (this collection holds it until step 9).
+      if (eph.size()) take_garbage_values(eph);
       // Step 6.
       if (old != &young) {
         if (generation == wd::kGenerations - 2)
@@ -884,7 +1134,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       {
         std::lock_guard<SpinLock> lk(heap->lock);
         // As CPython, resurrected objects are not counted as found.
-        found = verify_unreachable(unreachable, resurrected, heap);
+        found = verify_unreachable(unreachable, resurrected, heap, &eph, true);
         for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
           clear_collecting(g);
           unmark(header_of(g));
@@ -898,8 +1148,11 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     }
     handle_garbage_weakrefs_and_callbacks(unreachable, more, true, true);
   }
-  // Step 9.
+  // Step 9 (the references taken from ephemerons' values released first, or,
+  // with DEBUG_SAVEALL, once gc.garbage holds the garbage).
+  if (eph.size() && !(debug & DEBUG_SAVEALL)) release_garbage_values(eph);
   delete_garbage(unreachable, *old, heap, debug & DEBUG_SAVEALL);
+  if (eph.size()) release_garbage_values(eph);
   {
     std::lock_guard<SpinLock> lk(heap->lock);
     heap->in_collection = nullptr;

@@ -152,6 +152,20 @@ class Visitor {
     [[maybe_unused]] std::remove_cvref_t<X> dying(std::forward<X>(value));
   }
 
+  // An ephemeron (a WeakKeyDictionary entry): `value` refers to what it
+  // holds only while its key (the object of side table `key`, which the
+  // entry's weakref keeps readable) is alive on other grounds. Visits
+  // value's members; the collector decides how (src/gc.cpp, "Ephemerons").
+  // The value must be visited mutable: the collector empties the references
+  // of a value whose key it finds garbage.
+  template <class X>
+  void ephemeron(weakref::detail::SideTable* key, X& value) {
+    const Ops* saved = ops_;
+    if (ops_->ephemeron) ops_ = ops_->ephemeron(*this, key);
+    visit_member(value);
+    ops_ = saved;
+  }
+
   struct Kept {
     virtual ~Kept() = default;
   };
@@ -164,6 +178,9 @@ class Visitor {
     // until its trace returns, and release what is taken from now on at once.
     void (*keep)(Visitor&, std::unique_ptr<Kept>);
     bool clearing;
+    // Null, or: the operations that visit the value of an ephemeron with
+    // this key (see ephemeron()).
+    const Ops* (*ephemeron)(Visitor&, weakref::detail::SideTable* key);
   };
 
  protected:

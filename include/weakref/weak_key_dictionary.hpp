@@ -13,8 +13,19 @@
 // the referents with std::hash<K> / == instead (Python's behaviour for keys
 // that define __hash__ and __eq__); the hash is computed once, at insertion,
 // so lookups stay correct after other keys die. Values are any nothrow-
-// movable type, held strongly (as in Python, a value that refers to its own
-// key keeps the key alive, unless the dictionary itself is garbage).
+// movable type, held strongly.
+//
+// Ephemerons: for the collector, a value keeps what it refers to only while
+// its key is reachable on other grounds. A key reachable only through values
+// of weak-keyed entries (its own: an event handler that captures its widget,
+// or other entries', in any number of dictionaries) is found by
+// gc::collect() with what those values alone hold, and freed as any cyclic
+// garbage (callbacks, finalizers, resurrection); the collector empties that
+// dead entry's value, which the next non-const call destroys. CPython leaks
+// such a key (docs/python-mapping.md, difference 36). This needs the
+// dictionary traced (a member of a traced object, or make<>'d), the key a
+// traced object, both in the collecting thread's heap; otherwise, and for
+// reference counting alone, a value that refers to its key keeps it alive.
 //
 // Lifetime rules
 //  * Each entry holds exactly one weakref object to its key (counted by
@@ -73,7 +84,7 @@
 // erase, del, popitem, update, views, size, clear, prune, |, |=, the
 // collector's view) is in detail/weak_container.hpp, their common core; the
 // key policies are in key_policy.hpp.
-// docs/python-mapping.md lists every difference from Python (differences 22-33);
+// docs/python-mapping.md lists every difference from Python (differences 22-33, 36);
 // docs/threads.md states the thread rules in full.
 #pragma once
 

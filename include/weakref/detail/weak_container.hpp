@@ -407,17 +407,32 @@ class WeakContainer {
 
   // The collector's view (weakref::gc::trace_traits): the entries' weakrefs
   // and the payloads that hold references; in clearing mode the container is
-  // emptied.
+  // emptied. A WeakKeyDictionary's live entries are ephemerons
+  // (Visitor::ephemeron): their value keeps what it refers to only while
+  // their key is alive on other grounds (src/gc.cpp, "Ephemerons"); the
+  // payloads of removed entries, waiting to be destroyed, are ordinary
+  // references.
   void trace(gc::Visitor& v) {
     if (v.clearing()) {
       if (table_.used()) v.keep_until_done(Derived(std::move(derived())));
       return;
     }
-    table_.trace_entries([&](auto& e) { v.weak_slot(entry_weak(e.w), &e.w, nullptr); },
-                         [&](auto& payload) {
-                           if constexpr (gc::detail::visitable<Payload>())
-                             v(std::as_const(payload));
-                         });
+    constexpr bool kEphemeron = Policy::kWeakKey && kHasPayload;
+    SideTable* key = nullptr;  // of the live entry whose payload comes next
+    table_.trace_entries(
+        [&](auto& e) {
+          key = e.side;
+          v.weak_slot(entry_weak(e.w), &e.w, nullptr);
+        },
+        [&](auto& payload) {
+          [[maybe_unused]] SideTable* k = std::exchange(key, nullptr);
+          if constexpr (gc::detail::visitable<Payload>()) {
+            if constexpr (kEphemeron) {
+              if (k) return v.ephemeron(k, payload);
+            }
+            v(std::as_const(payload));
+          }
+        });
   }
 
  protected:

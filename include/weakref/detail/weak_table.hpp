@@ -274,8 +274,9 @@ class WeakTable {
       if (entry_live(at(i).w)) f(i, at(i));
   }
 
-  // Collector support: f(entry word slot, entry) for live entries and
-  // g(payload) for every payload alive (live or pending).
+  // Collector support: f(entry) for live entries and g(payload) for every
+  // payload alive (live or pending); a live entry's f comes right before the
+  // g of its payload (WeakContainer::trace pairs them).
   template <class F, class G>
   void trace_entries(F&& f, G&& g) {
     for (std::uint32_t i = 0; i < used_; ++i) {
