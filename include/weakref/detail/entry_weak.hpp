@@ -103,13 +103,27 @@ struct WEAKREF_API EntryWeak final : WeakObject {
 };
 
 // A new entry weakref to h (caller holds a strong reference), linked into
-// h's list; the caller owns the one reference.
-WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset);
+// h's list; the caller owns the one reference. `spare` (or null) is an
+// entry weakref of c made as new by entry_reset, used instead of a new one.
+WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset,
+                                    EntryWeak* spare = nullptr);
+
+// Makes w -- out of its referent's list for good, no unit of SideTable::weak,
+// held by the caller alone -- as a new EntryWeak of its container, for
+// entry_attach to link again (a table's spare entry weakrefs, weak_table.hpp).
+inline void entry_reset(EntryWeak* w) noexcept {
+  w->side.store(0, std::memory_order_relaxed);
+  w->refs.store(1, std::memory_order_relaxed);
+  w->state.store(0, std::memory_order_relaxed);
+  w->prev = w->next = nullptr;
+  w->linked = false;
+  w->ctrl_state.store(reinterpret_cast<std::uintptr_t>(w->control()), std::memory_order_relaxed);
+}
 
 // The owner's side of the death race, when it takes an entry out: true when
 // the entry's callback had claimed it (and counted the claim) first.
 inline bool entry_retire(EntryWeak* w) noexcept {
-  std::uintptr_t st = w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+  std::uintptr_t st = rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
   if (!(st & kEntryDead)) return false;  // its callback will see kEntryOut
   unsigned spins = 0;
   while (!(st & kEntryCounted)) {  // the callback is between claim and count

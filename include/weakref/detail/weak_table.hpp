@@ -114,6 +114,8 @@ class WeakTable {
     std::swap(live_, o.live_);
     std::swap(pending_head_, o.pending_head_);
     std::swap(dead_removed_, o.dead_removed_);
+    std::swap(spare_, o.spare_);
+    std::swap(spares_, o.spares_);
     segs_.swap(o.segs_);
     ++version_;
     ++o.version_;
@@ -147,10 +149,10 @@ class WeakTable {
       flush();
   }
 
-  void pin() const noexcept { iterating_.fetch_add(1, std::memory_order_relaxed); }
-  void unpin_const() const noexcept { iterating_.fetch_sub(1, std::memory_order_relaxed); }
+  void pin() const noexcept { rmw_fetch_add(iterating_, 1U, std::memory_order_relaxed); }
+  void unpin_const() const noexcept { rmw_fetch_sub(iterating_, 1U, std::memory_order_relaxed); }
   void unpin() noexcept {
-    if (iterating_.fetch_sub(1, std::memory_order_relaxed) == 1) maintain();
+    if (rmw_fetch_sub(iterating_, 1U, std::memory_order_relaxed) == 1) maintain();
   }
 
   // -- Lookup ----------------------------------------------------------------
@@ -175,6 +177,16 @@ class WeakTable {
     return ctrl_;
   }
 
+  // A spare entry weakref (entry_attach's `spare`), or null.
+  EntryWeak* take_spare() noexcept {
+    EntryWeak* w = spare_;
+    if (w) {
+      spare_ = static_cast<EntryWeak*>(std::exchange(w->next, nullptr));
+      --spares_;
+    }
+    return w;
+  }
+
   // Appends a live entry for w (the table takes w's reference, also on
   // failure) with a payload built from args. Returns its index.
   template <class... Args>
@@ -183,7 +195,7 @@ class WeakTable {
       EntryWeak* w;
       ~Guard() {
         if (w) {
-          w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+          rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
           weak_release(w);
         }
       }
@@ -210,21 +222,19 @@ class WeakTable {
   void replace_weak(std::uint32_t idx, EntryWeak* w) noexcept {
     E& e = at(idx);
     EntryWeak* old = entry_weak(e.w);
-    retire(old);
     w->index = idx;
     e.w = entry_word(w);
     e.side = w->side_table();
     ++version_;
-    weak_release(old);
+    drop_weak(old);
   }
 
   // Removes live entry idx. Its payload is destroyed now, or when the last
   // iteration ends; call maintain() (or return to a caller that does) after.
   void remove(std::uint32_t idx) noexcept {
     EntryWeak* w = entry_weak(at(idx).w);
-    retire(w);
-    unlink(idx);
-    weak_release(w);
+    unlink(idx);  // (while w's unit keeps the side table, which it may read)
+    drop_weak(w);
   }
 
   // Removes every entry.
@@ -342,6 +352,49 @@ class WeakTable {
     if (entry_retire(w)) ++dead_removed_;
   }
 
+  // The owner's release of the weakref of an entry it has taken out. When
+  // the entry alone holds it and it is still linked (its referent has not
+  // begun clearing it), it leaves the referent's list under the side lock:
+  // no callback can claim it after that, so the death race needs no
+  // settling, and it becomes a spare. Else the race is settled (retire)
+  // and the entry's reference dropped.
+  void drop_weak(EntryWeak* w) noexcept {
+    if (weak_detach_sole(w)) {
+      keep_spare(w);
+      return;
+    }
+    retire(w);
+    weak_release(w);
+  }
+
+  // w is out of its referent's list for good and held by the table alone,
+  // with `units` units of its side table's count: its memory is kept for
+  // the next insertion (entry_attach's `spare`), up to kMaxSpares of them.
+  void keep_spare(EntryWeak* w) noexcept {
+    if (spares_ >= kMaxSpares) {
+      delete w;
+      return;
+    }
+    entry_reset(w);
+    w->next = spare_;
+    spare_ = w;
+    ++spares_;
+  }
+
+  // Drops the `held` references of the table (entry and queue) on w, a
+  // weakref cleared by its referent's death: w becomes a spare when nobody
+  // else holds it (a cleared weakref gains no holder: a copy needs one,
+  // getweakrefs skips it).
+  void drop_cleared(EntryWeak* w, std::uint32_t held) noexcept {
+    if (spares_ < kMaxSpares && w->refs.load(std::memory_order_acquire) == held) {
+      const std::uintptr_t v = w->side.load(std::memory_order_relaxed);
+      side_release(w->side_table(), (v & kSideExtraUnit) ? 2 : 1);
+      keep_spare(w);
+      return;
+    }
+    while (held--) weak_release(w);
+  }
+
   // Takes live entry idx out of the index (its weakref is dealt with by the
   // caller) and queues its payload for destruction.
   void unlink(std::uint32_t idx) noexcept {
@@ -378,14 +431,14 @@ class WeakTable {
     EntryWeak* w = control_take(ctrl_);
     while (w) {
       EntryWeak* next = w->queue_next();
-      ctrl_->dead.fetch_sub(1, std::memory_order_relaxed);
-      if (w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel) & kEntryOut) {
+      rmw_fetch_sub(ctrl_->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
+      if (rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel) & kEntryOut) {
         --dead_removed_;  // the owner removed this entry already
+        drop_cleared(w, 1);  // the queue's reference
       } else {
         unlink(w->index);
-        weak_release(w);  // the entry's reference
+        drop_cleared(w, 2);  // the entry's and the queue's
       }
-      weak_release(w);  // the queue's reference
       w = next;
     }
   }
@@ -403,7 +456,7 @@ class WeakTable {
         e.w = 0;
         e.p.value.~Payload();
       }
-      iterating_.fetch_sub(1, std::memory_order_relaxed);
+      rmw_fetch_sub(iterating_, 1U, std::memory_order_relaxed);
       if (iterating()) return;  // an iteration started by a destructor
     }
     trim();
@@ -478,6 +531,7 @@ class WeakTable {
   }
 
   void destroy() noexcept {
+    while (EntryWeak* w = take_spare()) delete w;
     if (ctrl_) {
       for (EntryWeak* w = control_close(ctrl_); w;) {
         EntryWeak* next = w->queue_next();
@@ -489,7 +543,7 @@ class WeakTable {
       E& e = at(i);
       if (entry_live(e.w)) {
         EntryWeak* w = entry_weak(e.w);
-        w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+        rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
         weak_release(w);
       }
       if constexpr (kHasPayload)
@@ -510,6 +564,9 @@ class WeakTable {
   std::uint32_t live_ = 0;          // entries in the index
   std::uint32_t pending_head_ = npos;
   std::ptrdiff_t dead_removed_ = 0;
+  static constexpr std::uint32_t kMaxSpares = 8;
+  EntryWeak* spare_ = nullptr;      // spare entry weakrefs, linked by `next`
+  std::uint32_t spares_ = 0;
   std::uint64_t version_ = 0;       // bumped by every structural change
   mutable std::atomic<std::uint32_t> iterating_{0};  // iterations + pins
   Segments<E> segs_;
