@@ -318,7 +318,10 @@ class WeakTable {
           restart = true;
           break;
         }
-        if (yes) return {s, &e};
+        if (yes) {
+          hit_slot_.store(static_cast<std::uint32_t>(i), std::memory_order_relaxed);
+          return {s, &e};
+        }
       }
       if (!restart) return {npos, nullptr};
     }
@@ -397,14 +400,32 @@ class WeakTable {
 
   // Takes live entry idx out of the index (its weakref is dealt with by the
   // caller) and queues its payload for destruction.
+  // The slot is emptied by backward-shift deletion (Knuth's Algorithm R for
+  // linear probing): the entries after it in its cluster that may live
+  // there move back, so removals leave no dummies and never make the index
+  // rebuild itself (an insert + erase cycle otherwise filled it with dummies
+  // and rebuilt it every few hundred steps).
   void unlink(std::uint32_t idx) noexcept {
-    const std::size_t hash = hash_of(at(idx));
-    for (std::size_t i = slot_of(hash);; i = (i + 1) & (cap_ - 1)) {
-      if (slots_[i] == idx) {
-        slots_[i] = kDummy;
-        break;
+    const std::size_t mask = cap_ - 1;
+    // Usually the slot that the lookup before found.
+    std::size_t i = hit_slot_.load(std::memory_order_relaxed);
+    if (i >= cap_ || slots_[i] != idx) [[unlikely]] {
+      i = slot_of(hash_of(at(idx)));
+      while (slots_[i] != idx) i = (i + 1) & mask;
+    }
+    for (std::size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+      const std::uint32_t s = slots_[j];
+      if (s == kEmpty) break;
+      if (s == kDummy) continue;
+      // s (at j) may move to i when i is on its probe path: home .. j.
+      const std::size_t home = slot_of(hash_of(at(s)));
+      if (((i - home) & mask) <= ((j - home) & mask)) {
+        slots_[i] = s;
+        i = j;
       }
     }
+    slots_[i] = kEmpty;
+    --filled_;
     --live_;
     ++version_;
     make_pending(idx);
@@ -427,7 +448,7 @@ class WeakTable {
     while (used_ && at(used_ - 1).w == 0) --used_;
   }
 
-  void drain() noexcept {
+  [[gnu::noinline]] void drain() noexcept {
     EntryWeak* w = control_take(ctrl_);
     while (w) {
       EntryWeak* next = w->queue_next();
@@ -445,10 +466,12 @@ class WeakTable {
 
   // Destroys the payloads of removed entries while nothing pins the table.
   // The table is pinned meanwhile: destructors are user code and may use it.
-  void flush() noexcept {
+  [[gnu::noinline]] void flush() noexcept {
     if (iterating()) return;
     if constexpr (kHasPayload) {
-      pin();
+      // A non-const call: no other thread uses the table meanwhile, so the
+      // pin is a plain update (no read-modify-write).
+      iterating_.store(1, std::memory_order_relaxed);
       while (pending_head_ != npos) {
         const std::uint32_t idx = pending_head_;
         E& e = at(idx);
@@ -456,7 +479,7 @@ class WeakTable {
         e.w = 0;
         e.p.value.~Payload();
       }
-      rmw_fetch_sub(iterating_, 1U, std::memory_order_relaxed);
+      iterating_.store(iterating_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
       if (iterating()) return;  // an iteration started by a destructor
     }
     trim();
@@ -569,6 +592,9 @@ class WeakTable {
   std::uint32_t spares_ = 0;
   std::uint64_t version_ = 0;       // bumped by every structural change
   mutable std::atomic<std::uint32_t> iterating_{0};  // iterations + pins
+  // The index slot of the last entry a lookup found (a hint for unlink;
+  // const lookups on several threads may write it).
+  mutable std::atomic<std::uint32_t> hit_slot_{0};
   Segments<E> segs_;
 };
 
