@@ -59,7 +59,8 @@ void EntryWeak::invoke() {
   // kEntryCounted, so its size() never sees the claim half-counted).
   rmw_fetch_add(c->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
   rmw_fetch_or(ctrl_state, kEntryCounted, std::memory_order_release);
-  weak_acquire(this);  // the queue's reference
+  // The entry's reference is the queue's from now on (the owner no longer
+  // releases it once it sees kEntryDead).
   std::uintptr_t old = c->head.load(std::memory_order_relaxed);
   for (;;) {
     if (old == kQueueClosed) {  // the container is gone

@@ -31,6 +31,18 @@
 //    instructions on the dying thread, no user code between them) and then
 //    records that the counted claim belongs to an entry it has removed
 //    (WeakTable::dead_removed_, weak_table.hpp), which the drain settles.
+//  * Once its callback has claimed an entry, the entry's reference on the
+//    EntryWeak is the queue's: the owner, when it sees kEntryDead on taking
+//    the entry out, does not release it; the drain does (or the callback,
+//    when it finds the queue closed). So a death costs no reference count
+//    update for the queue.
+//  * The owner's usual removal needs no race at all: while the entry's
+//    weakref is still linked (its referent has not begun clearing it) and
+//    the entry alone holds it, the owner unlinks it under the referent's
+//    side lock (weak_detach_sole), after which no death can see it, let
+//    alone claim it; the weakref is then kept by the table as a spare for
+//    its next insertion (WeakTable::keep_spare), as is a drained one that
+//    nobody else holds. Spares keep their control reference.
 //  * EntryWeak::index is written and read by the owner only (insertion,
 //    compaction, drain).
 //
@@ -79,7 +91,7 @@ struct alignas(8) ContainerControl {
 
 WEAKREF_API ContainerControl* control_create();
 WEAKREF_API void control_release(ContainerControl* c) noexcept;
-// The queued weakrefs (each with one reference), newest first.
+// The queued weakrefs (each with the reference its entry had), newest first.
 WEAKREF_API EntryWeak* control_take(ContainerControl* c) noexcept;
 // Closes the queue for good (the container is going away) and returns what
 // was queued.

@@ -244,8 +244,7 @@ class WeakTable {
       E& e = at(i);
       if (!entry_live(e.w)) continue;
       EntryWeak* w = entry_weak(e.w);
-      retire(w);
-      weak_release(w);
+      if (!retire(w)) weak_release(w);  // (else the queue's now)
       make_pending(i);
     }
     live_ = 0;
@@ -350,9 +349,12 @@ class WeakTable {
   }
 
   // The owner takes entry w out (entry_weak.hpp settles the race with its
-  // callback).
-  void retire(EntryWeak* w) noexcept {
-    if (entry_retire(w)) ++dead_removed_;
+  // callback). True when the callback had claimed it: the entry's reference
+  // is then the death queue's, which the drain releases.
+  bool retire(EntryWeak* w) noexcept {
+    if (!entry_retire(w)) return false;
+    ++dead_removed_;
+    return true;
   }
 
   // The owner's release of the weakref of an entry it has taken out. When
@@ -360,14 +362,13 @@ class WeakTable {
   // begun clearing it), it leaves the referent's list under the side lock:
   // no callback can claim it after that, so the death race needs no
   // settling, and it becomes a spare. Else the race is settled (retire)
-  // and the entry's reference dropped.
+  // and the entry's reference dropped, unless its callback has it.
   void drop_weak(EntryWeak* w) noexcept {
     if (weak_detach_sole(w)) {
       keep_spare(w);
       return;
     }
-    retire(w);
-    weak_release(w);
+    if (!retire(w)) weak_release(w);
   }
 
   // w is out of its referent's list for good and held by the table alone,
@@ -384,18 +385,18 @@ class WeakTable {
     ++spares_;
   }
 
-  // Drops the `held` references of the table (entry and queue) on w, a
-  // weakref cleared by its referent's death: w becomes a spare when nobody
-  // else holds it (a cleared weakref gains no holder: a copy needs one,
-  // getweakrefs skips it).
-  void drop_cleared(EntryWeak* w, std::uint32_t held) noexcept {
-    if (spares_ < kMaxSpares && w->refs.load(std::memory_order_acquire) == held) {
+  // Drops the queue's reference (the entry's, handed over by its callback)
+  // on w, a drained weakref cleared by its referent's death: w becomes a
+  // spare when nobody else holds it (a cleared weakref gains no holder: a
+  // copy needs one, getweakrefs skips it).
+  void drop_cleared(EntryWeak* w) noexcept {
+    if (spares_ < kMaxSpares && w->refs.load(std::memory_order_acquire) == 1) {
       const std::uintptr_t v = w->side.load(std::memory_order_relaxed);
       side_release(w->side_table(), (v & kSideExtraUnit) ? 2 : 1);
       keep_spare(w);
       return;
     }
-    while (held--) weak_release(w);
+    weak_release(w);
   }
 
   // Takes live entry idx out of the index (its weakref is dealt with by the
@@ -453,13 +454,13 @@ class WeakTable {
     while (w) {
       EntryWeak* next = w->queue_next();
       rmw_fetch_sub(ctrl_->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
-      if (rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel) & kEntryOut) {
+      // Only the owner sets kEntryOut, and the callback is done with
+      // ctrl_state once it has pushed w: a load.
+      if (w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut)
         --dead_removed_;  // the owner removed this entry already
-        drop_cleared(w, 1);  // the queue's reference
-      } else {
+      else
         unlink(w->index);
-        drop_cleared(w, 2);  // the entry's and the queue's
-      }
+      drop_cleared(w);
       w = next;
     }
   }
@@ -483,8 +484,14 @@ class WeakTable {
       if (iterating()) return;  // an iteration started by a destructor
     }
     trim();
-    if (!used_ && !live_) release_storage();
+    // An emptied table gives its memory back, but for the first segment and
+    // an index of that size: a cache whose entries come and go one at a
+    // time would otherwise allocate and free both at every insertion.
+    if (!used_ && !live_ && (segs_.capacity() > Segments<E>::kFirst || cap_ > kSmallIndex))
+      release_storage();
   }
+
+  static constexpr std::uint32_t kSmallIndex = 2 * Segments<E>::kFirst;
 
   void release_storage() noexcept {
     segs_.shrink_to(0);
@@ -566,8 +573,10 @@ class WeakTable {
       E& e = at(i);
       if (entry_live(e.w)) {
         EntryWeak* w = entry_weak(e.w);
-        rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
-        weak_release(w);
+        // Claimed: the reference is the queue's (released above, or by the
+        // callback, which finds the queue closed).
+        if (!(rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel) & kEntryDead))
+          weak_release(w);
       }
       if constexpr (kHasPayload)
         if (e.w) e.p.value.~Payload();
