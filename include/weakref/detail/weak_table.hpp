@@ -38,6 +38,19 @@
 //    while nothing pins the table.
 //  * Insertion (insert, replace_weak) and removal (remove, clear, drain) are
 //    written here once; the containers call them.
+//
+// The index and the write path (issue 11, phase 2)
+//  * The index is linear probing over entry positions, at load 1/3..2/3. A
+//    removal empties its slot by backward-shift deletion (unlink), so no
+//    dummy slots pile up and an insert + erase cycle never rebuilds the
+//    index; kDummy remains only as a value the probes skip.
+//  * Entry weakrefs are recycled: one that the owner took out while nobody
+//    else held it (drop_weak, entry_weak.hpp) or that a death cleared and
+//    the drain released last (drop_cleared) is kept as a spare (up to
+//    kMaxSpares, with its control reference) and relinked by the next
+//    insertion instead of a new allocation.
+//  * An emptied table keeps its first segment and a small index, so a cache
+//    whose entries come and go one at a time allocates nothing per entry.
 #pragma once
 
 #include <algorithm>
