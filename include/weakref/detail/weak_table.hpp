@@ -578,18 +578,13 @@ class WeakTable {
 
   void destroy() noexcept {
     while (EntryWeak* w = take_spare()) delete w;
-    if (ctrl_) {
-      for (EntryWeak* w = control_close(ctrl_); w;) {
-        EntryWeak* next = w->queue_next();
-        weak_release(w);
-        w = next;
-      }
-    }
+    // The entries first: a claimed entry's weakref is held by the queue
+    // only (its reference became the queue's), which the close releases.
     for (std::uint32_t i = 0; i < used_; ++i) {
       E& e = at(i);
       if (entry_live(e.w)) {
         EntryWeak* w = entry_weak(e.w);
-        // Claimed: the reference is the queue's (released above, or by the
+        // Claimed: the reference is the queue's (released below, or by the
         // callback, which finds the queue closed).
         if (!(rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel) & kEntryDead))
           weak_release(w);
@@ -597,6 +592,13 @@ class WeakTable {
       if constexpr (kHasPayload)
         if (e.w) e.p.value.~Payload();
       e.w = 0;
+    }
+    if (ctrl_) {
+      for (EntryWeak* w = control_close(ctrl_); w;) {
+        EntryWeak* next = w->queue_next();
+        weak_release(w);
+        w = next;
+      }
     }
     used_ = live_ = 0;
     release_storage();
