@@ -99,7 +99,8 @@ PY_ROWS = {
         'step()', 1),
 }
 
-# name shown, bench_write row, issue 11's target
+# name shown, bench_write row, issue 11's target[, the std row when it is not
+# the row's own _std]
 ROWS = [
     ('ref to an object that has one', 'ref_existing', '<=2x / <=1.2x std'),
     ('make + ref + release', 'make_ref_release', '<=1.5x std'),
@@ -111,16 +112,22 @@ ROWS = [
     ('WKD insert + erase', 'wkd_insert_erase', '<=1.2x std (phase 2)'),
     ('WeakSet add + discard', 'weakset_add_discard', '<=1.2x std (phase 2)'),
     ('cache churn (1000 keys)', 'cache_churn', '<=1.5x std (phase 2)'),
+    ('  vs std keeping expired weak_ptrs', 'cache_churn', '(reference)', 'cache_churn_keep'),
     ('observer churn (1000, + notify)', 'observer_churn', '<=1.5x std (phase 2)'),
 ]
+
+
+def std_row(r):
+    return r[3] if len(r) > 3 else r[1]
 
 
 def run_cpp(program, repetitions, min_time, multithreaded):
     """Medians (ns) of every row in one process mode, keyed by row and side."""
     suffix = '_mt' if multithreaded else ''
     names = []
-    for _, row, _ in ROWS:
-        names += [f'BM_{row}{suffix}', f'BM_{row}_std{suffix}']
+    for r in ROWS:
+        names += [f'BM_{r[1]}{suffix}', f'BM_{std_row(r)}_std{suffix}']
+    names = list(dict.fromkeys(names))
     out = subprocess.run(
         [program, '--benchmark_format=json',
          f'--benchmark_repetitions={repetitions}',
@@ -203,14 +210,16 @@ def main():
     print(f'{"":34} {"---------- 1 thread ---------":>26}   {"----------- threads ----------":>26}')
     print(f'{"operation":34} {"weakref":>8} {"std":>8} {"wr/std":>7}   {"weakref":>8} {"std":>8} '
           f'{"wr/std":>7}   {"CPython":>8} {"CPy/wr1":>7} {"CPy/wrN":>7}   target')
-    for name, row, target in ROWS:
-        w1, s1 = one.get((row, 'weakref')), one.get((row, 'std'))
-        wn, sn = many.get((row, 'weakref')), many.get((row, 'std'))
-        p = py.get(row)
+    for r in ROWS:
+        name, row, target = r[:3]
+        w1, s1 = one.get((row, 'weakref')), one.get((std_row(r), 'std'))
+        wn, sn = many.get((row, 'weakref')), many.get((std_row(r), 'std'))
+        p = py.get(row) if len(r) == 3 else None
         print(f'{name:34} {cell(w1)} {cell(s1)} {ratio(w1, s1)}   {cell(wn)} {cell(sn)} '
               f'{ratio(wn, sn)}   {cell(p)} {ratio(p, w1)} {ratio(p, wn)}   {target}')
     print('\nstd counterparts (bench/bench_write.cpp): weak_ptr, make_shared + weak_ptr, a shared_ptr')
-    print('deleter that calls back, unordered_map/unordered_set + weak_ptr, vector<weak_ptr>.')
+    print('deleter that calls back, unordered_map/unordered_set + weak_ptr (the cache erases the')
+    print('expired entry; the reference row keeps it for the next set), vector<weak_ptr>.')
 
 
 if __name__ == '__main__':

@@ -22,11 +22,17 @@ namespace weakref::detail {
 ContainerControl* control_create() { return new ContainerControl; }
 
 void control_release(ContainerControl* c) noexcept {
-  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete c;
+  if (rmw_fetch_sub(c->refs, 1U, std::memory_order_acq_rel) == 1) delete c;
 }
 
 EntryWeak* control_take(ContainerControl* c) noexcept {
-  std::uintptr_t h = c->head.exchange(0, std::memory_order_acquire);
+  std::uintptr_t h;
+  if (single_threaded()) {  // no pusher but this thread (config.hpp)
+    h = c->head.load(std::memory_order_relaxed);
+    c->head.store(0, std::memory_order_relaxed);
+  } else {
+    h = c->head.exchange(0, std::memory_order_acquire);
+  }
   return reinterpret_cast<EntryWeak*>(h);
 }
 
@@ -37,7 +43,7 @@ EntryWeak* control_close(ContainerControl* c) noexcept {
 
 EntryWeak::EntryWeak(ContainerControl* c) noexcept
     : WeakObject(WeakKind::container, true), ctrl_state(reinterpret_cast<std::uintptr_t>(c)) {
-  c->refs.fetch_add(1, std::memory_order_relaxed);
+  rmw_fetch_add(c->refs, 1U, std::memory_order_relaxed);
 }
 
 EntryWeak::~EntryWeak() { control_release(control()); }
@@ -47,13 +53,14 @@ void EntryWeak::invoke() {
   // cleared (so `prev` is ours, see the top of entry_weak.hpp).
   if (ctrl_state.load(std::memory_order_acquire) & kEntryOut) return;  // removed already
   ContainerControl* c = control();
-  if (ctrl_state.fetch_or(kEntryDead, std::memory_order_acq_rel) & kEntryOut)
+  if (rmw_fetch_or(ctrl_state, kEntryDead, std::memory_order_acq_rel) & kEntryOut)
     return;  // the owner removed it meanwhile
   // Claimed: count it, then say so (an owner removing the entry waits for
   // kEntryCounted, so its size() never sees the claim half-counted).
-  c->dead.fetch_add(1, std::memory_order_relaxed);
-  ctrl_state.fetch_or(kEntryCounted, std::memory_order_release);
-  weak_acquire(this);  // the queue's reference
+  rmw_fetch_add(c->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
+  rmw_fetch_or(ctrl_state, kEntryCounted, std::memory_order_release);
+  // The entry's reference is the queue's from now on (the owner no longer
+  // releases it once it sees kEntryDead).
   std::uintptr_t old = c->head.load(std::memory_order_relaxed);
   for (;;) {
     if (old == kQueueClosed) {  // the container is gone
@@ -61,14 +68,15 @@ void EntryWeak::invoke() {
       return;
     }
     prev = reinterpret_cast<EntryWeak*>(old);
-    if (c->head.compare_exchange_weak(old, reinterpret_cast<std::uintptr_t>(this),
-                                      std::memory_order_release, std::memory_order_relaxed))
+    if (rmw_compare_exchange(c->head, old, reinterpret_cast<std::uintptr_t>(this),
+                             std::memory_order_release, std::memory_order_relaxed))
       return;
   }
 }
 
-EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset) {
-  auto* w = new EntryWeak(c);
+EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset,
+                        EntryWeak* spare) {
+  EntryWeak* w = spare ? spare : new EntryWeak(c);
   w->offset = static_cast<std::int32_t>(offset);
   attach_weak(h, w);  // deletes w (dropping its control reference) on failure
   return w;

@@ -464,6 +464,35 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
   return w;
 }
 
+bool weak_detach_sole(WeakObject* w) noexcept {
+  SideTable* s = w->side_table();
+  {
+    std::lock_guard<SpinLock> g(s->lock);
+    // Linked: not cleared (a death or the collector unlinks what it clears,
+    // under this lock). One reference, the caller's: nobody else can take
+    // one (a copy needs a holder; getweakrefs takes its references under
+    // this lock).
+    if (!w->linked || w->refs.load(std::memory_order_acquire) != 1) return false;
+    unlink(s, w);
+  }
+  side_release(s);
+  return true;
+}
+
+bool weak_renew(WeakObject* w) noexcept {
+  SideTable* s = w->side_table();
+  std::lock_guard<SpinLock> g(s->lock);
+  if (!w->linked || w->refs.load(std::memory_order_acquire) != 1) return false;
+  WeakObject *r, *p;
+  basic_refs(s, r, p);
+  WeakObject* newest_after = p ? p : r;  // where attach_weak links a new one
+  if (w->prev != newest_after) {
+    unlink(s, w);
+    insert_after(s, newest_after, w);
+  }
+  return true;
+}
+
 void unlink_weak(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
   if (!s) return;

@@ -69,6 +69,73 @@ TEST_F(WeakValueDictionaryTest, OverwritingAKeyReplacesItsWeakref) {
   EXPECT_EQ(keys, (L{"k1", "k3"}));
 }
 
+// d[k] = v again with the same live value: Python makes a new KeyedRef, the
+// newest weakref to v, so its callback (which removes the entry) runs before
+// those of the weakrefs made since the first set. The entry's weakref is
+// reused only when nobody else holds it, and then moves to where a new one
+// would go.
+TEST_F(WeakValueDictionaryTest, SettingTheSameValueAgainMakesTheNewestWeakref) {
+  Strong<Node> a = make<Node>("A");
+  Dict d;
+  d.set("k", a);
+  std::vector<std::size_t> sizes;
+  ref<Node> r(a, [&](const ref<Node>&) { sizes.push_back(d.size()); });
+  d.set("k", a);
+  auto all = getweakrefs(a);
+  ASSERT_EQ(all.size(), 2U);
+  EXPECT_TRUE(all[0].is(d.valuerefs()[0]));
+  EXPECT_TRUE(all[1].is(r));
+  all.clear();
+  a.reset();
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{0}));  // the entry's callback ran first
+}
+
+TEST_F(WeakValueDictionaryTest, AHeldEntryWeakrefIsNeitherRenewedNorReused) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d;
+  d.set("k", a);
+  ref<Node> held = d.valuerefs()[0];
+  d.set("k", a);  // a new weakref: `held` stays a's
+  EXPECT_EQ(getweakrefcount(a), 2U);
+  EXPECT_FALSE(held.is(d.valuerefs()[0]));
+  d.erase("k");
+  d.set("j", b);  // may reuse the erased entry's weakref, never `held`
+  EXPECT_TRUE(held() == a);
+  EXPECT_EQ(getweakrefcount(a), 1U);
+  EXPECT_EQ(getweakrefcount(b), 1U);
+  EXPECT_TRUE(d.get("j") == b);
+  a.reset();
+  EXPECT_FALSE(held());
+  EXPECT_TRUE(d.get("j") == b);
+  EXPECT_EQ(d.size(), 1U);
+}
+
+// Entries whose values die, or that are erased, give their weakrefs to the
+// next insertions (spares): each value still has exactly its own weakrefs.
+TEST_F(WeakValueDictionaryTest, EntriesComeAndGoWithTheirValues) {
+  Dict d;
+  Strong<Node> keep = make<Node>("K");
+  d.set("keep", keep);
+  for (int i = 0; i < 40; ++i) {
+    Strong<Node> v = make<Node>("V");
+    d.set("v", v);
+    ref<Node> r(v);
+    EXPECT_EQ(getweakrefcount(v), 2U);
+    EXPECT_TRUE(d.get("v") == v);
+    EXPECT_TRUE(d.valuerefs().back()() == v);
+    if (i % 3 == 1) d.erase("v");
+    if (i % 3 == 2) d.set("v", keep);  // the entry's weakref is replaced
+    v.reset();
+    EXPECT_FALSE(r());
+    EXPECT_EQ(d.size(), i % 3 == 2 ? 2U : 1U);
+    EXPECT_EQ(d.contains("v"), i % 3 == 2);
+    if (i % 3 == 2) d.erase("v");
+  }
+  EXPECT_TRUE(d.get("keep") == keep);
+  EXPECT_EQ(getweakrefcount(keep), 1U);
+}
+
 // A key whose value died is missing, whatever its entry's state.
 TEST_F(WeakValueDictionaryTest, KeyOfADeadValueIsMissing) {
   Strong<Node> a = make<Node>("A");

@@ -3,7 +3,9 @@
 // lookups, removals that wait while the table is pinned, entries that never
 // move while pinned and are compacted after, deaths counted at once and
 // drained by maintain(), bounded scans, restarted probes, swap.
+#include <algorithm>
 #include <cstdint>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -68,6 +70,42 @@ class WeakTableTest : public Test {
     return out;
   }
 };
+
+// Removals empty their index slot and move later entries of the cluster
+// back (no dummies): every other entry stays findable, whether the removal
+// follows a lookup of the same entry (its slot is the hint) or not.
+TEST_F(WeakTableTest, RemovalsInsideClustersKeepTheOthersFindable) {
+  constexpr int kN = 60;
+  std::vector<Strong<Node>> xs = nodes(kN);
+  Table t;
+  // Few distinct hashes, so that entries share long clusters, which wrap
+  // around the end of the index.
+  auto hash = [](int id) { return static_cast<std::size_t>(1 + id % 7) * 0x9E3779B9ULL; };
+  for (int i = 0; i < kN; ++i) insert(t, xs[static_cast<std::size_t>(i)], i, hash(i));
+  std::vector<int> order(kN);
+  for (int i = 0; i < kN; ++i) order[static_cast<std::size_t>(i)] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));
+  std::vector<std::uint32_t> idx(kN);
+  for (int i = 0; i < kN; ++i) idx[static_cast<std::size_t>(i)] = find(t, i, hash(i));
+  std::vector<bool> gone(kN, false);
+  for (std::size_t step = 0; step < order.size(); ++step) {
+    const int id = order[step];
+    if (step % 2)
+      t.remove(find(t, id, hash(id)));  // right after its lookup
+    else
+      t.remove(idx[static_cast<std::size_t>(id)]);  // after other lookups
+    t.maintain();
+    gone[static_cast<std::size_t>(id)] = true;
+    for (int i = 0; i < kN; ++i) {
+      const std::uint32_t at = find(t, i, hash(i));
+      if (gone[static_cast<std::size_t>(i)])
+        EXPECT_EQ(at, npos) << i;
+      else
+        EXPECT_EQ(at, idx[static_cast<std::size_t>(i)]) << i << " after removing " << id;
+    }
+    EXPECT_EQ(t.size(), order.size() - step - 1);
+  }
+}
 
 TEST_F(WeakTableTest, AppendsInInsertionOrderAndFindsByHashAndMatch) {
   std::vector<Strong<Node>> xs = nodes(4);

@@ -31,6 +31,18 @@
 //    instructions on the dying thread, no user code between them) and then
 //    records that the counted claim belongs to an entry it has removed
 //    (WeakTable::dead_removed_, weak_table.hpp), which the drain settles.
+//  * Once its callback has claimed an entry, the entry's reference on the
+//    EntryWeak is the queue's: the owner, when it sees kEntryDead on taking
+//    the entry out, does not release it; the drain does (or the callback,
+//    when it finds the queue closed). So a death costs no reference count
+//    update for the queue.
+//  * The owner's usual removal needs no race at all: while the entry's
+//    weakref is still linked (its referent has not begun clearing it) and
+//    the entry alone holds it, the owner unlinks it under the referent's
+//    side lock (weak_detach_sole), after which no death can see it, let
+//    alone claim it; the weakref is then kept by the table as a spare for
+//    its next insertion (WeakTable::keep_spare), as is a drained one that
+//    nobody else holds. Spares keep their control reference.
 //  * EntryWeak::index is written and read by the owner only (insertion,
 //    compaction, drain).
 //
@@ -79,7 +91,7 @@ struct alignas(8) ContainerControl {
 
 WEAKREF_API ContainerControl* control_create();
 WEAKREF_API void control_release(ContainerControl* c) noexcept;
-// The queued weakrefs (each with one reference), newest first.
+// The queued weakrefs (each with the reference its entry had), newest first.
 WEAKREF_API EntryWeak* control_take(ContainerControl* c) noexcept;
 // Closes the queue for good (the container is going away) and returns what
 // was queued.
@@ -103,13 +115,27 @@ struct WEAKREF_API EntryWeak final : WeakObject {
 };
 
 // A new entry weakref to h (caller holds a strong reference), linked into
-// h's list; the caller owns the one reference.
-WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset);
+// h's list; the caller owns the one reference. `spare` (or null) is an
+// entry weakref of c made as new by entry_reset, used instead of a new one.
+WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::ptrdiff_t offset,
+                                    EntryWeak* spare = nullptr);
+
+// Makes w -- out of its referent's list for good, no unit of SideTable::weak,
+// held by the caller alone -- as a new EntryWeak of its container, for
+// entry_attach to link again (a table's spare entry weakrefs, weak_table.hpp).
+inline void entry_reset(EntryWeak* w) noexcept {
+  w->side.store(0, std::memory_order_relaxed);
+  w->refs.store(1, std::memory_order_relaxed);
+  w->state.store(0, std::memory_order_relaxed);
+  w->prev = w->next = nullptr;
+  w->linked = false;
+  w->ctrl_state.store(reinterpret_cast<std::uintptr_t>(w->control()), std::memory_order_relaxed);
+}
 
 // The owner's side of the death race, when it takes an entry out: true when
 // the entry's callback had claimed it (and counted the claim) first.
 inline bool entry_retire(EntryWeak* w) noexcept {
-  std::uintptr_t st = w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+  std::uintptr_t st = rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
   if (!(st & kEntryDead)) return false;  // its callback will see kEntryOut
   unsigned spins = 0;
   while (!(st & kEntryCounted)) {  // the callback is between claim and count

@@ -511,6 +511,16 @@ class WeakContainer {
     ObjectHeader* h = header_of(value);
     const std::size_t hash = Policy::hash(key);
     const std::uint32_t idx = Policy::find(table_, hash, key);
+    // The same live referent again: the entry's weakref, which nobody else
+    // holds, moves to where the new one would go, and is the new one (no
+    // one can tell them apart).
+    if (idx != npos) {
+      const auto& e = table_.at(idx);
+      EntryWeak* old = entry_weak(e.w);
+      if (e.side == side_if_any(h) && old->offset == subobject_offset(value.get(), h) &&
+          weak_renew(old))
+        return;
+    }
     EntryWeak* w = attach(h, value);
     if (idx != npos)
       table_.replace_weak(idx, w);
@@ -590,7 +600,7 @@ class WeakContainer {
   }
   // The one place where entries get their weakref.
   EntryWeak* attach(ObjectHeader* h, const Strong<T>& x) {
-    return entry_attach(h, table_.control(), subobject_offset(x.get(), h));
+    return entry_attach(h, table_.control(), subobject_offset(x.get(), h), table_.take_spare());
   }
   template <class P>
   static Item make_item(Strong<T>&& r, P&& p) {

@@ -303,6 +303,17 @@ W* make_attached(ObjectHeader* h, A&&... args) {
   attach_weak(h, w);
   return w;
 }
+// For a weakref object that the caller alone holds (one reference) and that
+// is still linked (not cleared), under its side table's lock:
+//  * weak_detach_sole takes it out of its referent's list for good and drops
+//    its unit of SideTable::weak: no callback can run for it any more, and
+//    the caller may reuse its memory (a weak container's removed entry);
+//  * weak_renew moves it to where attach_weak would link a new weakref (the
+//    newest, after the basic ref and proxy): what a new weakref in its place
+//    would be, for a container entry set again to the same referent.
+// False, w untouched, when w is cleared, unlinked or held by anyone else.
+WEAKREF_API bool weak_detach_sole(WeakObject* w) noexcept;
+WEAKREF_API bool weak_renew(WeakObject* w) noexcept;
 // Takes w out of its referent's list without clearing it (a finalizer that
 // ran or was detached before its referent died: getweakrefcount no longer
 // counts it).

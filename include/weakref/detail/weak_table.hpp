@@ -38,6 +38,19 @@
 //    while nothing pins the table.
 //  * Insertion (insert, replace_weak) and removal (remove, clear, drain) are
 //    written here once; the containers call them.
+//
+// The index and the write path (issue 11, phase 2)
+//  * The index is linear probing over entry positions, at load 1/3..2/3. A
+//    removal empties its slot by backward-shift deletion (unlink), so no
+//    dummy slots pile up and an insert + erase cycle never rebuilds the
+//    index; kDummy remains only as a value the probes skip.
+//  * Entry weakrefs are recycled: one that the owner took out while nobody
+//    else held it (drop_weak, entry_weak.hpp) or that a death cleared and
+//    the drain released last (drop_cleared) is kept as a spare (up to
+//    kMaxSpares, with its control reference) and relinked by the next
+//    insertion instead of a new allocation.
+//  * An emptied table keeps its first segment and a small index, so a cache
+//    whose entries come and go one at a time allocates nothing per entry.
 #pragma once
 
 #include <algorithm>
@@ -114,6 +127,8 @@ class WeakTable {
     std::swap(live_, o.live_);
     std::swap(pending_head_, o.pending_head_);
     std::swap(dead_removed_, o.dead_removed_);
+    std::swap(spare_, o.spare_);
+    std::swap(spares_, o.spares_);
     segs_.swap(o.segs_);
     ++version_;
     ++o.version_;
@@ -147,6 +162,9 @@ class WeakTable {
       flush();
   }
 
+  // (Atomic read-modify-writes even in a single-threaded process: measured,
+  // the observer-churn benchmark's notify loop ran 25% slower with a plain
+  // load and store here, though this runs once per iteration.)
   void pin() const noexcept { iterating_.fetch_add(1, std::memory_order_relaxed); }
   void unpin_const() const noexcept { iterating_.fetch_sub(1, std::memory_order_relaxed); }
   void unpin() noexcept {
@@ -175,6 +193,16 @@ class WeakTable {
     return ctrl_;
   }
 
+  // A spare entry weakref (entry_attach's `spare`), or null.
+  EntryWeak* take_spare() noexcept {
+    EntryWeak* w = spare_;
+    if (w) {
+      spare_ = static_cast<EntryWeak*>(std::exchange(w->next, nullptr));
+      --spares_;
+    }
+    return w;
+  }
+
   // Appends a live entry for w (the table takes w's reference, also on
   // failure) with a payload built from args. Returns its index.
   template <class... Args>
@@ -183,7 +211,7 @@ class WeakTable {
       EntryWeak* w;
       ~Guard() {
         if (w) {
-          w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
+          rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
           weak_release(w);
         }
       }
@@ -210,21 +238,19 @@ class WeakTable {
   void replace_weak(std::uint32_t idx, EntryWeak* w) noexcept {
     E& e = at(idx);
     EntryWeak* old = entry_weak(e.w);
-    retire(old);
     w->index = idx;
     e.w = entry_word(w);
     e.side = w->side_table();
     ++version_;
-    weak_release(old);
+    drop_weak(old);
   }
 
   // Removes live entry idx. Its payload is destroyed now, or when the last
   // iteration ends; call maintain() (or return to a caller that does) after.
   void remove(std::uint32_t idx) noexcept {
     EntryWeak* w = entry_weak(at(idx).w);
-    retire(w);
-    unlink(idx);
-    weak_release(w);
+    unlink(idx);  // (while w's unit keeps the side table, which it may read)
+    drop_weak(w);
   }
 
   // Removes every entry.
@@ -234,8 +260,7 @@ class WeakTable {
       E& e = at(i);
       if (!entry_live(e.w)) continue;
       EntryWeak* w = entry_weak(e.w);
-      retire(w);
-      weak_release(w);
+      if (!retire(w)) weak_release(w);  // (else the queue's now)
       make_pending(i);
     }
     live_ = 0;
@@ -309,7 +334,10 @@ class WeakTable {
           restart = true;
           break;
         }
-        if (yes) return {s, &e};
+        if (yes) {
+          hit_slot_.store(static_cast<std::uint32_t>(i), std::memory_order_relaxed);
+          return {s, &e};
+        }
       }
       if (!restart) return {npos, nullptr};
     }
@@ -338,21 +366,84 @@ class WeakTable {
   }
 
   // The owner takes entry w out (entry_weak.hpp settles the race with its
-  // callback).
-  void retire(EntryWeak* w) noexcept {
-    if (entry_retire(w)) ++dead_removed_;
+  // callback). True when the callback had claimed it: the entry's reference
+  // is then the death queue's, which the drain releases.
+  bool retire(EntryWeak* w) noexcept {
+    if (!entry_retire(w)) return false;
+    ++dead_removed_;
+    return true;
+  }
+
+  // The owner's release of the weakref of an entry it has taken out. When
+  // the entry alone holds it and it is still linked (its referent has not
+  // begun clearing it), it leaves the referent's list under the side lock:
+  // no callback can claim it after that, so the death race needs no
+  // settling, and it becomes a spare. Else the race is settled (retire)
+  // and the entry's reference dropped, unless its callback has it.
+  void drop_weak(EntryWeak* w) noexcept {
+    if (weak_detach_sole(w)) {
+      keep_spare(w);
+      return;
+    }
+    if (!retire(w)) weak_release(w);
+  }
+
+  // w is out of its referent's list for good and held by the table alone,
+  // with `units` units of its side table's count: its memory is kept for
+  // the next insertion (entry_attach's `spare`), up to kMaxSpares of them.
+  void keep_spare(EntryWeak* w) noexcept {
+    if (spares_ >= kMaxSpares) {
+      delete w;
+      return;
+    }
+    entry_reset(w);
+    w->next = spare_;
+    spare_ = w;
+    ++spares_;
+  }
+
+  // Drops the queue's reference (the entry's, handed over by its callback)
+  // on w, a drained weakref cleared by its referent's death: w becomes a
+  // spare when nobody else holds it (a cleared weakref gains no holder: a
+  // copy needs one, getweakrefs skips it).
+  void drop_cleared(EntryWeak* w) noexcept {
+    if (spares_ < kMaxSpares && w->refs.load(std::memory_order_acquire) == 1) {
+      const std::uintptr_t v = w->side.load(std::memory_order_relaxed);
+      side_release(w->side_table(), (v & kSideExtraUnit) ? 2 : 1);
+      keep_spare(w);
+      return;
+    }
+    weak_release(w);
   }
 
   // Takes live entry idx out of the index (its weakref is dealt with by the
   // caller) and queues its payload for destruction.
+  // The slot is emptied by backward-shift deletion (Knuth's Algorithm R for
+  // linear probing): the entries after it in its cluster that may live
+  // there move back, so removals leave no dummies and never make the index
+  // rebuild itself (an insert + erase cycle otherwise filled it with dummies
+  // and rebuilt it every few hundred steps).
   void unlink(std::uint32_t idx) noexcept {
-    const std::size_t hash = hash_of(at(idx));
-    for (std::size_t i = slot_of(hash);; i = (i + 1) & (cap_ - 1)) {
-      if (slots_[i] == idx) {
-        slots_[i] = kDummy;
-        break;
+    const std::size_t mask = cap_ - 1;
+    // Usually the slot that the lookup before found.
+    std::size_t i = hit_slot_.load(std::memory_order_relaxed);
+    if (i >= cap_ || slots_[i] != idx) [[unlikely]] {
+      i = slot_of(hash_of(at(idx)));
+      while (slots_[i] != idx) i = (i + 1) & mask;
+    }
+    for (std::size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+      const std::uint32_t s = slots_[j];
+      if (s == kEmpty) break;
+      if (s == kDummy) continue;
+      // s (at j) may move to i when i is on its probe path: home .. j.
+      const std::size_t home = slot_of(hash_of(at(s)));
+      if (((i - home) & mask) <= ((j - home) & mask)) {
+        slots_[i] = s;
+        i = j;
       }
     }
+    slots_[i] = kEmpty;
+    --filled_;
     --live_;
     ++version_;
     make_pending(idx);
@@ -375,28 +466,30 @@ class WeakTable {
     while (used_ && at(used_ - 1).w == 0) --used_;
   }
 
-  void drain() noexcept {
+  [[gnu::noinline]] void drain() noexcept {
     EntryWeak* w = control_take(ctrl_);
     while (w) {
       EntryWeak* next = w->queue_next();
-      ctrl_->dead.fetch_sub(1, std::memory_order_relaxed);
-      if (w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel) & kEntryOut) {
+      rmw_fetch_sub(ctrl_->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
+      // Only the owner sets kEntryOut, and the callback is done with
+      // ctrl_state once it has pushed w: a load.
+      if (w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut)
         --dead_removed_;  // the owner removed this entry already
-      } else {
+      else
         unlink(w->index);
-        weak_release(w);  // the entry's reference
-      }
-      weak_release(w);  // the queue's reference
+      drop_cleared(w);
       w = next;
     }
   }
 
   // Destroys the payloads of removed entries while nothing pins the table.
   // The table is pinned meanwhile: destructors are user code and may use it.
-  void flush() noexcept {
+  [[gnu::noinline]] void flush() noexcept {
     if (iterating()) return;
     if constexpr (kHasPayload) {
-      pin();
+      // A non-const call: no other thread uses the table meanwhile, so the
+      // pin is a plain update (no read-modify-write).
+      iterating_.store(1, std::memory_order_relaxed);
       while (pending_head_ != npos) {
         const std::uint32_t idx = pending_head_;
         E& e = at(idx);
@@ -404,12 +497,18 @@ class WeakTable {
         e.w = 0;
         e.p.value.~Payload();
       }
-      iterating_.fetch_sub(1, std::memory_order_relaxed);
+      iterating_.store(iterating_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
       if (iterating()) return;  // an iteration started by a destructor
     }
     trim();
-    if (!used_ && !live_) release_storage();
+    // An emptied table gives its memory back, but for the first segment and
+    // an index of that size: a cache whose entries come and go one at a
+    // time would otherwise allocate and free both at every insertion.
+    if (!used_ && !live_ && (segs_.capacity() > Segments<E>::kFirst || cap_ > kSmallIndex))
+      release_storage();
   }
+
+  static constexpr std::uint32_t kSmallIndex = 2 * Segments<E>::kFirst;
 
   void release_storage() noexcept {
     segs_.shrink_to(0);
@@ -479,23 +578,28 @@ class WeakTable {
   }
 
   void destroy() noexcept {
+    while (EntryWeak* w = take_spare()) delete w;
+    // The entries first: a claimed entry's weakref is held by the queue
+    // only (its reference became the queue's), which the close releases.
+    for (std::uint32_t i = 0; i < used_; ++i) {
+      E& e = at(i);
+      if (entry_live(e.w)) {
+        EntryWeak* w = entry_weak(e.w);
+        // Claimed: the reference is the queue's (released below, or by the
+        // callback, which finds the queue closed).
+        if (!(rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel) & kEntryDead))
+          weak_release(w);
+      }
+      if constexpr (kHasPayload)
+        if (e.w) e.p.value.~Payload();
+      e.w = 0;
+    }
     if (ctrl_) {
       for (EntryWeak* w = control_close(ctrl_); w;) {
         EntryWeak* next = w->queue_next();
         weak_release(w);
         w = next;
       }
-    }
-    for (std::uint32_t i = 0; i < used_; ++i) {
-      E& e = at(i);
-      if (entry_live(e.w)) {
-        EntryWeak* w = entry_weak(e.w);
-        w->ctrl_state.fetch_or(kEntryOut, std::memory_order_acq_rel);
-        weak_release(w);
-      }
-      if constexpr (kHasPayload)
-        if (e.w) e.p.value.~Payload();
-      e.w = 0;
     }
     used_ = live_ = 0;
     release_storage();
@@ -511,8 +615,14 @@ class WeakTable {
   std::uint32_t live_ = 0;          // entries in the index
   std::uint32_t pending_head_ = npos;
   std::ptrdiff_t dead_removed_ = 0;
+  static constexpr std::uint32_t kMaxSpares = 8;
+  EntryWeak* spare_ = nullptr;      // spare entry weakrefs, linked by `next`
+  std::uint32_t spares_ = 0;
   std::uint64_t version_ = 0;       // bumped by every structural change
   mutable std::atomic<std::uint32_t> iterating_{0};  // iterations + pins
+  // The index slot of the last entry a lookup found (a hint for unlink;
+  // const lookups on several threads may write it).
+  mutable std::atomic<std::uint32_t> hit_slot_{0};
   Segments<E> segs_;
 };
 
