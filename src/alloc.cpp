@@ -73,6 +73,7 @@
 #include "weakref/detail/alloc_stats.hpp"
 
 #include "weakref/detail/fault_injection.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 

@@ -35,6 +35,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/finalize.hpp"
 #include "weakref/gc.hpp"
 #include "weakref/unraisable.hpp"

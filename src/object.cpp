@@ -51,6 +51,8 @@
 
 #include "alloc.hpp"
 #include "heap.hpp"
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/strong.hpp"

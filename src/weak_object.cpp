@@ -10,7 +10,7 @@
 // live weakref, and every walker skips them.
 //
 // Costs, counted in atomic read-modify-writes (RMWs; a plain load and store
-// each while the process is single-threaded, config.hpp):
+// each while the process is single-threaded, atomics.hpp):
 //  * the first weakref of an object: the header's compare-and-swap that
 //    publishes the side table, made with the weakref already linked;
 //  * ref(obj) when obj has a basic ref: one increment (basic_ref, inline);
@@ -26,6 +26,8 @@
 #include <utility>
 
 #include "alloc.hpp"
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/ref.hpp"
 #include "weakref/unraisable.hpp"

@@ -46,6 +46,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/type_traits.hpp"
 #include "ref.hpp"
 
 namespace weakref {

@@ -79,6 +79,7 @@
 #include <variant>
 #include <vector>
 
+#include "detail/type_traits.hpp"
 #include "ref.hpp"
 #include "strong.hpp"
 

@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/type_traits.hpp"
 #include "errors.hpp"
 #include "ref.hpp"
 

@@ -41,6 +41,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/type_traits.hpp"
 #include "detail/weak_object.hpp"
 #include "strong.hpp"
 

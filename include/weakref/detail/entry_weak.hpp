@@ -57,6 +57,7 @@
 #include <cstdint>
 
 #include "../strong.hpp"
+#include "atomics.hpp"
 #include "config.hpp"
 #include "object.hpp"
 #include "weak_object.hpp"

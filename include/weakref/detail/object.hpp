@@ -70,7 +70,9 @@
 #include <type_traits>
 #include <typeinfo>
 
+#include "atomics.hpp"
 #include "config.hpp"
+#include "locks.hpp"
 #include "reflect.hpp"
 
 namespace weakref::gc {
