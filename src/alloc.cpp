@@ -71,8 +71,10 @@
 #include "alloc.hpp"
 
 #include "weakref/detail/alloc_stats.hpp"
+#include "weakref/detail/dcheck.hpp"
 
 #include "weakref/detail/fault_injection.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 
@@ -432,6 +434,7 @@ void* take_page_memory(Pools* pools, Chunk*& from) {
 // Gives a page's memory back to its chunk; an empty chunk becomes the spare
 // or goes back to the system.
 void give_page_memory(Pools* pools, Chunk* c, void* mem) noexcept {
+  WEAKREF_DCHECK(c->in_use > 0 && pools->pages > 0, "page given back to a chunk twice");
   *static_cast<void**>(mem) = c->free_pages;
   c->free_pages = mem;
   --c->in_use;
@@ -453,6 +456,7 @@ void give_page_memory(Pools* pools, Chunk* c, void* mem) noexcept {
 
 // A page with no block out: keep it as the class's spare or give it back.
 void release_page(ClassPool& cp, Page* pg) noexcept {
+  WEAKREF_DCHECK(pg->used == 0, "release of a page with blocks out");
   if (pg->available) available_remove(cp, pg);
   if (!cp.spare) {
     cp.spare = pg;
@@ -482,6 +486,7 @@ void collect_remote(Page* pg) noexcept {
   void* list = pg->remote.exchange(nullptr, std::memory_order_acq_rel);
   while (list) {
     void* next = *static_cast<void**>(list);
+    WEAKREF_DCHECK(pg->used > 0, "more blocks freed into a page than it handed out");
     *static_cast<void**>(list) = pg->local;
     pg->local = list;
     --pg->used;
@@ -496,6 +501,7 @@ void collect_remote_pages(Pools* pools) noexcept {
   Page* pg = pools->remote_pages.exchange(nullptr, std::memory_order_acq_rel);
   while (pg) {
     Page* next = pg->remote_next;
+    WEAKREF_DCHECK(pg->owner == pools, "a page on a Pools' remote_pages stack belongs to it");
     pg->remote_next = nullptr;
     collect_remote(pg);
     ClassPool& cp = pools->cls[pg->cls];
@@ -510,6 +516,7 @@ void collect_remote_pages(Pools* pools) noexcept {
 }
 
 void* pop_block(Page* pg) noexcept {
+  WEAKREF_DCHECK(pg->has_free(), "allocation from a full page");
   void* b = pg->local;
   if (b) {
     pg->local = *static_cast<void**>(b);
@@ -535,6 +542,7 @@ void* pop_block(Page* pg) noexcept {
   }
   // The old current page is full; it gets back on the available list when
   // one of its blocks is freed.
+  WEAKREF_DCHECK(pg->owner == pools && pg->cls == cls, "a class's page is of its Pools and class");
   cp.current = pg;
   return pop_block(pg);
 }
@@ -564,6 +572,7 @@ void remote_free(Page* pg, void* block) noexcept {
 
 // A page with no block out goes back to its chunk (no spare kept).
 void free_page(Pools* pools, Page* pg) noexcept {
+  WEAKREF_DCHECK(pg->used == 0 && pg->owner == pools, "free of a page with blocks out");
   ClassPool& cp = pools->cls[pg->cls];
   if (pg->available) available_remove(cp, pg);
   if (cp.current == pg) cp.current = nullptr;
@@ -735,11 +744,22 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
     return;
   }
   Page* pg = page_of(block);
+  // The block is one of its page's: inside the block area, on a block
+  // boundary, of a class that holds `size` bytes.
+  WEAKREF_DCHECK(static_cast<char*>(block) >= reinterpret_cast<char*>(pg) + Page::header_size() &&
+                     static_cast<char*>(block) < pg->end,
+                 "freed block outside its page's blocks");
+  WEAKREF_DCHECK((static_cast<char*>(block) - reinterpret_cast<char*>(pg) - Page::header_size()) %
+                         pg->block_size ==
+                     0,
+                 "freed block not on a block boundary of its page");
+  WEAKREF_DCHECK(size <= pg->block_size, "block freed with a size larger than its class");
   Pools* pools = tls_pools;
   if (pg->owner != pools || !pools) {
     remote_free(pg, block);
     return;
   }
+  WEAKREF_DCHECK(pg->used > 0, "more blocks freed into a page than it handed out");
   *static_cast<void**>(block) = pg->local;
   pg->local = block;
   --pg->used;

@@ -35,6 +35,9 @@
 #include <mutex>
 #include <sstream>
 
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/dcheck.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/finalize.hpp"
 #include "weakref/gc.hpp"
 #include "weakref/unraisable.hpp"
@@ -70,7 +73,15 @@ Registry& registry() {
 // Python's `self._registry.pop(self, None)`. Caller holds the lock; true:
 // the caller now owns func and the registry's reference (see Popped).
 bool pop_locked(Registry& r, FinalizerState* s) noexcept {
-  if (!s->registered.load(std::memory_order_relaxed)) return false;
+  if (!s->registered.load(std::memory_order_relaxed)) {
+    WEAKREF_DCHECK(!s->reg_prev && !s->reg_next && r.head != s && !s->pending,
+                   "a popped finalizer is out of the registry");
+    return false;
+  }
+  WEAKREF_DCHECK(s->reg_prev ? s->reg_prev->reg_next == s : r.head == s,
+                 "a registered finalizer is linked in the registry");
+  WEAKREF_DCHECK(s->reg_next ? s->reg_next->reg_prev == s : r.tail == s,
+                 "a registered finalizer is linked in the registry");
   if (s->reg_prev)
     s->reg_prev->reg_next = s->reg_next;
   else
@@ -91,6 +102,8 @@ bool pop_locked(Registry& r, FinalizerState* s) noexcept {
 struct Popped {
   FinalizerState* s;
   explicit Popped(FinalizerState* st) noexcept : s(st) {
+    WEAKREF_DCHECK(!s->registered.load(std::memory_order_relaxed),
+                   "a finalizer handed over by its pop is no longer registered");
     unsigned spins = 0;
     while (s->peekers.load(std::memory_order_acquire) != 0) spin_pause(spins);
   }
@@ -152,6 +165,7 @@ FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s) {
   s->registered.store(true, std::memory_order_relaxed);
   attach_weak(h, s);  // frees s on failure
   std::lock_guard<SpinLock> g(r->lock);
+  WEAKREF_DCHECK(!s->reg_prev && !s->reg_next, "a new finalizer is in no registry list");
   s->reg_prev = r->tail;
   if (r->tail)
     r->tail->reg_next = s;
@@ -177,10 +191,12 @@ bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
     if (!s->registered.load(std::memory_order_relaxed)) return false;
     h = weak_lock(s);
     if (!h) return false;
-    if (detach)
-      pop_locked(r, s);
-    else
+    if (detach) {
+      const bool popped = pop_locked(r, s);
+      WEAKREF_DCHECK(popped, "a registered finalizer pops");
+    } else {
       s->peekers.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   if (detach) {
     Popped p(s);
@@ -265,6 +281,8 @@ void finalizer_exitfunc() noexcept {
       }
       for (FinalizerState* s = r.tail; s; s = s->reg_prev)
         if (s->pending) {
+          WEAKREF_DCHECK(s->registered.load(std::memory_order_relaxed),
+                         "a finalizer selected to run at exit is registered");
           s->pending = false;
           f = s;
           weak_acquire(f);  // registered: the registry holds it

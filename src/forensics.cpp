@@ -24,6 +24,7 @@
 #include <unordered_set>
 
 #include "heap.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/forensics.hpp"
 

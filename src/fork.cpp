@@ -10,7 +10,7 @@
 // locking them all before forking (glibc's way for malloc's arenas) is no
 // answer.
 //
-// The fork gate (weakref/detail/config.hpp): every library lock is taken
+// The fork gate (weakref/detail/fork_gate.hpp): every library lock is taken
 // inside gate_enter()/gate_leave(), which count the locks the calling thread
 // holds in its ForkGateRecord (one per thread, reused after it exits; a
 // thread without one -- no memory for it, or at thread exit -- counts in
@@ -66,7 +66,8 @@
 #endif
 
 #include "heap.hpp"
-#include "weakref/detail/config.hpp"
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/fork_gate.hpp"
 
 namespace weakref::detail {
 

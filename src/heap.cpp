@@ -6,6 +6,8 @@
 #include <mutex>
 #include <vector>
 
+#include "weakref/detail/dcheck.hpp"
+
 namespace weakref::detail {
 
 using namespace bits;
@@ -64,6 +66,12 @@ thread_local HeapOwner tls_owner;
 thread_local Heap* tls_heap = nullptr;  // trivial: readable during shutdown
 thread_local bool tls_heap_gone = false;
 
+// The links around g are whole (GcList: prev->next == g == next->prev).
+[[maybe_unused]] bool linked_in_list(GcHead* g) noexcept {
+  return g->next != nullptr && gc_prev(g) != nullptr && gc_prev(g)->next == g &&
+         gc_prev(g->next) == g;
+}
+
 void merge_into_orphans(Heap* h) noexcept {
   Heap* o = orphan_heap();
   {
@@ -71,8 +79,15 @@ void merge_into_orphans(Heap* h) noexcept {
     std::lock_guard<SpinLock> gh(h->lock);
     long merged = 0;
     for (GcList* list : {&h->gen[0], &h->gen[1], &h->gen[2], &h->permanent}) {
-      for (GcHead* g = list->head.next; g != &list->head; g = g->next, ++merged)
+      for (GcHead* g = list->head.next; g != &list->head; g = g->next, ++merged) {
+        // Every object listed in a heap carries its index (heap.hpp); this
+        // heap's thread is exiting, so no collection of it is running.
+        WEAKREF_DCHECK(heap_index_of(ObjectHeader::from_gc(g)) == h->index,
+                       "an object listed in a heap carries another heap's index");
+        WEAKREF_DCHECK(!(g->prev & kPrevCollecting),
+                       "an object of a heap no collection runs on is marked collecting");
         set_heap_index(ObjectHeader::from_gc(g), kOrphanHeap);
+      }
     }
     // Counted towards the orphan heap's full-collection heuristic (CPython's
     // long_lived_pending), which automatic collections on every thread
@@ -136,6 +151,7 @@ std::uint32_t heap_index_of(ObjectHeader* h) noexcept {
 }
 
 void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept {
+  WEAKREF_DCHECK(index < kMaxHeaps, "heap index out of range");
   const std::uint64_t bits_new = static_cast<std::uint64_t>(index) << kHeapShift;
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
@@ -159,12 +175,16 @@ Heap* lock_heap_of(ObjectHeader* h) noexcept {
     Heap* heap = heap_at(i);
     if (!heap) heap = orphan_heap();
     heap->lock.lock();
+    // The one way to reach an object's GcHead outside a collection: under
+    // the lock of the heap whose index the object carries.
     if (heap_index_of(h) == heap->index) return heap;
     heap->lock.unlock();
   }
 }
 
 void track(ObjectHeader* h) noexcept {
+  WEAKREF_DCHECK(h->gc()->next == nullptr, "track of an object already in a heap list");
+  WEAKREF_DCHECK(heap_index_of(h) == kNoHeap, "track of an object that has a heap index");
   Heap* heap = current_heap();
   const std::uint64_t index = static_cast<std::uint64_t>(heap->index) << kHeapShift;
   if (h->word.load(std::memory_order_relaxed) == kOne) {
@@ -192,6 +212,7 @@ void track(ObjectHeader* h) noexcept {
 
 void track_again(ObjectHeader* h) noexcept {
   Heap* heap = lock_heap_of(h);
+  WEAKREF_DCHECK(heap_index_of(h) == heap->index, "GcHead reached under another heap's lock");
   if (!h->gc()->next) heap->gen[0].append(h->gc());
   heap->lock.unlock();
 }
@@ -204,12 +225,15 @@ void untrack(ObjectHeader* h) noexcept {
     if (w & kSide) w = side_of(w)->word.load(std::memory_order_acquire);
     if ((w & kInCollection) && heap(w) == c->index) {
       GateHold hold;  // a fork child may walk this list (fork.cpp)
+      WEAKREF_DCHECK(linked_in_list(h->gc()), "the collection's garbage list is broken");
       GcList::remove(h->gc());
       return;
     }
   }
   Heap* heap = lock_heap_of(h);
+  WEAKREF_DCHECK(heap_index_of(h) == heap->index, "GcHead reached under another heap's lock");
   if (h->gc()->next) {
+    WEAKREF_DCHECK(linked_in_list(h->gc()), "a heap list is broken");
     GcList::remove(h->gc());
     if (heap->count[0].load(std::memory_order_relaxed) > 0)
       rmw_fetch_sub(heap->count[0], 1L, std::memory_order_relaxed);

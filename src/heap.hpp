@@ -19,7 +19,7 @@
 //    lock is never held while taking a side-table lock, except by the
 //    collector's freeze step, which takes side locks under its own heap lock
 //    (side locks are leaves).
-//  * Every lock here is taken inside the fork gate (detail/config.hpp,
+//  * Every lock here is taken inside the fork gate (detail/fork_gate.hpp,
 //    src/fork.cpp), like every library lock; so is every change a
 //    collection makes to its private garbage list (Heap::in_collection),
 //    which a fork child may walk.
@@ -32,7 +32,9 @@
 #include <cstdint>
 #include <thread>
 
-#include "weakref/detail/config.hpp"
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/fork_gate.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/object.hpp"
 
 namespace weakref::detail {
@@ -127,7 +129,7 @@ struct Heap {
   GcList* in_collection = nullptr;
 };
 
-// Inside the fork gate (weakref/detail/config.hpp) for as long as it lives,
+// Inside the fork gate (weakref/detail/fork_gate.hpp) for as long as it lives,
 // when the process has threads: a fork waits until it is gone.
 class GateHold {
  public:

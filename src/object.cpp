@@ -51,6 +51,9 @@
 
 #include "alloc.hpp"
 #include "heap.hpp"
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/dcheck.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/object.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/strong.hpp"
@@ -99,6 +102,8 @@ std::uint64_t incremented(std::uint64_t w) noexcept {
 
 void incref_side(SideTable* s) noexcept {
   std::uint64_t old = rmw_fetch_add(s->word, kOne, std::memory_order_relaxed);
+  WEAKREF_DCHECK(count(old) > 0,
+                 "incref of an object whose count is 0 (side word; the caller holds no reference)");
   if (old & kFrozen) rmw_fetch_or(s->word, kTouched, std::memory_order_relaxed);
 }
 
@@ -146,7 +151,9 @@ std::uint32_t use_count(const ObjectHeader* h) noexcept {
 }
 
 void side_release(SideTable* s, std::uint32_t units) noexcept {
-  if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units) free_side(s);
+  const std::uint32_t old = rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel);
+  WEAKREF_DCHECK(old >= units, "SideTable::weak released below 0");
+  if (old == units) free_side(s);
 }
 
 // ---------------------------------------------------------------------------
@@ -198,6 +205,7 @@ struct DeathQueue {
   [[gnu::noinline]] void push(ObjectHeader* h) noexcept {
     Entry e;
     if (h->traced()) {
+      WEAKREF_DCHECK(h->gc()->next == nullptr, "a queued death's GcHead is still in a heap list");
       h->gc()->next = reinterpret_cast<GcHead*>(top);
       e = reinterpret_cast<Entry>(h) | kTagTraced;
     } else {
@@ -205,6 +213,8 @@ struct DeathQueue {
       if (w & kSide) {
         e = reinterpret_cast<Entry>(side_of(w)) | kTagSide;
       } else {
+        WEAKREF_DCHECK(w == 0 || w == kFinalized,
+                       "an untraced dying object's inline word is 0 or kFinalized");
         e = reinterpret_cast<Entry>(h) | ((w & kFinalized) ? kTagInlineFin : kTagInline);
       }
       h->word.store(top, std::memory_order_relaxed);
@@ -213,6 +223,7 @@ struct DeathQueue {
   }
   // The last queued death, its borrowed word restored (top != base).
   ObjectHeader* pop() noexcept {
+    WEAKREF_DCHECK(top != base, "pop of an empty death queue");
     const Entry e = top;
     const Entry tag = e & kTagMask;
     if (tag == kTagSide) {
@@ -263,8 +274,9 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
   // case, a weakref made in __del__).
   std::atomic<std::uint64_t>& after = active_word(h);
   w = after.load(std::memory_order_relaxed);
-  while (!after.compare_exchange_weak(w, w - kOne, std::memory_order_acq_rel)) {
-  }
+  do {
+    WEAKREF_DCHECK(count(w) > 0, "tp_finalize's own reference is gone");
+  } while (!after.compare_exchange_weak(w, w - kOne, std::memory_order_acq_rel));
   if (count(w) == 1) return false;
   // Resurrected: someone took a new strong reference. Its release will run
   // the death again, without tp_finalize.
@@ -289,6 +301,8 @@ void die_now(ObjectHeader* h) noexcept {
 }  // namespace
 
 void die(ObjectHeader* h) noexcept {
+  WEAKREF_DCHECK(count(active_word(h).load(std::memory_order_relaxed)) == 0,
+                 "die() of an object whose count is not 0");
   if (h->traced()) untrack(h);
   DeathQueue& q = tls_deaths;
   if (q.depth >= q.limit) [[unlikely]] {

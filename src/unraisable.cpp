@@ -18,6 +18,7 @@
 #define WEAKREF_HAVE_CXXABI 1
 #endif
 
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/object.hpp"
 
 namespace weakref {

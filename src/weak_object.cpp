@@ -10,7 +10,7 @@
 // live weakref, and every walker skips them.
 //
 // Costs, counted in atomic read-modify-writes (RMWs; a plain load and store
-// each while the process is single-threaded, config.hpp):
+// each while the process is single-threaded, atomics.hpp):
 //  * the first weakref of an object: the header's compare-and-swap that
 //    publishes the side table, made with the weakref already linked;
 //  * ref(obj) when obj has a basic ref: one increment (basic_ref, inline);
@@ -26,6 +26,9 @@
 #include <utility>
 
 #include "alloc.hpp"
+#include "weakref/detail/atomics.hpp"
+#include "weakref/detail/dcheck.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/ref.hpp"
 #include "weakref/unraisable.hpp"
@@ -131,6 +134,10 @@ void mark_cleared(WeakObject* w) noexcept {
 }
 
 void unlink(SideTable* s, WeakObject* w) noexcept {
+  WEAKREF_DCHECK(w->linked, "unlink of a weakref that is in no list");
+  WEAKREF_DCHECK(w->prev ? w->prev->next == w : list_head(s) == w,
+                 "a linked weakref is its predecessor's next, or the list's head");
+  WEAKREF_DCHECK(!w->next || w->next->prev == w, "a linked weakref is its successor's prev");
   if (w->prev)
     w->prev->next = w->next;
   else
@@ -141,6 +148,7 @@ void unlink(SideTable* s, WeakObject* w) noexcept {
 }
 
 void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
+  WEAKREF_DCHECK(!w->linked, "a weakref inserted into a list twice");
   if (!prev) {
     WeakObject* first = list_head(s);
     w->prev = nullptr;
@@ -299,11 +307,14 @@ void weak_release_last(WeakObject* w) noexcept {
     std::lock_guard<SpinLock> g(s->lock);
     if (w->linked) unlink(s, w);
   }
+  WEAKREF_DCHECK(!w->linked, "a weakref whose last reference goes is unlinked (a cleared one was)");
   const std::uint32_t units = (w->side.load(std::memory_order_relaxed) & kSideExtraUnit) ? 2 : 1;
   // The callback's destructor may run user code: no lock held.
   if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
     w->~WeakObject();  // its memory goes with the side table's block
-    if (rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel) == units) free_side(s);
+    const std::uint32_t old = rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel);
+    WEAKREF_DCHECK(old >= units, "SideTable::weak released below 0");
+    if (old == units) free_side(s);
     return;
   }
   weak_free(w);
@@ -633,6 +644,10 @@ namespace {
 }  // namespace
 
 void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
+  WEAKREF_DCHECK(bits::count(s->word.load(std::memory_order_relaxed)) == 0,
+                 "the death of an object whose count is not 0");
+  WEAKREF_DCHECK(s->weak.load(std::memory_order_relaxed) >= 1,
+                 "a dying object's side table has lost the object's unit");
   // The count is zero for good: nobody can make a weakref to h any more
   // (that takes a strong reference) nor lock one. When the side table's
   // units say that no weakref but the pinned basic ref (which shares the

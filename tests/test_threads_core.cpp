@@ -14,7 +14,7 @@ namespace {
 using ThreadsCoreTest = Test;
 
 // While a process has one thread, counts are updated with plain loads and
-// stores (detail/config.hpp, as libstdc++'s shared_ptr does). This test runs
+// stores (detail/atomics.hpp, as libstdc++'s shared_ptr does). This test runs
 // first in its process: it builds objects, side tables and weakrefs while
 // single-threaded, then hammers the same counts from several threads, and
 // the counts must come out exact.

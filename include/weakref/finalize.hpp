@@ -46,6 +46,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/type_traits.hpp"
 #include "ref.hpp"
 
 namespace weakref {
@@ -160,29 +161,52 @@ FinalizerState* make_finalizer(ObjectHeader* h, C&& callable) {
 }
 }  // namespace detail
 
+/// A finalizer: Python's `weakref.finalize`. Calls `func(args...)` at most
+/// once: when the object dies, when `f()` is called, or at program exit (if
+/// `f.atexit()`, the default).
+///
+/// A handle; copies are the same finalizer (`f.is(g)`), and a global
+/// registry keeps a live finalizer alive after every handle is gone (as in
+/// Python). func and args are stored by value and destroyed right after func
+/// has run (or when it is detached). An exception from func goes to the
+/// unraisable hook when the death or the exit step runs it, and propagates
+/// from `f()`. Threads: every member is thread-safe; func runs on the thread
+/// that triggered it. The header comment of finalize.hpp has every rule.
 class finalize {
  public:
-  // func with its arguments bound, as peek() and detach() give it: a
-  // move-only callable (func may be move-only). Calling it calls func with
-  // the stored arguments (as lvalues when func accepts them so; else as
-  // rvalues, which a second call finds moved from). Empty: throws
-  // std::bad_function_call.
+  /// func with its arguments bound, as peek() and detach() give it: a
+  /// move-only callable (func may be move-only). Calling it calls func with
+  /// the stored arguments (as lvalues when func accepts them so; else as
+  /// rvalues, which a second call finds moved from). Empty: throws
+  /// std::bad_function_call.
   class function {
    public:
+    /// An empty one.
     function() noexcept = default;
+    /// Moves: the source becomes empty.
+    ///@{
     function(function&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     function& operator=(function&& o) noexcept {
       function(std::move(o)).swap(*this);
       return *this;
     }
+    ///@}
+    /// Destroys func and its arguments (no lock held: they may run user
+    /// code).
     ~function() {
       if (s_) {
         s_->destroy_func();
         detail::weak_release(s_);
       }
     }
+    /// Exchanges the two.
     void swap(function& o) noexcept { std::swap(s_, o.s_); }
+    /// Whether it holds func (false for an empty one, and for peek()'s copy
+    /// of a move-only func).
     explicit operator bool() const noexcept { return s_ != nullptr; }
+    /// Calls func with the stored arguments; throws what func throws, and
+    /// std::bad_function_call when empty (or when func was null, as calling
+    /// Python's None raises).
     void operator()() {
       if (!s_) detail::throw_bad_function_call();
       s_->call();
@@ -194,20 +218,30 @@ class finalize {
     detail::FinalizerState* s_ = nullptr;  // owns one reference and func
   };
 
-  // What peek() and detach() return (Python's (obj, func, args, kwargs)
-  // tuple; func has the arguments bound).
+  /// What peek() and detach() return (Python's (obj, func, args, kwargs)
+  /// tuple; func has the arguments bound).
   struct info {
-    Strong<void> object;
-    function func;
+    Strong<void> object;  ///< the referent
+    function func;        ///< func with its arguments bound
   };
 
-  // An empty handle: not alive, calls nothing.
+  /// An empty handle: not alive, calls nothing.
   finalize() noexcept = default;
 
+  /// `weakref.finalize(obj, func, *args)`: registers `func(args...)` to run
+  /// when obj dies (among its weakref callbacks, newest first), when called,
+  /// or at exit. func and args are stored by value (moved from rvalues,
+  /// copied from lvalues); a null func fails when called
+  /// (std::bad_function_call, as calling None). Throws std::invalid_argument
+  /// for a null obj, std::bad_alloc, and what copying func or args throws.
+  /// Holding a Strong to obj in func or args keeps obj alive for ever (as in
+  /// Python). Does not compile when func cannot be called with args.
   template <class T, class F, class... Args>
   finalize(const Strong<T>& obj, F&& func, Args&&... args)
       : s_(create(obj, std::forward<F>(func), std::forward<Args>(args)...)) {}
 
+  /// Anything but a Strong as the object fails to compile, with a message
+  /// saying why.
   template <class U, class F, class... Args>
     requires(!detail::is_strong<std::remove_cvref_t<U>>::value)
   finalize(U&&, F&&, Args&&...) {
@@ -216,6 +250,9 @@ class finalize {
                   "by weakref::make<T>()): other objects cannot be weakly referenced");
   }
 
+  /// Copies and moves: a copy is a handle to the same finalizer; a
+  /// moved-from handle is empty. Never throw.
+  ///@{
   finalize(const finalize& o) noexcept : s_(o.s_) {
     if (s_) detail::weak_acquire(s_);
   }
@@ -224,41 +261,53 @@ class finalize {
     std::swap(s_, o.s_);
     return *this;
   }
+  ///@}
+  /// Drops the handle; a live finalizer stays registered and still runs.
   ~finalize() {
     if (s_) detail::finalizer_release(s_);
   }
 
-  // Whether the finalizer has not run (nor been detached) yet.
+  /// Python's `f.alive`: whether the finalizer has not run (nor been
+  /// detached) yet.
   bool alive() const noexcept { return s_ && detail::finalizer_alive(s_); }
 
-  // The object and func if alive and the object lives; nothing otherwise.
-  // func is a copy (empty when func or an argument is move-only).
+  /// Python's `f.peek()`: the object and func if alive and the object lives;
+  /// nothing otherwise. func is a copy (empty when func or an argument is
+  /// move-only); throws what that copy throws, and std::bad_alloc.
   std::optional<info> peek() const { return look(false); }
-  // As peek(), and the finalizer is dead afterwards (func never runs); func
-  // is the finalizer's own, moved out.
+  /// Python's `f.detach()`: as peek(), and the finalizer is dead afterwards
+  /// (func never runs); func is the finalizer's own, moved out.
   std::optional<info> detach() { return look(true); }
 
+  /// Python's `f.atexit`: whether the finalizer runs at exit if still alive
+  /// (true by default; false once dead).
   bool atexit() const noexcept { return s_ && detail::finalizer_get_atexit(s_); }
+  /// Sets `f.atexit` (no effect on a dead finalizer).
   void atexit(bool value) noexcept {
     if (s_) detail::finalizer_set_atexit(s_, value);
   }
 
-  // If alive: marks it dead and calls func (its exception propagates).
-  // Returns whether func was called.
+  /// Python's `f()`: if alive, marks it dead and calls func (its exception
+  /// propagates). Returns whether func was called (Python returns its
+  /// result, or None when dead).
   bool operator()() { return s_ && detail::finalizer_call(s_); }
 
+  /// Identity: whether both are handles to the same finalizer.
   bool is(const finalize& o) const noexcept { return s_ == o.s_; }
+  /// The same as is() (a Python finalize compares by identity).
   friend bool operator==(const finalize& a, const finalize& b) noexcept { return a.s_ == b.s_; }
 
-  // <finalize object at 0x...; for 'Node' at 0x...> or <... ; dead>
+  /// CPython's repr: `<finalize object at 0x...; for 'Node' at 0x...>` or
+  /// `<finalize object at 0x...; dead>`.
   friend std::ostream& operator<<(std::ostream& os, const finalize& f) {
     detail::finalizer_write(os, f.s_);
     return os;
   }
 
-  // Python's finalize._exitfunc(): runs the live atexit finalizers, newest
-  // first, then stops every finalizer for good. Also registered with
-  // std::atexit when the first finalizer is made. Allocates nothing.
+  /// Python's `finalize._exitfunc()`: runs the live atexit finalizers, newest
+  /// first (including those made meanwhile), then stops every finalizer for
+  /// good. Also registered with std::atexit when the first finalizer is
+  /// made. Allocates nothing; func's exceptions go to the unraisable hook.
   static void exitfunc() noexcept { detail::finalizer_exitfunc(); }
 
  private:
@@ -305,8 +354,10 @@ class finalize {
 }  // namespace weakref
 
 namespace std {
+/// Hash of a finalize: by the finalizer's identity.
 template <>
 struct hash<weakref::finalize> {
+  /// The hash of f.
   std::size_t operator()(const weakref::finalize& f) const noexcept {
     return std::hash<const void*>{}(f.s_);
   }

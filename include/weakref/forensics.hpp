@@ -34,29 +34,34 @@
 
 namespace weakref::gc {
 
+/// One row of most_common_types().
 struct TypeCount {
-  std::string type;  // demangled dynamic type name
-  std::size_t count;
+  std::string type;   ///< demangled dynamic type name
+  std::size_t count;  ///< tracked objects of it
 };
 
-// objgraph.most_common_types(limit): tracked objects by type, most common
-// first (ties by name).
+/// objgraph's `most_common_types(limit)`: tracked objects (of every heap) by
+/// type, most common first (ties by name). Throws std::bad_alloc.
 WEAKREF_API std::vector<TypeCount> most_common_types(std::size_t limit = 10);
+/// objgraph's `show_most_common_types(limit)`: prints most_common_types()
+/// to `out`, one "Type count" line each.
 WEAKREF_API void show_most_common_types(std::size_t limit = 10, std::ostream& out = std::cout);
 
+/// One row of growth().
 struct TypeGrowth {
-  std::string type;
-  std::size_t count;   // now
-  std::size_t delta;   // increase over the highest count seen by earlier calls
+  std::string type;   ///< demangled dynamic type name
+  std::size_t count;  ///< tracked objects of it now
+  std::size_t delta;  ///< increase over the highest count seen by earlier calls
 };
 
-// objgraph.growth(limit): the types whose count went above the highest
-// count seen by the previous calls (process-wide record), biggest increase
-// first. The first call reports every type.
+/// objgraph's `growth(limit)`: the types whose count went above the highest
+/// count seen by the previous calls (process-wide record), biggest increase
+/// first. The first call reports every type. Thread-safe.
 WEAKREF_API std::vector<TypeGrowth> growth(std::size_t limit = 10);
-// objgraph.show_growth(limit): prints growth() as "Node   1200   +3".
+/// objgraph's `show_growth(limit)`: prints growth() as "Node   1200   +3".
 WEAKREF_API void show_growth(std::size_t limit = 10, std::ostream& out = std::cout);
 
+/// A test on an object, for find_backref_chain (objgraph's predicate).
 using ObjectPredicate = std::function<bool(const Strong<void>&)>;
 
 namespace detail {
@@ -66,11 +71,14 @@ WEAKREF_API std::vector<Strong<void>> backref_chain(weakref::detail::ObjectHeade
 WEAKREF_API bool is_root(weakref::detail::ObjectHeader* h);
 }  // namespace detail
 
-// objgraph.find_backref_chain(obj, predicate, max_depth): the shortest chain
-// of strong references [root, ..., obj] from an object for which
-// `predicate` holds to obj, or an empty vector when there is none within
-// max_depth steps. The default predicate is "a root other than obj" (see
-// above); a given predicate is tried on obj too, as objgraph does.
+/// objgraph's `find_backref_chain(obj, predicate, max_depth)`: the shortest
+/// chain of strong references [root, ..., obj] from an object for which
+/// `predicate` holds to obj, or an empty vector when there is none within
+/// max_depth steps (or obj is null). The default predicate is "a root other
+/// than obj" (the rules at the top of forensics.hpp); a given predicate is
+/// tried on obj too, as objgraph does. Searches the calling thread's heap and
+/// the objects of exited threads only. Throws std::bad_alloc.
+///@{
 template <class T>
 std::vector<Strong<void>> find_backref_chain(const Strong<T>& obj, ObjectPredicate predicate,
                                              std::size_t max_depth = 20) {
@@ -84,9 +92,11 @@ std::vector<Strong<void>> find_backref_chain(const Strong<T>& obj, std::size_t m
   if (!h) return {};
   return detail::backref_chain(h, nullptr, max_depth);
 }
+///@}
 
-// Whether obj is referenced from outside the traced graph (see the rules;
-// here your handle `obj` counts, so pass a handle that is not the only one).
+/// Whether obj is referenced from outside the traced graph (a root: the
+/// rules at the top of forensics.hpp; here your handle `obj` counts, so pass
+/// a handle that is not the only one). Throws std::bad_alloc.
 template <class T>
 bool is_root(const Strong<T>& obj) {
   auto* h = weakref::detail::StrongAccess::header(obj);
@@ -120,30 +130,40 @@ bool is_root(const Strong<T>& obj) {
 // TypeInfo of its own whose destroy forgets it, so destroys check nothing).
 // The scan reads other threads' objects:
 // call it while no thread writes to them (it is a debugging tool).
+/// Turns the remembering of untraced objects on or off (process-wide; also
+/// on at start-up with the environment variable WEAKREF_TRACK_UNTRACED=1):
+/// objects made by make<T>() while it is on are what find_untraced_holders()
+/// scans (the comment above has the details). No Python equivalent.
 WEAKREF_API void track_untraced(bool on) noexcept;
 
+/// One row of find_untraced_holders(): an untraced type whose objects hold
+/// strong references.
 struct UntracedHolder {
-  std::string type;                   // the holder's dynamic type (demangled)
-  std::size_t objects;                // live objects of it holding references
-  std::size_t references;             // Strong<>s found in them
-  std::vector<std::string> referents;  // the types they refer to (sorted, unique)
-  Strong<void> example;               // one of the holders
+  std::string type;                    ///< the holder's dynamic type (demangled)
+  std::size_t objects;                 ///< live objects of it holding references
+  std::size_t references;              ///< Strong<>s found in them
+  std::vector<std::string> referents;  ///< the types they refer to (sorted, unique)
+  Strong<void> example;                ///< one of the holders
 };
-// The untraced types whose remembered objects hold strong references, most
-// references first (ties by name).
+/// The untraced types whose remembered objects hold strong references, most
+/// references first (ties by name): the classes that are missing a trace().
+/// Reads other threads' objects: call it while no thread writes to them.
+/// Throws std::bad_alloc.
 WEAKREF_API std::vector<UntracedHolder> find_untraced_holders();
-// Prints them: "Holder  objects 3  references 5  -> Node, Leaf".
+/// Prints find_untraced_holders(): "Holder  objects 3  references 5  ->
+/// Node, Leaf".
 WEAKREF_API void show_untraced_holders(std::ostream& out = std::cout);
 
+/// What write_dot() draws (objgraph's show_refs/show_backrefs arguments).
 struct DotOptions {
-  std::size_t max_depth = 3;    // steps from the object
-  bool backrefs = false;        // follow referrers (objgraph.show_backrefs)
-                                // instead of referents (show_refs)
-  std::size_t max_nodes = 200;  // the graph stops growing there
-  bool show_addresses = true;   // the object's address on its label
-  // objgraph's extra_info: an extra label line per object (empty: none),
-  // e.g. a name, so that a picture says which object is which. Called on
-  // the calling thread while the graph is written; must not change it.
+  std::size_t max_depth = 3;    ///< steps from the object
+  bool backrefs = false;        ///< follow referrers (objgraph.show_backrefs)
+                                ///< instead of referents (show_refs)
+  std::size_t max_nodes = 200;  ///< the graph stops growing there
+  bool show_addresses = true;   ///< the object's address on its label
+  /// objgraph's extra_info: an extra label line per object (empty: none),
+  /// e.g. a name, so that a picture says which object is which. Called on
+  /// the calling thread while the graph is written; must not change it.
   std::function<std::string(const Strong<void>&)> extra_info = {};
 };
 
@@ -154,17 +174,20 @@ WEAKREF_API void write_dot_file(const std::string& path, weakref::detail::Object
                                 const DotOptions& options);
 }  // namespace detail
 
-// Writes the reference graph around obj in Graphviz DOT: one node per object
-// (type, address, strong count, extra_info; roots drawn as boxes, obj
-// highlighted), strong references as solid arrows, weak references
-// (ref/proxy/WeakMethod members) as dashed arrows. Render with
-// `dot -Tpng file.dot -o file.png`.
+/// objgraph's `show_refs` / `show_backrefs` (DotOptions::backrefs): writes
+/// the reference graph around obj in Graphviz DOT: one node per object
+/// (type, address, strong count, extra_info; roots drawn as boxes, obj
+/// highlighted), strong references as solid arrows, weak references
+/// (ref/proxy/WeakMethod members) as dashed arrows. Render with
+/// `dot -Tpng file.dot -o file.png`. Follows the calling thread's heap and
+/// the objects of exited threads only. Throws std::bad_alloc and what the
+/// stream throws.
 template <class T>
 void write_dot(std::ostream& os, const Strong<T>& obj, const DotOptions& options = {}) {
   detail::write_dot(os, weakref::detail::StrongAccess::header(obj), options);
 }
-// The same into the file `path` (created or truncated); throws
-// std::system_error when it cannot be written.
+/// The same into the file `path` (created or truncated); throws
+/// std::system_error when it cannot be written.
 template <class T>
 void write_dot(const std::string& path, const Strong<T>& obj, const DotOptions& options = {}) {
   detail::write_dot_file(path, weakref::detail::StrongAccess::header(obj), options);

@@ -79,6 +79,7 @@
 #include <variant>
 #include <vector>
 
+#include "detail/type_traits.hpp"
 #include "ref.hpp"
 #include "strong.hpp"
 
@@ -86,13 +87,16 @@ namespace weakref::gc {
 
 class Visitor;
 
-// Customization point: specialize with `static void trace(X&, Visitor&)` for
-// a type you cannot give a trace() member (the weak containers do).
+/// Customization point: specialize with `static void trace(X&, Visitor&)` for
+/// a type you cannot give a trace() member (the weak containers do). It must
+/// visit, not copy, and do nothing else (it also breaks garbage up).
 template <class X>
 struct trace_traits;
 
-// Whether objects made by make<T>() are tracked by the collector: T has a
-// trace() member or free function, or is traced automatically (above).
+/// Whether objects made by make<T>() are tracked by the collector (Python's
+/// gc.is_tracked for every object of the type): T has a trace() member or
+/// free function, or is traced automatically (the header comment of gc.hpp).
+/// `static_assert(is_traced_v<Node>)` catches a forgotten trace().
 template <class T>
 inline constexpr bool is_traced_v = weakref::detail::Traceable<T>;
 
@@ -117,35 +121,48 @@ constexpr bool visitable() {
 }
 }  // namespace detail
 
+/// What a trace() function is given: it visits the references an object
+/// holds (Python's tp_traverse, and tp_clear when clearing()). Made only by
+/// the collector and the gc module's queries; not copyable.
 class Visitor {
  public:
   Visitor(const Visitor&) = delete;
   Visitor& operator=(const Visitor&) = delete;
 
-  // Visits each argument (see the top of this header for what it accepts).
+  /// `v(members...)`: visits each argument: Strong<>, the weak handles,
+  /// optional, pair, tuple, variant, unique_ptr, ranges of those, types with
+  /// a trace() or a trace_traits specialization, and plain aggregates (the
+  /// header comment of gc.hpp). A raw pointer or a std::shared_ptr fails to
+  /// compile, with a message saying why. Arguments must be the object's own
+  /// members (the collector empties them while clearing).
   template <class... X>
   void operator()(X&... xs) {
     (visit_one(xs), ...);
   }
 
-  // True while the collector breaks a garbage object up: visited Strong<>
-  // and weak members are emptied, containers are moved out and cleared.
+  /// True while the collector breaks a garbage object up (Python's
+  /// tp_clear): visited Strong<> and weak members are emptied, containers are
+  /// moved out and cleared.
   bool clearing() const noexcept { return ops_->clearing; }
 
-  // Low level, for trace_traits specializations. `take` (may be null for a
-  // const slot) empties the slot and hands its reference to the collector.
+  /// Low level, for trace_traits specializations: visits the strong
+  /// reference to the object of header h held in `slot`. `take` (may be null
+  /// for a const slot) empties the slot and hands its reference to the
+  /// collector.
   void strong_slot(weakref::detail::ObjectHeader* h, void* slot,
                    weakref::detail::ObjectHeader* (*take)(void*)) {
     if (h) ops_->strong(*this, h, slot, take);
   }
+  /// Low level, for trace_traits specializations: visits the weakref object
+  /// w held in `slot` (a weak member), as strong_slot().
   void weak_slot(weakref::detail::WeakObject* w, void* slot,
                  weakref::detail::WeakObject* (*take)(void*)) {
     if (w) ops_->weak(*this, w, slot, take);
   }
-  // Clearing mode: destroys `value` (a container moved out of the object
-  // being broken up) now, while the collector holds that object alive, so
-  // that the object stays intact during its own trace even if what the
-  // value held dies. Allocates nothing (a collection never needs memory).
+  /// Clearing mode: destroys `value` (a container moved out of the object
+  /// being broken up) now, while the collector holds that object alive, so
+  /// that the object stays intact during its own trace even if what the
+  /// value held dies. Allocates nothing (a collection never needs memory).
   template <class X>
   void keep_until_done(X&& value) {
     hold_current();
@@ -184,6 +201,7 @@ class Visitor {
   };
 
  protected:
+  /// For the collector's visitors: `ops` says what visiting does.
   explicit Visitor(const Ops* ops) noexcept : ops_(ops) {}
   ~Visitor() = default;
 
@@ -285,43 +303,62 @@ class Visitor {
 // ---------------------------------------------------------------------------
 // The gc module.
 
-inline constexpr int DEBUG_STATS = 1;          // print statistics
-inline constexpr int DEBUG_COLLECTABLE = 2;    // print collectable objects
-inline constexpr int DEBUG_UNCOLLECTABLE = 4;  // print uncollectable objects
-inline constexpr int DEBUG_SAVEALL = 32;       // keep garbage in garbage()
+inline constexpr int DEBUG_STATS = 1;          ///< gc.DEBUG_STATS: print statistics
+inline constexpr int DEBUG_COLLECTABLE = 2;    ///< gc.DEBUG_COLLECTABLE: print collectable objects
+inline constexpr int DEBUG_UNCOLLECTABLE = 4;  ///< gc.DEBUG_UNCOLLECTABLE: print uncollectable objects
+inline constexpr int DEBUG_SAVEALL = 32;       ///< gc.DEBUG_SAVEALL: keep garbage in garbage()
+/// gc.DEBUG_LEAK: DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL.
 inline constexpr int DEBUG_LEAK = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL;
 
-// Runs a collection of generations 0..generation of the calling thread's
-// heap (generation 2 also collects the heap of exited threads). Returns the
-// number of unreachable objects found. Throws std::invalid_argument
-// ("invalid generation") unless 0 <= generation <= 2. Returns 0 at once when
-// a collection of this heap, or any collection on this thread, is already
-// running (called from a weakref callback, a finalizer or a gc.callbacks
-// callback of one). Never fails for lack of memory (docs/design.md,
-// "Guarantees under attack").
+/// Python's `gc.collect(generation)`: runs a collection of generations
+/// 0..generation of the calling thread's heap (generation 2 also collects
+/// the heap of exited threads). Returns the number of unreachable objects
+/// found. Throws std::invalid_argument ("invalid generation") unless 0 <=
+/// generation <= 2. Returns 0 at once when a collection of this heap, or any
+/// collection on this thread, is already running (called from a weakref
+/// callback, a finalizer or a gc.callbacks callback of one). Never fails for
+/// lack of memory (docs/design.md, "Guarantees under attack"). Callbacks and
+/// finalizers of the garbage run on the calling thread; their exceptions go
+/// to the unraisable hook.
 WEAKREF_API std::size_t collect(int generation = 2);
 
-// Automatic collection (on by default, process-wide).
+/// Python's `gc.enable()`: turns automatic collection on (the default;
+/// process-wide).
 WEAKREF_API void enable() noexcept;
+/// Python's `gc.disable()`: turns automatic collection off (process-wide;
+/// collect() still works).
 WEAKREF_API void disable() noexcept;
+/// Python's `gc.isenabled()`.
 WEAKREF_API bool isenabled() noexcept;
 
-// The calling thread's heap: allocations minus deallocations since the last
-// collection of generation 0, and collections of the younger generation.
+/// Python's `gc.get_count()`, for the calling thread's heap: allocations
+/// minus deallocations since the last collection of generation 0, and
+/// collections of the younger generation.
 WEAKREF_API std::array<long, 3> get_count() noexcept;
+/// Python's `gc.get_threshold()` (process-wide).
 WEAKREF_API std::array<long, 3> get_threshold() noexcept;
-// Python: set_threshold(threshold0[, threshold1[, threshold2]]).
+/// Python's `gc.set_threshold(threshold0[, threshold1[, threshold2]])`
+/// (process-wide); 0 for threshold0 turns automatic collection off, as in
+/// CPython.
+///@{
 WEAKREF_API void set_threshold(long threshold0) noexcept;
 WEAKREF_API void set_threshold(long threshold0, long threshold1) noexcept;
 WEAKREF_API void set_threshold(long threshold0, long threshold1, long threshold2) noexcept;
+///@}
 
+/// Python's `gc.set_debug(flags)`: the DEBUG_* flags (process-wide; the
+/// messages go to stderr).
 WEAKREF_API void set_debug(int flags) noexcept;
+/// Python's `gc.get_debug()`.
 WEAKREF_API int get_debug() noexcept;
 
-// Every tracked object of every heap (or of one generation), as strong
-// references. Objects inside a running collection are not listed.
+/// Python's `gc.get_objects(generation=None)`: every tracked object of every
+/// heap (or of one generation), as strong references. Objects inside a
+/// running collection are not listed. Throws std::invalid_argument for a
+/// generation outside 0..2, std::bad_alloc.
 WEAKREF_API std::vector<Strong<void>> get_objects(std::optional<int> generation = std::nullopt);
-// A generation is an integer (Python raises TypeError for get_objects(1.5)).
+/// A generation is an integer (Python raises TypeError for get_objects(1.5)):
+/// this overload is deleted.
 template <class F>
   requires std::is_floating_point_v<F>
 std::vector<Strong<void>> get_objects(F) = delete;
@@ -340,9 +377,11 @@ std::vector<ObjectHeader*> headers(const Strong<T>&... objs) {
 }
 }  // namespace detail
 
-// The tracked objects (of the calling thread's heap and of exited threads)
-// that refer to any of objs (strong or weak members). Reading another
-// thread's objects is not attempted: their members may be changing.
+/// Python's `gc.get_referrers(*objs)`: the tracked objects (of the calling
+/// thread's heap and of exited threads) that refer to any of objs (strong or
+/// weak members). Reading another thread's objects is not attempted: their
+/// members may be changing. Throws std::bad_alloc.
+///@{
 template <class... T>
 std::vector<Strong<void>> get_referrers(const Strong<T>&... objs) {
   return detail::referrers(detail::headers(objs...));
@@ -354,57 +393,81 @@ std::vector<Strong<void>> get_referrers(const std::vector<Strong<T>>& objs) {
     if (auto* h = weakref::detail::StrongAccess::header(o)) v.push_back(h);
   return detail::referrers(std::move(v));
 }
+///@}
 
-// The objects that objs refer to strongly (what their trace() visits).
+/// Python's `gc.get_referents(*objs)`: the objects that objs refer to
+/// strongly (what their trace() visits). Throws std::bad_alloc.
 template <class... T>
 std::vector<Strong<void>> get_referents(const Strong<T>&... objs) {
   return detail::referents(detail::headers(objs...));
 }
 
+/// Python's `gc.is_tracked(obj)`: whether obj is listed in a collector heap
+/// (false for a null Strong and for untraced types).
 template <class T>
 bool is_tracked(const Strong<T>& obj) noexcept {
   auto* h = weakref::detail::StrongAccess::header(obj);
   return h && detail::is_tracked(h);
 }
-// Whether the object's tp_finalize has run (Python's gc.is_finalized).
+/// Whether the object's tp_finalize has run (Python's `gc.is_finalized`).
 template <class T>
 bool is_finalized(const Strong<T>& obj) noexcept {
   auto* h = weakref::detail::StrongAccess::header(obj);
   return h && detail::is_finalized(h);
 }
 
-// Moves every tracked object of the calling thread's heap to the permanent
-// generation, which collections ignore (unfreeze moves them back, to the
-// oldest generation).
+/// Python's `gc.freeze()`: moves every tracked object of the calling
+/// thread's heap to the permanent generation, which collections ignore.
 WEAKREF_API void freeze() noexcept;
+/// Python's `gc.unfreeze()`: moves the calling thread's permanent
+/// generation back, to the oldest generation.
 WEAKREF_API void unfreeze() noexcept;
+/// Python's `gc.get_freeze_count()`: objects in the calling thread's
+/// permanent generation.
 WEAKREF_API std::size_t get_freeze_count() noexcept;
 
-// gc.garbage: objects kept by DEBUG_SAVEALL (process-wide list).
+/// Python's `gc.garbage`: the objects kept by DEBUG_SAVEALL (a copy of the
+/// process-wide list). Throws std::bad_alloc.
 WEAKREF_API std::vector<Strong<void>> garbage();
+/// Python's `del gc.garbage[:]`: empties the list (its objects are released
+/// on the calling thread, with no lock held).
 WEAKREF_API void clear_garbage();
 
-// gc.callbacks: called before ("start") and after ("stop") every collection,
-// on the collecting thread.
-enum class Phase { start, stop };
-WEAKREF_API std::string_view to_string(Phase p) noexcept;
-struct CallbackInfo {
-  int generation;
-  std::size_t collected;
-  std::size_t uncollectable;
+/// The `phase` argument of a gc.callbacks callback: before ("start") and
+/// after ("stop") every collection.
+enum class Phase {
+  start,  ///< "start": a collection begins
+  stop    ///< "stop": it has ended
 };
+/// "start" or "stop", as Python passes the phase.
+WEAKREF_API std::string_view to_string(Phase p) noexcept;
+/// The `info` argument of a gc.callbacks callback.
+struct CallbackInfo {
+  int generation;             ///< the oldest generation collected
+  std::size_t collected;      ///< objects collected ("stop" only)
+  std::size_t uncollectable;  ///< objects found uncollectable ("stop" only)
+};
+/// A gc.callbacks callback: called before ("start") and after ("stop")
+/// every collection, on the collecting thread; its exceptions go to the
+/// unraisable hook.
 using Callback = std::function<void(Phase, const CallbackInfo&)>;
+/// What add_callback() returns, for remove_callback().
 using CallbackId = std::uint64_t;
+/// Python's `gc.callbacks.append(cb)` (process-wide; thread-safe). Throws
+/// std::bad_alloc.
 WEAKREF_API CallbackId add_callback(Callback cb);
+/// Python's `gc.callbacks.remove(cb)`: false when id is not registered.
 WEAKREF_API bool remove_callback(CallbackId id);
+/// Python's `gc.callbacks.clear()`.
 WEAKREF_API void clear_callbacks();
 
-// gc.get_stats(): per generation, summed over every heap.
+/// One generation's entry of get_stats() (Python's dict of the same keys).
 struct GenerationStats {
-  std::uint64_t collections;
-  std::uint64_t collected;
-  std::uint64_t uncollectable;
+  std::uint64_t collections;    ///< collections of this generation
+  std::uint64_t collected;      ///< objects collected by them
+  std::uint64_t uncollectable;  ///< objects found uncollectable by them
 };
+/// Python's `gc.get_stats()`: per generation, summed over every heap.
 WEAKREF_API std::array<GenerationStats, 3> get_stats() noexcept;
 
 }  // namespace weakref::gc

@@ -53,14 +53,33 @@ struct StrongAccess;
 // is_strong<X>: detail/reflect.hpp.
 }  // namespace detail
 
+/// A strong (owning, counted) reference to an object made by make<T>(): what
+/// a Python variable is. The object dies when its last Strong goes, on the
+/// thread that released it (tp_finalize, weakref callbacks, then ~T).
+///
+/// Threads: as std::shared_ptr. Distinct Strong objects may be copied,
+/// assigned and destroyed concurrently on any threads, even when they point
+/// to the same object; one Strong object must not be written by one thread
+/// while another thread accesses it. Equality and ordering are by object
+/// identity (Python's `is`), whatever the static types; std::hash too.
+/// @tparam T the object's type, a base of it, or `void` (any object: what
+///           the gc module's functions return).
 template <class T>
 class Strong {
  public:
-  using element_type = T;
+  using element_type = T;  ///< the type pointed to
 
+  /// A null reference (Python's None).
+  ///@{
   constexpr Strong() noexcept = default;
   constexpr Strong(std::nullptr_t) noexcept {}  // NOLINT: like shared_ptr
+  ///@}
 
+  /// Copies (one more strong reference to the same object) and moves (the
+  /// source becomes null), also from a `Strong<U>` whose `U*` converts to
+  /// `T*`.
+  /// Never throw.
+  ///@{
   Strong(const Strong& o) noexcept : ptr_(o.ptr_), hdr_(o.hdr_) {
     if (hdr_) detail::incref(hdr_);
   }
@@ -81,12 +100,18 @@ class Strong {
     o.ptr_ = nullptr;
     o.hdr_ = 0;
   }
+  ///@}
+  /// Releases the reference; the last one runs the object's death on this
+  /// thread (its callbacks' exceptions go to the unraisable hook: never
+  /// throws).
   ~Strong() {
     if (hdr_) detail::decref(hdr_);
   }
 
-  // The old object is released after the new one is installed, so callbacks
-  // run by that release already see the new value (as std::shared_ptr).
+  /// Assignments. The old object is released after the new one is installed,
+  /// so callbacks run by that release already see the new value (as
+  /// std::shared_ptr). Never throw.
+  ///@{
   Strong& operator=(const Strong& o) noexcept {
     Strong(o).swap(*this);
     return *this;
@@ -111,47 +136,61 @@ class Strong {
     reset();
     return *this;
   }
+  ///@}
 
-  // Releases the object; *this is already null when its death runs.
+  /// Releases the object (Python's `del x`); *this is already null when its
+  /// death runs.
   void reset() noexcept { Strong().swap(*this); }
+  /// Exchanges the two references (no count changes).
   void swap(Strong& o) noexcept {
     std::swap(ptr_, o.ptr_);
     std::swap(hdr_, o.hdr_);
   }
 
+  /// The pointer held (null for a null Strong).
   T* get() const noexcept { return ptr_; }
+  /// The object. Precondition: not null.
   template <class U = T>
     requires(!std::is_void_v<U>)
   U& operator*() const noexcept {
     return *ptr_;
   }
+  /// Member access. Precondition: not null.
   T* operator->() const noexcept { return ptr_; }
+  /// Whether it is not null (Python's `x is not None`).
   explicit operator bool() const noexcept { return ptr_ != nullptr; }
 
-  // Number of strong references (0 for a null Strong).
+  /// Number of strong references (Python's `sys.getrefcount(x) - 1`, without
+  /// the call's own reference); 0 for a null Strong. A snapshot when other
+  /// threads hold references.
   long use_count() const noexcept {
     return hdr_ ? static_cast<long>(detail::use_count(detail::header_of(hdr_))) : 0;
   }
 
-  // A std::shared_ptr that keeps the object alive (interop with APIs that
-  // take shared_ptr). Each conversion allocates one control block.
+  /// A std::shared_ptr that keeps the object alive (interop with APIs that
+  /// take shared_ptr). Each conversion allocates one control block (throws
+  /// std::bad_alloc); null for a null Strong.
   template <class U>
     requires std::is_convertible_v<T*, U*>
   operator std::shared_ptr<U>() const {  // NOLINT: implicit by design
     return to_shared<U>();
   }
+  /// The same conversion, named.
   template <class U = T>
   std::shared_ptr<U> to_shared() const {
     if (!hdr_) return {};
     return std::shared_ptr<U>(ptr_, [keep = *this](U*) mutable { keep.reset(); });
   }
 
-  // Identity: same object (whatever the static types).
+  /// Identity: the same object (Python's `is`), whatever the static types.
   template <class U>
   bool operator==(const Strong<U>& b) const noexcept {
     return hdr_ == b.hdr_ || identity() == b.identity();
   }
+  /// Whether it is null (Python's `x is None`).
   bool operator==(std::nullptr_t) const noexcept { return !hdr_; }
+  /// Orders by object identity (the objects' addresses), for ordered
+  /// containers.
   template <class U>
   std::strong_ordering operator<=>(const Strong<U>& b) const noexcept {
     return std::compare_three_way{}(identity(), b.identity());
@@ -210,27 +249,31 @@ const void* complete_object(T* p) noexcept {
 }
 }  // namespace detail
 
-// Creates a managed T: T(args...), or T{args...} for an aggregate without a
-// matching constructor (so make<Point>(1, 2) works for a plain struct on
-// every C++20 compiler, clang 14 included). For a traced T this is also
-// where automatic collection may run.
+// Creates a managed T (Python: calling the class): T(args...), or
+// T{args...} for an aggregate without a matching constructor (so
+// make<Point>(1, 2) works for a plain struct on every C++20 compiler, clang
+// 14 included), and returns its first strong reference. For a traced T
+// (gc.hpp) this is also where automatic collection may run.
 //
 // T's constructor runs with the object's first strong reference (the one
 // make returns) already counted, so in it self(this) works and the object
 // can register its own weak references and finalizers (Python's
-// `self._finalizer = weakref.finalize(self, ...)` in __init__); other threads
-// that reach it through them see a partly constructed object, as in Python.
-// If the constructor throws, the exception propagates (nothing leaks) and
-// what an object whose __init__ raised gets in CPython happens first, except
-// what needs a constructed T: every weakref to it is cleared and their
-// callbacks and finalizers run (newest first), but neither tp_finalize nor
-// ~T runs (no T was made; the members it had constructed are destroyed by
-// the exception, as for any C++ object). Strong references made by
-// self(this) that the constructor stored outside the object survive the
-// exception: they keep the block (and it stays weakly referenceable) until
-// the last is released, which then runs the callbacks and frees it without
-// ~T -- but there is no T in it: using them is undefined behaviour, as
-// using any object whose constructor threw, so don't let them escape.
+// `self._finalizer = weakref.finalize(self, ...)` in __init__); other
+// threads that reach it through them see a partly constructed object, as in
+// Python.
+//
+// Throws std::bad_alloc, and what T's constructor throws. If the
+// constructor throws, the exception propagates (nothing leaks) and what an
+// object whose __init__ raised gets in CPython happens first, except what
+// needs a constructed T: every weakref to it is cleared and their callbacks
+// and finalizers run (newest first), but neither tp_finalize nor ~T runs (no
+// T was made; the members it had constructed are destroyed by the
+// exception, as for any C++ object). Strong references made by self(this)
+// that the constructor stored outside the object survive the exception:
+// they keep the block (and it stays weakly referenceable) until the last is
+// released, which then runs the callbacks and frees it without ~T -- but
+// there is no T in it: using them is undefined behaviour, as using any
+// object whose constructor threw, so don't let them escape.
 //
 // Initializing an aggregate from fewer arguments than it has members is what
 // make<T> is asked to do (the rest are default-initialized from their
@@ -253,6 +296,14 @@ constexpr bool make_is_nothrow() {
 }
 }  // namespace detail
 
+/// make<T>(args...): creates a managed T (Python: calling the class) and
+/// returns its first strong reference: T(args...), or T{args...} for an
+/// aggregate without a matching constructor. A traced T (gc.hpp) may run an
+/// automatic collection first. T's constructor runs with that reference
+/// already counted (self(this), weakrefs and finalizers work in it). Throws
+/// std::bad_alloc and what T's constructor throws; then the object's weakref
+/// callbacks and finalizers have run, but not tp_finalize nor ~T (the
+/// comment above has the details).
 template <class T, class... Args>
 inline Strong<T> make(Args&&... args) {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>,
@@ -318,8 +369,13 @@ inline Strong<T> make(Args&&... args) {
 #pragma GCC diagnostic pop
 #endif
 
-// A new strong reference to the object `p` points into (see the rules at the
-// top of this header). Null when p is null or the object is not alive.
+/// A new strong reference to the object `p` points into (like
+/// shared_from_this, without a base class). Null when p is null or the
+/// object is not alive (during its death's callbacks and destructor). p must
+/// point to the complete object, or T must be polymorphic, and the object
+/// must have been made by make<T>(). In a constructor, call it from the
+/// constructor of the type given to make<T> (the rules at the top of
+/// strong.hpp).
 template <class T>
 Strong<T> self(T* p) noexcept {
   const void* whole = detail::complete_object(p);
@@ -329,6 +385,8 @@ Strong<T> self(T* p) noexcept {
   return detail::StrongAccess::adopt(p, h);
 }
 
+/// std::static_pointer_cast for Strong: a new reference to the same object
+/// as a T (unchecked: T must be the object's type or a base of it).
 template <class T, class U>
 Strong<T> static_pointer_cast(const Strong<U>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);
@@ -336,6 +394,8 @@ Strong<T> static_pointer_cast(const Strong<U>& s) noexcept {
   detail::incref(h);
   return detail::StrongAccess::adopt(static_cast<T*>(s.get()), h);
 }
+/// std::const_pointer_cast for Strong: a new reference with T's
+/// cv-qualification.
 template <class T, class U>
 Strong<T> const_pointer_cast(const Strong<U>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);
@@ -366,13 +426,14 @@ T* object_as(ObjectHeader* h) noexcept {
 }
 }  // namespace detail
 
-// Checked cast: the object as a T when it is one, else null (as
-// std::dynamic_pointer_cast). From a polymorphic U, dynamic_cast decides.
-// From Strong<void> (what gc::garbage(), get_objects(), get_referrers() and
-// a ref<>'s lock give) or a non-polymorphic U, the object's type as made by
-// make<> decides: T must be that type or an unambiguous public base of it
-// (a handler-style conversion; exact types take a fast path, a base costs
-// an exception throw, about a microsecond).
+/// Checked cast: the object as a T when it is one, else null (as
+/// std::dynamic_pointer_cast; Python's isinstance test). From a polymorphic
+/// U, dynamic_cast decides. From Strong<void> (what gc::garbage(),
+/// get_objects(), get_referrers() and a ref<>'s lock give) or a
+/// non-polymorphic U, the object's type as made by make<> decides: T must be
+/// that type or an unambiguous public base of it (a handler-style
+/// conversion; exact types take a fast path, a base costs an exception
+/// throw, about a microsecond).
 template <class T, class U>
 Strong<T> dynamic_pointer_cast(const Strong<U>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);
@@ -388,9 +449,9 @@ Strong<T> dynamic_pointer_cast(const Strong<U>& s) noexcept {
   detail::incref(h);
   return detail::StrongAccess::adopt(p, h);
 }
-// Strong<void> (an object of any type) back to T when T is exactly the
-// type it was made as; null otherwise (also for a base of it: see
-// dynamic_pointer_cast).
+/// Strong<void> (an object of any type) back to T when T is exactly the
+/// type it was made as (Python's `type(x) is T`); null otherwise (also for a
+/// base of it: see dynamic_pointer_cast).
 template <class T>
 Strong<T> exact_pointer_cast(const Strong<void>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);
@@ -399,14 +460,17 @@ Strong<T> exact_pointer_cast(const Strong<void>& s) noexcept {
   return detail::StrongAccess::adopt(static_cast<T*>(h->object()), h);
 }
 
-// The demangled dynamic type name of a managed object ("ns::Node").
+/// The demangled dynamic type name of a managed object ("ns::Node"; Python's
+/// `type(x).__qualname__` with its namespace); "NoneType" for a null Strong.
 template <class T>
 const char* type_name(const Strong<T>& s) noexcept {
   auto* h = detail::StrongAccess::header(s);
   return h ? detail::type_name(*h->type->type) : "NoneType";
 }
 
-// Prints CPython's default repr: <Node object at 0x...>, or None.
+/// Prints CPython's default repr of the object whose header is h: `<ns::Node
+/// object at 0x...>`, or `None` for null. What operator<< of a Strong prints
+/// for a type without an operator<< of its own.
 WEAKREF_API std::ostream& write_object(std::ostream& os, const detail::ObjectHeader* h);
 
 namespace detail {
@@ -417,10 +481,10 @@ template <class X>
 concept streamable = requires(std::ostream& os, const X& x) { os << x; };
 }  // namespace detail
 
-// Python's print(obj) / repr(obj): the object printed with T's own
-// operator<< when T has one (chosen by the static type T, as any C++ call),
-// else CPython's default repr <ns::Node object at 0x...> (with the dynamic
-// type's name); None for a null Strong.
+/// Python's print(obj) / repr(obj): the object printed with T's own
+/// operator<< when T has one (chosen by the static type T, as any C++ call),
+/// else CPython's default repr <ns::Node object at 0x...> (with the dynamic
+/// type's name); None for a null Strong.
 template <class T>
 std::ostream& operator<<(std::ostream& os, const Strong<T>& s) {
   if constexpr (!std::is_void_v<T> && detail::streamable<T>) {
@@ -432,8 +496,10 @@ std::ostream& operator<<(std::ostream& os, const Strong<T>& s) {
 }  // namespace weakref
 
 namespace std {
+/// Hash of a Strong: by object identity (Python's default `__hash__`).
 template <class T>
 struct hash<weakref::Strong<T>> {
+  /// The hash of s.
   std::size_t operator()(const weakref::Strong<T>& s) const noexcept {
     return std::hash<const void*>{}(weakref::detail::StrongAccess::header(s));
   }

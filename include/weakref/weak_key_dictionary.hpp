@@ -114,7 +114,13 @@ namespace weakref {
 /// (new weakrefs, values copied) and moves, `swap`, `size`, `empty`,
 /// `clear`, `prune`, `copy`, `contains`, `count`, `erase`, `del`,
 /// `popitem`, `update`, `keys`/`values`/`items`, `begin`/`end`, `|`, `|=`
-/// and `trace`. The header comment states the lifetime and thread rules.
+/// and `trace`. The header comment states the lifetime and thread rules; in
+/// short, non-const members must not run concurrently with any other use of
+/// the dictionary, const ones may run concurrently with each other, and keys
+/// may die on any thread at any time.
+/// @tparam K         the keys' class type (weakly referenceable).
+/// @tparam V         the values' type (nothrow-move-constructible).
+/// @tparam KeyPolicy by_identity (the default) or by_value<>.
 template <class K, class V, class KeyPolicy = by_identity>
 class WeakKeyDictionary
     : public detail::WeakContainer<detail::WeakKeyPolicy<K, V, KeyPolicy>,
@@ -130,9 +136,9 @@ class WeakKeyDictionary
   using Copy = std::conditional_t<std::is_class_v<V>, const V, V>;
 
  public:
-  using key_type = Strong<K>;
-  using mapped_type = V;
-  using key_policy = KeyPolicy;
+  using key_type = Strong<K>;    ///< a key
+  using mapped_type = V;         ///< a value
+  using key_policy = KeyPolicy;  ///< by_identity or by_value<>
 
   // WeakKeyDictionary(), {{k, v}, ...}, (range of pairs), (first, last),
   // copies (weakrefs of their own, values copied) and moves:
@@ -141,24 +147,28 @@ class WeakKeyDictionary
 
   // -- Mapping ------------------------------------------------------------------
 
-  // Python's d[k] = v. Throws std::invalid_argument for a null key.
+  /// Python's `d[k] = v`. Throws std::invalid_argument for a null key,
+  /// std::bad_alloc, and what constructing or assigning V throws.
   template <class U = V>
     requires std::is_constructible_v<V, U&&> && std::is_assignable_v<V&, U&&>
   void set(const Strong<K>& key, U&& value) {
     this->put_key(key, std::forward<U>(value));
   }
 
-  // std::map's operator[]: the value of key, inserting a value-initialized
-  // V when key is absent (`d[k] = v` sets). Throws std::invalid_argument for
-  // a null key. Python's d[k], which raises KeyError, is at().
+  /// std::map's operator[]: the value of key, inserting a value-initialized
+  /// V when key is absent (`d[k] = v` sets). Throws std::invalid_argument for
+  /// a null key, std::bad_alloc. Python's d[k], which raises KeyError, is
+  /// at(). The reference is valid until the entry is removed.
   V& operator[](const Strong<K>& key)
     requires std::default_initializable<V>
   {
     return this->payload(this->emplace_key(key).first);
   }
 
-  // Python's get(k[, default]): a copy of the value, read-only (a change to
-  // a copy would be lost: change the value through at() or operator[]).
+  /// Python's `d.get(k[, default])`: a copy of the value, read-only (a change
+  /// to a copy would be lost: change the value through at() or operator[]);
+  /// empty (or `def`) when k is absent, dead or null.
+  ///@{
   const std::optional<V> get(const Strong<K>& key) const
     requires std::copy_constructible<V>
   {
@@ -175,8 +185,11 @@ class WeakKeyDictionary
     if (idx == Base::npos) return def;
     return this->payload(idx);
   }
-  // Python's d[k]: weakref::KeyError when absent. by_value keys may also be
-  // looked up by value (Python: any equal object).
+  ///@}
+  /// Python's `d[k]`: the value; throws weakref::KeyError (k's repr) when
+  /// absent. by_value keys may also be looked up by value (Python: any equal
+  /// object). The reference is valid until the entry is removed.
+  ///@{
   V& at(const Strong<K>& key) { return this->payload(this->require(key)); }
   const V& at(const Strong<K>& key) const { return this->payload(this->require(key)); }
   template <class U = K>
@@ -189,9 +202,11 @@ class WeakKeyDictionary
   const V& at(const U& key) const {
     return this->payload(this->require(key));
   }
+  ///@}
 
-  // Python's pop(k[, default]): the value, removed; weakref::KeyError when
-  // absent and no default.
+  /// Python's `d.pop(k[, default])`: the value, removed; throws
+  /// weakref::KeyError when absent and no default.
+  ///@{
   V pop(const Strong<K>& key) {
     if (std::optional<V> v = take(key)) return std::move(*v);
     detail::key_error(key);
@@ -200,20 +215,21 @@ class WeakKeyDictionary
     if (std::optional<V> v = take(key)) return std::move(*v);
     return def;
   }
+  ///@}
 
-  // Python's setdefault(k, v): the value of k, after setting it to v if k
-  // was absent.
+  /// Python's `d.setdefault(k, v)`: the value of k, after setting it to v if
+  /// k was absent. Throws as set().
   template <class U = V>
     requires std::is_constructible_v<V, U&&>
   V& setdefault(const Strong<K>& key, U&& value = U()) {
     return this->payload(this->emplace_key(key, std::forward<U>(value)).first);
   }
 
-  // Python's keyrefs(): the weakrefs of the live entries, in insertion
-  // order (a key may die right after). They live on after their entries.
+  /// Python's `d.keyrefs()`: the weakrefs of the live entries, in insertion
+  /// order (a key may die right after). They live on after their entries.
   std::vector<ref<K>> keyrefs() const { return this->entry_refs(); }
 
-  // Python's ==: the same live keys, mapped to equal values.
+  /// Python's `==`: the same live keys, mapped to equal values.
   friend bool operator==(const WeakKeyDictionary& a, const WeakKeyDictionary& b)
     requires std::equality_comparable<V>
   {
@@ -227,7 +243,7 @@ class WeakKeyDictionary
     return true;
   }
 
-  // <WeakKeyDictionary at 0x...>
+  /// Python's repr: `<WeakKeyDictionary at 0x...>`.
   friend std::ostream& operator<<(std::ostream& os, const WeakKeyDictionary& d) {
     return detail::write_container_address(os, "WeakKeyDictionary", &d);
   }
@@ -243,8 +259,12 @@ class WeakKeyDictionary
   }
 };
 
+/// The collector's view of a WeakKeyDictionary: its entries' weakrefs and
+/// the values' references (a dictionary held by a traced object is traced
+/// with it; clearing empties it).
 template <class K, class V, class P>
 struct gc::trace_traits<WeakKeyDictionary<K, V, P>> {
+  /// Visits d (WeakContainer::trace).
   static void trace(WeakKeyDictionary<K, V, P>& d, Visitor& v) { d.trace(v); }
 };
 

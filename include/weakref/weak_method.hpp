@@ -50,27 +50,46 @@ using call_result_t = std::conditional_t<
                                      std::reference_wrapper<std::remove_reference_t<R>>, R>>>;
 }  // namespace detail
 
+/// A weak bound member function: Python's `weakref.WeakMethod`. Holds the
+/// object weakly and the member function pointer.
+///
+/// Calling it calls the method when the object is alive (kept alive for the
+/// call) and nothing otherwise: the result is std::optional<R>, or bool for
+/// a void method. Each WeakMethod is a weakref object of its own (never
+/// reused), with an optional callback that receives the dead WeakMethod.
+/// Equality: same object and same member function while both are alive,
+/// identity otherwise (CPython); std::hash is by object identity. Threads:
+/// as ref<T>. `m.is(n)`: the same weakref object.
+/// @tparam Pmf a pointer to a member function of a weakly referenceable
+///             class.
 template <class Pmf>
 class WeakMethod : public detail::WeakHandle {
   using Traits = detail::member_traits<Pmf>;
 
  public:
-  using object_type = typename Traits::object;
-  using result_type = typename Traits::result;
+  using object_type = typename Traits::object;  ///< the class of Pmf
+  using result_type = typename Traits::result;  ///< what Pmf returns
   static_assert(detail::weakly_referenceable<object_type>,
                 "weakref::WeakMethod: the object's type cannot be weakly referenced");
 
-  // A bound method: the object (held strongly) and the member function.
+  /// A bound method (Python's bound method object): the object, held
+  /// strongly, and the member function.
   class BoundMethod {
    public:
+    /// An empty one (what lock() gives when the object is dead).
     BoundMethod() = default;
+    /// obj's method pmf.
     BoundMethod(Strong<object_type> obj, Pmf pmf) : obj_(std::move(obj)), pmf_(pmf) {}
+    /// Whether it holds an object (Python: the bound method is not None).
     explicit operator bool() const noexcept { return static_cast<bool>(obj_); }
+    /// Calls the method on the object. Precondition: not empty.
     template <class... Args>
     decltype(auto) operator()(Args&&... args) const {
       return std::invoke(pmf_, *obj_, std::forward<Args>(args)...);
     }
+    /// The object (Python's `__self__`).
     const Strong<object_type>& object() const noexcept { return obj_; }
+    /// The member function (Python's `__func__`).
     Pmf function() const noexcept { return pmf_; }
 
    private:
@@ -78,8 +97,12 @@ class WeakMethod : public detail::WeakHandle {
     Pmf pmf_ = nullptr;
   };
 
+  /// An empty handle: calling it calls nothing.
   WeakMethod() noexcept = default;
 
+  /// `weakref.WeakMethod(obj.method)`: obj's method pmf, obj held weakly.
+  /// Throws std::invalid_argument for a null obj or a null pmf (CPython's
+  /// TypeError), std::bad_alloc.
   template <class U>
     requires std::is_convertible_v<U*, object_type*>
   WeakMethod(const Strong<U>& obj, Pmf pmf)
@@ -89,6 +112,9 @@ class WeakMethod : public detail::WeakHandle {
     check_pmf();
   }
 
+  /// `weakref.WeakMethod(obj.method, callback)`: `callback(WeakMethod)` (or
+  /// `callback()`) runs when obj dies, with ref<T>'s rules; a null callback
+  /// is none. Throws as WeakMethod(obj, pmf).
   template <class U, class F>
     requires std::is_convertible_v<U*, object_type*> && detail::weak_callback<F, WeakMethod>
   WeakMethod(const Strong<U>& obj, Pmf pmf, F&& callback)
@@ -98,17 +124,24 @@ class WeakMethod : public detail::WeakHandle {
         pmf_(pmf) {
     check_pmf();
   }
+  /// With a None callback: the same as WeakMethod(obj, pmf).
   template <class U>
     requires std::is_convertible_v<U*, object_type*>
   WeakMethod(const Strong<U>& obj, Pmf pmf, std::nullptr_t) : WeakMethod(obj, pmf) {}
 
+  /// Copies and moves: a copy is a handle to the same weakref object; a
+  /// moved-from handle is empty. Never throw.
+  ///@{
   WeakMethod(const WeakMethod&) noexcept = default;
   WeakMethod(WeakMethod&&) noexcept = default;
   WeakMethod& operator=(const WeakMethod&) noexcept = default;
   WeakMethod& operator=(WeakMethod&&) noexcept = default;
+  ///@}
+  /// Releases the handle's reference to the weakref object.
   ~WeakMethod() = default;
 
-  // Python's m(): the bound method, or an empty one when the object is dead.
+  /// Python's `m()`: the bound method, or an empty one when the object is
+  /// dead.
   BoundMethod lock() const noexcept {
     if (!w_) return {};
     detail::SideTable* s = detail::weak_lock_side(w_);
@@ -116,7 +149,9 @@ class WeakMethod : public detail::WeakHandle {
     return BoundMethod(detail::StrongAccess::adopt(ptr_, s), pmf_);
   }
 
-  // Calls the method if the object is alive (see the rules above).
+  /// Calls the method if the object is alive, keeping it alive for the call:
+  /// std::optional<R> (empty when dead), or for a void method whether it was
+  /// called. Throws what the method throws.
   template <class... Args>
     requires std::is_invocable_v<Pmf, object_type&, Args...>
   detail::call_result_t<result_type> operator()(Args&&... args) const {
@@ -131,10 +166,15 @@ class WeakMethod : public detail::WeakHandle {
     }
   }
 
+  /// Whether the object is dead (or the handle empty).
   bool expired() const noexcept { return !w_ || !detail::weak_alive(w_); }
+  /// Whether it still has its callback (ref::has_callback()).
   bool has_callback() const noexcept { return detail::weak_has_callback(w_); }
+  /// The member function (null for an empty handle).
   Pmf function() const noexcept { return pmf_; }
 
+  /// CPython's WeakMethod `==`: same object and same function while both are
+  /// alive, identity of the weakref objects otherwise.
   friend bool operator==(const WeakMethod& a, const WeakMethod& b) noexcept {
     if (a.w_ == b.w_) return true;
     if (!a.w_ || !b.w_) return false;
@@ -142,11 +182,15 @@ class WeakMethod : public detail::WeakHandle {
            detail::weak_alive(a.w_) && detail::weak_alive(b.w_);
   }
 
+  /// CPython's repr of the weakref: `<weakref at 0x...; to 'Type' at 0x...>`
+  /// or `<weakref at 0x...; dead>`.
   friend std::ostream& operator<<(std::ostream& os, const WeakMethod& m) {
     detail::write_weak(os, m.w_);
     return os;
   }
 
+  /// For the library (callbacks): a handle that adopts one reference to the
+  /// weakref object w. Not for users.
   static WeakMethod adopt_weak_object(detail::WeakObject* w) noexcept {
     WeakMethod m;
     m.w_ = w;
@@ -164,18 +208,23 @@ class WeakMethod : public detail::WeakHandle {
   Pmf pmf_ = nullptr;
 };
 
-// Class template argument deduction: `WeakMethod m(obj, &T::f)` is
-// WeakMethod<decltype(&T::f)>, for a Strong obj of any value category.
+/// Class template argument deduction: `WeakMethod m(obj, &T::f)` is
+/// WeakMethod<decltype(&T::f)>, for a Strong obj of any value category.
+///@{
 template <class U, class Pmf>
 WeakMethod(const Strong<U>&, Pmf) -> WeakMethod<Pmf>;
 template <class U, class Pmf, class F>
 WeakMethod(const Strong<U>&, Pmf, F&&) -> WeakMethod<Pmf>;
+///@}
 
 }  // namespace weakref
 
 namespace std {
+/// Hash of a WeakMethod: by object identity, stable after its death; 0 for
+/// an empty handle.
 template <class Pmf>
 struct hash<weakref::WeakMethod<Pmf>> {
+  /// The hash of m.
   std::size_t operator()(const weakref::WeakMethod<Pmf>& m) const noexcept {
     auto* w = weakref::detail::HandleAccess::get(m);
     return w ? std::hash<std::uintptr_t>{}(weakref::detail::weak_identity(w)) : 0;

@@ -81,7 +81,12 @@ namespace weakref {
 /// its constructors (`{a, b}`, a range, `(first, last)`), copies (new
 /// weakrefs) and moves, `swap`, `size`, `empty`, `clear`, `prune`, `copy`,
 /// `contains`, `count`, `erase`, `update`, `begin`/`end`, `|`, `|=` and
-/// `trace`. The header comment states the lifetime and thread rules.
+/// `trace`. The header comment states the lifetime and thread rules; in
+/// short, non-const members must not run concurrently with any other use of
+/// the set, const ones may run concurrently with each other, and objects
+/// may die on any thread at any time.
+/// @tparam T         the elements' class type (weakly referenceable).
+/// @tparam KeyPolicy by_identity (the default) or by_value<>.
 template <class T, class KeyPolicy = by_identity>
 class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyPolicy>,
                                              WeakSet<T, KeyPolicy>> {
@@ -95,9 +100,9 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   static constexpr bool element_range = detail::range_of<R, Strong<T>>;
 
  public:
-  using key_type = Strong<T>;
-  using value_type = Strong<T>;
-  using key_policy = KeyPolicy;
+  using key_type = Strong<T>;     ///< an element
+  using value_type = Strong<T>;   ///< what iteration yields
+  using key_policy = KeyPolicy;   ///< by_identity or by_value<>
 
   // WeakSet(), WeakSet{a, b}, WeakSet(range), WeakSet(first, last), copies
   // (weakrefs of their own) and moves: detail::WeakContainer.
@@ -105,18 +110,24 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
 
   // -- Elements -----------------------------------------------------------------
 
-  // Python's add(): no-op when an equal element is there (no new weakref).
-  // Throws std::invalid_argument for a null Strong (Python's TypeError).
+  /// Python's `s.add(x)`: no-op when an equal element is there (no new
+  /// weakref). Throws std::invalid_argument for a null Strong (Python's
+  /// TypeError), std::bad_alloc.
   void add(const Strong<T>& x) { this->put_key(x); }
 
-  // Python's discard(): removes x if there (erase() says whether it was).
+  /// Python's `s.discard(x)`: removes x if there (erase() says whether it
+  /// was); with by_value<>, any equal value finds it.
+  ///@{
   void discard(const Strong<T>& x) { this->erase(x); }
   template <class U = T>
     requires(Policy::kByValue && std::is_same_v<U, T>)
   void discard(const U& v) {
     this->erase(v);
   }
-  // Python's remove(): weakref::KeyError when x is not there.
+  ///@}
+  /// Python's `s.remove(x)`: throws weakref::KeyError (x's repr) when x is
+  /// not there.
+  ///@{
   void remove(const Strong<T>& x) {
     if (!this->erase(x)) detail::key_error(x);
   }
@@ -125,9 +136,10 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   void remove(const U& v) {
     if (!this->erase(v)) detail::key_error(v);
   }
+  ///@}
 
-  // Python's pop(): removes and returns an element (the newest live one);
-  // weakref::KeyError("pop from empty WeakSet") when empty.
+  /// Python's `s.pop()`: removes and returns an element (the newest live
+  /// one); throws weakref::KeyError("pop from empty WeakSet") when empty.
   Strong<T> pop() {
     Strong<T> x;
     if (this->remove_newest(x) == Base::npos)
@@ -138,11 +150,15 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
 
   // -- Set algebra (Python's methods; `other` is any range of elements) -------
 
+  /// Python's `s.union(other)` (`union` is a C++ keyword): a new set with
+  /// the elements of both. `other` is any range of Strong<T>. Throws
+  /// std::bad_alloc.
   template <class R>
     requires element_range<R>
   WeakSet union_(R&& other) const {
     return *this | std::forward<R>(other);
   }
+  /// Python's `s.intersection(other)`: a new set of the elements in both.
   template <class R>
     requires element_range<R>
   WeakSet intersection(R&& other) const {
@@ -151,6 +167,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
       if (this->contains(x)) r.add(x);
     return r;
   }
+  /// Python's `s.difference(other)`: a new set of the elements not in other.
   template <class R>
     requires element_range<R>
   WeakSet difference(R&& other) const {
@@ -158,6 +175,8 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     r.difference_update(std::forward<R>(other));
     return r;
   }
+  /// Python's `s.symmetric_difference(other)`: a new set of the elements in
+  /// exactly one of the two.
   template <class R>
     requires element_range<R>
   WeakSet symmetric_difference(R&& other) const {
@@ -166,6 +185,8 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     return r;
   }
 
+  /// Python's `s.intersection_update(other)`: keeps the elements also in
+  /// other. Safe when releasing an element runs callbacks that use the set.
   template <class R>
     requires element_range<R>
   void intersection_update(R&& other) {
@@ -182,12 +203,15 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
       if (x && !keep.contains(x)) t.remove(i);
     }
   }
+  /// Python's `s.difference_update(other)`: removes the elements of other.
   template <class R>
     requires element_range<R>
   void difference_update(R&& other) {
     if (is_self(other)) return this->clear();
     for (auto&& x : other) discard(x);
   }
+  /// Python's `s.symmetric_difference_update(other)`: removes the elements
+  /// of other that are here and adds the others.
   template <class R>
     requires element_range<R>
   void symmetric_difference_update(R&& other) {
@@ -198,6 +222,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     }
   }
 
+  /// Python's `s.issubset(other)` (`<=`).
   template <class R>
     requires element_range<R>
   bool issubset(R&& other) const {
@@ -207,6 +232,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
       return subset_of(WeakSet(other));
     }
   }
+  /// Python's `s.issuperset(other)` (`>=`).
   template <class R>
     requires element_range<R>
   bool issuperset(R&& other) const {
@@ -214,6 +240,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
       if (!this->contains(x)) return false;
     return true;
   }
+  /// Python's `s.isdisjoint(other)`: no element in common.
   template <class R>
     requires element_range<R>
   bool isdisjoint(R&& other) const {
@@ -224,33 +251,39 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
 
   // -- Operators (| and |= are the core's) -------------------------------------------
 
+  /// Python's `a & b`: intersection().
   template <class R>
     requires element_range<R>
   friend WeakSet operator&(const WeakSet& a, R&& b) {
     return a.intersection(std::forward<R>(b));
   }
+  /// Python's `a - b`: difference().
   template <class R>
     requires element_range<R>
   friend WeakSet operator-(const WeakSet& a, R&& b) {
     return a.difference(std::forward<R>(b));
   }
+  /// Python's `a ^ b`: symmetric_difference().
   template <class R>
     requires element_range<R>
   friend WeakSet operator^(const WeakSet& a, R&& b) {
     return a.symmetric_difference(std::forward<R>(b));
   }
+  /// Python's `a &= b`: intersection_update().
   template <class R>
     requires element_range<R>
   WeakSet& operator&=(R&& b) {
     intersection_update(std::forward<R>(b));
     return *this;
   }
+  /// Python's `a -= b`: difference_update().
   template <class R>
     requires element_range<R>
   WeakSet& operator-=(R&& b) {
     difference_update(std::forward<R>(b));
     return *this;
   }
+  /// Python's `a ^= b`: symmetric_difference_update().
   template <class R>
     requires element_range<R>
   WeakSet& operator^=(R&& b) {
@@ -258,11 +291,12 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     return *this;
   }
 
-  // Python's ==: the same live elements.
+  /// Python's `==`: the same live elements.
   friend bool operator==(const WeakSet& a, const WeakSet& b) {
     return &a == &b || (a.size() == b.size() && a.subset_of(b));
   }
-  // Python's < <= > >= (proper) subset and superset: a partial order.
+  /// Python's `<`, `<=`, `>`, `>=`: (proper) subset and superset, a partial
+  /// order.
   friend std::partial_ordering operator<=>(const WeakSet& a, const WeakSet& b) {
     if (&a == &b) return std::partial_ordering::equivalent;
     const bool le = a.subset_of(b);
@@ -273,8 +307,9 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     return std::partial_ordering::unordered;
   }
 
-  // WeakSet({<Node object at 0x...>, ...}) or WeakSet(); elements print
-  // with their own operator<< when they have one.
+  /// Python's repr: `WeakSet({<Node object at 0x...>, ...})` or
+  /// `WeakSet()`; elements print with their own operator<< when they have
+  /// one.
   friend std::ostream& operator<<(std::ostream& os, const WeakSet& s) {
     os << "WeakSet(";
     bool first = true;
@@ -302,8 +337,11 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
 };
 
+/// The collector's view of a WeakSet: its entries' weakrefs (a WeakSet held
+/// by a traced object is traced with it; clearing empties it).
 template <class T, class P>
 struct gc::trace_traits<WeakSet<T, P>> {
+  /// Visits s (WeakContainer::trace).
   static void trace(WeakSet<T, P>& s, Visitor& v) { s.trace(v); }
 };
 

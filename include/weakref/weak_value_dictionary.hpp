@@ -89,7 +89,14 @@ namespace weakref {
 /// (new weakrefs) and moves, `swap`, `size`, `empty`, `clear`, `prune`,
 /// `copy`, `contains`, `count`, `erase`, `del`, `popitem`, `update`,
 /// `keys`/`values`/`items`, `begin`/`end`, `|`, `|=` and `trace`. The
-/// header comment states the lifetime and thread rules.
+/// header comment states the lifetime and thread rules; in short, non-const
+/// members must not run concurrently with any other use of the dictionary,
+/// const ones may run concurrently with each other, and values may die on
+/// any thread at any time.
+/// @tparam K        the keys' type (nothrow-move-constructible).
+/// @tparam V        the values' class type (weakly referenceable).
+/// @tparam Hash     the keys' hash (user code: it runs during lookups).
+/// @tparam KeyEqual the keys' equality.
 template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
 class WeakValueDictionary
     : public detail::WeakContainer<detail::WeakValuePolicy<K, V, Hash, KeyEqual>,
@@ -103,29 +110,41 @@ class WeakValueDictionary
   using Base = detail::WeakContainer<Policy, WeakValueDictionary<K, V, Hash, KeyEqual>>;
 
  public:
-  using key_type = K;
-  using mapped_type = Strong<V>;
-  using hasher = Hash;
-  using key_equal = KeyEqual;
+  using key_type = K;             ///< a key
+  using mapped_type = Strong<V>;  ///< a value, as the lookups give it
+  using hasher = Hash;            ///< the keys' hash
+  using key_equal = KeyEqual;     ///< the keys' equality
 
   // WeakValueDictionary(), {{k, v}, ...}, (range of pairs), (first, last),
   // copies (weakrefs of their own) and moves: detail::WeakContainer.
   using Base::Base;
 
-  // What d[k] gives: `d[k] = v` is set(k, v); reading it (a conversion to
-  // Strong<V>, ->, ==) is at(k), weakref::KeyError when k is missing or its
-  // value dead. Refers to the dictionary: use it within the expression.
+  /// What d[k] gives: `d[k] = v` is set(k, v); reading it (a conversion to
+  /// `Strong<V>`, `->`, `==`) is at(k), weakref::KeyError when k is missing
+  /// or its value dead. Refers to the dictionary: use it within the
+  /// expression.
   class mapped_reference {
    public:
+    /// `d[k] = v`: set(k, v).
+    ///@{
     void operator=(const Strong<V>& value) & { d_->set(key_, value); }
     void operator=(const Strong<V>& value) && { d_->set(std::move(key_), value); }
+    ///@}
+    /// `d[k] = d[j]`: set(k, d.at(j)).
+    ///@{
     void operator=(const mapped_reference& o) & { *this = Strong<V>(o); }
     void operator=(const mapped_reference& o) && { std::move(*this) = Strong<V>(o); }
+    ///@}
+    /// Copies refer to the same dictionary and key.
     mapped_reference(const mapped_reference&) = default;
+    /// Does nothing to the dictionary.
     ~mapped_reference() = default;
 
+    /// Reads `d[k]`: at(k); throws weakref::KeyError when missing or dead.
     operator Strong<V>() const { return d_->at(key_); }
+    /// `d[k]->member`: at(k), held for the full expression.
     Strong<V> operator->() const { return d_->at(key_); }
+    /// `d[k] == v`: at(k) is v (identity).
     friend bool operator==(const mapped_reference& a, const Strong<V>& b) {
       return a.d_->at(a.key_) == b;
     }
@@ -139,17 +158,24 @@ class WeakValueDictionary
 
   // -- Mapping ------------------------------------------------------------------
 
-  // Python's d[k] = v. Throws std::invalid_argument for a null value.
+  /// Python's `d[k] = v`. Throws std::invalid_argument for a null value,
+  /// std::bad_alloc, and what copying K, Hash or KeyEqual throws.
+  ///@{
   void set(const K& key, const Strong<V>& value) { this->put_value(key, value); }
   void set(K&& key, const Strong<V>& value) { this->put_value(std::move(key), value); }
+  ///@}
 
-  // Python's d[k], both ways: see mapped_reference. Const: at(k).
+  /// Python's `d[k]`, both ways: see mapped_reference.
+  ///@{
   mapped_reference operator[](const K& key) { return mapped_reference(this, key); }
   mapped_reference operator[](K&& key) { return mapped_reference(this, std::move(key)); }
+  ///@}
+  /// Python's `d[k]` on a const dictionary: at(k).
   Strong<V> operator[](const K& key) const { return at(key); }
 
-  // Python's get(k[, default]): the value, or null (`def`) when missing or
-  // dead.
+  /// Python's `d.get(k[, default])`: the value, or null (`def`) when missing
+  /// or dead.
+  ///@{
   Strong<V> get(const K& key) const {
     const auto* e = Policy::find_entry(this->table_, Hash{}(key), key);
     return e ? detail::entry_lock<V>(e->w, e->side) : Strong<V>();
@@ -158,13 +184,17 @@ class WeakValueDictionary
     if (Strong<V> v = get(key)) return v;
     return def;
   }
-  // Python's d[k]: weakref::KeyError when missing or dead.
+  ///@}
+  /// Python's `d[k]`: the value; throws weakref::KeyError (k's repr) when
+  /// missing or dead.
   Strong<V> at(const K& key) const {
     if (Strong<V> v = get(key)) return v;
     detail::key_error(key);
   }
 
-  // Python's pop(k): the value, removed; weakref::KeyError when missing.
+  /// Python's `d.pop(k[, default])`: the value, removed; throws
+  /// weakref::KeyError when missing (or dead) and no default.
+  ///@{
   Strong<V> pop(const K& key) {
     if (Strong<V> v = take(key)) return v;
     detail::key_error(key);
@@ -173,19 +203,22 @@ class WeakValueDictionary
     if (Strong<V> v = take(key)) return v;
     return def;
   }
+  ///@}
 
-  // Python's setdefault(k, v): the live value of k, or v after setting it.
+  /// Python's `d.setdefault(k, v)`: the live value of k, or v after setting
+  /// it. Throws as set().
   Strong<V> setdefault(const K& key, const Strong<V>& value) {
     if (Strong<V> v = get(key)) return v;
     set(key, value);
     return value;
   }
 
-  // Python's valuerefs(): the weakrefs of the live entries, in insertion
-  // order (a value may die right after). They live on after their entries.
+  /// Python's `d.valuerefs()`: the weakrefs of the live entries, in
+  /// insertion order (a value may die right after). They live on after their
+  /// entries.
   std::vector<ref<V>> valuerefs() const { return this->entry_refs(); }
 
-  // Python's ==: the same live keys, mapped to the same objects.
+  /// Python's `==`: the same live keys, mapped to the same objects.
   friend bool operator==(const WeakValueDictionary& a, const WeakValueDictionary& b) {
     if (&a == &b) return true;
     if (a.size() != b.size()) return false;
@@ -194,7 +227,7 @@ class WeakValueDictionary
     return true;
   }
 
-  // <WeakValueDictionary at 0x...>
+  /// Python's repr: `<WeakValueDictionary at 0x...>`.
   friend std::ostream& operator<<(std::ostream& os, const WeakValueDictionary& d) {
     return detail::write_container_address(os, "WeakValueDictionary", &d);
   }
@@ -208,8 +241,12 @@ class WeakValueDictionary
   }
 };
 
+/// The collector's view of a WeakValueDictionary: its entries' weakrefs (a
+/// dictionary held by a traced object is traced with it; clearing empties
+/// it).
 template <class K, class V, class H, class E>
 struct gc::trace_traits<WeakValueDictionary<K, V, H, E>> {
+  /// Visits d (WeakContainer::trace).
   static void trace(WeakValueDictionary<K, V, H, E>& d, Visitor& v) { d.trace(v); }
 };
 

@@ -69,6 +69,7 @@
 #include <cstdint>
 
 #include "../strong.hpp"
+#include "atomics.hpp"
 #include "config.hpp"
 #include "object.hpp"
 #include "weak_object.hpp"

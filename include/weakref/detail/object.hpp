@@ -70,7 +70,10 @@
 #include <type_traits>
 #include <typeinfo>
 
+#include "atomics.hpp"
 #include "config.hpp"
+#include "dcheck.hpp"
+#include "locks.hpp"
 #include "reflect.hpp"
 
 namespace weakref::gc {
@@ -235,6 +238,8 @@ WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
 inline void incref(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
+    WEAKREF_DCHECK((w & bits::kSide) || bits::count(w) > 0,
+                   "incref of an object whose count is 0 (the caller holds no reference)");
     if (incref_needs_slow_path(w)) [[unlikely]] {
       incref_slow(h);
       return;
@@ -248,8 +253,9 @@ inline void incref(ObjectHeader* h) noexcept {
 // Strong count -1 on a side word; the last one starts the object's death on
 // this thread.
 inline void decref_side(SideTable* s) noexcept {
-  if (bits::count(rmw_fetch_sub(s->word, bits::kOne, std::memory_order_acq_rel)) == 1)
-    die(s->object);
+  const std::uint64_t old = rmw_fetch_sub(s->word, bits::kOne, std::memory_order_acq_rel);
+  WEAKREF_DCHECK(bits::count(old) > 0, "decref of an object whose count is 0 (side word)");
+  if (bits::count(old) == 1) die(s->object);
 }
 
 // Strong count -1; the last one starts the object's death on this thread.
@@ -260,6 +266,7 @@ inline void decref(ObjectHeader* h) noexcept {
       decref_side_word(w);
       return;
     }
+    WEAKREF_DCHECK(bits::count(w) > 0, "decref of an object whose count is 0");
     if (rmw_compare_exchange(h->word, w, w - bits::kOne, std::memory_order_acq_rel,
                              std::memory_order_acquire)) {
       if (bits::count(w) == 1) die(h);

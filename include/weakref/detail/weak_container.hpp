@@ -197,9 +197,25 @@ class WeakView {
   const WeakTable<Policy>* t_;
 };
 
+/// The core of WeakValueDictionary, WeakKeyDictionary and WeakSet: its
+/// public members are theirs (the reference lists them on each container's
+/// page). One table of entries, each with one weakref to its referent (the
+/// value of a WeakValueDictionary, the key of a WeakKeyDictionary, the
+/// element of a WeakSet); an entry disappears when its referent dies.
+///
+/// Threads: not internally synchronized. Non-const members must not run
+/// concurrently with any other use of the same container; const members
+/// never modify it and may run concurrently with each other. Referents may
+/// die on any thread at any time: a death only queues the entry's removal,
+/// which the next non-const call applies. Iterators stay valid whatever
+/// happens to the container except its destruction; an iteration yields
+/// each entry present at its beginning at most once, skips the dead, and
+/// never yields an entry added after it began (Python raises RuntimeError
+/// instead).
 template <class Policy, class Derived>
 class WeakContainer {
  protected:
+  /// \cond INTERNAL
   using T = typename Policy::Referent;
   using Payload = typename Policy::Payload;
   using Key = typename Policy::Key;
@@ -211,29 +227,49 @@ class WeakContainer {
   static constexpr Part kValues = Policy::kWeakKey ? Part::payload : Part::referent;
   template <class R>
   static constexpr bool accepts = Policy::template accepts<R>;
+  /// \endcond
 
  public:
+  /// What size() returns.
   using size_type = std::size_t;
+  /// The iterators' difference type.
   using difference_type = std::ptrdiff_t;
+  /// An input iterator over the live entries (insertion order) that holds
+  /// the current referent strongly.
   using iterator = WeakIterator<Policy, kHasPayload ? Part::items : Part::referent, false>;
+  /// The same over a const container (values not modifiable).
   using const_iterator = WeakIterator<Policy, kHasPayload ? Part::items : Part::referent, true>;
+  /// What iteration yields: `Strong<T>` (WeakSet) or a (key, value) pair.
   using value_type = typename iterator::value_type;
 
   // -- Construction -----------------------------------------------------------
 
+  /// An empty container (allocates nothing).
   WeakContainer() noexcept = default;
+  /// Python's `WeakSet([a, b])` / `WeakValueDictionary({k: v, ...})`: from
+  /// elements or (key, value) pairs. Throws std::invalid_argument for a null
+  /// referent, std::bad_alloc.
   WeakContainer(std::initializer_list<Item> items) { update(items); }
+  /// From a range of elements (WeakSet) or of (key, value) pairs (another
+  /// container, a std::map, a vector of pairs); as update(). Throws as the
+  /// initializer-list constructor.
   template <class R>
     requires(accepts<R> && !std::is_base_of_v<WeakContainer, std::remove_cvref_t<R>>)
   explicit WeakContainer(R&& items) {
     update(std::forward<R>(items));
   }
+  /// From an iterator range of elements or pairs. Throws as the
+  /// initializer-list constructor.
   template <std::input_iterator It, std::sentinel_for<It> S>
   WeakContainer(It first, S last) {
     for (; first != last; ++first) put_item(*first);
   }
-  // A copy has weakrefs of its own (Python's copy()).
+  /// A copy has weakrefs of its own (Python's copy()); values are copied.
+  /// Throws std::bad_alloc and what copying a key or value throws.
   WeakContainer(const WeakContainer& o) { update(o); }
+  /// Takes o's entries (o becomes empty); while o is being iterated, copies
+  /// them instead, so that o's iterators stay valid (a std::bad_alloc then
+  /// terminates: moves are noexcept).
   WeakContainer(WeakContainer&& o) noexcept {
     if (!o.table_.iterating()) {
       table_.swap(o.table_);
@@ -242,6 +278,7 @@ class WeakContainer {
       o.clear();
     }
   }
+  /// Copy assignment: as the copy constructor (strong guarantee).
   WeakContainer& operator=(const WeakContainer& o) {
     if (this != &o) {
       WeakContainer tmp(o);
@@ -249,6 +286,8 @@ class WeakContainer {
     }
     return *this;
   }
+  /// Move assignment: as the move constructor; the old entries are released
+  /// once *this is consistent (their callbacks may use it).
   WeakContainer& operator=(WeakContainer&& o) noexcept {
     if (this == &o) return *this;
     if (!table_.iterating() && !o.table_.iterating()) {
@@ -261,73 +300,91 @@ class WeakContainer {
     }
     return *this;
   }
+  /// Drops every entry (their weakrefs go; values are destroyed). The
+  /// container must outlive its iterators.
   ~WeakContainer() = default;
 
+  /// Exchanges the contents of two containers (by moves: see the move
+  /// constructor).
   void swap(Derived& o) noexcept {
     Derived tmp(std::move(o));
     o = std::move(derived());
     derived() = std::move(tmp);
   }
+  /// std::swap for the container.
   friend void swap(Derived& a, Derived& b) noexcept { a.swap(b); }
 
   // -- Size ---------------------------------------------------------------------
 
+  /// Python's `len(d)`: the entries whose referent's death has not been
+  /// queued yet (within a dying referent's callbacks, a later-registered
+  /// callback still counts its entry, as CPython's len() does).
   size_type size() const noexcept { return table_.size(); }
+  /// Whether size() is 0.
   bool empty() const noexcept { return size() == 0; }
+  /// Python's `d.clear()`: removes every entry.
   void clear() noexcept { table_.clear(); }
-  // Applies the removals queued by deaths now (every non-const call does it
-  // first): destroys the payloads of entries whose referent died, gives
-  // their memory back.
+  /// Applies the removals queued by deaths now (every non-const call does it
+  /// first): destroys the payloads of entries whose referent died, gives
+  /// their memory back. No Python equivalent (CPython removes at once).
   void prune() noexcept { table_.maintain(); }
+  /// Python's `d.copy()`: as the copy constructor.
   Derived copy() const { return Derived(derived()); }
 
   // -- Lookup and removal by key ------------------------------------------------
 
-  // Python's `k in d` / `x in s`: false for a null Strong and for a
-  // WeakValueDictionary key whose value is dead.
+  /// Python's `k in d` / `x in s`: false for a null Strong and for a
+  /// WeakValueDictionary key whose value is dead.
   bool contains(const Key& key) const {
     Strong<T> held;
     return find_live(key, held) != npos;
   }
+  /// std's name: 1 if contains(key), else 0.
   size_type count(const Key& key) const { return contains(key) ? 1 : 0; }
-  // Removes the entry of key: how many entries were removed (0 or 1).
+  /// Removes the entry of key (Python's `d.pop(k, None)`, `s.discard(x)`):
+  /// how many entries were removed (0 or 1).
   size_type erase(const Key& key) { return erase_live(key); }
 
-  // by_value keys may also be looked up by value (Python: any equal object).
+  /// contains() by value, with by_value<> keys (Python: any equal object).
   template <class U = T>
     requires(Policy::kByValue && std::is_same_v<U, T>)
   bool contains(const U& v) const {
     Strong<T> held;
     return find_live(v, held) != npos;
   }
+  /// erase() by value, with by_value<> keys (Python: any equal object).
   template <class U = T>
     requires(Policy::kByValue && std::is_same_v<U, T>)
   size_type erase(const U& v) {
     return erase_live(v);
   }
 
-  // Python's update(): from a range of elements (WeakSet) or of (key, value)
-  // pairs (another container, std::map, a vector of pairs).
+  /// Python's `update()`: from a range of elements (WeakSet) or of (key,
+  /// value) pairs (another container, std::map, a vector of pairs). Throws
+  /// std::invalid_argument for a null referent (the entries before it stay),
+  /// std::bad_alloc.
   template <class R>
     requires accepts<R>
   void update(R&& items) {
     for (auto&& x : items) put_item(x);
   }
+  /// update() from a braced list of elements or (key, value) pairs.
   void update(std::initializer_list<Item> items) {
     for (const Item& x : items) put_item(x);
   }
 
   // -- Dictionaries -------------------------------------------------------------
 
-  // Python's del d[k]: weakref::KeyError when absent (or dead).
+  /// Python's `del d[k]` (dictionaries): throws weakref::KeyError when absent
+  /// (or dead).
   void del(const Key& key)
     requires kHasPayload
   {
     if (!erase(key)) key_error(key);
   }
 
-  // Python's popitem(): the newest live entry, removed; weakref::KeyError
-  // when empty.
+  /// Python's `d.popitem()` (dictionaries): the newest live entry, removed;
+  /// throws weakref::KeyError when empty.
   Item popitem()
     requires kHasPayload
   {
@@ -339,32 +396,39 @@ class WeakContainer {
     return item;
   }
 
-  // Views: keys(), values(), items() (items is also the range-for).
+  /// Python's `d.items()` (dictionaries): a view of the live (key, value)
+  /// entries, iterated as the container is (what range-for gives too). A
+  /// view refers to the container.
   auto items() noexcept
     requires kHasPayload
   {
     return WeakView<Policy, Part::items, false>(&table_);
   }
+  /// Python's `d.keys()` (dictionaries): a view of the live keys.
   auto keys() noexcept
     requires kHasPayload
   {
     return WeakView<Policy, kKeys, false>(&table_);
   }
+  /// Python's `d.values()` (dictionaries): a view of the live values.
   auto values() noexcept
     requires kHasPayload
   {
     return WeakView<Policy, kValues, false>(&table_);
   }
+  /// items() of a const dictionary (values not modifiable).
   auto items() const noexcept
     requires kHasPayload
   {
     return WeakView<Policy, Part::items, true>(&table_);
   }
+  /// keys() of a const dictionary.
   auto keys() const noexcept
     requires kHasPayload
   {
     return WeakView<Policy, kKeys, true>(&table_);
   }
+  /// values() of a const dictionary (not modifiable).
   auto values() const noexcept
     requires kHasPayload
   {
@@ -373,16 +437,24 @@ class WeakContainer {
 
   // -- Iteration ---------------------------------------------------------------------
 
+  /// The first live entry, in insertion order (Python's `iter(d)` gives the
+  /// keys; here a dictionary yields (key, value) pairs and a set its
+  /// elements). The iteration pins the table until it ends.
   iterator begin() { return iterator(&table_); }
+  /// The end of an iteration.
   iterator end() noexcept { return iterator(); }
+  /// begin() of a const container.
   const_iterator begin() const { return const_iterator(&table_); }
+  /// end() of a const container.
   const_iterator end() const noexcept { return const_iterator(); }
+  /// begin() of a const container.
   const_iterator cbegin() const { return begin(); }
+  /// end() of a const container.
   const_iterator cend() const noexcept { return end(); }
 
   // -- Operators ---------------------------------------------------------------------
 
-  // Python's |: a copy of a, updated from b.
+  /// Python's `a | b`: a copy of a, updated from b.
   template <class R>
     requires accepts<R>
   friend Derived operator|(const Derived& a, R&& b) {
@@ -390,7 +462,7 @@ class WeakContainer {
     r.update(std::forward<R>(b));
     return r;
   }
-  // Python's __ror__ of the dictionaries: a mapping | dictionary.
+  /// Python's `__ror__` of the dictionaries: `mapping | dictionary`.
   template <class R>
     requires(kHasPayload && accepts<R> && !std::is_base_of_v<WeakContainer, std::remove_cvref_t<R>>)
   friend Derived operator|(R&& a, const Derived& b) {
@@ -398,6 +470,7 @@ class WeakContainer {
     r.update(b);
     return r;
   }
+  /// Python's `a |= b`: update(b).
   template <class R>
     requires accepts<R>
   Derived& operator|=(R&& b) {
@@ -405,6 +478,7 @@ class WeakContainer {
     return derived();
   }
 
+  /// \cond INTERNAL
   // The collector's view (weakref::gc::trace_traits): the entries' weakrefs
   // and the payloads that hold references; in clearing mode the container is
   // emptied. A WeakKeyDictionary's live entries are ephemerons
@@ -591,6 +665,7 @@ class WeakContainer {
   }
 
   Table table_;
+  /// \endcond
 
  private:
   static ObjectHeader* header_of(const Strong<T>& x) {

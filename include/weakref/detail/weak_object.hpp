@@ -72,6 +72,7 @@
 #include <utility>
 #include <vector>
 
+#include "atomics.hpp"
 #include "config.hpp"
 #include "object.hpp"
 
