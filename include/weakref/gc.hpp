@@ -169,12 +169,13 @@ class Visitor {
     [[maybe_unused]] std::remove_cvref_t<X> dying(std::forward<X>(value));
   }
 
-  // An ephemeron (a WeakKeyDictionary entry): `value` refers to what it
-  // holds only while its key (the object of side table `key`, which the
-  // entry's weakref keeps readable) is alive on other grounds. Visits
-  // value's members; the collector decides how (src/gc.cpp, "Ephemerons").
-  // The value must be visited mutable: the collector empties the references
-  // of a value whose key it finds garbage.
+  /// An ephemeron (a WeakKeyDictionary entry): `value` refers to what it
+  /// holds only while its key (the object of side table `key`, which the
+  /// entry's weakref keeps readable) is alive on other grounds. Visits
+  /// value's members; the collector decides how (src/gc.cpp, "Ephemerons").
+  /// The value must be visited mutable: the collector empties the references
+  /// of a value whose key it finds garbage. Used by the weak containers'
+  /// trace(); user code has no reason to call it.
   template <class X>
   void ephemeron(weakref::detail::SideTable* key, X& value) {
     const Ops* saved = ops_;
