@@ -9,6 +9,7 @@
 #include "key_policy.hpp"
 #include "proxy.hpp"
 #include "ref.hpp"
+#include "reference_queue.hpp"
 #include "strong.hpp"
 #include "unraisable.hpp"
 #include "version.hpp"
