@@ -442,6 +442,7 @@ TEST_F(ReferenceQueueTest, DeathsAtThreadExitArePosted) {
 // lives, one posted and pending; a static queue's destruction afterwards
 // discards the rest.
 TEST(ReferenceQueueExitTest, ExitStepRunsQueuedFinalizers) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // (the sanitizers' threads)
   EXPECT_EXIT(
       {
         static ReferenceQueue q;

@@ -1,6 +1,7 @@
 // Everything: #include <weakref/weakref.hpp>.
 #pragma once
 
+#include "concurrent_weak_value_dictionary.hpp"
 #include "errors.hpp"
 #include "finalize.hpp"
 #include "forensics.hpp"
