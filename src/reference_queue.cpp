@@ -115,8 +115,7 @@ WeakObject* pop_locked(QueueControl* q) noexcept {
 
 WeakObject* queue_poll(QueueControl* q) noexcept {
   // Cheap when empty: nothing to take, no lock.
-  if (q->in.load(std::memory_order_acquire) == 0 &&
-      q->pending.load(std::memory_order_relaxed) == 0)
+  if (q->in.load(std::memory_order_acquire) == 0 && q->pending.load(std::memory_order_relaxed) == 0)
     return nullptr;
   std::lock_guard<std::mutex> g(q->m);
   return pop_locked(q);

@@ -23,8 +23,7 @@ using namespace std::chrono_literals;
 // The owner's data for each queued ref, found by the dead ref's identity
 // (is(): refs to one object compare equal while it lives, as CPython's).
 using Names = std::vector<std::pair<ref<Node>, std::string>>;
-std::vector<std::string> labels_of(std::vector<ReferenceQueue::Entry> entries,
-                                   const Names& names) {
+std::vector<std::string> labels_of(std::vector<ReferenceQueue::Entry> entries, const Names& names) {
   std::vector<std::string> out;
   for (auto& e : entries)
     for (const auto& [r, name] : names)
@@ -93,8 +92,7 @@ TEST_F(ReferenceQueueTest, EntriesComeInDeathOrderNewestFirstWithinOne) {
   names.emplace_back(q.ref(b), "b2");
   a.reset();
   b.reset();
-  EXPECT_EQ(labels_of(q.drain(), names),
-            (std::vector<std::string>{"a3", "a2", "a1", "b2", "b1"}));
+  EXPECT_EQ(labels_of(q.drain(), names), (std::vector<std::string>{"a3", "a2", "a1", "b2", "b1"}));
 }
 
 TEST_F(ReferenceQueueTest, PostsTakeTheirPlaceAmongTheObjectsCallbacks) {
@@ -218,7 +216,8 @@ TEST_F(ReferenceQueueTest, FinalizerRunsWhenItsEntryRuns) {
   ReferenceQueue q;
   Strong<Node> n = make<Node>("n");
   std::vector<int> got;
-  finalize f = q.finalize(n, [&got](int x) { got.push_back(x); }, 42);
+  finalize f = q.finalize(
+      n, [&got](int x) { got.push_back(x); }, 42);
   EXPECT_TRUE(f.alive());
   EXPECT_EQ(getweakrefcount(n), 1U);
   n.reset();

@@ -44,14 +44,20 @@ TEST_F(ThreadsConcurrentCacheTest, ReadersWritersAndDeathsAtOnce) {
       const int k = (r * 7 + id * 13) % kKeys;
       Strong<Item> v = make<Item>(k);
       switch (r % 4) {
-        case 0: d.set(k, v); break;
+        case 0:
+          d.set(k, v);
+          break;
         case 1: {
           Strong<Item> got = d.setdefault(k, v);
           if (got->key != k) wrong.fetch_add(1);
           break;
         }
-        case 2: (void)d.erase(k); break;
-        case 3: (void)d.pop(k); break;
+        case 2:
+          (void)d.erase(k);
+          break;
+        case 3:
+          (void)d.pop(k);
+          break;
       }
       mine[static_cast<std::size_t>(k)] = std::move(v);  // the previous one dies here
     }
@@ -79,10 +85,12 @@ TEST_F(ThreadsConcurrentCacheTest, SetdefaultRacersAgreeOnTheFirstValue) {
     mine_b.push_back(make<Item>(k));
   }
   std::thread ta([&] {
-    for (int k = 0; k < kKeys; ++k) a[static_cast<std::size_t>(k)] = d.setdefault(k, mine_a[static_cast<std::size_t>(k)]);
+    for (int k = 0; k < kKeys; ++k)
+      a[static_cast<std::size_t>(k)] = d.setdefault(k, mine_a[static_cast<std::size_t>(k)]);
   });
   std::thread tb([&] {
-    for (int k = kKeys - 1; k >= 0; --k) b[static_cast<std::size_t>(k)] = d.setdefault(k, mine_b[static_cast<std::size_t>(k)]);
+    for (int k = kKeys - 1; k >= 0; --k)
+      b[static_cast<std::size_t>(k)] = d.setdefault(k, mine_b[static_cast<std::size_t>(k)]);
   });
   ta.join();
   tb.join();

@@ -213,7 +213,8 @@ class ConcurrentWeakValueDictionary {
   std::vector<std::pair<K, Strong<V>>> items() const {
     std::vector<std::pair<K, Strong<V>>> out;
     for_each_live([&](const K& k, const auto& slot) {
-      if (Strong<V> v = detail::entry_lock<V>(slot.word, slot.side)) out.emplace_back(k, std::move(v));
+      if (Strong<V> v = detail::entry_lock<V>(slot.word, slot.side))
+        out.emplace_back(k, std::move(v));
     });
     return out;
   }
@@ -234,10 +235,10 @@ class ConcurrentWeakValueDictionary {
   struct alignas(64) Shard {
     mutable std::shared_mutex m;
     Map map;
-    std::vector<const K*> keys;          // by EntryWeak::index (node keys are stable)
-    std::vector<std::uint32_t> free;     // unused indices of `keys`
+    std::vector<const K*> keys;       // by EntryWeak::index (node keys are stable)
+    std::vector<std::uint32_t> free;  // unused indices of `keys`
     detail::ContainerControl* ctrl = detail::control_create();
-    std::ptrdiff_t dead_removed = 0;     // claimed entries removed by a writer
+    std::ptrdiff_t dead_removed = 0;  // claimed entries removed by a writer
 
     Shard() = default;
     Shard(const Shard&) = delete;

@@ -192,9 +192,7 @@ class WEAKREF_API ReferenceQueue {
     /// Whether the entry holds a death (false: empty).
     explicit operator bool() const noexcept { return w_ != nullptr; }
     /// Whether the death is a finalizer's (as_finalize()) rather than a ref's (as_ref()).
-    bool is_finalizer() const noexcept {
-      return w_ && w_->kind == detail::WeakKind::finalizer;
-    }
+    bool is_finalizer() const noexcept { return w_ && w_->kind == detail::WeakKind::finalizer; }
     /// The dead ref that was registered (is() it, == it, same hash); empty
     /// for a finalizer's entry. T: the referent's type, a base of it, or
     /// void (the ref is dead: only its identity is used).
@@ -246,8 +244,8 @@ class WEAKREF_API ReferenceQueue {
   /// running thread. A null callback (nullptr, an empty std::function) is
   /// none, as ref(obj).
   template <class U, class F>
-    requires detail::weak_callback<F, weakref::ref<U>>
-  weakref::ref<U> ref(const Strong<U>& obj, F&& callback) {
+  requires detail::weak_callback<F, weakref::ref<U>> weakref::ref<U> ref(const Strong<U>& obj,
+                                                                         F&& callback) {
     if (detail::is_null_callback(callback)) return ref(obj);
     using W = detail::QueuedCallbackWeak<weakref::ref<U>, std::decay_t<F>>;
     return weakref::ref<U>::adopt_weak_object(make_queued<W>(obj, std::forward<F>(callback)),
