@@ -67,6 +67,37 @@ TEST_F(ConcurrentDictTest, DeathsAreAppliedByTheNextWriteOfTheShard) {
   EXPECT_EQ(getweakrefcount(x), 6U);
 }
 
+// A key that counts its live copies: shows when entries are destroyed.
+struct CountedKey {
+  static inline int live = 0;
+  int k;
+  explicit CountedKey(int x) : k(x) { ++live; }
+  CountedKey(const CountedKey& o) : k(o.k) { ++live; }
+  ~CountedKey() { --live; }
+  bool operator==(const CountedKey& o) const { return k == o.k; }
+};
+struct CountedKeyHash {
+  std::size_t operator()(const CountedKey& c) const { return std::hash<int>{}(c.k); }
+};
+
+TEST_F(ConcurrentDictTest, DeadEntriesAreDestroyedByTheNextWriteOrPrune) {
+  ConcurrentWeakValueDictionary<CountedKey, Node, CountedKeyHash> d(1);
+  Strong<Node> a = make<Node>("a");
+  Strong<Node> b = make<Node>("b");
+  d.set(CountedKey(1), a);
+  d.set(CountedKey(2), b);
+  EXPECT_EQ(CountedKey::live, 2);
+  a.reset();
+  EXPECT_EQ(CountedKey::live, 2) << "the death only marks the entry";
+  EXPECT_EQ(d.size(), 1U);
+  d.set(CountedKey(2), b);  // a write to the shard
+  EXPECT_EQ(CountedKey::live, 1);
+  b.reset();
+  d.prune();
+  EXPECT_EQ(CountedKey::live, 0);
+  EXPECT_TRUE(d.empty());
+}
+
 TEST_F(ConcurrentDictTest, SetReplacesTheEntry) {
   Dict d;
   Strong<Node> a = make<Node>("a");
