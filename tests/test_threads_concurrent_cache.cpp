@@ -75,6 +75,37 @@ TEST_F(ThreadsConcurrentCacheTest, ReadersWritersAndDeathsAtOnce) {
   EXPECT_TRUE(d.keys().empty());
 }
 
+// Values dying while another thread erases their entries: the removal and
+// the death's claim settle who counts the entry (entry_retire), or size()
+// goes wrong and the drain erases a slot that is gone.
+TEST_F(ThreadsConcurrentCacheTest, DeathsRaceWithErase) {
+  constexpr int kKeys = 4, kRounds = 20000;
+  ConcurrentWeakValueDictionary<int, Item> d(1);
+  std::atomic<bool> stop{false};
+  std::thread killer([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      Strong<Item> v = make<Item>(r % kKeys);
+      d.set(r % kKeys, v);
+      d.set((r + 1) % kKeys, v);
+    }  // v dies here, while the eraser works on its keys
+    stop.store(true);
+  });
+  std::thread eraser([&] {
+    int k = 0;
+    while (!stop.load()) {
+      (void)d.erase(k);
+      (void)d.pop((k + 1) % kKeys);
+      k = (k + 1) % kKeys;
+    }
+  });
+  killer.join();
+  eraser.join();
+  EXPECT_EQ(d.size(), 0U);
+  d.prune();
+  EXPECT_TRUE(d.keys().empty());
+  EXPECT_EQ(d.size(), 0U);
+}
+
 TEST_F(ThreadsConcurrentCacheTest, SetdefaultRacersAgreeOnTheFirstValue) {
   constexpr int kKeys = 2000;
   ConcurrentWeakValueDictionary<int, Item> d;
