@@ -318,8 +318,11 @@ class ConcurrentWeakValueDictionary {
         detail::weak_release(old);
       } else {
         if (free.empty()) {
-          keys.reserve(keys.size() + 1);
-          free.reserve(keys.capacity());  // so free_index never allocates
+          if (keys.size() == keys.capacity()) {
+            const std::size_t cap = keys.empty() ? 8 : 2 * keys.size();
+            free.reserve(cap);  // first: free_index must never allocate
+            keys.reserve(cap);
+          }
           w->index = static_cast<std::uint32_t>(keys.size());
           keys.push_back(nullptr);
         } else {

@@ -73,6 +73,9 @@
 //    queue's mutex.
 //  * A queue must not be destroyed while other threads use it (as any
 //    object); its weakrefs may die on any thread meanwhile.
+//  * fork(): the queue's mutex is not one of the library locks that the
+//    fork gate (src/fork.cpp) holds still, so a child must not use a queue
+//    on which another thread of the parent was waiting or being woken.
 #pragma once
 
 #include <chrono>
