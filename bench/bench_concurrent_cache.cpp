@@ -10,8 +10,14 @@
 // UseRealTime, items_per_second is the throughput of the whole run, so
 // threads:2 / threads:1 is the scaling (2.0 = perfect on 2 cores).
 //
+// CPU is the CPU time per operation of each thread: when it grows from
+// threads:1 to threads:2, the threads are slowing each other down (a lock
+// word or line bouncing between the cores). Real time is only meaningful on
+// an otherwise idle machine (on a loaded one, threads wait for a core).
+//
 // Run: build/bench/bench/bench_concurrent_cache --benchmark_repetitions=5
 //        --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
+// (Built with the others: bench/CMakeLists.txt builds every bench_*.cpp.)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
