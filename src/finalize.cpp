@@ -40,6 +40,7 @@
 #include "weakref/detail/locks.hpp"
 #include "weakref/finalize.hpp"
 #include "weakref/gc.hpp"
+#include "weakref/reference_queue.hpp"
 #include "weakref/unraisable.hpp"
 
 namespace weakref::detail {
@@ -130,8 +131,16 @@ void report(FinalizerState* s) noexcept {
 
 }  // namespace
 
-// The referent died (the callback batch holds a reference to this).
+FinalizerState::~FinalizerState() {
+  if (queue) queue_release(queue);
+}
+
+// The referent died (the callback batch holds a reference to this). A
+// finalizer registered with a ReferenceQueue is posted there instead, and
+// runs when the queue's owner runs the entry (finalizer_call); once the
+// queue is closed, it runs here, as any finalizer (src/reference_queue.cpp).
 void FinalizerState::invoke() {
+  if (queue && queue_post(queue, this)) return;
   Registry& r = registry();
   bool run;
   {
@@ -242,6 +251,17 @@ bool finalizer_call(FinalizerState* s) {
   unlink_weak(s);
   if (!run) return false;
   s->call();  // an exception propagates; p still cleans up
+  return true;
+}
+
+bool finalizer_drop(FinalizerState* s) noexcept {
+  Registry& r = registry();
+  {
+    std::lock_guard<SpinLock> g(r.lock);
+    if (!pop_locked(r, s)) return false;
+  }
+  Popped p(s);  // destroys func, releases the registry's reference
+  unlink_weak(s);
   return true;
 }
 

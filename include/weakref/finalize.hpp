@@ -51,7 +51,11 @@
 
 namespace weakref {
 
+class ReferenceQueue;
+
 namespace detail {
+
+struct QueueControl;  // reference_queue.hpp
 
 // One finalizer (src/finalize.cpp keeps the registry and its rules): its
 // weakref to the object (the WeakObject base, linked in the object's list,
@@ -67,9 +71,14 @@ struct WEAKREF_API FinalizerState : WeakObject {
   std::atomic<std::uint32_t> peekers{0};  // peek() copies of func running
   FinalizerState* reg_prev = nullptr;     // registry list (lock), oldest
   FinalizerState* reg_next = nullptr;     // first
+  // Set at registration by ReferenceQueue::finalize (one reference on it,
+  // released by the destructor): the death posts the finalizer there
+  // instead of running func (src/reference_queue.cpp).
+  QueueControl* queue = nullptr;
 
   FinalizerState() noexcept : WeakObject(WeakKind::finalizer, true) {}
-  void invoke() override;  // the object died: run, as Python's __call__
+  ~FinalizerState() override;
+  void invoke() override;  // the object died: run (as Python's __call__) or post
   // func(args...); for the owner of func only.
   virtual void call() = 0;
   // Destroys func (once; the owner of func, or the destructor).
@@ -141,6 +150,8 @@ WEAKREF_API bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** o
 WEAKREF_API bool finalizer_get_atexit(const FinalizerState* s) noexcept;
 WEAKREF_API void finalizer_set_atexit(FinalizerState* s, bool value) noexcept;
 WEAKREF_API bool finalizer_call(FinalizerState* s);
+// Pops s (if alive) and destroys func uncalled; false when it was not alive.
+WEAKREF_API bool finalizer_drop(FinalizerState* s) noexcept;
 WEAKREF_API void finalizer_write(std::ostream& os, const FinalizerState* s);
 WEAKREF_API void finalizer_exitfunc() noexcept;
 
@@ -313,6 +324,7 @@ class finalize {
  private:
   friend struct detail::HandleAccess;
   friend struct std::hash<finalize>;
+  friend class ReferenceQueue;  // makes queued finalizers, hands them out
 
   template <class T, class F, class... Args>
   static detail::FinalizerState* create(const Strong<T>& obj, F&& func, Args&&... args) {

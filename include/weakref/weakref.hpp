@@ -1,6 +1,7 @@
 // Everything: #include <weakref/weakref.hpp>.
 #pragma once
 
+#include "concurrent_weak_value_dictionary.hpp"
 #include "errors.hpp"
 #include "finalize.hpp"
 #include "forensics.hpp"
@@ -9,6 +10,7 @@
 #include "key_policy.hpp"
 #include "proxy.hpp"
 #include "ref.hpp"
+#include "reference_queue.hpp"
 #include "strong.hpp"
 #include "unraisable.hpp"
 #include "version.hpp"

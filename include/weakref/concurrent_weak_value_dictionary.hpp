@@ -1,0 +1,377 @@
+// weakref::ConcurrentWeakValueDictionary<K, V>: a WeakValueDictionary that
+// threads share without a lock of their own -- a weak value cache for a
+// server or a job system.
+//
+//     weakref::ConcurrentWeakValueDictionary<std::string, Image> cache;   // shared
+//     if (weakref::Strong<Image> img = cache.get(name)) return img;        // any thread
+//     return cache.setdefault(name, weakref::make<Image>(load(name)));     // any thread
+//
+// Design: the table is split into shards (a power of two, 64 by default),
+// each a std::unordered_map under its own std::shared_mutex; a key's hash
+// picks its shard. get() takes its shard's lock shared (never an exclusive
+// lock), so readers of different shards share no written cache line and
+// readers of one shard share only its lock word; writers (set, erase,
+// setdefault, pop) lock one shard exclusively. The entries are the weak
+// containers' own (detail/entry_weak.hpp): each holds one weakref object
+// to its value, linked into the value's weakref list (getweakrefcount
+// counts it), with a per-shard control block.
+//
+// Lifetime rules
+//  * An entry disappears as soon as its value dies, on whatever thread, or
+//    is collected: get(), contains() and size() no longer see it. The
+//    value's death only marks the entry and pushes its weakref onto its
+//    shard's lock-free queue (no lock, no allocation, no user code); the
+//    key and the weakref are destroyed by the next write to that shard (or
+//    prune(), clear(), the destructor), on the thread making it.
+//  * set(k, v) replaces the entry of k with a new weakref (as Python's
+//    d[k] = v). Values are objects made by weakref::make<V>() (or a base
+//    V of one); a null value is std::invalid_argument.
+//  * Keys are values: K copyable (set copies it in), Hash and KeyEqual as
+//    std::unordered_map's. Hash, KeyEqual and K's destructor run under a
+//    shard's lock and must not use the dictionary.
+//  * No iteration: items() and keys() give snapshots, shard by shard (a
+//    concurrent writer's change may be seen in one shard and not another).
+//  * The dictionary is not copyable or movable, and must outlive its use
+//    by every thread (as a std::mutex); values' deaths after it is gone are
+//    safe.
+//  * Not traced by the collector: a Strong inside a key is a root.
+//
+// Threads
+//  * Every member function may be called from any thread, concurrently
+//    with any other (but the destructor).
+//  * A returned Strong<V> is taken while the shard is locked (the value
+//    cannot die in between) and released by its holder, outside any lock.
+//  * Differences from WeakValueDictionary (docs/python-mapping.md): no
+//    iteration, no d[k] proxy, pop() returns null rather than raising for a
+//    missing key (pop(k) with a default is the same), and the order of
+//    keys() is unspecified.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "detail/entry_weak.hpp"
+#include "detail/key_repr.hpp"
+#include "ref.hpp"
+#include "strong.hpp"
+
+namespace weakref {
+
+/// A thread-safe weakref::WeakValueDictionary: a mapping from keys to
+/// weakly held values (objects made by make<V>()) that any number of
+/// threads use at once; get() takes no exclusive lock. The header comment
+/// states the design, lifetime and thread rules.
+template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
+class ConcurrentWeakValueDictionary {
+  static_assert(detail::weakly_referenceable<V>,
+                "weakref::ConcurrentWeakValueDictionary<K, V>: V cannot be weakly referenced "
+                "(see weakref::ref<T>)");
+  static_assert(std::is_copy_constructible_v<K>,
+                "weakref::ConcurrentWeakValueDictionary<K, V>: K must be copyable");
+
+ public:
+  using key_type = K;
+  using mapped_type = Strong<V>;
+  using hasher = Hash;
+  using key_equal = KeyEqual;
+
+  /// An empty dictionary of `shards` shards (rounded up to a power of two;
+  /// more shards: fewer threads meet on one lock).
+  explicit ConcurrentWeakValueDictionary(std::size_t shards = 64)
+      : bits_(static_cast<unsigned>(std::countr_zero(std::bit_ceil(shards ? shards : 1)))),
+        shards_(new Shard[std::size_t{1} << bits_]) {}
+  ConcurrentWeakValueDictionary(const ConcurrentWeakValueDictionary&) = delete;
+  ConcurrentWeakValueDictionary& operator=(const ConcurrentWeakValueDictionary&) = delete;
+  ~ConcurrentWeakValueDictionary() = default;
+
+  /// Python's get(k): the live value of k, or null (missing or dead).
+  /// Takes k's shard lock shared.
+  Strong<V> get(const K& key) const {
+    const std::size_t h = Hash{}(key);
+    const Shard& s = shard(h);
+    std::shared_lock<std::shared_mutex> lock(s.m);
+    auto it = s.map.find(key);
+    if (it == s.map.end()) return {};
+    return detail::entry_lock<V>(it->second.word, it->second.side);
+  }
+  /// Python's get(k, default).
+  Strong<V> get(const K& key, Strong<V> def) const {
+    if (Strong<V> v = get(key)) return v;
+    return def;
+  }
+  /// Python's d[k]: weakref::KeyError when k is missing or its value dead.
+  Strong<V> at(const K& key) const {
+    if (Strong<V> v = get(key)) return v;
+    detail::key_error(key);
+  }
+  /// Python's `k in d`: k has a live value.
+  bool contains(const K& key) const {
+    const Shard& s = shard(Hash{}(key));
+    std::shared_lock<std::shared_mutex> lock(s.m);
+    auto it = s.map.find(key);
+    return it != s.map.end() && detail::entry_alive(it->second.word, it->second.side);
+  }
+
+  /// Python's d[k] = v: k now maps (weakly) to value, replacing its entry.
+  /// std::invalid_argument for a null value.
+  void set(const K& key, const Strong<V>& value) {
+    Shard& s = shard(Hash{}(key));
+    detail::EntryWeak* w = attach(s, value);  // allocates outside the lock
+    std::unique_lock<std::shared_mutex> lock(s.m);
+    s.drain();
+    s.put(key, w);
+  }
+  /// Python's setdefault(k, v): the live value of k if it has one, else v
+  /// after setting it. Atomic: of threads racing to set one key, all get
+  /// the value of the first.
+  Strong<V> setdefault(const K& key, const Strong<V>& value) {
+    if (Strong<V> v = get(key)) return v;
+    Shard& s = shard(Hash{}(key));
+    detail::EntryWeak* w = attach(s, value);
+    std::unique_lock<std::shared_mutex> lock(s.m);
+    s.drain();
+    auto it = s.map.find(key);
+    if (it != s.map.end())
+      if (Strong<V> v = detail::entry_lock<V>(it->second.word, it->second.side)) {
+        s.discard(w);
+        return v;
+      }
+    s.put(key, w);
+    return value;
+  }
+  /// Removes k; the number of entries removed (0 or 1; a dead entry counts
+  /// 0, as it was already gone).
+  std::size_t erase(const K& key) {
+    Shard& s = shard(Hash{}(key));
+    std::unique_lock<std::shared_mutex> lock(s.m);
+    s.drain();
+    auto it = s.map.find(key);
+    if (it == s.map.end()) return 0;
+    const bool live = detail::entry_alive(it->second.word, it->second.side);
+    s.remove(it);
+    return live ? 1 : 0;
+  }
+  /// Python's pop(k, None): the live value of k, removed; null when missing
+  /// or dead.
+  Strong<V> pop(const K& key) {
+    Shard& s = shard(Hash{}(key));
+    std::unique_lock<std::shared_mutex> lock(s.m);
+    s.drain();
+    auto it = s.map.find(key);
+    if (it == s.map.end()) return {};
+    Strong<V> v = detail::entry_lock<V>(it->second.word, it->second.side);
+    s.remove(it);
+    return v;  // released by the caller, outside the lock
+  }
+
+  /// The number of live entries (a snapshot, shard by shard).
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      std::shared_lock<std::shared_mutex> lock(shards_[i].m);
+      n += shards_[i].live();
+    }
+    return n;
+  }
+  bool empty() const noexcept { return size() == 0; }
+  /// Removes every entry.
+  void clear() {
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      Shard& s = shards_[i];
+      std::unique_lock<std::shared_mutex> lock(s.m);
+      s.drain();
+      while (!s.map.empty()) s.remove(s.map.begin());
+    }
+  }
+  /// Destroys the keys and weakrefs of the entries whose values died
+  /// (otherwise done by the next write to their shard).
+  void prune() {
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      Shard& s = shards_[i];
+      std::unique_lock<std::shared_mutex> lock(s.m);
+      s.drain();
+    }
+  }
+
+  /// The live keys (a snapshot; order unspecified).
+  std::vector<K> keys() const {
+    std::vector<K> out;
+    for_each_live([&](const K& k, const auto&) { out.push_back(k); });
+    return out;
+  }
+  /// The live entries, values held strongly (a snapshot; order unspecified).
+  std::vector<std::pair<K, Strong<V>>> items() const {
+    std::vector<std::pair<K, Strong<V>>> out;
+    for_each_live([&](const K& k, const auto& slot) {
+      if (Strong<V> v = detail::entry_lock<V>(slot.word, slot.side))
+        out.emplace_back(k, std::move(v));
+    });
+    return out;
+  }
+  /// The number of shards.
+  std::size_t shard_count() const noexcept { return std::size_t{1} << bits_; }
+
+ private:
+  struct Slot {
+    detail::EntryWord word;   // the entry's weakref (EntryWeak) and offset bit
+    detail::SideTable* side;  // its referent's side table
+  };
+  using Map = std::unordered_map<K, Slot, Hash, KeyEqual>;
+
+  // One shard: its map, and the weak containers' entry machinery
+  // (entry_weak.hpp). The "owner" of that protocol is whoever holds `m`
+  // exclusively. EntryWeak::index is the entry's place in `keys`, through
+  // which a drained death finds its map entry.
+  struct alignas(64) Shard {
+    mutable std::shared_mutex m;
+    Map map;
+    std::vector<const K*> keys;       // by EntryWeak::index (node keys are stable)
+    std::vector<std::uint32_t> free;  // unused indices of `keys`
+    detail::ContainerControl* ctrl = detail::control_create();
+    std::ptrdiff_t dead_removed = 0;  // claimed entries removed by a writer
+
+    Shard() = default;
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+    ~Shard() {
+      for (detail::EntryWeak* w = detail::control_close(ctrl); w;) {
+        detail::EntryWeak* next = w->queue_next();
+        detail::weak_release(w);
+        w = next;
+      }
+      for (auto& [k, slot] : map) {
+        detail::EntryWeak* w = detail::entry_weak(slot.word);
+        w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel);
+        detail::weak_release(w);
+      }
+      detail::control_release(ctrl);
+    }
+
+    // Live entries: those in the map but the claimed ones not yet drained.
+    std::size_t live() const noexcept {
+      return map.size() -
+             static_cast<std::size_t>(ctrl->dead.load(std::memory_order_relaxed) - dead_removed);
+    }
+
+    // Applies the deaths queued by the entries' callbacks (weak_table's
+    // drain): each claimed entry still in the map leaves it. Exclusive.
+    void drain() noexcept {
+      if (ctrl->head.load(std::memory_order_relaxed) == 0) return;
+      detail::EntryWeak* w = detail::control_take(ctrl);
+      while (w) {
+        detail::EntryWeak* next = w->queue_next();
+        ctrl->dead.fetch_sub(1, std::memory_order_relaxed);
+        if (w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel) &
+            detail::kEntryOut) {
+          --dead_removed;  // a writer removed this entry already
+        } else {
+          auto it = map.find(*keys[w->index]);
+          free_index(w->index);
+          map.erase(it);
+          detail::weak_release(w);  // the entry's reference
+        }
+        detail::weak_release(w);  // the queue's reference
+        w = next;
+      }
+    }
+
+    // Takes map entry `it` out (its weakref's callback may race: settled by
+    // entry_retire) and destroys it. Exclusive.
+    void remove(typename Map::iterator it) noexcept {
+      detail::EntryWeak* w = detail::entry_weak(it->second.word);
+      if (detail::entry_retire(w)) ++dead_removed;
+      free_index(w->index);
+      map.erase(it);
+      detail::weak_release(w);
+    }
+
+    // A new entry weakref that will not be used.
+    void discard(detail::EntryWeak* w) noexcept {
+      if (detail::entry_retire(w)) ++dead_removed;
+      detail::weak_release(w);
+    }
+
+    // k -> w (w's reference moves in), replacing k's entry. Exclusive.
+    void put(const K& key, detail::EntryWeak* w) {
+      struct Guard {  // w is released if the insertion throws
+        Shard* s;
+        detail::EntryWeak* w;
+        ~Guard() {
+          if (w) s->discard(w);
+        }
+      } guard{this, w};
+      auto it = map.find(key);
+      if (it != map.end()) {
+        detail::EntryWeak* old = detail::entry_weak(it->second.word);
+        w->index = old->index;
+        if (detail::entry_retire(old)) ++dead_removed;
+        detail::weak_release(old);
+      } else {
+        if (free.empty()) {
+          if (keys.size() == keys.capacity()) {
+            const std::size_t cap = keys.empty() ? 8 : 2 * keys.size();
+            free.reserve(cap);  // first: free_index must never allocate
+            keys.reserve(cap);
+          }
+          w->index = static_cast<std::uint32_t>(keys.size());
+          keys.push_back(nullptr);
+        } else {
+          w->index = free.back();
+          free.pop_back();
+        }
+        try {
+          it = map.try_emplace(key).first;
+        } catch (...) {
+          free_index(w->index);
+          throw;
+        }
+        keys[w->index] = &it->first;
+      }
+      it->second = Slot{detail::entry_word(w), w->side_table()};
+      guard.w = nullptr;
+    }
+
+    void free_index(std::uint32_t i) noexcept {
+      keys[i] = nullptr;
+      free.push_back(i);  // capacity reserved in put()
+    }
+  };
+
+  Shard& shard(std::size_t h) const noexcept {
+    // Fibonacci hashing: the top bits of the product, so that hashes that
+    // differ only in high or only in low bits still spread.
+    if (bits_ == 0) return shards_[0];
+    return shards_[(static_cast<std::uint64_t>(h) * 0x9E3779B97F4A7C15ULL) >> (64 - bits_)];
+  }
+
+  detail::EntryWeak* attach(Shard& s, const Strong<V>& value) {
+    detail::ObjectHeader* h = detail::StrongAccess::header(value);
+    if (!h) detail::throw_null_referent();
+    return detail::entry_attach(h, s.ctrl, detail::subobject_offset(value.get(), h));
+  }
+
+  template <class F>
+  void for_each_live(F&& f) const {
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      const Shard& s = shards_[i];
+      std::shared_lock<std::shared_mutex> lock(s.m);
+      for (const auto& [k, slot] : s.map)
+        if (detail::entry_alive(slot.word, slot.side)) f(k, slot);
+    }
+  }
+
+  unsigned bits_;
+  std::unique_ptr<Shard[]> shards_;
+};
+
+}  // namespace weakref
