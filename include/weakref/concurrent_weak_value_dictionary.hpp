@@ -80,10 +80,10 @@ class ConcurrentWeakValueDictionary {
                 "weakref::ConcurrentWeakValueDictionary<K, V>: K must be copyable");
 
  public:
-  using key_type = K;
-  using mapped_type = Strong<V>;
-  using hasher = Hash;
-  using key_equal = KeyEqual;
+  using key_type = K;            ///< The key type.
+  using mapped_type = Strong<V>;  ///< What get() returns: a strong reference (null if none).
+  using hasher = Hash;            ///< The keys' hash.
+  using key_equal = KeyEqual;     ///< The keys' equality.
 
   /// An empty dictionary of `shards` shards (rounded up to a power of two;
   /// more shards: fewer threads meet on one lock).
@@ -183,6 +183,7 @@ class ConcurrentWeakValueDictionary {
     }
     return n;
   }
+  /// Whether size() is 0 (a snapshot, as size(): other threads may change it).
   bool empty() const noexcept { return size() == 0; }
   /// Removes every entry.
   void clear() {

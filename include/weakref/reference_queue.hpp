@@ -182,7 +182,9 @@ class WEAKREF_API ReferenceQueue {
    public:
     /// An empty entry (what pop() returns once the queue is closed).
     Entry() noexcept = default;
+    /// Takes o's weakref (and what it defers); o is left empty.
     Entry(Entry&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
+    /// Discards what this entry holds (as its destructor), then takes o's.
     Entry& operator=(Entry&& o) noexcept {
       Entry(std::move(o)).swap(*this);
       return *this;
@@ -221,6 +223,7 @@ class WEAKREF_API ReferenceQueue {
         detail::weak_release(w);
       }
     }
+    /// Exchanges the two entries' contents.
     void swap(Entry& o) noexcept { std::swap(w_, o.w_); }
 
    private:
