@@ -245,15 +245,19 @@ class ConcurrentWeakValueDictionary {
     Shard(const Shard&) = delete;
     Shard& operator=(const Shard&) = delete;
     ~Shard() {
+      // The entries first (entry_weak.hpp's protocol, as weak_table.hpp's
+      // destroy): a claimed entry's reference is the death queue's, which
+      // the close below releases.
+      for (auto& [k, slot] : map) {
+        detail::EntryWeak* w = detail::entry_weak(slot.word);
+        if (!(w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel) &
+              detail::kEntryDead))
+          detail::weak_release(w);
+      }
       for (detail::EntryWeak* w = detail::control_close(ctrl); w;) {
         detail::EntryWeak* next = w->queue_next();
         detail::weak_release(w);
         w = next;
-      }
-      for (auto& [k, slot] : map) {
-        detail::EntryWeak* w = detail::entry_weak(slot.word);
-        w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel);
-        detail::weak_release(w);
       }
       detail::control_release(ctrl);
     }
@@ -279,9 +283,8 @@ class ConcurrentWeakValueDictionary {
           auto it = map.find(*keys[w->index]);
           free_index(w->index);
           map.erase(it);
-          detail::weak_release(w);  // the entry's reference
         }
-        detail::weak_release(w);  // the queue's reference
+        detail::weak_release(w);  // the entry's, handed to the queue by its callback
         w = next;
       }
     }
@@ -290,16 +293,19 @@ class ConcurrentWeakValueDictionary {
     // entry_retire) and destroys it. Exclusive.
     void remove(typename Map::iterator it) noexcept {
       detail::EntryWeak* w = detail::entry_weak(it->second.word);
-      if (detail::entry_retire(w)) ++dead_removed;
+      const bool claimed = detail::entry_retire(w);  // then the queue holds w
+      if (claimed) ++dead_removed;
       free_index(w->index);
       map.erase(it);
-      detail::weak_release(w);
+      if (!claimed) detail::weak_release(w);
     }
 
     // A new entry weakref that will not be used.
     void discard(detail::EntryWeak* w) noexcept {
-      if (detail::entry_retire(w)) ++dead_removed;
-      detail::weak_release(w);
+      if (detail::entry_retire(w))
+        ++dead_removed;  // the queue holds w
+      else
+        detail::weak_release(w);
     }
 
     // k -> w (w's reference moves in), replacing k's entry. Exclusive.
@@ -315,8 +321,10 @@ class ConcurrentWeakValueDictionary {
       if (it != map.end()) {
         detail::EntryWeak* old = detail::entry_weak(it->second.word);
         w->index = old->index;
-        if (detail::entry_retire(old)) ++dead_removed;
-        detail::weak_release(old);
+        if (detail::entry_retire(old))
+          ++dead_removed;  // the queue holds old
+        else
+          detail::weak_release(old);
       } else {
         if (free.empty()) {
           if (keys.size() == keys.capacity()) {
