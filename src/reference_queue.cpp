@@ -79,10 +79,9 @@ bool queue_post(QueueControl* q, WeakObject* w) noexcept {
 
 namespace {
 
-// Moves what was posted to the end of `out`, oldest first. Under m.
-void refill_locked(QueueControl* q) noexcept {
-  if (q->closed) return;
-  std::uintptr_t h = q->in.exchange(0, std::memory_order_acquire);
+// Appends h, a posted stack (newest first, linked through prev), to `out`,
+// oldest first. Under m.
+void append_posted(QueueControl* q, std::uintptr_t h) noexcept {
   WeakObject* fifo = nullptr;  // reverse the stack
   WeakObject* last = nullptr;
   for (auto* w = reinterpret_cast<WeakObject*>(h); w;) {
@@ -98,6 +97,12 @@ void refill_locked(QueueControl* q) noexcept {
   else
     q->out_head = fifo;
   q->out_tail = last;
+}
+
+// Moves what was posted to the end of `out`. Under m.
+void refill_locked(QueueControl* q) noexcept {
+  if (q->closed) return;
+  append_posted(q, q->in.exchange(0, std::memory_order_acquire));
 }
 
 WeakObject* pop_locked(QueueControl* q) noexcept {
@@ -146,26 +151,9 @@ WeakObject* queue_close(QueueControl* q) noexcept {
   {
     std::lock_guard<std::mutex> g(q->m);
     if (q->closed) return nullptr;
-    refill_locked(q);
     q->closed = true;
-    // Whatever was posted between the refill and here is taken too.
-    std::uintptr_t h = q->in.exchange(kClosed, std::memory_order_acquire);
-    WeakObject* fifo = nullptr;
-    WeakObject* last = nullptr;
-    for (auto* w = reinterpret_cast<WeakObject*>(h); w;) {
-      WeakObject* next = w->prev;
-      w->prev = fifo;
-      if (!fifo) last = w;
-      fifo = w;
-      w = next;
-    }
-    if (fifo) {
-      if (q->out_tail)
-        q->out_tail->prev = fifo;
-      else
-        q->out_head = fifo;
-      q->out_tail = last;
-    }
+    // Everything posted until now; later posts see kClosed.
+    append_posted(q, q->in.exchange(kClosed, std::memory_order_acquire));
     list = q->out_head;
     std::size_t n = 0;
     for (WeakObject* w = list; w; w = w->prev) ++n;
