@@ -289,21 +289,21 @@ class ConcurrentWeakValueDictionary {
       }
     }
 
-    // Takes map entry `it` out (its weakref's callback may race: settled by
-    // entry_retire) and destroys it. Exclusive.
+    // Takes map entry `it` out and destroys it. Exclusive.
     void remove(typename Map::iterator it) noexcept {
       detail::EntryWeak* w = detail::entry_weak(it->second.word);
-      const bool claimed = detail::entry_retire(w);  // then the queue holds w
-      if (claimed) ++dead_removed;
       free_index(w->index);
       map.erase(it);
-      if (!claimed) detail::weak_release(w);
+      discard(w);
     }
 
-    // A new entry weakref that will not be used.
+    // Drops an entry weakref the shard no longer uses (taken out, replaced,
+    // or never inserted): settles the race with its callback (entry_retire)
+    // and releases the entry's reference, which is the death queue's instead
+    // when the callback claimed it first. Exclusive.
     void discard(detail::EntryWeak* w) noexcept {
       if (detail::entry_retire(w))
-        ++dead_removed;  // the queue holds w
+        ++dead_removed;
       else
         detail::weak_release(w);
     }
@@ -321,10 +321,7 @@ class ConcurrentWeakValueDictionary {
       if (it != map.end()) {
         detail::EntryWeak* old = detail::entry_weak(it->second.word);
         w->index = old->index;
-        if (detail::entry_retire(old))
-          ++dead_removed;  // the queue holds old
-        else
-          detail::weak_release(old);
+        discard(old);
       } else {
         if (free.empty()) {
           if (keys.size() == keys.capacity()) {
