@@ -4,9 +4,10 @@
 #include <benchmark/benchmark.h>
 
 #include <memory>
-#include <thread>
 #include <vector>
 #include <weakref/weakref.hpp>
+
+#include "multithreaded.hpp"
 
 namespace {
 
@@ -119,28 +120,9 @@ void BM_death_with_callback(benchmark::State& state) {
 BENCHMARK(BM_death_with_callback);
 
 // ---------------------------------------------------------------------------
-// Everything below runs in a multi-threaded process. While a process has one
-// thread, both this library and libstdc++'s shared_ptr replace atomic
-// read-modify-writes by plain ones (__libc_single_threaded; see
-// include/weakref/detail/config.hpp), so the figures above are those of a
-// single-threaded program. The first benchmark below starts (and joins) a
-// thread, which turns that off for the rest of the run; the _mt rows repeat
-// the main ones with atomic counts on both sides.
+// Everything below runs in a multi-threaded process (multithreaded.hpp):
+// the _mt rows repeat the main ones with atomic counts on both sides.
 
-void make_process_multithreaded() {
-  static const bool done = [] {
-    std::thread([] {}).join();
-    return true;
-  }();
-  (void)done;
-}
-
-// The same benchmark, run in a process that has had a second thread.
-template <void (*Bench)(benchmark::State&)>
-void multithreaded(benchmark::State& state) {
-  make_process_multithreaded();
-  Bench(state);
-}
 BENCHMARK(multithreaded<BM_ref_lock>)->Name("BM_ref_lock_mt");
 BENCHMARK(multithreaded<BM_weak_ptr_lock>)->Name("BM_weak_ptr_lock_mt");
 BENCHMARK(multithreaded<BM_ref_lock_dead>)->Name("BM_ref_lock_dead_mt");

@@ -47,11 +47,12 @@
 #include <numeric>
 #include <random>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 #include <weakref/weakref.hpp>
+
+#include "multithreaded.hpp"
 
 namespace {
 
@@ -441,23 +442,7 @@ void BM_observer_churn_std(benchmark::State& state) {
 BENCHMARK(BM_observer_churn_std);
 
 // ---------------------------------------------------------------------------
-// The same rows in a multi-threaded process (see bench_core.cpp): the first
-// _mt benchmark starts and joins a thread, which turns the single-threaded
-// fast paths off, on both sides, for the rest of the run.
-
-void make_process_multithreaded() {
-  static const bool done = [] {
-    std::thread([] {}).join();
-    return true;
-  }();
-  (void)done;
-}
-
-template <void (*Bench)(benchmark::State&)>
-void multithreaded(benchmark::State& state) {
-  make_process_multithreaded();
-  Bench(state);
-}
+// The same rows in a multi-threaded process (multithreaded.hpp).
 
 #define WEAKREF_MT(name)                                                        \
   BENCHMARK(multithreaded<BM_##name>)->Name("BM_" #name "_mt");                 \
