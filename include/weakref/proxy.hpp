@@ -97,7 +97,7 @@ class proxy : public detail::WeakHandle {
   proxy& operator=(proxy&&) noexcept = default;
   ///@}
   /// Releases the handle's reference to the weakref object.
-  ~proxy() = default;
+  [[gnu::always_inline]] ~proxy() = default;
 
   /// The referent, or null (no exception) when it is dead.
   Strong<T> lock() const noexcept {

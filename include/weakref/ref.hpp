@@ -218,7 +218,7 @@ class ref : public detail::WeakHandle {
   ///@}
   /// Releases the handle's reference to the weakref object (its callback
   /// does not run then if no other handle holds it when the referent dies).
-  ~ref() = default;
+  [[gnu::always_inline]] ~ref() = default;
 
   /// The same weakref object, seen through a base class (`ref<Base>` from
   /// `ref<Derived>`).

@@ -138,7 +138,7 @@ class WeakMethod : public detail::WeakHandle {
   WeakMethod& operator=(WeakMethod&&) noexcept = default;
   ///@}
   /// Releases the handle's reference to the weakref object.
-  ~WeakMethod() = default;
+  [[gnu::always_inline]] ~WeakMethod() = default;
 
   /// Python's `m()`: the bound method, or an empty one when the object is
   /// dead.

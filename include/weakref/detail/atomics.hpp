@@ -47,7 +47,7 @@ inline void spin_pause(unsigned& spins) noexcept {
 // race in C++ terms. Like libstdc++'s, it assumes threads are made with
 // pthread_create (or std::thread) and that signal handlers do not copy or
 // drop references. Define WEAKREF_NO_SINGLE_THREADED_FAST_PATH to turn it off.
-inline bool single_threaded() noexcept {
+[[gnu::always_inline]] inline bool single_threaded() noexcept {
 #ifdef WEAKREF_HAVE_SINGLE_THREADED
   return __libc_single_threaded != 0;
 #else
@@ -61,7 +61,7 @@ inline bool single_threaded() noexcept {
 // rmw_update is their one shape: `plain` computes the new value from the
 // old, `atomic` is the std::atomic operation to use otherwise.
 template <class T, class Plain, class Atomic>
-inline T rmw_update(std::atomic<T>& a, Plain plain, Atomic atomic) noexcept {
+[[gnu::always_inline]] inline T rmw_update(std::atomic<T>& a, Plain plain, Atomic atomic) noexcept {
   if (single_threaded()) {
     const T old = a.load(std::memory_order_relaxed);
     a.store(static_cast<T>(plain(old)), std::memory_order_relaxed);
@@ -70,23 +70,23 @@ inline T rmw_update(std::atomic<T>& a, Plain plain, Atomic atomic) noexcept {
   return atomic();
 }
 template <class T>
-inline T rmw_fetch_add(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+[[gnu::always_inline]] inline T rmw_fetch_add(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
   return rmw_update(a, [v](T old) { return old + v; }, [&] { return a.fetch_add(v, mo); });
 }
 template <class T>
-inline T rmw_fetch_sub(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+[[gnu::always_inline]] inline T rmw_fetch_sub(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
   return rmw_update(a, [v](T old) { return old - v; }, [&] { return a.fetch_sub(v, mo); });
 }
 template <class T>
-inline T rmw_fetch_or(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+[[gnu::always_inline]] inline T rmw_fetch_or(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
   return rmw_update(a, [v](T old) { return old | v; }, [&] { return a.fetch_or(v, mo); });
 }
 template <class T>
-inline T rmw_fetch_and(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
+[[gnu::always_inline]] inline T rmw_fetch_and(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
   return rmw_update(a, [v](T old) { return old & v; }, [&] { return a.fetch_and(v, mo); });
 }
 template <class T>
-inline bool rmw_compare_exchange(std::atomic<T>& a, T& expected, T desired,
+[[gnu::always_inline]] inline bool rmw_compare_exchange(std::atomic<T>& a, T& expected, T desired,
                                  std::memory_order success,
                                  std::memory_order failure) noexcept {
   if (single_threaded()) {

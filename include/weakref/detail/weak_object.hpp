@@ -432,7 +432,7 @@ class WEAKREF_API WeakHandle {
     WeakHandle(std::move(o)).swap_handle(*this);
     return *this;
   }
-  ~WeakHandle() {
+  [[gnu::always_inline]] ~WeakHandle() {
     if (w_) weak_release(w_);
   }
   void swap_handle(WeakHandle& o) noexcept { std::swap(w_, o.w_); }
