@@ -114,6 +114,34 @@ TEST_F(ConcurrentDictTest, SetReplacesTheEntry) {
   EXPECT_EQ(d.size(), 0U);
 }
 
+// d[k] = v again with the same live value: the entry keeps its weakref,
+// which moves to where a new one would go (Python makes a new KeyedRef, the
+// newest weakref to v): the entry's callback runs before those of weakrefs
+// made since the first set, so theirs see the entry gone.
+TEST_F(ConcurrentDictTest, SettingTheSameValueAgainMakesTheNewestWeakref) {
+  Strong<Node> a = make<Node>("a");
+  Dict d;
+  d.set("k", a);
+  std::vector<std::size_t> sizes;
+  ref<Node> r(a, [&](const ref<Node>&) { sizes.push_back(d.size()); });
+  for (int i = 0; i < 3; ++i) d.set("k", a);
+  EXPECT_EQ(getweakrefcount(a), 2U);
+  auto all = getweakrefs(a);
+  ASSERT_EQ(all.size(), 2U);
+  EXPECT_TRUE(all[1].is(r));
+  all.clear();
+  EXPECT_EQ(d.get("k"), a);
+  a.reset();
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{0}));  // the entry's callback ran first
+  EXPECT_FALSE(d.get("k"));
+  // A dead entry is not renewed: setting a new value makes a new entry.
+  Strong<Node> b = make<Node>("b");
+  d.set("k", b);
+  EXPECT_EQ(d.get("k"), b);
+  EXPECT_EQ(d.size(), 1U);
+  EXPECT_EQ(getweakrefcount(b), 1U);
+}
+
 TEST_F(ConcurrentDictTest, SetdefaultKeepsTheLiveValue) {
   Dict d;
   Strong<Node> a = make<Node>("a");

@@ -7,11 +7,18 @@
 //     return cache.setdefault(name, weakref::make<Image>(load(name)));     // any thread
 //
 // Design: the table is split into shards (a power of two, 64 by default),
-// each a std::unordered_map under its own std::shared_mutex; a key's hash
-// picks its shard. get() takes its shard's lock shared (never an exclusive
-// lock), so readers of different shards share no written cache line and
-// readers of one shard share only its lock word; writers (set, erase,
-// setdefault, pop) lock one shard exclusively. The entries are the weak
+// each a std::unordered_map with its own std::shared_mutex; a key's hash
+// picks its shard. Writers (set, erase, setdefault, pop, clear, prune) lock
+// one shard exclusively. get() and contains() take no lock at all in the
+// common case: a reader announces itself in a slot of its own (a cache line
+// that only its thread writes: detail/reader_slots.hpp) and checks that no
+// writer is at work on the shard; a writer, once it holds the shard's
+// mutex, raises the shard's `writing` flag and waits for the readers
+// announced for that shard. So readers write no line that another reader
+// writes (with a shared lock, every lookup would write the lock's word,
+// whose line then moves between the cores), and a reader that meets a
+// writer waits for it on the shard's shared lock. size(), keys() and
+// items() take the shards' locks shared. The entries are the weak
 // containers' own (detail/entry_weak.hpp): each holds one weakref object
 // to its value, linked into the value's weakref list (getweakrefcount
 // counts it), with a per-shard control block.
@@ -39,7 +46,7 @@
 // Threads
 //  * Every member function may be called from any thread, concurrently
 //    with any other (but the destructor).
-//  * A returned Strong<V> is taken while the shard is locked (the value
+//  * A returned Strong<V> is taken while the shard is read (the value
 //    cannot die in between) and released by its holder, outside any lock.
 //  * Differences from WeakValueDictionary (docs/python-mapping.md): no
 //    iteration, no d[k] proxy, pop() returns null rather than raising for a
@@ -62,6 +69,7 @@
 
 #include "detail/entry_weak.hpp"
 #include "detail/key_repr.hpp"
+#include "detail/reader_slots.hpp"
 #include "ref.hpp"
 #include "strong.hpp"
 
@@ -95,14 +103,14 @@ class ConcurrentWeakValueDictionary {
   ~ConcurrentWeakValueDictionary() = default;
 
   /// Python's get(k): the live value of k, or null (missing or dead).
-  /// Takes k's shard lock shared.
+  /// Takes no lock unless a writer is at work on k's shard (then waits for it).
   Strong<V> get(const K& key) const {
-    const std::size_t h = Hash{}(key);
-    const Shard& s = shard(h);
-    std::shared_lock<std::shared_mutex> lock(s.m);
-    auto it = s.map.find(key);
-    if (it == s.map.end()) return {};
-    return detail::entry_lock<V>(it->second.word, it->second.side);
+    const Shard& s = shard(Hash{}(key));
+    return read(s, [&]() -> Strong<V> {
+      auto it = s.map.find(key);
+      if (it == s.map.end()) return {};
+      return detail::entry_lock<V>(it->second.word, it->second.side);
+    });
   }
   /// Python's get(k, default).
   Strong<V> get(const K& key, Strong<V> def) const {
@@ -117,19 +125,27 @@ class ConcurrentWeakValueDictionary {
   /// Python's `k in d`: k has a live value.
   bool contains(const K& key) const {
     const Shard& s = shard(Hash{}(key));
-    std::shared_lock<std::shared_mutex> lock(s.m);
-    auto it = s.map.find(key);
-    return it != s.map.end() && detail::entry_alive(it->second.word, it->second.side);
+    return read(s, [&] {
+      auto it = s.map.find(key);
+      return it != s.map.end() && detail::entry_alive(it->second.word, it->second.side);
+    });
   }
 
   /// Python's d[k] = v: k now maps (weakly) to value, replacing its entry.
   /// std::invalid_argument for a null value.
   void set(const K& key, const Strong<V>& value) {
     Shard& s = shard(Hash{}(key));
-    detail::EntryWeak* w = attach(s, value);  // allocates outside the lock
-    std::unique_lock<std::shared_mutex> lock(s.m);
+    detail::ObjectHeader* h = detail::StrongAccess::header(value);
+    if (!h) detail::throw_null_referent();
+    WriteLock lock(*this, s);
     s.drain();
-    s.put(key, w);
+    auto it = s.map.find(key);
+    // The same live value again: the entry's weakref, which nobody else
+    // holds, moves to where a new one would go and is the new one (as
+    // WeakValueDictionary::set: nobody can tell them apart).
+    if (it != s.map.end() && s.renew(it->second, h, detail::subobject_offset(value.get(), h)))
+      return;
+    s.put(key, attach(s, value));
   }
   /// Python's setdefault(k, v): the live value of k if it has one, else v
   /// after setting it. Atomic: of threads racing to set one key, all get
@@ -138,7 +154,7 @@ class ConcurrentWeakValueDictionary {
     if (Strong<V> v = get(key)) return v;
     Shard& s = shard(Hash{}(key));
     detail::EntryWeak* w = attach(s, value);
-    std::unique_lock<std::shared_mutex> lock(s.m);
+    WriteLock lock(*this, s);
     s.drain();
     auto it = s.map.find(key);
     if (it != s.map.end())
@@ -153,7 +169,7 @@ class ConcurrentWeakValueDictionary {
   /// 0, as it was already gone).
   std::size_t erase(const K& key) {
     Shard& s = shard(Hash{}(key));
-    std::unique_lock<std::shared_mutex> lock(s.m);
+    WriteLock lock(*this, s);
     s.drain();
     auto it = s.map.find(key);
     if (it == s.map.end()) return 0;
@@ -165,7 +181,7 @@ class ConcurrentWeakValueDictionary {
   /// or dead.
   Strong<V> pop(const K& key) {
     Shard& s = shard(Hash{}(key));
-    std::unique_lock<std::shared_mutex> lock(s.m);
+    WriteLock lock(*this, s);
     s.drain();
     auto it = s.map.find(key);
     if (it == s.map.end()) return {};
@@ -189,7 +205,7 @@ class ConcurrentWeakValueDictionary {
   void clear() {
     for (std::size_t i = 0; i < shard_count(); ++i) {
       Shard& s = shards_[i];
-      std::unique_lock<std::shared_mutex> lock(s.m);
+      WriteLock lock(*this, s);
       s.drain();
       while (!s.map.empty()) s.remove(s.map.begin());
     }
@@ -199,7 +215,7 @@ class ConcurrentWeakValueDictionary {
   void prune() {
     for (std::size_t i = 0; i < shard_count(); ++i) {
       Shard& s = shards_[i];
-      std::unique_lock<std::shared_mutex> lock(s.m);
+      WriteLock lock(*this, s);
       s.drain();
     }
   }
@@ -234,7 +250,8 @@ class ConcurrentWeakValueDictionary {
   // exclusively. EntryWeak::index is the entry's place in `keys`, through
   // which a drained death finds its map entry.
   struct alignas(64) Shard {
-    mutable std::shared_mutex m;
+    mutable std::shared_mutex m;         // writers, and readers on the slow path
+    std::atomic<bool> writing{false};  // a writer holds m (reader_slots.hpp)
     Map map;
     std::vector<const K*> keys;       // by EntryWeak::index (node keys are stable)
     std::vector<std::uint32_t> free;  // unused indices of `keys`
@@ -308,6 +325,15 @@ class ConcurrentWeakValueDictionary {
         detail::weak_release(w);
     }
 
+    // Renews the entry `slot` for the same referent (h, at `offset` in it):
+    // false, nothing done, when the entry refers to another object or is
+    // dead or dying. Exclusive.
+    bool renew(const Slot& slot, const detail::ObjectHeader* h, std::ptrdiff_t offset) noexcept {
+      detail::EntryWeak* old = detail::entry_weak(slot.word);
+      return slot.side == detail::side_if_any(h) && old->offset == offset &&
+             detail::weak_renew(old);
+    }
+
     // k -> w (w's reference moves in), replacing k's entry. Exclusive.
     void put(const K& key, detail::EntryWeak* w) {
       struct Guard {  // w is released if the insertion throws
@@ -353,6 +379,48 @@ class ConcurrentWeakValueDictionary {
     }
   };
 
+  // Runs f(), a lookup in shard s, as a reader: announced in the calling
+  // thread's reader slot (detail/reader_slots.hpp), or, when a writer is at
+  // work on s or the slot is taken, under s's shared lock.
+  template <class F>
+  decltype(auto) read(const Shard& s, F&& f) const {
+    if (std::atomic<std::uint32_t>* slot = readers_.enter(tag(s))) [[likely]] {
+      if (!s.writing.load(std::memory_order_seq_cst)) [[likely]] {
+        struct Leave {
+          std::atomic<std::uint32_t>* slot;
+          ~Leave() { detail::ReaderSlots::leave(slot); }
+        } leave{slot};
+        return f();
+      }
+      detail::ReaderSlots::leave(slot);
+    }
+    std::shared_lock<std::shared_mutex> lock(s.m);
+    return f();
+  }
+
+  // A writer's hold on a shard: its mutex, then its `writing` flag and the
+  // wait for the readers announced in their slots (reader_slots.hpp); the
+  // flag is cleared before the mutex is released.
+  class WriteLock {
+   public:
+    WriteLock(const ConcurrentWeakValueDictionary& d, Shard& s) : s_(s), lock_(s.m) {
+      s.writing.store(true, std::memory_order_seq_cst);
+      d.readers_.wait_for_readers(d.tag(s));
+    }
+    WriteLock(const WriteLock&) = delete;
+    WriteLock& operator=(const WriteLock&) = delete;
+    ~WriteLock() { s_.writing.store(false, std::memory_order_release); }
+
+   private:
+    Shard& s_;
+    std::unique_lock<std::shared_mutex> lock_;
+  };
+
+  // A shard's number in the reader slots: its index + 1 (0 is "no read").
+  std::uint32_t tag(const Shard& s) const noexcept {
+    return static_cast<std::uint32_t>(&s - shards_.get()) + 1;
+  }
+
   Shard& shard(std::size_t h) const noexcept {
     // Fibonacci hashing: the top bits of the product, so that hashes that
     // differ only in high or only in low bits still spread.
@@ -378,6 +446,7 @@ class ConcurrentWeakValueDictionary {
 
   unsigned bits_;
   std::unique_ptr<Shard[]> shards_;
+  detail::ReaderSlots readers_;
 };
 
 }  // namespace weakref
