@@ -51,9 +51,9 @@
 //     kCollectorNesting deep on this thread (the rest go through the death
 //     queue): a million-long garbage chain otherwise recurses 50 deaths deep
 //     again and again, and every return past the CPU's return-address stack
-//     is mispredicted (a third of the time of such a collection). The order
+//     is mispredicted (docs/performance.md has the figures). The order
 //     of the C++ destructors within collected garbage is the only thing this
-//     changes (docs/python-mapping.md, difference 34).
+//     changes (docs/python-mapping.md#bounded-death-nesting).
 //
 // Ephemerons (issue 15). A WeakKeyDictionary's live entry visits its value
 // through Visitor::ephemeron(key's side table, value): the value's references
