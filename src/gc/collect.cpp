@@ -334,10 +334,12 @@ const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true, null
 // which now waits for the heap lock to unlist it: it is never garbage, so it
 // counts as referenced from outside (and its members stay intact until the
 // lock is released). Returns the number of objects.
-std::size_t update_refs(GcList& young) noexcept {
+std::size_t update_refs(GcList& young, const Heap* heap) noexcept {
   std::size_t n = 0;
   for (GcHead* g = young.head.next; g != &young.head; g = g->next, ++n) {
-    std::uintptr_t c = bits::count(read_word(header_of(g)));
+    const std::uint64_t w = read_word(header_of(g));
+    WEAKREF_DCHECK(bits::heap(w) == heap->index, "update_refs: an object of another heap in young");
+    std::uintptr_t c = bits::count(w);
     reset_refs(g, c == 0 ? 1 : c);
   }
   return n;
@@ -393,6 +395,7 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Eph
   }
   young.head.prev = reinterpret_cast<std::uintptr_t>(prev);
   unreachable.head.next = next_of(&unreachable.head);
+  WEAKREF_DCHECK(moved >= v.moved_back, "move_unreachable: moved back more than it moved");
   return moved - v.moved_back;
 }
 
@@ -646,8 +649,11 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
 // lock (the table is a survivor: its death waits for the lock, and only this
 // thread writes its members). The entry itself goes when its weakref's
 // callback (step 7) queues it, as for any death of a key.
-void take_garbage_values(Ephemerons& eph) noexcept {
-  eph.for_each_waiting([](EphemeronEdge& e) {
+void take_garbage_values(Ephemerons& eph, const Heap* heap) noexcept {
+  eph.for_each_waiting([heap](EphemeronEdge& e) {
+    WEAKREF_DCHECK(bits::heap(read_word(header_of(e.key))) == heap->index &&
+                       bits::heap(read_word(header_of(e.value))) == heap->index,
+                   "an ephemeron edge's key or target left this heap before step 6");
     if (collecting(e.key) && collecting(e.value)) e.taken = e.take(e.slot);
   });
 }
@@ -694,16 +700,23 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
       GcList& young = heap->gen[generation];
       old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
-      // Steps 2-4.
-      std::size_t n_young = update_refs(young);
+      // Steps 2-4 (CPython's deduce_unreachable, validated as there).
+      WEAKREF_GC_VALIDATE(young, heap, false, false);
+      std::size_t n_young = update_refs(young, heap);
       subtract_refs(young, heap);
       found = move_unreachable(young, unreachable, heap, &eph);
+      WEAKREF_GC_VALIDATE(young, heap, false, false, n_young - found);
+      WEAKREF_GC_VALIDATE(unreachable, heap, true, true, found);
       facts = scan_unreachable(unreachable);
       // Step 5.
-      if (facts.verify) found = verify_unreachable(unreachable, young, heap, &eph, false);
+      if (facts.verify) {
+        found = verify_unreachable(unreachable, young, heap, &eph, false);
+        WEAKREF_GC_VALIDATE(young, heap, false, false, n_young - found);
+      }
+      WEAKREF_GC_VALIDATE(unreachable, heap, true, false, found);
       // Step 6 (ephemerons): the values of garbage keys let go of the
       // garbage they refer to (this collection holds it until step 9).
-      if (eph.size()) take_garbage_values(eph);
+      if (eph.size()) take_garbage_values(eph, heap);
       // Step 6.
       if (old != &young) {
         if (generation == wd::kGenerations - 2)
@@ -715,6 +728,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
         if (heap->index == wd::kOrphanHeap)
           wd::orphans_pending.store(0, std::memory_order_relaxed);
       }
+      WEAKREF_DCHECK(heap->in_collection == nullptr, "two collections of one heap at once");
       heap->in_collection = &unreachable;
     }
     step7 = facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers;
@@ -731,7 +745,9 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     ~Collecting() { wd::tls_collecting = saved; }
   } collecting_here(heap);
   if (step7) handle_garbage_weakrefs_and_callbacks(unreachable, batch, facts.weak_members, false);
-  // Step 8.
+  // Step 8 (the garbage left by the callbacks' deaths validated first, as
+  // CPython does before finalize_garbage).
+  WEAKREF_GC_VALIDATE(unreachable, heap, true, false);
   if (facts.finalizers && finalize_garbage(unreachable, found)) {
     // Step 8: finalizers may have resurrected objects.
     CallbackBatch more;
@@ -742,6 +758,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
         std::lock_guard<SpinLock> lk(heap->lock);
         // As CPython, resurrected objects are not counted as found.
         found = verify_unreachable(unreachable, resurrected, heap, &eph, true);
+        WEAKREF_GC_VALIDATE(unreachable, heap, true, false, found);
         for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
           clear_collecting(g);
           unmark(header_of(g));

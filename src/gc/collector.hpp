@@ -103,6 +103,46 @@ inline GcHead* clear_mark(GcHead* g) noexcept {
   return g->next;
 }
 
+// CPython's validate_list (there under GC_DEBUG only): `list` is a
+// consistent circular list (every node's prev link points back at the node
+// before it) of traced objects of `heap` (the GcHead of another heap's
+// object is never ours to read), with kPrevCollecting as `collecting` and
+// kNextUnreachable on their next links as `unreachable` (the sentinel's
+// next is never marked); and, when `expected` is given, `expected` nodes.
+// Returns the number of nodes. It walks the whole list, a cache miss per
+// object like a pass of the collector's, so it is called through
+// WEAKREF_GC_VALIDATE (compiled out without WEAKREF_DCHECKS) and only where
+// CPython calls it: around deduce_unreachable and before the finalizers.
+inline constexpr std::size_t kAnyCount = ~std::size_t{0};
+inline std::size_t validate_list(const GcList& list, const Heap* heap, bool collecting_set,
+                                 bool unreachable_set, std::size_t expected = kAnyCount) noexcept {
+  const GcHead* head = &list.head;
+  WEAKREF_DCHECK(!(reinterpret_cast<std::uintptr_t>(head->next) & kNextUnreachable),
+                 "validate_list: the sentinel's next link is marked unreachable");
+  std::size_t n = 0;
+  const GcHead* prev = head;
+  for (const GcHead* g = next_of(head); g != head; prev = g, g = next_of(g), ++n) {
+    WEAKREF_DCHECK(wd::gc_prev(g) == prev, "validate_list: a prev link does not point back");
+    WEAKREF_DCHECK(collecting(g) == collecting_set, "validate_list: kPrevCollecting is wrong");
+    WEAKREF_DCHECK(((reinterpret_cast<std::uintptr_t>(g->next) & kNextUnreachable) != 0) ==
+                       unreachable_set,
+                   "validate_list: kNextUnreachable is wrong");
+    ObjectHeader* h = header_of(const_cast<GcHead*>(g));
+    WEAKREF_DCHECK(h->traced() && bits::heap(read_word(h)) == heap->index,
+                   "validate_list: an object of another heap (or untraced) in this heap's list");
+  }
+  WEAKREF_DCHECK(wd::gc_prev(head) == prev, "validate_list: the sentinel's prev is not the last");
+  WEAKREF_DCHECK(expected == kAnyCount || n == expected,
+                 "validate_list: the list does not hold the number of objects counted");
+  return n;
+}
+#if WEAKREF_DCHECKS
+#define WEAKREF_GC_VALIDATE(...) \
+  static_cast<void>(::weakref::gc::collector::validate_list(__VA_ARGS__))
+#else
+#define WEAKREF_GC_VALIDATE(...) static_cast<void>(0)
+#endif
+
 // trace() must not throw (it only visits); the collector relies on it.
 inline void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v); }
 

@@ -134,6 +134,8 @@ GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
         break;
       }
     }
+    WEAKREF_DCHECK(!(old & (bits::kInCollection | bits::kFrozen)),
+                   "a candidate of this collection is already frozen or in a collection");
     if (old & (bits::kSide | bits::kShared)) facts.verify = true;
     if (old & bits::kSide) facts.weakrefs = true;
     if (g->prev & wd::kPrevHasWeak) facts.weak_members = true;
@@ -179,13 +181,19 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
       unfreeze_object(header_of(g));
       unmark(header_of(g));
+      WEAKREF_DCHECK(!(read_word(header_of(g)) & (bits::kFrozen | bits::kInCollection)),
+                     "a survivor of the verification is left frozen or marked");
     }
     unreachable.merge_into(survivors);
     still.merge_into(unreachable);
     // The touched scan, after every count read.
     bool touched = false;
-    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g))
-      if (read_word(header_of(g)) & bits::kTouched) touched = true;
+    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g)) {
+      const std::uint64_t w = read_word(header_of(g));
+      WEAKREF_DCHECK((w & bits::kFrozen) && (w & bits::kInCollection),
+                     "a candidate is not frozen and marked at the touched scan");
+      if (w & bits::kTouched) touched = true;
+    }
     if (!touched) return n;
   }
 }
