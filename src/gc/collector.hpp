@@ -81,12 +81,22 @@ inline void clear_collecting(GcHead* g) noexcept { g->prev &= ~kPrevCollecting; 
 
 inline ObjectHeader* header_of(GcHead* g) noexcept { return ObjectHeader::from_gc(g); }
 
+// The atomic that holds h's count (the side table's word once h has one).
+// Only for an object no other thread can reach (the private garbage): a
+// thread making h's first weakref switches the header's word to the side
+// form, after which an update of the header's word would corrupt the side
+// table's address.
 inline std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   return (w & bits::kSide) ? wd::side_of(w)->word : h->word;
 }
+// h's count word (count, heap index, flags), from one load of the header's
+// word: the switch to the side form happens once and is never undone, so an
+// inline word read is a snapshot of the count, where loading the header's
+// word a second time could read the side table's address instead.
 inline std::uint64_t read_word(ObjectHeader* h) noexcept {
-  return active_word(h).load(std::memory_order_acquire);
+  const std::uint64_t w = h->word.load(std::memory_order_acquire);
+  return (w & bits::kSide) ? wd::side_of(w)->word.load(std::memory_order_acquire) : w;
 }
 
 // The GcHead of h if h is listed in `heap` (so its GcHead is ours to read).

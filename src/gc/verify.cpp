@@ -102,9 +102,20 @@ void unfreeze_object(ObjectHeader* h) noexcept {
 }
 
 // Back to a public list (resurrected, or kept alive): other threads may hold
-// it from now on.
+// it from now on. A compare-and-swap on the header's word (as in
+// scan_unreachable), since another thread may switch it to the side form
+// meanwhile by making the first weakref.
 void unmark(ObjectHeader* h) noexcept {
-  wd::rmw_fetch_and(active_word(h), ~bits::kInCollection, std::memory_order_acq_rel);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & bits::kSide) {
+      wd::rmw_fetch_and(wd::side_of(w)->word, ~bits::kInCollection, std::memory_order_acq_rel);
+      return;
+    }
+    if (wd::rmw_compare_exchange(h->word, w, w & ~bits::kInCollection,
+                                 std::memory_order_acq_rel, std::memory_order_acquire))
+      return;
+  }
 }
 
 // One pass over the candidates after step 4: clears the marks
