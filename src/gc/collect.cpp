@@ -650,7 +650,7 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
 // thread writes its members). The entry itself goes when its weakref's
 // callback (step 7) queues it, as for any death of a key.
 void take_garbage_values(Ephemerons& eph, const Heap* heap) noexcept {
-  eph.for_each_waiting([heap](EphemeronEdge& e) {
+  eph.for_each_waiting([&](EphemeronEdge& e) {
     WEAKREF_DCHECK(bits::heap(read_word(header_of(e.key))) == heap->index &&
                        bits::heap(read_word(header_of(e.value))) == heap->index,
                    "an ephemeron edge's key or target left this heap before step 6");
