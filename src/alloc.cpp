@@ -25,8 +25,7 @@
 //    exit, or collection (pool_trim_exited), under the registry lock, which
 //    makes its holder the owner of every Pools on the free stack. So a
 //    program whose threads come and go keeps no more memory than its live
-//    blocks need (issue 13: 4,000 short-lived threads used to leave 130 MB
-//    behind).
+//    blocks need (docs/design.md has the figures, issue 13).
 //  * allocate: from the current page of the size class: its local free list,
 //    else its untouched tail, else another page with free blocks, else a
 //    page that other threads freed blocks into, else a new page.
@@ -168,9 +167,8 @@ constexpr std::size_t kClasses = kMaxPooledSize / kGranule;
 // Side tables have a class of their own, apart from the objects of their
 // size: an object and the side table made right after it would otherwise
 // share a line, so the side tables that weak lookups go through would be
-// spread over twice the lines (measured: WeakSet::contains and
-// WeakValueDictionary::get over 100 000 entries 5-14% slower). Apart, they
-// are two to a line.
+// spread over twice the lines (docs/performance.md, "Weak containers").
+// Apart, they are two to a line.
 constexpr std::uint32_t kSideClass = kClasses;
 
 constexpr std::size_t class_block_size(std::uint32_t c) {
@@ -376,8 +374,8 @@ void partial_remove(Pools* pools, Chunk* c) noexcept {
 // system does so on request (Linux, transparent_hugepage=madvise or always):
 // a collection walks every object, and freeing garbage gives whole chunks
 // back, so 512 page-table entries per chunk cost TLB misses on the walks
-// and page-table work on every fault and munmap (collecting 1M garbage
-// 2-cycles: 17.6 -> 15.2 ms, best of 5). A program whose small blocks fit
+// and page-table work on every fault and munmap (docs/performance.md, "The
+// collector"). A program whose small blocks fit
 // in one chunk keeps 4 KiB pages, so its resident memory stays what it
 // touched.
 void advise_huge_page(void* base) noexcept {

@@ -194,7 +194,7 @@ void track(ObjectHeader* h) noexcept {
     // The constructor took strong references to the object (self(this)) or
     // made weakrefs to it (the word may be in side form): set the heap
     // index alone, and mark the object shared, since what it handed out
-    // may have reached other threads (gc.cpp, step 5, verifies it then).
+    // may have reached other threads (src/gc/verify.cpp verifies it then).
     std::atomic<std::uint64_t>* word = &h->word;
     std::uint64_t w = word->load(std::memory_order_acquire);
     if (w & kSide) {

@@ -192,7 +192,7 @@ void track_again(ObjectHeader* h) noexcept;
 // outermost death, or at the latest by close_death_scope), never after it.
 // Deaths queued before the scope opened stay queued for the death that
 // queued them. The collector opens one while it breaks up garbage
-// (src/gc.cpp, step 9): its garbage is freed before collect() returns even
+// (src/gc/collect.cpp, step 9): its garbage is freed before collect() returns even
 // when collect() runs inside a cascade of deaths (a callback's).
 struct DeathScope {
   int depth;

@@ -618,7 +618,8 @@ TEST_F(GcTest, CollectingADeepGarbageTreeKeepsRefcountDeathOrderAfterwards) {
     leaf->back = root;
   }
   EXPECT_EQ(gc::collect(), 4095U);
-  EXPECT_EQ(garbage_log.size(), 4095U);  // in an order of its own (difference 34)
+  // In an order of its own (python-mapping.md#bounded-death-nesting).
+  EXPECT_EQ(garbage_log.size(), 4095U);
 
   // After the collection, a refcount release nests deaths as CPython does:
   // a tree 10 levels deep dies in pre-order.

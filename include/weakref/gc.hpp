@@ -53,7 +53,7 @@
 //    weak references locked, on any thread at any time, also during a
 //    collection: the collector freezes the objects it found unreachable and
 //    re-checks them after the freeze, so an object that another thread
-//    reached through a weakref is never broken up (see src/gc.cpp).
+//    reached through a weakref is never broken up (see src/gc/verify.cpp).
 //  * Callbacks and finalizers run on the collecting thread. They may
 //    allocate, drop objects, make weakrefs and call collect() (which then
 //    does nothing and returns 0).
@@ -172,7 +172,7 @@ class Visitor {
   /// An ephemeron (a WeakKeyDictionary entry): `value` refers to what it
   /// holds only while its key (the object of side table `key`, which the
   /// entry's weakref keeps readable) is alive on other grounds. Visits
-  /// value's members; the collector decides how (src/gc.cpp, "Ephemerons").
+  /// value's members; the collector decides how (src/gc/collect.cpp, "Ephemerons").
   /// The value must be visited mutable: the collector empties the references
   /// of a value whose key it finds garbage. Used by the weak containers'
   /// trace(); user code has no reason to call it.

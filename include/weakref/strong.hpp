@@ -342,13 +342,11 @@ inline Strong<T> make(Args&&... args) {
     detail::track(h);
   } else {
     // Unless the constructor took references to the object (self(this),
-    // weakrefs), write its count again, so that it is make's last store, as
-    // it was before the count had to exist during the constructor. Measured
-    // with g++ (bench_core BM_make_mt, make + drop in a multi-threaded
-    // process): with the fields' stores after the word's, the drop's locked
-    // update of the word made every run take ~23 ns; with this store, runs
-    // take ~18 ns (or ~23, run to run, as before). Safe as track()'s store:
-    // only make holds the object then.
+    // weakrefs), write its count again, so that it is make's last store:
+    // with the fields' stores after the word's, the drop's locked update of
+    // the word is slower in a multi-threaded process (docs/performance.md,
+    // "Objects and weak references"). Safe as track()'s store: only make
+    // holds the object then.
     if (h->word.load(std::memory_order_relaxed) == detail::bits::kOne)
       h->word.store(detail::bits::kOne, std::memory_order_relaxed);
   }

@@ -22,7 +22,7 @@
 // gc::collect() with what those values alone hold, and freed as any cyclic
 // garbage (callbacks, finalizers, resurrection); the collector empties that
 // dead entry's value, which the next non-const call destroys. CPython leaks
-// such a key (docs/python-mapping.md, difference 36). This needs the
+// such a key (docs/python-mapping.md#ephemerons). This needs the
 // dictionary traced (a member of a traced object, or make<>'d), the key a
 // traced object, both in the collecting thread's heap; otherwise, and for
 // reference counting alone, a value that refers to its key keeps it alive.
@@ -84,7 +84,8 @@
 // erase, del, popitem, update, views, size, clear, prune, |, |=, the
 // collector's view) is in detail/weak_container.hpp, their common core; the
 // key policies are in key_policy.hpp.
-// docs/python-mapping.md lists every difference from Python (differences 22-33, 36);
+// docs/python-mapping.md lists every difference from Python
+// (python-mapping.md#weak-container-differences, and #ephemerons);
 // docs/threads.md states the thread rules in full.
 #pragma once
 

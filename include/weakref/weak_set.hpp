@@ -54,7 +54,8 @@
 // count, erase, update, size, clear, prune, iteration, |, |=, the
 // collector's view) is in detail/weak_container.hpp, their common core;
 // the key policies are in key_policy.hpp.
-// docs/python-mapping.md lists every difference from Python (differences 22-33);
+// docs/python-mapping.md lists every difference from Python
+// (python-mapping.md#weak-container-differences);
 // docs/threads.md states the thread rules in full.
 #pragma once
 

@@ -61,7 +61,8 @@
 // (construction, copies and moves, contains, count, erase, del, popitem,
 // update, views, size, clear, prune, |, |=, the collector's view) is in
 // detail/weak_container.hpp, their common core.
-// docs/python-mapping.md lists every difference from Python (differences 22-33);
+// docs/python-mapping.md lists every difference from Python
+// (python-mapping.md#weak-container-differences);
 // docs/threads.md states the thread rules in full.
 #pragma once
 

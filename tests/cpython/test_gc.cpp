@@ -306,7 +306,7 @@ TEST_F(GCTests, test_function_tp_clear_leaves_consistent_state) {
   EXPECT_FALSE(LateFin::latefin);
   // 9. CPython 3.11 hands `latefin` the function half broken up (gh-91636
   // made that state consistent). Here the weakrefs the finalizers made to
-  // the garbage are cleared before anything is broken up (src/gc.cpp, step
+  // the garbage are cleared before anything is broken up (src/gc/collect.cpp, step
   // 8), so the finalizer finds nothing, and nothing half cleared escapes.
   EXPECT_FALSE(LateFin::func);
   LateFin::func.reset();

@@ -653,7 +653,7 @@ TEST_F(TestWeakSet, test_len_race) {
 
 TEST_F(TestWeakSet, test_repr) {
   // Python 3.11 prints repr(self.data), the set of weakrefs; C++ prints the
-  // live elements as WeakSet({...}) (see docs/python-mapping.md, difference 29).
+  // live elements as WeakSet({...}) (see docs/python-mapping.md#weakset-repr).
   std::ostringstream os;
   os << s;
   EXPECT_EQ(os.str(), "WeakSet({'a', 'b', 'c'})");

@@ -483,7 +483,7 @@ class WeakContainer {
   // and the payloads that hold references; in clearing mode the container is
   // emptied. A WeakKeyDictionary's live entries are ephemerons
   // (Visitor::ephemeron): their value keeps what it refers to only while
-  // their key is alive on other grounds (src/gc.cpp, "Ephemerons"); the
+  // their key is alive on other grounds (src/gc/collect.cpp, "Ephemerons"); the
   // payloads of removed entries, waiting to be destroyed, are ordinary
   // references.
   void trace(gc::Visitor& v) {

@@ -162,9 +162,10 @@ class WeakTable {
       flush();
   }
 
-  // (Atomic read-modify-writes even in a single-threaded process: measured,
-  // the observer-churn benchmark's notify loop ran 25% slower with a plain
-  // load and store here, though this runs once per iteration.)
+  // (Atomic read-modify-writes even in a single-threaded process: a plain
+  // load and store here made the observer-churn benchmark's notify loop
+  // slower, though this runs once per iteration; docs/performance.md, "The
+  // write path".)
   void pin() const noexcept { iterating_.fetch_add(1, std::memory_order_relaxed); }
   void unpin_const() const noexcept { iterating_.fetch_sub(1, std::memory_order_relaxed); }
   void unpin() noexcept {

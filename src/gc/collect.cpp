@@ -1,5 +1,8 @@
-// The cycle collector: CPython's Modules/gcmodule.c (3.11), for the heaps of
-// heap.hpp, made safe against other threads.
+// The cycle collector's algorithm: CPython's Modules/gcmodule.c (3.11),
+// gc_collect_main and its passes, for the heaps of heap.hpp, made safe
+// against other threads. The verification against other threads (step 5)
+// is in verify.cpp, the gc module's API in module.cpp, what they share in
+// collector.hpp.
 //
 // The algorithm (collect_heap), for generations 0..g of one heap:
 //
@@ -16,21 +19,13 @@
 //     live in GcHead::prev, shifted, with the kPrevCollecting flag, while the
 //     young list is singly linked; kNextUnreachable marks the unreachable
 //     list until the pass ends.)
-//  5. Verify against other threads (this is where we differ from CPython,
-//     which has a GIL), when a candidate has weakrefs or was ever copied by
-//     a thread other than the heap's owner (see needs_verification): every
-//     unreachable object is frozen (kFrozen in its
-//     count word: weak lockers now wait; strong increments also set
-//     kTouched) and its count read in the same atomic step, then steps 3-4
-//     run again on the unreachable set, touched objects counting as
-//     referenced from outside; then every object is checked for a touch,
-//     and if one was touched all of it is done again. Whatever turned out
-//     reachable is unfrozen and survives.
-//     Why it is enough: after its freeze nobody can reach an object through
-//     a weakref, and a thread inside the set must copy a Strong out of a set
-//     object to move, which touches the target. A reference held across an
-//     object's freeze shows in the count read with it; one taken after it
-//     shows as a touch, and the touch scan follows every count read.
+//  5. Verify against other threads (where we differ from CPython, which has
+//     a GIL), when a candidate has weakrefs or was ever copied by a thread
+//     other than the heap's owner: the candidates are frozen (weak lockers
+//     wait, strong increments mark them touched), steps 3-4 run again on
+//     them with the counts read at the freeze, until no candidate was
+//     touched; whatever turned out reachable is unfrozen and survives.
+//     The protocol and why it is enough: src/gc/verify.cpp.
 //  6. Survivors move to generation g+1 (or stay in 2). The heap lock, held
 //     since step 1, is released: from here on the unreachable list is private
 //     to this thread (nobody else can reach its objects).
@@ -56,9 +51,9 @@
 //     kCollectorNesting deep on this thread (the rest go through the death
 //     queue): a million-long garbage chain otherwise recurses 50 deaths deep
 //     again and again, and every return past the CPU's return-address stack
-//     is mispredicted (a third of the time of such a collection). The order
+//     is mispredicted (docs/performance.md has the figures). The order
 //     of the C++ destructors within collected garbage is the only thing this
-//     changes (docs/python-mapping.md, difference 34).
+//     changes (docs/python-mapping.md#bounded-death-nesting).
 //
 // Ephemerons (issue 15). A WeakKeyDictionary's live entry visits its value
 // through Visitor::ephemeron(key's side table, value): the value's references
@@ -121,99 +116,22 @@
 //  * User code runs only at steps 7 (callbacks), 8 (tp_finalize), 9 (deaths)
 //    and in trace(); the heap lock is not held at 7-9.
 #include <algorithm>
-#include <bit>
-#include <chrono>
-#include <cinttypes>
 #include <cstdio>
-#include <mutex>
-#include <stdexcept>
-#include <string>
 #include <memory>
+#include <mutex>
 #include <new>
-#include <unordered_set>
+#include <utility>
+#include <vector>
 
-#include "alloc.hpp"
-#include "heap.hpp"
+#include "collector.hpp"
 #include "weakref/detail/weak_object.hpp"
-#include "weakref/gc.hpp"
-#include "weakref/unraisable.hpp"
 
-namespace weakref::gc {
-
-using weakref::detail::CallbackBatch;
-using weakref::detail::GcHead;
-using weakref::detail::GcList;
-using weakref::detail::Heap;
-using weakref::detail::ObjectHeader;
-using weakref::detail::SpinLock;
-using weakref::detail::WeakObject;
-namespace bits = weakref::detail::bits;
-namespace wd = weakref::detail;
+namespace weakref::gc::collector {
 
 namespace {
 
 // ---------------------------------------------------------------------------
-// Process-wide state (the "gc module")
-
-struct Module {
-  std::atomic<bool> enabled{true};
-  std::atomic<long> threshold[3] = {700, 10, 10};
-  std::atomic<int> debug{0};
-  std::atomic<std::uint64_t> stats[3][3] = {};  // [gen][collections, collected, uncollectable]
-  wd::Mutex mu;                                 // garbage and callbacks
-  std::vector<Strong<void>> garbage;
-  std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> callbacks;
-  CallbackId next_callback = 1;
-};
-Module& module() {
-  static auto* m = new Module;  // never destroyed: usable during exit
-  return *m;
-}
-
-// ---------------------------------------------------------------------------
-// GcHead bits (heap.hpp defines the layout)
-
-using wd::kNextUnreachable;
-using wd::kPrevCollecting;
-using wd::kPrevFlags;
-using wd::kRefsShift;
-
-GcHead* next_of(const GcHead* g) noexcept {
-  return reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g->next) &
-                                   ~kNextUnreachable);
-}
-std::uintptr_t gc_refs(const GcHead* g) noexcept { return g->prev >> kRefsShift; }
-void set_refs(GcHead* g, std::uintptr_t n) noexcept {
-  g->prev = (g->prev & kPrevFlags) | (n << kRefsShift);
-}
-void reset_refs(GcHead* g, std::uintptr_t n) noexcept {
-  g->prev = kPrevCollecting | (n << kRefsShift);
-}
-bool collecting(const GcHead* g) noexcept { return g->prev & kPrevCollecting; }
-void clear_collecting(GcHead* g) noexcept { g->prev &= ~kPrevCollecting; }
-
-ObjectHeader* header_of(GcHead* g) noexcept { return ObjectHeader::from_gc(g); }
-
-std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  return (w & bits::kSide) ? wd::side_of(w)->word : h->word;
-}
-std::uint64_t read_word(ObjectHeader* h) noexcept {
-  return active_word(h).load(std::memory_order_acquire);
-}
-
-// The GcHead of h if h is listed in `heap` (so its GcHead is ours to read).
-GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
-  if (!h->traced()) return nullptr;
-  if (bits::heap(read_word(h)) != heap->index) return nullptr;
-  GcHead* g = h->gc();
-  return g->next ? g : nullptr;
-}
-
-// ---------------------------------------------------------------------------
 // Visitors
-
-class Ephemerons;
 
 struct HeapVisitor : Visitor {
   Heap* heap;
@@ -225,119 +143,6 @@ struct HeapVisitor : Visitor {
   HeapVisitor(const Ops* ops, Heap* h) noexcept : Visitor(ops), heap(h) {}
 };
 
-// ---------------------------------------------------------------------------
-// Ephemerons (the WeakKeyDictionary entries; see "Ephemerons" at the top)
-
-// A reference from the value of an ephemeron whose key was not known to be
-// reachable when its table was traced, to a young object.
-struct EphemeronEdge {
-  GcHead* key;    // null once the key was found reachable (resolved)
-  GcHead* value;  // the young object the value refers to
-  void* slot;     // the value's Strong<>, emptied (step 6) if the key is garbage
-  ObjectHeader* (*take)(void*);
-  std::uint32_t next;     // the key's next edge
-  ObjectHeader* taken = nullptr;  // what step 6 took out of the slot
-};
-
-// The deferred edges, chained per key, and an open-addressing index from
-// each key to its chain. Allocated without throwing: when memory runs out,
-// defer() says so and the caller keeps the reference strong (the collection
-// then finds less garbage, never wrong garbage).
-class Ephemerons {
- public:
-  static constexpr std::uint32_t npos = ~std::uint32_t{0};
-  Ephemerons() = default;
-  Ephemerons(const Ephemerons&) = delete;
-  Ephemerons& operator=(const Ephemerons&) = delete;
-  ~Ephemerons() { reset(); }
-  void reset() noexcept {
-    delete[] edges_;
-    delete[] index_;
-    edges_ = nullptr;
-    index_ = nullptr;
-    n_ = cap_ = mask_ = keys_ = waiting_ = 0;
-  }
-
-  // Keys whose edges wait for them to be found reachable.
-  bool waiting() const noexcept { return waiting_ != 0; }
-  std::size_t size() const noexcept { return n_; }
-
-  bool defer(GcHead* key, GcHead* value, void* slot, ObjectHeader* (*take)(void*)) noexcept {
-    if (n_ == cap_ && !grow_edges()) return false;
-    if ((keys_ + 1) * 2 > (index_ ? mask_ + 1 : 0) && !grow_index()) return false;
-    Slot& at = find(key);
-    if (!at.key) {
-      at = {key, npos};
-      ++keys_;
-    }
-    if (at.head == npos) ++waiting_;
-    edges_[n_] = {key, value, slot, take, at.head};
-    at.head = static_cast<std::uint32_t>(n_++);
-    return true;
-  }
-
-  // key was found reachable: f(value) for each of its waiting edges, which
-  // are resolved.
-  template <class F>
-  void resolve(GcHead* key, F&& f) noexcept {
-    if (!waiting_) return;
-    Slot& at = find(key);
-    if (!at.key || at.head == npos) return;
-    --waiting_;
-    for (std::uint32_t i = std::exchange(at.head, npos); i != npos; i = edges_[i].next) {
-      edges_[i].key = nullptr;
-      f(edges_[i].value);
-    }
-  }
-
-  // f(edge) for every edge not resolved.
-  template <class F>
-  void for_each_waiting(F&& f) noexcept {
-    for (std::size_t i = 0; i < n_; ++i)
-      if (edges_[i].key) f(edges_[i]);
-  }
-
- private:
-  struct Slot {
-    GcHead* key;
-    std::uint32_t head;
-  };
-  Slot& find(GcHead* key) noexcept {
-    // Fibonacci hashing: the top bits of the product.
-    std::size_t i = (reinterpret_cast<std::uintptr_t>(key) * 0x9E3779B97F4A7C15ULL) >> shift_;
-    for (;; i = (i + 1) & mask_)
-      if (index_[i].key == key || !index_[i].key) return index_[i];
-  }
-  bool grow_edges() noexcept {
-    const std::size_t cap = cap_ ? cap_ * 2 : 256;
-    if (cap >= npos) return false;
-    auto* e = new (std::nothrow) EphemeronEdge[cap];
-    if (!e) return false;
-    std::copy(edges_, edges_ + n_, e);
-    delete[] edges_;
-    edges_ = e;
-    cap_ = cap;
-    return true;
-  }
-  bool grow_index() noexcept {
-    const std::size_t size = index_ ? (mask_ + 1) * 2 : 256;
-    auto* fresh = new (std::nothrow) Slot[size]();
-    if (!fresh) return false;
-    Slot* old = std::exchange(index_, fresh);
-    const std::size_t old_size = old ? mask_ + 1 : 0;
-    mask_ = size - 1;
-    shift_ = 64 - std::countr_zero(size);
-    for (std::size_t i = 0; i < old_size; ++i)
-      if (old[i].key) find(old[i].key) = old[i];
-    delete[] old;
-    return true;
-  }
-
-  EphemeronEdge* edges_ = nullptr;
-  Slot* index_ = nullptr;
-  std::size_t n_ = 0, cap_ = 0, mask_ = 0, keys_ = 0, waiting_ = 0;
-  int shift_ = 64;
-};
 
 // The key of an ephemeron, when it is a young object of this collection not
 // yet known to be reachable (else the value's references are ordinary ones):
@@ -363,9 +168,6 @@ GcHead* young_key(wd::SideTable* s, const Heap* heap) noexcept {
     return nullptr;
   return g;
 }
-
-void no_weak(Visitor&, WeakObject*, void*, WeakObject* (*)(void*)) {}
-void no_keep(Visitor&, std::unique_ptr<Visitor::Kept>) {}
 
 // subtract_refs' visit_decref.
 void decref_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
@@ -429,7 +231,6 @@ struct WeakListVisitor : Visitor {
   bool full = false;
   explicit WeakListVisitor(const Ops* ops) noexcept : Visitor(ops) {}
 };
-void no_strong(Visitor&, ObjectHeader*, void*, ObjectHeader* (*)(void*)) {}
 void list_weak(Visitor& v, WeakObject* w, void*, WeakObject* (*)(void*)) {
   auto& l = static_cast<WeakListVisitor&>(v);
   if (l.seen++ < l.skip) return;
@@ -523,32 +324,6 @@ void clear_keep(Visitor& v, std::unique_ptr<Visitor::Kept> k) {
 }
 const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true, nullptr};
 
-// get_referents.
-struct ListVisitor : Visitor {
-  std::vector<ObjectHeader*> found;
-  explicit ListVisitor(const Ops* ops) noexcept : Visitor(ops) {}
-};
-void list_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
-  static_cast<ListVisitor&>(v).found.push_back(h);
-}
-const Visitor::Ops kListOps{&list_strong, &no_weak, &no_keep, false, nullptr};
-
-// get_referrers.
-struct FindVisitor : Visitor {
-  const std::unordered_set<ObjectHeader*>* targets;
-  bool hit = false;
-  FindVisitor(const Ops* ops, const std::unordered_set<ObjectHeader*>* t) noexcept
-      : Visitor(ops), targets(t) {}
-};
-void find_strong(Visitor& v, ObjectHeader* h, void*, ObjectHeader* (*)(void*)) {
-  auto& f = static_cast<FindVisitor&>(v);
-  if (f.targets->count(h)) f.hit = true;
-}
-const Visitor::Ops kFindOps{&find_strong, &no_weak, &no_keep, false, nullptr};
-
-// trace() must not throw (it only visits); the collector relies on it.
-void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v); }
-
 // ---------------------------------------------------------------------------
 // deduce_unreachable (steps 2-4)
 //
@@ -559,14 +334,18 @@ void trace(ObjectHeader* h, Visitor& v) noexcept { h->type->trace(h->object(), v
 // which now waits for the heap lock to unlist it: it is never garbage, so it
 // counts as referenced from outside (and its members stay intact until the
 // lock is released). Returns the number of objects.
-std::size_t update_refs(GcList& young) noexcept {
+std::size_t update_refs(GcList& young, const Heap* heap) noexcept {
   std::size_t n = 0;
   for (GcHead* g = young.head.next; g != &young.head; g = g->next, ++n) {
-    std::uintptr_t c = bits::count(read_word(header_of(g)));
+    const std::uint64_t w = read_word(header_of(g));
+    WEAKREF_DCHECK(bits::heap(w) == heap->index, "update_refs: an object of another heap in young");
+    std::uintptr_t c = bits::count(w);
     reset_refs(g, c == 0 ? 1 : c);
   }
   return n;
 }
+
+}  // namespace
 
 void subtract_refs(GcList& young, Heap* heap) {
   HeapVisitor v(&kDecrefOps, heap);
@@ -616,190 +395,20 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Eph
   }
   young.head.prev = reinterpret_cast<std::uintptr_t>(prev);
   unreachable.head.next = next_of(&unreachable.head);
+  WEAKREF_DCHECK(moved >= v.moved_back, "move_unreachable: moved back more than it moved");
   return moved - v.moved_back;
 }
 
-// Clears g's kNextUnreachable mark; returns the next node.
-GcHead* clear_mark(GcHead* g) noexcept {
-  g->next = next_of(g);
-  return g->next;
-}
+namespace {
 
 // ---------------------------------------------------------------------------
-// Freezing (step 5)
-
-// Sets kFrozen on h's count word and returns the word as it is after that.
-std::uint64_t freeze_and_read(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  for (;;) {
-    if (w & bits::kSide)
-      return wd::side_of(w)->word.fetch_or(bits::kFrozen, std::memory_order_acq_rel) |
-             bits::kFrozen;
-    if (h->word.compare_exchange_weak(w, w | bits::kFrozen, std::memory_order_acq_rel,
-                                      std::memory_order_acquire))
-      return w | bits::kFrozen;
-  }
-}
-
-std::uint64_t unfrozen(std::uint64_t x) noexcept {
-  std::uint64_t epoch = ((x & bits::kEpochMask) + (1ULL << bits::kEpochShift)) & bits::kEpochMask;
-  return (x & ~(bits::kFrozen | bits::kTouched | bits::kEpochMask)) | epoch;
-}
-
-void unfreeze_object(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  for (;;) {
-    if (w & bits::kSide) {
-      auto& sw = wd::side_of(w)->word;
-      std::uint64_t x = sw.load(std::memory_order_relaxed);
-      while ((x & bits::kFrozen) &&
-             !sw.compare_exchange_weak(x, unfrozen(x), std::memory_order_acq_rel)) {
-      }
-      return;
-    }
-    if (!(w & bits::kFrozen)) return;
-    if (h->word.compare_exchange_weak(w, unfrozen(w), std::memory_order_acq_rel,
-                                      std::memory_order_acquire))
-      return;
-  }
-}
-
-// Back to a public list (resurrected, or kept alive): other threads may hold
-// it from now on.
-void unmark(ObjectHeader* h) noexcept {
-  wd::rmw_fetch_and(active_word(h), ~bits::kInCollection, std::memory_order_acq_rel);
-}
-
-// What the steps after 4 need to know about the garbage candidates.
-struct GarbageFacts {
-  bool verify = false;       // step 5: another thread may reach one
-  bool weakrefs = false;     // one has weakrefs (a side table)
-  bool weak_members = false; // one holds weak handles
-  bool finalizers = false;   // one has tp_finalize
-};
-
-// One pass over the candidates after step 4: clears the marks
-// move_unreachable left, marks each kInCollection (atomically: until step 5
-// is done another thread may still touch the word), and gathers the facts.
-// Step 5 is needed only if a candidate can be reached by another thread,
-// i.e. has weakrefs or was ever copied by a thread that does not own it
-// (kShared): another thread could only hold, and walk from, references it
-// had when the counts were read (they show in the counts) or got by copying,
-// which marks the copy kShared; this pass follows every count read.
-GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
-  GarbageFacts facts;
-  for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g)) {
-    ObjectHeader* h = header_of(g);
-    std::uint64_t w = h->word.load(std::memory_order_acquire);
-    std::uint64_t old;
-    for (;;) {
-      if (w & bits::kSide) {
-        old = wd::rmw_fetch_or(wd::side_of(w)->word, bits::kInCollection,
-                               std::memory_order_acq_rel) |
-              bits::kSide;
-        break;
-      }
-      if (wd::rmw_compare_exchange(h->word, w, w | bits::kInCollection,
-                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
-        old = w;
-        break;
-      }
-    }
-    if (old & (bits::kSide | bits::kShared)) facts.verify = true;
-    if (old & bits::kSide) facts.weakrefs = true;
-    if (g->prev & wd::kPrevHasWeak) facts.weak_members = true;
-    if (h->type->finalize) facts.finalizers = true;
-  }
-  return facts;
-}
-
-// Step 5: moves from `unreachable` to `survivors` every object that another
-// thread can reach. On entry the links of `unreachable` may carry
-// kNextUnreachable marks. On return the objects left in `unreachable` are
-// frozen, have kPrevCollecting set and clean links, no other thread holds a
-// reference to them, and the result is their number.
-//
-// Soundness: each object's count is read after its own freeze (atomically
-// with it), and the touched scan follows every count read. A thread holding
-// an object across its freeze shows in that count; one that reaches an
-// object after its freeze touches it; a thread that walks from a held
-// object to another copies the edge, which stays (only the collecting thread
-// writes the members of its heap's objects), so what it reaches is reachable
-// from what it held.
-std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap,
-                               Ephemerons* eph, bool taken) {
-  std::size_t n = 0;
-  for (;;) {
-    if (unreachable.empty()) return 0;
-    // Freeze, read the count (a touched object counts as held from outside).
-    n = 0;
-    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g), ++n) {
-      std::uint64_t w = freeze_and_read(header_of(g));
-      std::uintptr_t c = bits::count(w);
-      if (c == 0 || (w & bits::kTouched)) ++c;
-      reset_refs(g, c);
-    }
-    subtract_refs(unreachable, heap);
-    // Ephemerons. Step 5: the references of reachable tables' values whose
-    // keys are candidates are internal too, waiting for their keys as in
-    // step 4. Step 8: the references taken out of such values (step 6) are
-    // this collection's own until step 9.
-    if (eph)
-      eph->for_each_waiting([taken](EphemeronEdge& e) {
-        if (taken ? e.taken && collecting(e.value)
-                  : collecting(e.key) && collecting(e.value) && gc_refs(e.value) > 0)
-          set_refs(e.value, gc_refs(e.value) - 1);
-      });
-    GcList still;
-    n = move_unreachable(unreachable, still, heap, taken ? nullptr : eph);
-    // What stayed is reachable from outside after all.
-    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
-      unfreeze_object(header_of(g));
-      unmark(header_of(g));
-    }
-    unreachable.merge_into(survivors);
-    still.merge_into(unreachable);
-    // The touched scan, after every count read.
-    bool touched = false;
-    for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g))
-      if (read_word(header_of(g)) & bits::kTouched) touched = true;
-    if (!touched) return n;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Debug output and callbacks
-
-void debug_print(const char* text) {
-  std::fputs(text, stderr);
-  std::fflush(stderr);
-}
+// Debug output
 
 void debug_cycle(const char* msg, ObjectHeader* h) {
   char buf[512];
   std::snprintf(buf, sizeof buf, "gc: %s <%s %p>\n", msg, wd::type_name(*h->type->type),
                 h->object());
   debug_print(buf);
-}
-
-// gc.callbacks, in list order, the list read afresh before each call (as
-// CPython's invoke_gc_callback, which indexes the live list): a callback
-// added or removed by another is seen. Allocates nothing.
-void run_callbacks(Phase phase, const CallbackInfo& info) noexcept {
-  for (std::size_t i = 0;; ++i) {
-    std::shared_ptr<const Callback> cb;
-    {
-      std::lock_guard<wd::Mutex> g(module().mu);
-      if (i >= module().callbacks.size()) return;
-      cb = module().callbacks[i].second;
-    }
-    try {
-      (*cb)(phase, info);
-    } catch (...) {
-      write_unraisable(std::current_exception(), "Exception ignored in",
-                       "garbage collection callback");
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1040,8 +649,11 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
 // lock (the table is a survivor: its death waits for the lock, and only this
 // thread writes its members). The entry itself goes when its weakref's
 // callback (step 7) queues it, as for any death of a key.
-void take_garbage_values(Ephemerons& eph) noexcept {
-  eph.for_each_waiting([](EphemeronEdge& e) {
+void take_garbage_values(Ephemerons& eph, const Heap* heap) noexcept {
+  eph.for_each_waiting([&](EphemeronEdge& e) {
+    WEAKREF_DCHECK(bits::heap(read_word(header_of(e.key))) == heap->index &&
+                       bits::heap(read_word(header_of(e.value))) == heap->index,
+                   "an ephemeron edge's key or target left this heap before step 6");
     if (collecting(e.key) && collecting(e.value)) e.taken = e.take(e.slot);
   });
 }
@@ -1056,6 +668,7 @@ void release_garbage_values(Ephemerons& eph) noexcept {
   });
   eph.reset();
 }
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // One collection
@@ -1087,16 +700,23 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       for (int i = 0; i < generation; ++i) heap->gen[i].merge_into(heap->gen[generation]);
       GcList& young = heap->gen[generation];
       old = generation + 1 < wd::kGenerations ? &heap->gen[generation + 1] : &young;
-      // Steps 2-4.
-      std::size_t n_young = update_refs(young);
+      // Steps 2-4 (CPython's deduce_unreachable, validated as there).
+      WEAKREF_GC_VALIDATE(young, heap, false, false);
+      std::size_t n_young = update_refs(young, heap);
       subtract_refs(young, heap);
       found = move_unreachable(young, unreachable, heap, &eph);
+      WEAKREF_GC_VALIDATE(young, heap, false, false, n_young - found);
+      WEAKREF_GC_VALIDATE(unreachable, heap, true, true, found);
       facts = scan_unreachable(unreachable);
       // Step 5.
-      if (facts.verify) found = verify_unreachable(unreachable, young, heap, &eph, false);
+      if (facts.verify) {
+        found = verify_unreachable(unreachable, young, heap, &eph, false);
+        WEAKREF_GC_VALIDATE(young, heap, false, false, n_young - found);
+      }
+      WEAKREF_GC_VALIDATE(unreachable, heap, true, false, found);
       // Step 6 (ephemerons): the values of garbage keys let go of the
       // garbage they refer to (this collection holds it until step 9).
-      if (eph.size()) take_garbage_values(eph);
+      if (eph.size()) take_garbage_values(eph, heap);
       // Step 6.
       if (old != &young) {
         if (generation == wd::kGenerations - 2)
@@ -1108,6 +728,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
         if (heap->index == wd::kOrphanHeap)
           wd::orphans_pending.store(0, std::memory_order_relaxed);
       }
+      WEAKREF_DCHECK(heap->in_collection == nullptr, "two collections of one heap at once");
       heap->in_collection = &unreachable;
     }
     step7 = facts.verify || facts.weakrefs || facts.weak_members || facts.finalizers;
@@ -1124,7 +745,9 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
     ~Collecting() { wd::tls_collecting = saved; }
   } collecting_here(heap);
   if (step7) handle_garbage_weakrefs_and_callbacks(unreachable, batch, facts.weak_members, false);
-  // Step 8.
+  // Step 8 (the garbage left by the callbacks' deaths validated first, as
+  // CPython does before finalize_garbage).
+  WEAKREF_GC_VALIDATE(unreachable, heap, true, false);
   if (facts.finalizers && finalize_garbage(unreachable, found)) {
     // Step 8: finalizers may have resurrected objects.
     CallbackBatch more;
@@ -1135,6 +758,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
         std::lock_guard<SpinLock> lk(heap->lock);
         // As CPython, resurrected objects are not counted as found.
         found = verify_unreachable(unreachable, resurrected, heap, &eph, true);
+        WEAKREF_GC_VALIDATE(unreachable, heap, true, false, found);
         for (GcHead* g = resurrected.head.next; g != &resurrected.head; g = g->next) {
           clear_collecting(g);
           unmark(header_of(g));
@@ -1160,299 +784,4 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
   return found;
 }
 
-// Collections running on this thread (their callbacks' collect() and
-// automatic collections do nothing): one collection per thread at a time.
-constinit thread_local int tls_collections = 0;
-
-// The heaps one collection covers: the caller's, and the orphan heap for a
-// full collection (a fixed array: a collection allocates nothing).
-struct HeapSet {
-  Heap* heaps[2] = {nullptr, nullptr};
-  int n = 0;
-  Heap** begin() noexcept { return heaps; }
-  Heap** end() noexcept { return heaps + n; }
-};
-
-// One collection (gc_collect_main + its callbacks) of the given heaps: the
-// first is the caller's; a heap already being collected is skipped (if it
-// is the caller's, nothing happens and 0 is returned). The heaps stay
-// marked as being collected until the "stop" callbacks have returned, so
-// that a collect() from a callback returns 0 (CPython's gcstate->collecting
-// covers its callbacks too).
-std::size_t collect_heaps(HeapSet set, int generation) noexcept {
-  HeapSet heaps;
-  for (Heap* h : set)
-    if (!h->collecting.exchange(true, std::memory_order_acq_rel)) heaps.heaps[heaps.n++] = h;
-  if (heaps.n == 0) return 0;
-  struct Release {
-    HeapSet& heaps;
-    Release(HeapSet& h) noexcept : heaps(h) {
-      ++tls_collections;
-      for (Heap* heap : heaps) heap->collector = wd::current_collector_token();
-    }
-    ~Release() {
-      for (Heap* h : heaps) {
-        h->collector = nullptr;
-        h->collecting.store(false, std::memory_order_release);
-      }
-      --tls_collections;
-      // Much of what a collection frees may belong to exited threads' pools.
-      wd::pool_trim_exited();
-    }
-  } release{heaps};
-
-  Module& m = module();
-  const int debug = m.debug.load(std::memory_order_relaxed);
-  run_callbacks(Phase::start, {generation, 0, 0});
-  const auto t0 = std::chrono::steady_clock::now();
-  if (debug & DEBUG_STATS) {
-    std::size_t sizes[wd::kGenerations] = {0, 0, 0};
-    std::size_t permanent = 0;
-    for (Heap* h : heaps) {
-      std::lock_guard<SpinLock> lk(h->lock);
-      for (int i = 0; i < wd::kGenerations; ++i) sizes[i] += h->gen[i].size();
-      permanent += h->permanent.size();
-    }
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "gc: collecting generation %d...\n"
-                  "gc: objects in each generation: %zu %zu %zu\n"
-                  "gc: objects in permanent generation: %zu\n",
-                  generation, sizes[0], sizes[1], sizes[2], permanent);
-    debug_print(buf);
-  }
-  std::size_t found = 0;
-  for (Heap* h : heaps) found += collect_one(h, generation, debug);
-
-  m.stats[generation][0].fetch_add(1, std::memory_order_relaxed);
-  m.stats[generation][1].fetch_add(found, std::memory_order_relaxed);
-  if (debug & DEBUG_STATS) {
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "gc: done, %zu unreachable, 0 uncollectable, %.4fs elapsed\n",
-                  found, secs);
-    debug_print(buf);
-  }
-  run_callbacks(Phase::stop, {generation, found, 0});
-  return found;
-}
-
-// CPython's gc_collect_generations: the oldest generation over threshold.
-void collect_generations(Heap* heap) noexcept {
-  Module& m = module();
-  for (int i = wd::kGenerations - 1; i >= 0; --i) {
-    if (heap->count[i].load(std::memory_order_relaxed) >
-        m.threshold[i].load(std::memory_order_relaxed)) {
-      if (i == wd::kGenerations - 1) {
-        std::lock_guard<SpinLock> lk(heap->lock);
-        if (heap->long_lived_pending < heap->long_lived_total / 4) continue;
-      }
-      HeapSet set;
-      set.heaps[set.n++] = heap;
-      collect_heaps(set, i);
-      return;
-    }
-  }
-}
-
-}  // namespace
-
-// ---------------------------------------------------------------------------
-// Public API
-
-std::size_t collect(int generation) {
-  if (generation < 0 || generation > 2) throw std::invalid_argument("invalid generation");
-  if (tls_collections) return 0;
-  Heap* own = wd::current_heap();
-  if (own->collecting.load(std::memory_order_acquire)) return 0;
-  HeapSet set;
-  set.heaps[set.n++] = own;
-  if (generation == 2 && own != wd::orphan_heap()) set.heaps[set.n++] = wd::orphan_heap();
-  return collect_heaps(set, generation);
-}
-
-void enable() noexcept { module().enabled.store(true, std::memory_order_relaxed); }
-void disable() noexcept { module().enabled.store(false, std::memory_order_relaxed); }
-bool isenabled() noexcept { return module().enabled.load(std::memory_order_relaxed); }
-
-std::array<long, 3> get_count() noexcept {
-  Heap* h = wd::current_heap();
-  return {h->count[0].load(), h->count[1].load(), h->count[2].load()};
-}
-std::array<long, 3> get_threshold() noexcept {
-  Module& m = module();
-  return {m.threshold[0].load(), m.threshold[1].load(), m.threshold[2].load()};
-}
-void set_threshold(long t0) noexcept { module().threshold[0].store(t0); }
-void set_threshold(long t0, long t1) noexcept {
-  set_threshold(t0);
-  module().threshold[1].store(t1);
-}
-void set_threshold(long t0, long t1, long t2) noexcept {
-  set_threshold(t0, t1);
-  module().threshold[2].store(t2);
-}
-
-void set_debug(int flags) noexcept { module().debug.store(flags); }
-int get_debug() noexcept { return module().debug.load(); }
-
-std::vector<Strong<void>> get_objects(std::optional<int> generation) {
-  if (generation && (*generation < 0 || *generation > 2))
-    throw std::invalid_argument("generation parameter must be less than the number of available "
-                                "generations (3)");
-  std::vector<Strong<void>> out;
-  std::vector<ObjectHeader*> found;
-  wd::for_each_heap([&](Heap& heap) {
-    std::lock_guard<SpinLock> lk(heap.lock);
-    for (int i = 0; i < wd::kGenerations; ++i) {
-      if (generation && *generation != i) continue;
-      for (GcHead* g = heap.gen[i].head.next; g != &heap.gen[i].head; g = g->next) {
-        ObjectHeader* h = header_of(g);
-        if (wd::incref_if_alive(h)) found.push_back(h);
-      }
-    }
-  });
-  out.reserve(found.size());
-  for (ObjectHeader* h : found) out.push_back(wd::StrongAccess::adopt(h->object(), h));
-  return out;
-}
-
-namespace detail {
-
-std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets) {
-  std::unordered_set<ObjectHeader*> set(targets.begin(), targets.end());
-  std::vector<ObjectHeader*> found;
-  std::vector<Heap*> heaps{wd::current_heap()};
-  if (heaps[0] != wd::orphan_heap()) heaps.push_back(wd::orphan_heap());
-  for (Heap* heap : heaps) {
-    std::lock_guard<SpinLock> lk(heap->lock);
-    for (GcList* list : {&heap->gen[0], &heap->gen[1], &heap->gen[2], &heap->permanent})
-      for (GcHead* g = list->head.next; g != &list->head; g = g->next) {
-        ObjectHeader* h = header_of(g);
-        if (bits::count(read_word(h)) == 0) continue;
-        FindVisitor v(&kFindOps, &set);
-        trace(h, v);
-        if (v.hit && wd::incref_if_alive(h)) found.push_back(h);
-      }
-  }
-  std::vector<Strong<void>> out;
-  for (ObjectHeader* h : found) out.push_back(wd::StrongAccess::adopt(h->object(), h));
-  return out;
-}
-
-std::vector<Strong<void>> referents(std::vector<ObjectHeader*> objects) {
-  ListVisitor v(&kListOps);
-  for (ObjectHeader* h : objects)
-    if (h->traced()) trace(h, v);
-  std::vector<Strong<void>> out;
-  out.reserve(v.found.size());
-  for (ObjectHeader* h : v.found) {
-    wd::incref(h);
-    out.push_back(wd::StrongAccess::adopt(h->object(), h));
-  }
-  return out;
-}
-
-bool is_tracked(ObjectHeader* h) noexcept {
-  if (!h->traced()) return false;
-  Heap* heap = wd::lock_heap_of(h);
-  bool tracked = h->gc()->next != nullptr;
-  heap->lock.unlock();
-  return tracked;
-}
-
-bool is_finalized(ObjectHeader* h) noexcept { return read_word(h) & bits::kFinalized; }
-
-}  // namespace detail
-
-void freeze() noexcept {
-  Heap* h = wd::current_heap();
-  std::lock_guard<SpinLock> lk(h->lock);
-  for (auto& g : h->gen) g.merge_into(h->permanent);
-  for (auto& c : h->count) c.store(0, std::memory_order_relaxed);
-}
-void unfreeze() noexcept {
-  Heap* h = wd::current_heap();
-  std::lock_guard<SpinLock> lk(h->lock);
-  h->permanent.merge_into(h->gen[wd::kGenerations - 1]);
-}
-std::size_t get_freeze_count() noexcept {
-  Heap* h = wd::current_heap();
-  std::lock_guard<SpinLock> lk(h->lock);
-  return h->permanent.size();
-}
-
-std::vector<Strong<void>> garbage() {
-  std::lock_guard<wd::Mutex> g(module().mu);
-  return module().garbage;
-}
-void clear_garbage() {
-  std::vector<Strong<void>> old;
-  {
-    std::lock_guard<wd::Mutex> g(module().mu);
-    old.swap(module().garbage);
-  }
-}
-
-std::string_view to_string(Phase p) noexcept { return p == Phase::start ? "start" : "stop"; }
-
-CallbackId add_callback(Callback cb) {
-  auto p = std::make_shared<const Callback>(std::move(cb));
-  std::lock_guard<wd::Mutex> g(module().mu);
-  CallbackId id = module().next_callback++;
-  module().callbacks.emplace_back(id, std::move(p));
-  return id;
-}
-bool remove_callback(CallbackId id) {
-  std::shared_ptr<const Callback> old;
-  std::lock_guard<wd::Mutex> g(module().mu);
-  auto& v = module().callbacks;
-  auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == id; });
-  if (it == v.end()) return false;
-  old = std::move(it->second);
-  v.erase(it);
-  return true;
-}
-void clear_callbacks() {
-  std::vector<std::pair<CallbackId, std::shared_ptr<const Callback>>> old;
-  std::lock_guard<wd::Mutex> g(module().mu);
-  old.swap(module().callbacks);
-}
-
-std::array<GenerationStats, 3> get_stats() noexcept {
-  std::array<GenerationStats, 3> out{};
-  for (int i = 0; i < 3; ++i)
-    out[i] = {module().stats[i][0].load(), module().stats[i][1].load(),
-              module().stats[i][2].load()};
-  return out;
-}
-
-}  // namespace weakref::gc
-
-namespace weakref::detail {
-
-void gc_on_allocate() noexcept {
-  gc::Module& m = gc::module();
-  if (!m.enabled.load(std::memory_order_relaxed)) return;
-  const long t0 = m.threshold[0].load(std::memory_order_relaxed);
-  if (t0 == 0) return;
-  Heap* heap = current_heap();
-  const bool own = heap->count[0].load(std::memory_order_relaxed) > t0;
-  // Exited threads' objects count towards every thread's automatic
-  // collection: whoever allocates next collects them (a full collection of
-  // the orphan heap alone), so that garbage left by short-lived threads is
-  // bounded without an explicit collect().
-  const bool orphans = orphans_pending.load(std::memory_order_relaxed) > t0;
-  if (!own && !orphans) [[likely]]
-    return;
-  if (gc::tls_collections || heap->collecting.load(std::memory_order_relaxed)) return;
-  if (own) gc::collect_generations(heap);
-  if (orphans && orphans_pending.load(std::memory_order_relaxed) > t0) {
-    gc::HeapSet set;
-    set.heaps[set.n++] = orphan_heap();
-    gc::collect_heaps(set, 2);
-  }
-}
-
-}  // namespace weakref::detail
+}  // namespace weakref::gc::collector
