@@ -315,7 +315,7 @@ inline Strong<T> make(Args&&... args) {
   void* block = detail::allocate_block(Info::value);
   auto* obj = static_cast<char*>(block) + Info::value.offset;
   auto* h = detail::ObjectHeader::from_object(obj);
-  ::new (static_cast<void*>(h)) detail::ObjectHeader{{detail::bits::kOne}, &Info::value};
+  ::new (static_cast<void*>(h)) detail::ObjectHeader{{detail::HeaderWord::initial().raw()}, &Info::value};
   T* p;
   if constexpr (nothrow) {
     if constexpr (braces)
@@ -349,8 +349,9 @@ inline Strong<T> make(Args&&... args) {
     // update of the word made every run take ~23 ns; with this store, runs
     // take ~18 ns (or ~23, run to run, as before). Safe as track()'s store:
     // only make holds the object then.
-    if (h->word.load(std::memory_order_relaxed) == detail::bits::kOne)
-      h->word.store(detail::bits::kOne, std::memory_order_relaxed);
+    constexpr std::uint64_t initial = detail::HeaderWord::initial().raw();
+    if (h->word.load(std::memory_order_relaxed) == initial)
+      h->word.store(initial, std::memory_order_relaxed);
   }
   if constexpr (detail::remembered_when_untraced<T>) {
     // gc::track_untraced (forensics.hpp). The type is swapped here, after
