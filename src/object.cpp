@@ -107,15 +107,14 @@ void incref_side(SideTable* s) noexcept {
 }
 
 void incref_slow(ObjectHeader* h) noexcept {
-  std::uint64_t raw = h->word.load(std::memory_order_acquire);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    const HeaderWord w{raw};
-    if (w.has_side()) {
-      incref_side(w.side());
+    if (HeaderWord(w).has_side()) {
+      incref_side(HeaderWord(w).side());
       return;
     }
-    if (h->word.compare_exchange_weak(raw, incremented(w).raw(), std::memory_order_acquire,
-                                      std::memory_order_acquire))
+    if (h->word.compare_exchange_weak(w, incremented(HeaderWord(w)).raw(),
+                                      std::memory_order_acquire, std::memory_order_acquire))
       return;
   }
 }
@@ -123,25 +122,23 @@ void incref_slow(ObjectHeader* h) noexcept {
 void decref_side_word(std::uint64_t w) noexcept { decref_side(HeaderWord(w).side()); }
 
 bool incref_if_alive(ObjectHeader* h) noexcept {
-  std::uint64_t raw = h->word.load(std::memory_order_acquire);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    const HeaderWord w{raw};
-    if (w.has_side()) {
-      SideTable* s = w.side();
-      std::uint64_t side_raw = s->word.load(std::memory_order_relaxed);
+    if (HeaderWord(w).has_side()) {
+      SideTable* s = HeaderWord(w).side();
+      std::uint64_t x = s->word.load(std::memory_order_relaxed);
       for (;;) {
-        const SideWord x{side_raw};
-        if (x.count() == 0) return false;
-        SideWord n = x.plus();
-        if (x.frozen()) n = n.with(SideWord::kTouched);
-        if (s->word.compare_exchange_weak(side_raw, n.raw(), std::memory_order_acquire,
+        if (SideWord(x).count() == 0) return false;
+        SideWord n = SideWord(x).plus();
+        if (SideWord(x).frozen()) n = n.with(SideWord::kTouched);
+        if (s->word.compare_exchange_weak(x, n.raw(), std::memory_order_acquire,
                                           std::memory_order_relaxed))
           return true;
       }
     }
-    if (w.count() == 0) return false;
-    if (h->word.compare_exchange_weak(raw, incremented(w).raw(), std::memory_order_acquire,
-                                      std::memory_order_acquire))
+    if (HeaderWord(w).count() == 0) return false;
+    if (h->word.compare_exchange_weak(w, incremented(HeaderWord(w)).raw(),
+                                      std::memory_order_acquire, std::memory_order_acquire))
       return true;
   }
 }

@@ -331,15 +331,14 @@ SideTable* weak_lock_uncleared(const WeakObject* w) noexcept {
   auto* s = w->side_table();
   unsigned spins = 0;
   for (;;) {
-    std::uint64_t raw = s->word.load(std::memory_order_acquire);
-    const SideWord x{raw};
-    if (x.count() == 0) return nullptr;
-    if (x.frozen()) {  // a collector is judging the object: wait for it
+    std::uint64_t x = s->word.load(std::memory_order_acquire);
+    if (SideWord(x).count() == 0) return nullptr;
+    if (SideWord(x).frozen()) {  // a collector is judging the object: wait for it
       spin_pause(spins);
       continue;
     }
     if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
-    if (rmw_compare_exchange(s->word, raw, x.plus().raw(), std::memory_order_acquire,
+    if (rmw_compare_exchange(s->word, x, SideWord(x).plus().raw(), std::memory_order_acquire,
                              std::memory_order_relaxed))
       return s;
   }

@@ -170,6 +170,16 @@ class CountWord : public Flags {
     }
     return (raw_ & f) != 0;
   }
+  // Whether any of the flags is set, in one test (the hot paths': g++ does
+  // not always merge `has(a) || has(b)` into one). A header word in the side
+  // form may be asked with kSide among the flags.
+  template <std::same_as<Flag>... More>
+  [[gnu::always_inline]] constexpr bool has_any(Flag f, More... more) const noexcept {
+    if constexpr (kIsHeader) {
+      if (((f != Flags::kSide) && ... && (more != Flags::kSide))) check_inline();
+    }
+    return (raw_ & (std::uint64_t{f} | ... | std::uint64_t{more})) != 0;
+  }
   [[gnu::always_inline]] constexpr bool frozen() const noexcept { return has(Flags::kFrozen); }
   [[gnu::always_inline]] constexpr bool touched() const noexcept { return has(Flags::kTouched); }
   [[gnu::always_inline]] constexpr bool finalized() const noexcept {

@@ -200,13 +200,13 @@ template <class T>
 // the referent's line either.
 template <class T>
 [[gnu::always_inline]] inline Strong<T> entry_lock(EntryWord word, SideTable* s) noexcept {
-  std::uint64_t raw = s->word.load(std::memory_order_acquire);
+  std::uint64_t x = s->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    const SideWord x{raw};
-    if (x.count() == 0) return {};
-    if (x.frozen() || x.weak_cleared() || (word & kEntryOffset)) [[unlikely]]
+    if (SideWord(x).count() == 0) return {};
+    if (SideWord(x).has_any(SideWord::kFrozen, SideWord::kWeakCleared) || (word & kEntryOffset))
+        [[unlikely]]
       return entry_lock_slow<T>(word);
-    if (rmw_compare_exchange(s->word, raw, x.plus().raw(), std::memory_order_acquire,
+    if (rmw_compare_exchange(s->word, x, SideWord(x).plus().raw(), std::memory_order_acquire,
                              std::memory_order_acquire))
       return StrongAccess::adopt(static_cast<T*>(s->object->object()), s);
   }

@@ -163,7 +163,7 @@ WEAKREF_API extern constinit thread_local std::uint32_t tls_heap_index;
 // path: side form, frozen, or a first copy of a traced object on a thread
 // that does not own it.
 [[gnu::always_inline]] inline bool incref_needs_slow_path(HeaderWord w) noexcept {
-  if (w.has_side() || w.frozen()) return true;
+  if (w.has_any(HeaderWord::kSide, HeaderWord::kFrozen)) return true;
   const std::uint32_t heap = w.heap();
   return heap != kNoHeap && !w.shared() && heap != tls_heap_index;
 }
@@ -186,16 +186,17 @@ WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
 // Loads of `word` are acquire: a side form published by another thread must
 // be seen with the side table it points to (free on x86).
 inline void incref(ObjectHeader* h) noexcept {
-  std::uint64_t raw = h->word.load(std::memory_order_acquire);
+  // The raw word, wrapped where it is read: the CAS updates it in place, and
+  // g++ allocates registers worse around a HeaderWord copy of it.
+  std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    const HeaderWord w{raw};
-    WEAKREF_DCHECK(w.has_side() || w.count() > 0,
+    WEAKREF_DCHECK(HeaderWord(w).has_side() || HeaderWord(w).count() > 0,
                    "incref of an object whose count is 0 (the caller holds no reference)");
-    if (incref_needs_slow_path(w)) [[unlikely]] {
+    if (incref_needs_slow_path(HeaderWord(w))) [[unlikely]] {
       incref_slow(h);
       return;
     }
-    if (rmw_compare_exchange(h->word, raw, w.plus().raw(), std::memory_order_acquire,
+    if (rmw_compare_exchange(h->word, w, HeaderWord(w).plus().raw(), std::memory_order_acquire,
                              std::memory_order_acquire))
       return;
   }
@@ -211,17 +212,16 @@ inline void decref_side(SideTable* s) noexcept {
 
 // Strong count -1; the last one starts the object's death on this thread.
 inline void decref(ObjectHeader* h) noexcept {
-  std::uint64_t raw = h->word.load(std::memory_order_acquire);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    const HeaderWord w{raw};
-    if (w.has_side()) [[unlikely]] {
-      decref_side_word(raw);
+    if (HeaderWord(w).has_side()) [[unlikely]] {
+      decref_side_word(w);
       return;
     }
-    WEAKREF_DCHECK(w.count() > 0, "decref of an object whose count is 0");
-    if (rmw_compare_exchange(h->word, raw, w.minus().raw(), std::memory_order_acq_rel,
+    WEAKREF_DCHECK(HeaderWord(w).count() > 0, "decref of an object whose count is 0");
+    if (rmw_compare_exchange(h->word, w, HeaderWord(w).minus().raw(), std::memory_order_acq_rel,
                              std::memory_order_acquire)) {
-      if (w.count() == 1) die(h);
+      if (HeaderWord(w).count() == 1) die(h);
       return;
     }
   }
