@@ -103,7 +103,8 @@ void incref_side(SideTable* s) noexcept {
   WEAKREF_DCHECK(old.count() > 0,
                  "incref of an object whose count is 0 (side word; the caller holds no reference)");
   WEAKREF_DCHECK(old.count() < SideWord::kMaxCount, "strong count overflow (side word)");
-  if (old.frozen()) rmw_fetch_or(s->word, std::uint64_t{SideWord::kTouched}, std::memory_order_relaxed);
+  if (old.frozen())
+    rmw_fetch_or(s->word, std::uint64_t{SideWord::kTouched}, std::memory_order_relaxed);
 }
 
 void incref_slow(ObjectHeader* h) noexcept {
@@ -271,8 +272,8 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
   raw = after.load(std::memory_order_relaxed);
   do {
     WEAKREF_DCHECK(ActiveWord(raw).count() > 0, "tp_finalize's own reference is gone");
-  } while (!after.compare_exchange_weak(raw, ActiveWord(raw).minus().raw(),
-                                        std::memory_order_acq_rel));
+  } while (
+      !after.compare_exchange_weak(raw, ActiveWord(raw).minus().raw(), std::memory_order_acq_rel));
   if (ActiveWord(raw).count() == 1) return false;
   // Resurrected: someone took a new strong reference. Its release will run
   // the death again, without tp_finalize.

@@ -205,8 +205,7 @@ SideTable* block_front(const WeakObject* w) noexcept {
 // untouched) when the side table cannot be allocated.
 bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   const bool in_block = w->state.load(std::memory_order_relaxed) & kInBlock;
-  SideTable* s =
-      in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
+  SideTable* s = in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
   // The object's unit, and w's unless w is the pinned basic ref, which
   // shares the object's (weak_object.hpp).
   s->weak.store(w->pinned() ? 1 : 2, std::memory_order_relaxed);
@@ -354,8 +353,7 @@ bool weak_alive(const WeakObject* w) noexcept {
 WeakMemory weak_memory(ObjectHeader* h, std::size_t size, std::size_t align) {
   const std::size_t total = sizeof(SideTable) + size;
   if (!HeaderWord(h->word.load(std::memory_order_acquire)).has_side() &&
-      align <= alignof(SideTable) &&
-      total <= kMaxPooledSize && total / kSideBlockUnit <= 255) {
+      align <= alignof(SideTable) && total <= kMaxPooledSize && total / kSideBlockUnit <= 255) {
     void* block = side_block_allocate(total);
     auto* s = ::new (block) SideTable(h, SideWord());  // published by attach_weak
     s->block = static_cast<std::uint8_t>(total / kSideBlockUnit);
@@ -529,7 +527,8 @@ bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   std::lock_guard<SpinLock> g(s->lock);
   if (weak_holders(w) != holders) return false;
   if (w->cleared()) return true;  // by its referent's death or collection
-  rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared}, std::memory_order_acq_rel);  // as above
+  rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared},
+               std::memory_order_acq_rel);  // as above
   if (!w->pinned()) {
     if (w->linked) unlink(s, w);
     mark_cleared(w);

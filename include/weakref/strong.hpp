@@ -315,7 +315,8 @@ inline Strong<T> make(Args&&... args) {
   void* block = detail::allocate_block(Info::value);
   auto* obj = static_cast<char*>(block) + Info::value.offset;
   auto* h = detail::ObjectHeader::from_object(obj);
-  ::new (static_cast<void*>(h)) detail::ObjectHeader{{detail::HeaderWord::initial().raw()}, &Info::value};
+  ::new (static_cast<void*>(h))
+      detail::ObjectHeader{{detail::HeaderWord::initial().raw()}, &Info::value};
   T* p;
   if constexpr (nothrow) {
     if constexpr (braces)

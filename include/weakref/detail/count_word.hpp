@@ -191,38 +191,34 @@ class CountWord : public Flags {
   }
 
   // Header word only: whether the count is in the side table, and where.
-  [[gnu::always_inline]] constexpr bool has_side() const noexcept
-    requires std::same_as<Flags, HeaderFlags>
-  {
+  [[gnu::always_inline]] constexpr bool has_side()
+      const noexcept requires std::same_as<Flags, HeaderFlags> {
     return (raw_ & Flags::kSide) != 0;
   }
-  [[gnu::always_inline]] SideTable* side() const noexcept
-    requires std::same_as<Flags, HeaderFlags>
-  {
+  [[gnu::always_inline]] SideTable* side()
+      const noexcept requires std::same_as<Flags, HeaderFlags> {
     WEAKREF_DCHECK(has_side(), "side() of a header word in the inline form");
-    return reinterpret_cast<SideTable*>(static_cast<std::uintptr_t>(raw_ & ~std::uint64_t{Flags::kSide}));
+    return reinterpret_cast<SideTable*>(
+        static_cast<std::uintptr_t>(raw_ & ~std::uint64_t{Flags::kSide}));
   }
   // The side form pointing at s.
-  [[gnu::always_inline]] static CountWord of_side(const SideTable* s) noexcept
-    requires std::same_as<Flags, HeaderFlags>
-  {
+  [[gnu::always_inline]] static CountWord of_side(
+      const SideTable* s) noexcept requires std::same_as<Flags, HeaderFlags> {
     const auto p = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s));
     WEAKREF_DCHECK((p & Flags::kSide) == 0, "a SideTable* with bit 0 set");
     return CountWord(p | Flags::kSide);
   }
 
   // Side word only.
-  [[gnu::always_inline]] constexpr bool weak_cleared() const noexcept
-    requires std::same_as<Flags, SideFlags>
-  {
+  [[gnu::always_inline]] constexpr bool weak_cleared()
+      const noexcept requires std::same_as<Flags, SideFlags> {
     return has(Flags::kWeakCleared);
   }
   // The side word that takes over from header word h, in the inline form,
   // when the first weak reference is made: the same count, heap index and
   // flags, kWeakCleared clear.
-  [[gnu::always_inline]] static constexpr CountWord from_header(CountWord<HeaderFlags> h) noexcept
-    requires std::same_as<Flags, SideFlags>
-  {
+  [[gnu::always_inline]] static constexpr CountWord from_header(
+      CountWord<HeaderFlags> h) noexcept requires std::same_as<Flags, SideFlags> {
     WEAKREF_DCHECK(!h.has_side(), "a side word made from a header word in the side form");
     return CountWord(h.raw());
   }
