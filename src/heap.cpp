@@ -142,9 +142,7 @@ Heap* heap_at(std::uint32_t index) noexcept {
 
 std::uint32_t heap_limit() noexcept { return g_limit.load(std::memory_order_acquire); }
 
-std::uint32_t heap_index_of(ObjectHeader* h) noexcept {
-  return ActiveWord(h->active_word().load(std::memory_order_acquire)).heap();
-}
+std::uint32_t heap_index_of(ObjectHeader* h) noexcept { return h->count_word().heap(); }
 
 static_assert(kMaxHeaps - 1 == ActiveWord::kMaxHeap, "every heap index fits the count word");
 
@@ -191,11 +189,22 @@ void track(ObjectHeader* h) noexcept {
     // made weakrefs to it (the word may be in side form): set the heap
     // index alone, and mark the object shared, since what it handed out
     // may have reached other threads (gc.cpp, step 5, verifies it then).
-    std::atomic<std::uint64_t>& word = h->active_word();
-    std::uint64_t w = word.load(std::memory_order_relaxed);
-    while (!word.compare_exchange_weak(
-        w, ActiveWord(w).with_heap(heap->index).with(ActiveWord::kShared).raw(),
-        std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    // (Those may make its first weakref meanwhile: as set_heap_index.)
+    std::uint64_t w = h->word.load(std::memory_order_acquire);
+    for (;;) {
+      if (HeaderWord(w).has_side()) {
+        auto& sw = HeaderWord(w).side()->word;
+        std::uint64_t x = sw.load(std::memory_order_relaxed);
+        while (!sw.compare_exchange_weak(
+            x, SideWord(x).with_heap(heap->index).with(SideWord::kShared).raw(),
+            std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        break;
+      }
+      if (h->word.compare_exchange_weak(
+              w, HeaderWord(w).with_heap(heap->index).with(HeaderWord::kShared).raw(),
+              std::memory_order_acq_rel, std::memory_order_acquire))
+        break;
     }
   }
   std::lock_guard<SpinLock> g(heap->lock);
@@ -214,7 +223,7 @@ constinit thread_local Heap* tls_collecting = nullptr;
 
 void untrack(ObjectHeader* h) noexcept {
   if (Heap* c = tls_collecting) {
-    const ActiveWord w{h->active_word().load(std::memory_order_acquire)};
+    const ActiveWord w = h->count_word();
     if (w.in_collection() && w.heap() == c->index) {
       GateHold hold;  // a fork child may walk this list (fork.cpp)
       WEAKREF_DCHECK(linked_in_list(h->gc()), "the collection's garbage list is broken");
@@ -245,6 +254,7 @@ void heaps_after_fork_in_child() noexcept {
     if (GcList* l = h.in_collection) {
       for (GcHead* g = l->head.next; g != &l->head; g = g->next) {
         ObjectHeader* o = ObjectHeader::from_gc(g);
+        // (The only thread of the child: the word cannot switch meanwhile.)
         o->active_word().fetch_and(~std::uint64_t{ActiveWord::kInCollection},
                                    std::memory_order_relaxed);
         g->prev &= ~kPrevCollecting;

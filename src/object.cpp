@@ -145,7 +145,7 @@ bool incref_if_alive(ObjectHeader* h) noexcept {
 }
 
 std::uint32_t use_count(const ObjectHeader* h) noexcept {
-  return ActiveWord(h->active_word().load(std::memory_order_relaxed)).count();
+  return h->count_word(std::memory_order_relaxed).count();
 }
 
 void side_release(SideTable* s, std::uint32_t units) noexcept {
@@ -249,6 +249,8 @@ constinit thread_local DeathQueue tls_deaths;  // no initialization guard
 
 // Step 3: returns true when tp_finalize resurrected the object.
 bool run_tp_finalize(ObjectHeader* h) noexcept {
+  // The count is 0: no other thread holds h, so its word cannot switch to
+  // the side form meanwhile.
   std::atomic<std::uint64_t>& word = h->active_word();
   std::uint64_t raw = word.load(std::memory_order_relaxed);
   for (;;) {
@@ -265,16 +267,23 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
     report_finalize_exception(h);
   }
   if (h->traced()) untrack(h);
-  // Look the word up again: the hook may have made the first weakref to the
-  // object, moving the count to a new side table (CPython bug #1377858's
-  // case, a weakref made in __del__).
-  std::atomic<std::uint64_t>& after = h->active_word();
-  raw = after.load(std::memory_order_relaxed);
-  do {
-    WEAKREF_DCHECK(ActiveWord(raw).count() > 0, "tp_finalize's own reference is gone");
-  } while (
-      !after.compare_exchange_weak(raw, ActiveWord(raw).minus().raw(), std::memory_order_acq_rel));
-  if (ActiveWord(raw).count() == 1) return false;
+  // Drop the hook's reference as decref does, following the side form: the
+  // hook may have made the first weakref to the object, moving the count to
+  // a new side table (CPython bug #1377858's case, a weakref made in
+  // __del__), or handed the object to another thread, which may make it
+  // while this runs.
+  std::uint64_t old = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (HeaderWord(old).has_side()) {
+      old = rmw_fetch_sub(HeaderWord(old).side()->word, SideWord::kOne, std::memory_order_acq_rel);
+      break;
+    }
+    if (h->word.compare_exchange_weak(old, HeaderWord(old).minus().raw(), std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      break;
+  }
+  WEAKREF_DCHECK(ActiveWord(old).count() > 0, "tp_finalize's own reference is gone");
+  if (ActiveWord(old).count() == 1) return false;
   // Resurrected: someone took a new strong reference. Its release will run
   // the death again, without tp_finalize.
   if (h->traced()) track_again(h);
@@ -298,7 +307,7 @@ void die_now(ObjectHeader* h) noexcept {
 }  // namespace
 
 void die(ObjectHeader* h) noexcept {
-  WEAKREF_DCHECK(ActiveWord(h->active_word().load(std::memory_order_relaxed)).count() == 0,
+  WEAKREF_DCHECK(h->count_word(std::memory_order_relaxed).count() == 0,
                  "die() of an object whose count is not 0");
   if (h->traced()) untrack(h);
   DeathQueue& q = tls_deaths;

@@ -204,12 +204,13 @@ TEST(CountWordTest, TheSideFormPointsAtTheSideTable) {
   EXPECT_EQ(w.side(), &s);
   EXPECT_TRUE(w.has(HeaderWord::kSide));
   EXPECT_FALSE(HeaderWord::initial().has_side());
-  // The header's active word follows the side form.
-  h.word.store(HeaderWord::initial().raw());
+  // The header's active word, and its count word, follow the side form.
+  h.word.store(HeaderWord::initial().plus().raw());
   EXPECT_EQ(&h.active_word(), &h.word);
+  EXPECT_EQ(h.count_word().count(), 2U);
   h.word.store(w.raw());
   EXPECT_EQ(&h.active_word(), &s.word);
-  EXPECT_EQ(ActiveWord(h.active_word().load()).count(), 1U);
+  EXPECT_EQ(h.count_word().count(), 1U);
 }
 
 TEST(CountWordTest, TheSideWordTakesOverTheInlineWord) {

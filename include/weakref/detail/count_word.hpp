@@ -32,9 +32,12 @@
 // loop on the inline word that moves to the side word when it sees kSide, or
 // works on the side word directly for a Strong that keeps the side table as
 // the place of its count (CountRef, object.hpp: the weak locks' Strongs).
-// ObjectHeader::active_word() is the word where the count is now; what it
-// holds is read as an ActiveWord, which has the flags common to both words
-// and no bit 0.
+// ObjectHeader::count_word() reads the count word wherever it is now, as an
+// ActiveWord, which has the flags common to both words and no bit 0 (one
+// load of the header's word, then of the side table's: loading the header's
+// word twice could find the side form the second time, another thread having
+// made the first weakref in between). ObjectHeader::active_word() is the
+// atomic itself, for when no other thread can make that switch.
 //
 // Invariants
 //  * count == 0 means the object's death has begun. Nothing increments a
@@ -281,8 +284,8 @@ class CountWord : public Flags {
 using HeaderWord = CountWord<HeaderFlags>;
 // A side table's word (SideTable::word).
 using SideWord = CountWord<SideFlags>;
-// What ObjectHeader::active_word() holds: the header's inline word or the
-// side table's word, whichever has the count.
+// The header's inline word or the side table's word, whichever has the
+// count (ObjectHeader::count_word(), active_word()).
 using ActiveWord = CountWord<ActiveFlags>;
 
 static_assert(sizeof(HeaderWord) == 8 && std::is_trivially_copyable_v<HeaderWord>);

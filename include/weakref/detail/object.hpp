@@ -81,10 +81,19 @@ struct alignas(16) ObjectHeader {
   std::atomic<std::uint64_t> word;  // a HeaderWord (count_word.hpp)
   const TypeInfo* type;
 
+  // The count word as it is now (count, heap index, flags): one load of
+  // this header's word, then of the side table's if it points there. A
+  // second load of the header's word could find the side form instead of
+  // the inline word read first. Below, after SideTable.
+  ActiveWord count_word(std::memory_order mo = std::memory_order_acquire) const noexcept;
   // The word where the count lives now: this header's, or its side table's
-  // once it has one (read it as an ActiveWord). Below, after SideTable.
+  // once it has one. Only while no other thread can make the object's first
+  // weakref (its count is 0, or no other thread holds it): otherwise the
+  // header's word may switch to the side form after this returns, and a load
+  // or update of it would see a pointer. Elsewhere: count_word() to read, and
+  // to update, a CAS on the header's inline word that follows the side form
+  // when it appears (incref, decref).
   std::atomic<std::uint64_t>& active_word() noexcept;
-  const std::atomic<std::uint64_t>& active_word() const noexcept;
 
   void* object() noexcept { return this + 1; }
   GcHead* gc() noexcept { return reinterpret_cast<GcHead*>(this) - 1; }
@@ -142,10 +151,10 @@ inline constexpr std::uintptr_t kHeadPinned = 1;
   const HeaderWord w{word.load(std::memory_order_acquire)};
   return w.has_side() ? w.side()->word : word;
 }
-[[gnu::always_inline]] inline const std::atomic<std::uint64_t>& ObjectHeader::active_word()
-    const noexcept {
+[[gnu::always_inline]] inline ActiveWord ObjectHeader::count_word(
+    std::memory_order mo) const noexcept {
   const HeaderWord w{word.load(std::memory_order_acquire)};
-  return w.has_side() ? w.side()->word : word;
+  return ActiveWord(w.has_side() ? w.side()->word.load(mo) : w.raw());
 }
 
 // The side table of a header word in side form: HeaderWord(w).side(). For
