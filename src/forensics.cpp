@@ -243,9 +243,9 @@ std::vector<UntracedHolder> find_untraced_holders() {
       const char* begin = static_cast<const char*>(h->object());
       const KnownObject o{h, begin, begin + (h->type->size ? h->type->size : 1)};
       known.emplace(reinterpret_cast<std::uintptr_t>(h), o);
-      const std::uint64_t w = h->word.load(std::memory_order_acquire);
-      if (w & wd::bits::kSide)
-        known.emplace(reinterpret_cast<std::uintptr_t>(wd::side_of(w)) | wd::kCountAtSide, o);
+      const wd::HeaderWord w{h->word.load(std::memory_order_acquire)};
+      if (w.has_side())
+        known.emplace(reinterpret_cast<std::uintptr_t>(w.side()) | wd::kCountAtSide, o);
     }
   }
   struct Acc {

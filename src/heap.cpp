@@ -10,8 +10,6 @@
 
 namespace weakref::detail {
 
-using namespace bits;
-
 namespace {
 
 // Heaps are never freed (an index may be reused once its heap is empty), so
@@ -144,26 +142,23 @@ Heap* heap_at(std::uint32_t index) noexcept {
 
 std::uint32_t heap_limit() noexcept { return g_limit.load(std::memory_order_acquire); }
 
-std::uint32_t heap_index_of(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (w & kSide) w = side_of(w)->word.load(std::memory_order_acquire);
-  return heap(w);
-}
+std::uint32_t heap_index_of(ObjectHeader* h) noexcept { return h->count_word().heap(); }
+
+static_assert(kMaxHeaps - 1 == ActiveWord::kMaxHeap, "every heap index fits the count word");
 
 void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept {
   WEAKREF_DCHECK(index < kMaxHeaps, "heap index out of range");
-  const std::uint64_t bits_new = static_cast<std::uint64_t>(index) << kHeapShift;
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & kSide) {
-      auto& sw = side_of(w)->word;
+    if (HeaderWord(w).has_side()) {
+      auto& sw = HeaderWord(w).side()->word;
       std::uint64_t x = sw.load(std::memory_order_relaxed);
-      while (!sw.compare_exchange_weak(x, (x & ~kHeapMask) | bits_new,
+      while (!sw.compare_exchange_weak(x, SideWord(x).with_heap(index).raw(),
                                        std::memory_order_acq_rel)) {
       }
       return;
     }
-    if (h->word.compare_exchange_weak(w, (w & ~kHeapMask) | bits_new,
+    if (h->word.compare_exchange_weak(w, HeaderWord(w).with_heap(index).raw(),
                                       std::memory_order_acq_rel, std::memory_order_acquire))
       return;
   }
@@ -186,23 +181,30 @@ void track(ObjectHeader* h) noexcept {
   WEAKREF_DCHECK(h->gc()->next == nullptr, "track of an object already in a heap list");
   WEAKREF_DCHECK(heap_index_of(h) == kNoHeap, "track of an object that has a heap index");
   Heap* heap = current_heap();
-  const std::uint64_t index = static_cast<std::uint64_t>(heap->index) << kHeapShift;
-  if (h->word.load(std::memory_order_relaxed) == kOne) {
+  if (h->word.load(std::memory_order_relaxed) == HeaderWord::initial().raw()) {
     // Only make<T>'s reference exists: no other thread can hold the object.
-    h->word.store(kOne | index, std::memory_order_relaxed);
+    h->word.store(HeaderWord::initial().with_heap(heap->index).raw(), std::memory_order_relaxed);
   } else {
     // The constructor took strong references to the object (self(this)) or
     // made weakrefs to it (the word may be in side form): set the heap
     // index alone, and mark the object shared, since what it handed out
     // may have reached other threads (src/gc/verify.cpp verifies it then).
-    std::atomic<std::uint64_t>* word = &h->word;
-    std::uint64_t w = word->load(std::memory_order_acquire);
-    if (w & kSide) {
-      word = &side_of(w)->word;
-      w = word->load(std::memory_order_relaxed);
-    }
-    while (!word->compare_exchange_weak(w, (w & ~kHeapMask) | index | kShared,
-                                        std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    // (Those may make its first weakref meanwhile: as set_heap_index.)
+    std::uint64_t w = h->word.load(std::memory_order_acquire);
+    for (;;) {
+      if (HeaderWord(w).has_side()) {
+        auto& sw = HeaderWord(w).side()->word;
+        std::uint64_t x = sw.load(std::memory_order_relaxed);
+        while (!sw.compare_exchange_weak(
+            x, SideWord(x).with_heap(heap->index).with(SideWord::kShared).raw(),
+            std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        break;
+      }
+      if (h->word.compare_exchange_weak(
+              w, HeaderWord(w).with_heap(heap->index).with(HeaderWord::kShared).raw(),
+              std::memory_order_acq_rel, std::memory_order_acquire))
+        break;
     }
   }
   std::lock_guard<SpinLock> g(heap->lock);
@@ -221,9 +223,8 @@ constinit thread_local Heap* tls_collecting = nullptr;
 
 void untrack(ObjectHeader* h) noexcept {
   if (Heap* c = tls_collecting) {
-    std::uint64_t w = h->word.load(std::memory_order_acquire);
-    if (w & kSide) w = side_of(w)->word.load(std::memory_order_acquire);
-    if ((w & kInCollection) && heap(w) == c->index) {
+    const ActiveWord w = h->count_word();
+    if (w.in_collection() && w.heap() == c->index) {
       GateHold hold;  // a fork child may walk this list (fork.cpp)
       WEAKREF_DCHECK(linked_in_list(h->gc()), "the collection's garbage list is broken");
       GcList::remove(h->gc());
@@ -253,9 +254,9 @@ void heaps_after_fork_in_child() noexcept {
     if (GcList* l = h.in_collection) {
       for (GcHead* g = l->head.next; g != &l->head; g = g->next) {
         ObjectHeader* o = ObjectHeader::from_gc(g);
-        std::uint64_t w = o->word.load(std::memory_order_relaxed);
-        auto& word = (w & kSide) ? side_of(w)->word : o->word;
-        word.fetch_and(~kInCollection, std::memory_order_relaxed);
+        // (The only thread of the child: the word cannot switch meanwhile.)
+        o->active_word().fetch_and(~std::uint64_t{ActiveWord::kInCollection},
+                                   std::memory_order_relaxed);
         g->prev &= ~kPrevCollecting;
       }
       l->merge_into(h.gen[kGenerations - 1]);

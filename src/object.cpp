@@ -12,7 +12,7 @@
 //      DeathQueue below), so this holds when memory is exhausted too. A
 //      collection opens a death scope while it breaks up garbage (a lower
 //      limit, counted from the collection, whose queued deaths run before
-//      the collection returns: kCollectorNesting in src/gc.cpp), so that a
+//      the collection returns: kCollectorNesting in src/gc/collect.cpp), so that a
 //      collection run from inside a cascade of deaths frees its garbage
 //      before it returns, as one run from the top does;
 //   3. tp_finalize (PEP 442), once per object: the count is set back to 1
@@ -61,8 +61,6 @@
 
 namespace weakref::detail {
 
-using namespace bits;
-
 // ---------------------------------------------------------------------------
 // Blocks
 
@@ -91,63 +89,63 @@ void free_block(void* block, const TypeInfo& info) noexcept {
 // ---------------------------------------------------------------------------
 // Counts
 
-// The word after a strong increment on this thread (inline form).
-std::uint64_t incremented(std::uint64_t w) noexcept {
-  std::uint64_t n = w + kOne;
-  if (w & kFrozen) n |= kTouched;
-  const std::uint32_t idx = heap(w);
-  if (idx != kNoHeap && idx != tls_heap_index) n |= kShared;
+// The header word after a strong increment on this thread (inline form).
+HeaderWord incremented(HeaderWord w) noexcept {
+  HeaderWord n = w.plus();
+  if (w.frozen()) n = n.with(HeaderWord::kTouched);
+  const std::uint32_t idx = w.heap();
+  if (idx != kNoHeap && idx != tls_heap_index) n = n.with(HeaderWord::kShared);
   return n;
 }
 
 void incref_side(SideTable* s) noexcept {
-  std::uint64_t old = rmw_fetch_add(s->word, kOne, std::memory_order_relaxed);
-  WEAKREF_DCHECK(count(old) > 0,
+  const SideWord old{rmw_fetch_add(s->word, SideWord::kOne, std::memory_order_relaxed)};
+  WEAKREF_DCHECK(old.count() > 0,
                  "incref of an object whose count is 0 (side word; the caller holds no reference)");
-  if (old & kFrozen) rmw_fetch_or(s->word, kTouched, std::memory_order_relaxed);
+  WEAKREF_DCHECK(old.count() < SideWord::kMaxCount, "strong count overflow (side word)");
+  if (old.frozen())
+    rmw_fetch_or(s->word, std::uint64_t{SideWord::kTouched}, std::memory_order_relaxed);
 }
 
 void incref_slow(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    if (w & kSide) {
-      incref_side(side_of(w));
+    if (HeaderWord(w).has_side()) {
+      incref_side(HeaderWord(w).side());
       return;
     }
-    if (h->word.compare_exchange_weak(w, incremented(w), std::memory_order_acquire,
-                                      std::memory_order_acquire))
+    if (h->word.compare_exchange_weak(w, incremented(HeaderWord(w)).raw(),
+                                      std::memory_order_acquire, std::memory_order_acquire))
       return;
   }
 }
 
-void decref_side_word(std::uint64_t w) noexcept { decref_side(side_of(w)); }
+void decref_side_word(std::uint64_t w) noexcept { decref_side(HeaderWord(w).side()); }
 
 bool incref_if_alive(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    if (w & kSide) {
-      SideTable* s = side_of(w);
+    if (HeaderWord(w).has_side()) {
+      SideTable* s = HeaderWord(w).side();
       std::uint64_t x = s->word.load(std::memory_order_relaxed);
       for (;;) {
-        if (count(x) == 0) return false;
-        std::uint64_t n = x + kOne;
-        if (x & kFrozen) n |= kTouched;
-        if (s->word.compare_exchange_weak(x, n, std::memory_order_acquire,
+        if (SideWord(x).count() == 0) return false;
+        SideWord n = SideWord(x).plus();
+        if (SideWord(x).frozen()) n = n.with(SideWord::kTouched);
+        if (s->word.compare_exchange_weak(x, n.raw(), std::memory_order_acquire,
                                           std::memory_order_relaxed))
           return true;
       }
     }
-    if (count(w) == 0) return false;
-    if (h->word.compare_exchange_weak(w, incremented(w), std::memory_order_acquire,
-                                      std::memory_order_acquire))
+    if (HeaderWord(w).count() == 0) return false;
+    if (h->word.compare_exchange_weak(w, incremented(HeaderWord(w)).raw(),
+                                      std::memory_order_acquire, std::memory_order_acquire))
       return true;
   }
 }
 
 std::uint32_t use_count(const ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (w & kSide) w = side_of(w)->word.load(std::memory_order_relaxed);
-  return count(w);
+  return h->count_word(std::memory_order_relaxed).count();
 }
 
 void side_release(SideTable* s, std::uint32_t units) noexcept {
@@ -209,13 +207,13 @@ struct DeathQueue {
       h->gc()->next = reinterpret_cast<GcHead*>(top);
       e = reinterpret_cast<Entry>(h) | kTagTraced;
     } else {
-      const std::uint64_t w = h->word.load(std::memory_order_relaxed);
-      if (w & kSide) {
-        e = reinterpret_cast<Entry>(side_of(w)) | kTagSide;
+      const HeaderWord w{h->word.load(std::memory_order_relaxed)};
+      if (w.has_side()) {
+        e = reinterpret_cast<Entry>(w.side()) | kTagSide;
       } else {
-        WEAKREF_DCHECK(w == 0 || w == kFinalized,
+        WEAKREF_DCHECK(w == HeaderWord() || w == HeaderWord().with(HeaderWord::kFinalized),
                        "an untraced dying object's inline word is 0 or kFinalized");
-        e = reinterpret_cast<Entry>(h) | ((w & kFinalized) ? kTagInlineFin : kTagInline);
+        e = reinterpret_cast<Entry>(h) | (w.finalized() ? kTagInlineFin : kTagInline);
       }
       h->word.store(top, std::memory_order_relaxed);
     }
@@ -230,7 +228,7 @@ struct DeathQueue {
       auto* s = reinterpret_cast<SideTable*>(e & ~kTagMask);
       ObjectHeader* h = s->object;
       top = h->word.load(std::memory_order_relaxed);
-      h->word.store(reinterpret_cast<std::uintptr_t>(s) | kSide, std::memory_order_relaxed);
+      h->word.store(HeaderWord::of_side(s).raw(), std::memory_order_relaxed);
       return h;
     }
     auto* h = reinterpret_cast<ObjectHeader*>(e & ~kTagMask);
@@ -239,7 +237,8 @@ struct DeathQueue {
       h->gc()->next = nullptr;
     } else {
       top = h->word.load(std::memory_order_relaxed);
-      h->word.store(tag == kTagInlineFin ? kFinalized : 0, std::memory_order_relaxed);
+      h->word.store(tag == kTagInlineFin ? HeaderWord().with(HeaderWord::kFinalized).raw() : 0,
+                    std::memory_order_relaxed);
     }
     return h;
   }
@@ -248,18 +247,17 @@ static_assert(std::is_trivially_destructible_v<DeathQueue>);
 static_assert(alignof(ObjectHeader) > kTagMask && alignof(SideTable) > kTagMask);
 constinit thread_local DeathQueue tls_deaths;  // no initialization guard
 
-std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  return (w & kSide) ? side_of(w)->word : h->word;
-}
-
 // Step 3: returns true when tp_finalize resurrected the object.
 bool run_tp_finalize(ObjectHeader* h) noexcept {
-  std::atomic<std::uint64_t>& word = active_word(h);
-  std::uint64_t w = word.load(std::memory_order_relaxed);
+  // The count is 0: no other thread holds h, so its word cannot switch to
+  // the side form meanwhile.
+  std::atomic<std::uint64_t>& word = h->active_word();
+  std::uint64_t raw = word.load(std::memory_order_relaxed);
   for (;;) {
-    if (w & kFinalized) return false;
-    if (word.compare_exchange_weak(w, (w + kOne) | kFinalized, std::memory_order_acq_rel))
+    const ActiveWord w{raw};
+    if (w.finalized()) return false;
+    if (word.compare_exchange_weak(raw, w.plus().with(ActiveWord::kFinalized).raw(),
+                                   std::memory_order_acq_rel))
       break;
   }
   if (h->traced()) track_again(h);
@@ -269,15 +267,23 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
     report_finalize_exception(h);
   }
   if (h->traced()) untrack(h);
-  // Look the word up again: the hook may have made the first weakref to the
-  // object, moving the count to a new side table (CPython bug #1377858's
-  // case, a weakref made in __del__).
-  std::atomic<std::uint64_t>& after = active_word(h);
-  w = after.load(std::memory_order_relaxed);
-  do {
-    WEAKREF_DCHECK(count(w) > 0, "tp_finalize's own reference is gone");
-  } while (!after.compare_exchange_weak(w, w - kOne, std::memory_order_acq_rel));
-  if (count(w) == 1) return false;
+  // Drop the hook's reference as decref does, following the side form: the
+  // hook may have made the first weakref to the object, moving the count to
+  // a new side table (CPython bug #1377858's case, a weakref made in
+  // __del__), or handed the object to another thread, which may make it
+  // while this runs.
+  std::uint64_t old = h->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (HeaderWord(old).has_side()) {
+      old = rmw_fetch_sub(HeaderWord(old).side()->word, SideWord::kOne, std::memory_order_acq_rel);
+      break;
+    }
+    if (h->word.compare_exchange_weak(old, HeaderWord(old).minus().raw(), std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      break;
+  }
+  WEAKREF_DCHECK(ActiveWord(old).count() > 0, "tp_finalize's own reference is gone");
+  if (ActiveWord(old).count() == 1) return false;
   // Resurrected: someone took a new strong reference. Its release will run
   // the death again, without tp_finalize.
   if (h->traced()) track_again(h);
@@ -286,9 +292,9 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
 
 void die_now(ObjectHeader* h) noexcept {
   if (h->type->finalize && run_tp_finalize(h)) return;
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  if (w & kSide)
-    die_with_weakrefs(h, side_of(w));  // steps 4-6, src/weak_object.cpp
+  const HeaderWord w{h->word.load(std::memory_order_acquire)};
+  if (w.has_side())
+    die_with_weakrefs(h, w.side());  // steps 4-6, src/weak_object.cpp
   else
     h->type->destroy(h);
 }
@@ -301,7 +307,7 @@ void die_now(ObjectHeader* h) noexcept {
 }  // namespace
 
 void die(ObjectHeader* h) noexcept {
-  WEAKREF_DCHECK(count(active_word(h).load(std::memory_order_relaxed)) == 0,
+  WEAKREF_DCHECK(h->count_word(std::memory_order_relaxed).count() == 0,
                  "die() of an object whose count is not 0");
   if (h->traced()) untrack(h);
   DeathQueue& q = tls_deaths;

@@ -35,8 +35,6 @@
 
 namespace weakref::detail {
 
-using namespace bits;
-
 WeakObject::~WeakObject() = default;
 
 // Each thread keeps the last freed block of a side table with its first
@@ -207,7 +205,7 @@ SideTable* block_front(const WeakObject* w) noexcept {
 // untouched) when the side table cannot be allocated.
 bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   const bool in_block = w->state.load(std::memory_order_relaxed) & kInBlock;
-  SideTable* s = in_block ? block_front(w) : new SideTable(h, x);
+  SideTable* s = in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
   // The object's unit, and w's unless w is the pinned basic ref, which
   // shares the object's (weak_object.hpp).
   s->weak.store(w->pinned() ? 1 : 2, std::memory_order_relaxed);
@@ -216,13 +214,12 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   w->linked = true;
   s->head.store(head_word(w), std::memory_order_relaxed);
   for (;;) {
-    s->word.store(x, std::memory_order_relaxed);
+    s->word.store(SideWord::from_header(HeaderWord(x)).raw(), std::memory_order_relaxed);
     // Release: whoever reads the side form sees s and w initialised.
-    if (rmw_compare_exchange(h->word, x,
-                             static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) | kSide,
-                             std::memory_order_acq_rel, std::memory_order_acquire))
+    if (rmw_compare_exchange(h->word, x, HeaderWord::of_side(s).raw(), std::memory_order_acq_rel,
+                             std::memory_order_acquire))
       return true;
-    if (x & kSide) {
+    if (HeaderWord(x).has_side()) {
       // w keeps its block (with an unused front) if it has one.
       w->side.store(0, std::memory_order_relaxed);
       w->linked = false;
@@ -334,13 +331,13 @@ SideTable* weak_lock_uncleared(const WeakObject* w) noexcept {
   unsigned spins = 0;
   for (;;) {
     std::uint64_t x = s->word.load(std::memory_order_acquire);
-    if (count(x) == 0) return nullptr;
-    if (x & kFrozen) {  // a collector is judging the object: wait for it
+    if (SideWord(x).count() == 0) return nullptr;
+    if (SideWord(x).frozen()) {  // a collector is judging the object: wait for it
       spin_pause(spins);
       continue;
     }
     if (w->side.load(std::memory_order_acquire) & 1) return nullptr;
-    if (rmw_compare_exchange(s->word, x, x + kOne, std::memory_order_acquire,
+    if (rmw_compare_exchange(s->word, x, SideWord(x).plus().raw(), std::memory_order_acquire,
                              std::memory_order_relaxed))
       return s;
   }
@@ -349,16 +346,16 @@ SideTable* weak_lock_uncleared(const WeakObject* w) noexcept {
 bool weak_alive(const WeakObject* w) noexcept {
   std::uintptr_t v = w->side.load(std::memory_order_acquire);
   if (v & 1) return false;
-  std::uint64_t x = reinterpret_cast<SideTable*>(v)->word.load(std::memory_order_acquire);
-  return count(x) != 0;
+  const SideWord x{reinterpret_cast<SideTable*>(v)->word.load(std::memory_order_acquire)};
+  return x.count() != 0;
 }
 
 WeakMemory weak_memory(ObjectHeader* h, std::size_t size, std::size_t align) {
   const std::size_t total = sizeof(SideTable) + size;
-  if (!(h->word.load(std::memory_order_acquire) & kSide) && align <= alignof(SideTable) &&
-      total <= kMaxPooledSize && total / kSideBlockUnit <= 255) {
+  if (!HeaderWord(h->word.load(std::memory_order_acquire)).has_side() &&
+      align <= alignof(SideTable) && total <= kMaxPooledSize && total / kSideBlockUnit <= 255) {
     void* block = side_block_allocate(total);
-    auto* s = ::new (block) SideTable(h, 0);  // published by attach_weak
+    auto* s = ::new (block) SideTable(h, SideWord());  // published by attach_weak
     s->block = static_cast<std::uint8_t>(total / kSideBlockUnit);
     return {static_cast<char*>(block) + sizeof(SideTable), true};
   }
@@ -396,7 +393,7 @@ WeakObject* first_basic(ObjectHeader* h, std::uint64_t x, WeakKind kind) {
   constexpr std::size_t kTotal = sizeof(SideTable) + sizeof(WeakObject);
   static_assert(kTotal % kSideBlockUnit == 0 && kTotal <= kMaxPooledSize);
   void* block = side_block_allocate(kTotal);
-  auto* s = ::new (block) SideTable(h, x);
+  auto* s = ::new (block) SideTable(h, SideWord::from_header(HeaderWord(x)));
   auto* w = ::new (static_cast<void*>(s + 1)) WeakObject(kind, false);
   const bool pin = kind == WeakKind::ref;
   s->block = kTotal / kSideBlockUnit;
@@ -408,15 +405,14 @@ WeakObject* first_basic(ObjectHeader* h, std::uint64_t x, WeakKind kind) {
   s->head.store(reinterpret_cast<std::uintptr_t>(w) | (pin ? kHeadPinned : 0),
                 std::memory_order_relaxed);
   for (;;) {
-    if (rmw_compare_exchange(h->word, x,
-                             static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) | kSide,
-                             std::memory_order_acq_rel, std::memory_order_acquire))
+    if (rmw_compare_exchange(h->word, x, HeaderWord::of_side(s).raw(), std::memory_order_acq_rel,
+                             std::memory_order_acquire))
       return w;
-    if (x & kSide) {
+    if (HeaderWord(x).has_side()) {
       free_side(s);  // (both trivially destroyed)
       return nullptr;
     }
-    s->word.store(x, std::memory_order_relaxed);
+    s->word.store(SideWord::from_header(HeaderWord(x)).raw(), std::memory_order_relaxed);
   }
 }
 
@@ -424,11 +420,11 @@ WeakObject* first_basic(ObjectHeader* h, std::uint64_t x, WeakKind kind) {
 
 WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
   std::uint64_t x = h->word.load(std::memory_order_acquire);
-  if (!(x & kSide)) {
+  if (!HeaderWord(x).has_side()) {
     if (WeakObject* w = first_basic(h, x, kind)) return w;
     x = h->word.load(std::memory_order_acquire);
   }
-  SideTable* s = side_of(x);
+  SideTable* s = HeaderWord(x).side();
   // One critical section: reuse the basic weakref, or make and link it.
   // Allocating a WeakObject runs no user code (its operator new is the
   // library's small-block allocator), so it may happen under the side lock;
@@ -454,7 +450,7 @@ WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w) {
 
 WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
   std::uint64_t x = h->word.load(std::memory_order_acquire);
-  if (!(x & kSide)) {
+  if (!HeaderWord(x).has_side()) {
     bool published;
     try {
       published = publish_first(h, w, x);
@@ -465,7 +461,7 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
     if (published) return w;
     x = h->word.load(std::memory_order_acquire);
   }
-  SideTable* s = side_of(x);
+  SideTable* s = HeaderWord(x).side();
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   std::lock_guard<SpinLock> g(s->lock);
@@ -519,7 +515,7 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
     WeakObject* w = list_head(s);
     // Before any cleared bit (see kWeakCleared): a locker that then succeeds
     // on a word without the flag locked before this clear began.
-    if (w) rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);
+    if (w) rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared}, std::memory_order_acq_rel);
     s->head.store(0, std::memory_order_relaxed);
     clear_list(s, w, batch, skip, ctx, false, unpinned);
   }
@@ -531,7 +527,8 @@ bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   std::lock_guard<SpinLock> g(s->lock);
   if (weak_holders(w) != holders) return false;
   if (w->cleared()) return true;  // by its referent's death or collection
-  rmw_fetch_or(s->word, kWeakCleared, std::memory_order_acq_rel);  // as above
+  rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared},
+               std::memory_order_acq_rel);  // as above
   if (!w->pinned()) {
     if (w->linked) unlink(s, w);
     mark_cleared(w);
@@ -644,7 +641,7 @@ namespace {
 }  // namespace
 
 void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
-  WEAKREF_DCHECK(bits::count(s->word.load(std::memory_order_relaxed)) == 0,
+  WEAKREF_DCHECK(SideWord(s->word.load(std::memory_order_relaxed)).count() == 0,
                  "the death of an object whose count is not 0");
   WEAKREF_DCHECK(s->weak.load(std::memory_order_relaxed) >= 1,
                  "a dying object's side table has lost the object's unit");
@@ -676,9 +673,9 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
 }
 
 std::size_t weak_count(ObjectHeader* h) noexcept {
-  std::uint64_t x = h->word.load(std::memory_order_acquire);
-  if (!(x & kSide)) return 0;
-  SideTable* s = side_of(x);
+  const HeaderWord x{h->word.load(std::memory_order_acquire)};
+  if (!x.has_side()) return 0;
+  SideTable* s = x.side();
   std::lock_guard<SpinLock> g(s->lock);
   std::size_t n = 0;
   for (WeakObject* w = list_head(s); w; w = w->next)
@@ -688,9 +685,9 @@ std::size_t weak_count(ObjectHeader* h) noexcept {
 
 std::vector<WeakObject*> weak_list(ObjectHeader* h) {
   std::vector<WeakObject*> out;
-  std::uint64_t x = h->word.load(std::memory_order_acquire);
-  if (!(x & kSide)) return out;
-  SideTable* s = side_of(x);
+  const HeaderWord x{h->word.load(std::memory_order_acquire)};
+  if (!x.has_side()) return out;
+  SideTable* s = x.side();
   // Never allocate under the side lock: size the vector, then fill it under
   // the lock if the list still fits, else grow and try again.
   for (;;) {

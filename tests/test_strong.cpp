@@ -386,10 +386,10 @@ TEST_F(StrongTest, SideTablesDoNotShareObjectsPages) {
     else
       refs.emplace_back(objs.back());
     detail::ObjectHeader* h = detail::StrongAccess::header(objs.back());
-    const std::uint64_t w = h->word.load();
-    ASSERT_NE(w & detail::bits::kSide, 0U);
+    const detail::HeaderWord w{h->word.load()};
+    ASSERT_TRUE(w.has_side());
     object_pages.insert(page(h));
-    (i % 2 ? side_pages : ref_side_pages).insert(page(detail::side_of(w)));
+    (i % 2 ? side_pages : ref_side_pages).insert(page(w.side()));
   }
   for (std::uintptr_t p : side_pages) EXPECT_EQ(object_pages.count(p), 0U);
   for (std::uintptr_t p : ref_side_pages) EXPECT_EQ(object_pages.count(p), 0U);

@@ -315,7 +315,8 @@ inline Strong<T> make(Args&&... args) {
   void* block = detail::allocate_block(Info::value);
   auto* obj = static_cast<char*>(block) + Info::value.offset;
   auto* h = detail::ObjectHeader::from_object(obj);
-  ::new (static_cast<void*>(h)) detail::ObjectHeader{{detail::bits::kOne}, &Info::value};
+  ::new (static_cast<void*>(h))
+      detail::ObjectHeader{{detail::HeaderWord::initial().raw()}, &Info::value};
   T* p;
   if constexpr (nothrow) {
     if constexpr (braces)
@@ -347,8 +348,9 @@ inline Strong<T> make(Args&&... args) {
     // the word is slower in a multi-threaded process (docs/performance.md,
     // "Objects and weak references"). Safe as track()'s store: only make
     // holds the object then.
-    if (h->word.load(std::memory_order_relaxed) == detail::bits::kOne)
-      h->word.store(detail::bits::kOne, std::memory_order_relaxed);
+    constexpr std::uint64_t initial = detail::HeaderWord::initial().raw();
+    if (h->word.load(std::memory_order_relaxed) == initial)
+      h->word.store(initial, std::memory_order_relaxed);
   }
   if constexpr (detail::remembered_when_untraced<T>) {
     // gc::track_untraced (forensics.hpp). The type is swapped here, after

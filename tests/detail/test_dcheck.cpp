@@ -49,7 +49,7 @@ TEST_F(DCheckDeathTest, DecrefOfADeadObjectFailsInTheHeader) {
 // below zero (one unit, two released).
 TEST_F(DCheckDeathTest, ReleasingMoreSideTableUnitsThanHeldFailsInTheLibrary) {
   detail::ObjectHeader h{};
-  detail::SideTable s(&h, detail::bits::kOne);
+  detail::SideTable s(&h, detail::SideWord::initial());
   EXPECT_DEATH(detail::side_release(&s, 2), "object\\.cpp:[0-9]+: .*SideTable::weak released below 0");
 }
 

@@ -62,7 +62,7 @@ _LAYOUT = {
 SEG_FIRST_SHIFT = 3
 SEG_FIRST = 1 << SEG_FIRST_SHIFT
 
-# The header word (include/weakref/detail/object.hpp, namespace bits).
+# The count word (include/weakref/detail/count_word.hpp: HeaderWord, SideWord).
 K_SIDE = 1
 K_COUNT_AT_SIDE = 1  # detail::kCountAtSide, in Strong::hdr_
 K_FROZEN = 2

@@ -3,7 +3,7 @@
 // release build. Modelled on Chromium's DCHECK and Abseil's
 // ABSL_SWISSTABLE_ASSERT.
 //
-//   WEAKREF_DCHECK(bits::count(w) > 0, "decref of a dead object");
+//   WEAKREF_DCHECK(w.count() > 0, "decref of a dead object");
 //
 // On: when `cond` is false, prints "file:line: WEAKREF_DCHECK(cond) failed:
 // msg" to stderr and aborts (std::abort: a core dump or the sanitizer's

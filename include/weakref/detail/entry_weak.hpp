@@ -52,7 +52,7 @@
 //    whether the referent is a base subobject at a nonzero offset
 //    (kEntryOffset). entry_lock() works from the entry and the side table
 //    alone: the weakref's own line is read only when the object's side word
-//    says that some weakref to it has been cleared (kWeakCleared, object.hpp)
+//    says that some weakref to it has been cleared (kWeakCleared, count_word.hpp)
 //    or the offset is nonzero, and frozen objects are left to weak_lock
 //    itself.
 //
@@ -200,12 +200,13 @@ template <class T>
 // the referent's line either.
 template <class T>
 [[gnu::always_inline]] inline Strong<T> entry_lock(EntryWord word, SideTable* s) noexcept {
-  std::uint64_t x = s->word.load(std::memory_order_acquire);
+  std::uint64_t x = s->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    if (bits::count(x) == 0) return {};
-    if ((x & (bits::kFrozen | bits::kWeakCleared)) || (word & kEntryOffset)) [[unlikely]]
+    if (SideWord(x).count() == 0) return {};
+    if (SideWord(x).has_any(SideWord::kFrozen, SideWord::kWeakCleared) || (word & kEntryOffset))
+        [[unlikely]]
       return entry_lock_slow<T>(word);
-    if (rmw_compare_exchange(s->word, x, x + bits::kOne, std::memory_order_acquire,
+    if (rmw_compare_exchange(s->word, x, SideWord(x).plus().raw(), std::memory_order_acquire,
                              std::memory_order_acquire))
       return StrongAccess::adopt(static_cast<T*>(s->object->object()), s);
   }
@@ -213,9 +214,9 @@ template <class T>
 
 // Whether the referent of a table entry is alive (the same reads, no CAS).
 inline bool entry_alive(EntryWord word, const SideTable* s) noexcept {
-  std::uint64_t x = s->word.load(std::memory_order_acquire);
-  if (bits::count(x) == 0) return false;
-  return !(x & bits::kWeakCleared) || !(entry_weak(word)->side.load(std::memory_order_acquire) & 1);
+  const SideWord x{s->word.load(std::memory_order_acquire)};
+  if (x.count() == 0) return false;
+  return !x.weak_cleared() || !(entry_weak(word)->side.load(std::memory_order_acquire) & 1);
 }
 
 inline std::ptrdiff_t subobject_offset(const void* p, ObjectHeader* h) noexcept {
@@ -231,8 +232,8 @@ inline std::size_t identity_hash(const ObjectHeader* h) noexcept {
 // The side table of h, or null when h has no weakref at all (then no
 // container holds it).
 inline SideTable* side_if_any(const ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  return (w & bits::kSide) ? side_of(w) : nullptr;
+  const HeaderWord w{h->word.load(std::memory_order_acquire)};
+  return w.has_side() ? w.side() : nullptr;
 }
 
 }  // namespace weakref::detail

@@ -10,31 +10,10 @@
 // bytes right before the object, so the header of a complete object is found
 // from its address alone.
 //
-// ObjectHeader::word holds one of two things:
-//
-//   inline form (bit 0 clear), used until the first weak reference exists:
-//       bits 32..63  strong count
-//       bits 16..31  index of the collector heap that owns the object
-//       bits  6..15  freeze epoch (see kEpochShift)
-//       bits  1..5   flags (kFrozen, kTouched, kFinalized, kShared,
-//                    kInCollection)
-//   side form (bit 0 set): a pointer to the object's SideTable, whose own
-//       `word` then holds the count, heap index and flags in the same
-//       layout, bit 0 there meaning kWeakCleared (sticky): some weakref to
-//       the object has been cleared while the object could still be locked
-//       (by the collector: the object is garbage, or the weakref is). Until
-//       then no weakref to it is cleared while a lock can succeed, so a
-//       locker whose compare-and-swap succeeds on a word without it need not
-//       read the weakref's own cleared bit (the weak containers' lookups
-//       save a cache miss that way). A death clears without it: the count
-//       is zero for good by then, and every lock fails on that.
-//
-// The switch inline -> side happens once, by compare-and-swap, when the first
-// weak reference is made (the maker holds a strong reference, so the count is
-// at least 1), and is never undone. Every count operation is therefore a CAS
-// loop on the inline word that moves to the side word when it sees bit 0,
-// or works on the side word directly for a Strong that keeps the side table
-// as the place of its count (CountRef, below: the weak locks' Strongs).
+// ObjectHeader::word is the object's count word (count_word.hpp: its layout,
+// its two forms and the invariants of its count and flags): the strong
+// count, heap index and flags until the first weak reference exists, then a
+// pointer to the object's SideTable, whose word holds them from then on.
 //
 // Why a side table (as Swift does): the object's memory is freed as soon as
 // the last strong reference goes, but weak references live on. They must
@@ -43,22 +22,7 @@
 // weak reference object pointing at it is gone (SideTable::weak).
 //
 // Invariants
-//  * count == 0 means the object's death has begun. Nothing increments a
-//    zero count except the death protocol itself (tp_finalize resurrection,
-//    see object.cpp). While T's constructor runs, the count is 1, make<T>'s
-//    reference (so self(this), weakrefs and finalizers work in it).
-//  * A weak reference may lock (obtain a Strong) only while count > 0, the
-//    weakref itself is not cleared (bit 0 of WeakObject::side) and kFrozen
-//    is not set (a frozen object is being judged by a collector: lockers
-//    wait, see gc.cpp). Unfreezing bumps the epoch so that a locker's
-//    compare-and-swap prepared before the freeze cannot succeed after it.
-//  * kFrozen / kTouched belong to the collector's verification step: a strong
-//    increment on a frozen word also sets kTouched, so the collector can
-//    tell whether any thread reached the object while it was frozen.
-//  * kShared (sticky) is set by the first strong increment of a traced
-//    object made on a thread that does not own its heap. Garbage that has no
-//    weakrefs and was never shared cannot be reached by another thread, so
-//    the collector skips the verification for it (src/gc.cpp, step 5).
+//  * The count word's: count_word.hpp.
 //  * Only the thread that owns the last strong reference runs the death;
 //    everything about a death is in src/object.cpp.
 #pragma once
@@ -72,6 +36,7 @@
 
 #include "atomics.hpp"
 #include "config.hpp"
+#include "count_word.hpp"
 #include "dcheck.hpp"
 #include "locks.hpp"
 #include "reflect.hpp"
@@ -105,45 +70,30 @@ struct TypeInfo {
 
 // The collector's link, in front of the header of traced objects. Same shape
 // as CPython's PyGC_Head: `prev` carries flag bits and, during a collection,
-// the object's gc_refs; see src/gc.cpp.
+// the object's gc_refs; see src/gc/collect.cpp.
 struct GcHead {
   GcHead* next;
   std::uintptr_t prev;
 };
 static_assert(sizeof(GcHead) == 16);
 
-namespace bits {
-inline constexpr std::uint64_t kSide = 1;        // word is a SideTable*
-inline constexpr std::uint64_t kWeakCleared = 1;  // in SideTable::word: set
-                                                 // before the collector
-                                                 // clears a weakref to the
-                                                 // object (see above)
-inline constexpr std::uint64_t kFrozen = 2;      // collector is verifying
-inline constexpr std::uint64_t kTouched = 4;     // incremented while frozen
-inline constexpr std::uint64_t kFinalized = 8;   // tp_finalize has run
-inline constexpr std::uint64_t kShared = 16;     // copied by a thread other
-                                                 // than its heap's owner
-inline constexpr std::uint64_t kInCollection = 32;  // in a collector's
-                                                   // private garbage list
-inline constexpr int kEpochShift = 6;             // bits 6..15: bumped by
-inline constexpr std::uint64_t kEpochMask = 0x3ffULL << kEpochShift;  // unfreeze
-inline constexpr int kHeapShift = 16;
-inline constexpr std::uint64_t kHeapMask = 0xffffULL << kHeapShift;
-inline constexpr int kCountShift = 32;
-inline constexpr std::uint64_t kOne = 1ULL << kCountShift;
-inline constexpr std::uint64_t kFlagsMask = kOne - 1;
-
-constexpr std::uint32_t count(std::uint64_t w) noexcept {
-  return static_cast<std::uint32_t>(w >> kCountShift);
-}
-constexpr std::uint32_t heap(std::uint64_t w) noexcept {
-  return static_cast<std::uint32_t>((w & kHeapMask) >> kHeapShift);
-}
-}  // namespace bits
-
 struct alignas(16) ObjectHeader {
-  std::atomic<std::uint64_t> word;
+  std::atomic<std::uint64_t> word;  // a HeaderWord (count_word.hpp)
   const TypeInfo* type;
+
+  // The count word as it is now (count, heap index, flags): one load of
+  // this header's word, then of the side table's if it points there. A
+  // second load of the header's word could find the side form instead of
+  // the inline word read first. Below, after SideTable.
+  ActiveWord count_word(std::memory_order mo = std::memory_order_acquire) const noexcept;
+  // The word where the count lives now: this header's, or its side table's
+  // once it has one. Only while no other thread can make the object's first
+  // weakref (its count is 0, or no other thread holds it): otherwise the
+  // header's word may switch to the side form after this returns, and a load
+  // or update of it would see a pointer. Elsewhere: count_word() to read, and
+  // to update, a CAS on the header's inline word that follows the side form
+  // when it appears (incref, decref).
+  std::atomic<std::uint64_t>& active_word() noexcept;
 
   void* object() noexcept { return this + 1; }
   GcHead* gc() noexcept { return reinterpret_cast<GcHead*>(this) - 1; }
@@ -174,7 +124,7 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // that has a basic ref is a load of `head` and one increment, without the
 // lock (weak_object.hpp, basic_ref).
 struct SideTable {
-  std::atomic<std::uint64_t> word;  // count, heap index, flags (no kSide)
+  std::atomic<std::uint64_t> word;  // a SideWord: count, heap index, flags
   ObjectHeader* const object;       // identity; dangling once dead
   std::atomic<std::uint32_t> weak{1};  // WeakObjects here + 1 while alive
   SpinLock lock;                    // guards `head` and every WeakObject's
@@ -185,8 +135,7 @@ struct SideTable {
                                     // first weakref (weak_memory)
   std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned
 
-  explicit SideTable(ObjectHeader* o, std::uint64_t w) noexcept
-      : word(w), object(o) {}
+  explicit SideTable(ObjectHeader* o, SideWord w) noexcept : word(w.raw()), object(o) {}
   // From the library's small-block allocator (src/alloc.cpp).
   WEAKREF_API static void* operator new(std::size_t size);
   WEAKREF_API static void operator delete(void* p, std::size_t size) noexcept;
@@ -198,9 +147,19 @@ static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
 // SideTable::head, bit 0: the head is the live basic ref, pinned.
 inline constexpr std::uintptr_t kHeadPinned = 1;
 
-inline SideTable* side_of(std::uint64_t w) noexcept {
-  return reinterpret_cast<SideTable*>(static_cast<std::uintptr_t>(w & ~bits::kSide));
+[[gnu::always_inline]] inline std::atomic<std::uint64_t>& ObjectHeader::active_word() noexcept {
+  const HeaderWord w{word.load(std::memory_order_acquire)};
+  return w.has_side() ? w.side()->word : word;
 }
+[[gnu::always_inline]] inline ActiveWord ObjectHeader::count_word(
+    std::memory_order mo) const noexcept {
+  const HeaderWord w{word.load(std::memory_order_acquire)};
+  return ActiveWord(w.has_side() ? w.side()->word.load(mo) : w.raw());
+}
+
+// The side table of a header word in side form: HeaderWord(w).side(). For
+// src/gc.cpp only, until it uses count_word.hpp's types.
+inline SideTable* side_of(std::uint64_t w) noexcept { return HeaderWord(w).side(); }
 
 inline constexpr std::uint32_t kNoHeap = 0;      // untraced objects
 inline constexpr std::uint32_t kOrphanHeap = 1;  // objects of exited threads
@@ -212,10 +171,10 @@ WEAKREF_API extern constinit thread_local std::uint32_t tls_heap_index;
 // Whether an increment of inline word w on this thread must take the slow
 // path: side form, frozen, or a first copy of a traced object on a thread
 // that does not own it.
-inline bool incref_needs_slow_path(std::uint64_t w) noexcept {
-  if (w & (bits::kSide | bits::kFrozen)) return true;
-  const std::uint32_t heap = bits::heap(w);
-  return heap != kNoHeap && !(w & bits::kShared) && heap != tls_heap_index;
+[[gnu::always_inline]] inline bool incref_needs_slow_path(HeaderWord w) noexcept {
+  if (w.has_any(HeaderWord::kSide, HeaderWord::kFrozen)) return true;
+  const std::uint32_t heap = w.heap();
+  return heap != kNoHeap && !w.shared() && heap != tls_heap_index;
 }
 
 // Slow paths and the death protocol, in src/object.cpp.
@@ -236,15 +195,17 @@ WEAKREF_API std::uint32_t use_count(const ObjectHeader* h) noexcept;
 // Loads of `word` are acquire: a side form published by another thread must
 // be seen with the side table it points to (free on x86).
 inline void incref(ObjectHeader* h) noexcept {
+  // The raw word, wrapped where it is read: the CAS updates it in place, and
+  // g++ allocates registers worse around a HeaderWord copy of it.
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    WEAKREF_DCHECK((w & bits::kSide) || bits::count(w) > 0,
+    WEAKREF_DCHECK(HeaderWord(w).has_side() || HeaderWord(w).count() > 0,
                    "incref of an object whose count is 0 (the caller holds no reference)");
-    if (incref_needs_slow_path(w)) [[unlikely]] {
+    if (incref_needs_slow_path(HeaderWord(w))) [[unlikely]] {
       incref_slow(h);
       return;
     }
-    if (rmw_compare_exchange(h->word, w, w + bits::kOne, std::memory_order_acquire,
+    if (rmw_compare_exchange(h->word, w, HeaderWord(w).plus().raw(), std::memory_order_acquire,
                              std::memory_order_acquire))
       return;
   }
@@ -253,23 +214,23 @@ inline void incref(ObjectHeader* h) noexcept {
 // Strong count -1 on a side word; the last one starts the object's death on
 // this thread.
 inline void decref_side(SideTable* s) noexcept {
-  const std::uint64_t old = rmw_fetch_sub(s->word, bits::kOne, std::memory_order_acq_rel);
-  WEAKREF_DCHECK(bits::count(old) > 0, "decref of an object whose count is 0 (side word)");
-  if (bits::count(old) == 1) die(s->object);
+  const SideWord old{rmw_fetch_sub(s->word, SideWord::kOne, std::memory_order_acq_rel)};
+  WEAKREF_DCHECK(old.count() > 0, "decref of an object whose count is 0 (side word)");
+  if (old.count() == 1) die(s->object);
 }
 
 // Strong count -1; the last one starts the object's death on this thread.
 inline void decref(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
+  std::uint64_t w = h->word.load(std::memory_order_acquire);  // (as in incref)
   for (;;) {
-    if (w & bits::kSide) [[unlikely]] {
+    if (HeaderWord(w).has_side()) [[unlikely]] {
       decref_side_word(w);
       return;
     }
-    WEAKREF_DCHECK(bits::count(w) > 0, "decref of an object whose count is 0");
-    if (rmw_compare_exchange(h->word, w, w - bits::kOne, std::memory_order_acq_rel,
+    WEAKREF_DCHECK(HeaderWord(w).count() > 0, "decref of an object whose count is 0");
+    if (rmw_compare_exchange(h->word, w, HeaderWord(w).minus().raw(), std::memory_order_acq_rel,
                              std::memory_order_acquire)) {
-      if (bits::count(w) == 1) die(h);
+      if (HeaderWord(w).count() == 1) die(h);
       return;
     }
   }

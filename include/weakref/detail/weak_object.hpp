@@ -249,9 +249,9 @@ WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
 // h alive, so one increment takes it (see the top of this file), and one
 // load checks that the collector has not cleared it meanwhile.
 [[gnu::always_inline]] inline WeakObject* basic_ref(ObjectHeader* h) {
-  const std::uint64_t x = h->word.load(std::memory_order_acquire);
-  if (x & bits::kSide) {
-    SideTable* s = side_of(x);
+  const HeaderWord x{h->word.load(std::memory_order_acquire)};
+  if (x.has_side()) {
+    SideTable* s = x.side();
     // Usually the basic ref sits right after the side table, in its block
     // (the first weakref of most objects is a ref): its address then needs
     // no load of `head`, which only confirms it (a predicted branch), so the
