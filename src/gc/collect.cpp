@@ -156,9 +156,8 @@ struct HeapVisitor : Visitor {
 // this heap, whose lock the caller holds (a death leaves the heap under that
 // lock before its object is freed).
 GcHead* young_key(wd::SideTable* s, const Heap* heap) noexcept {
-  const std::uint64_t x = s->word.load(std::memory_order_acquire);
-  if (bits::count(x) == 0 || (x & bits::kFinalized) || bits::heap(x) != heap->index)
-    return nullptr;
+  const SideWord x{s->word.load(std::memory_order_acquire)};
+  if (x.count() == 0 || x.finalized() || x.heap() != heap->index) return nullptr;
   GcHead* g = s->object->gc();
   if (!g->next || !collecting(g)) return nullptr;  // not young, or scanned reachable
   // Not scanned yet, with references from outside (or already reached): the
@@ -337,9 +336,9 @@ const Visitor::Ops kClearOps{&clear_strong, &clear_weak, &clear_keep, true, null
 std::size_t update_refs(GcList& young, const Heap* heap) noexcept {
   std::size_t n = 0;
   for (GcHead* g = young.head.next; g != &young.head; g = g->next, ++n) {
-    const std::uint64_t w = read_word(header_of(g));
-    WEAKREF_DCHECK(bits::heap(w) == heap->index, "update_refs: an object of another heap in young");
-    std::uintptr_t c = bits::count(w);
+    const ActiveWord w = header_of(g)->count_word();
+    WEAKREF_DCHECK(w.heap() == heap->index, "update_refs: an object of another heap in young");
+    std::uintptr_t c = w.count();
     reset_refs(g, c == 0 ? 1 : c);
   }
   return n;
@@ -372,7 +371,7 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Eph
       // A key (it has a side table) found reachable: the values waiting for
       // it are reachable too.
       if (eph && eph->waiting() &&
-          (header_of(g)->word.load(std::memory_order_relaxed) & bits::kSide))
+          HeaderWord(header_of(g)->word.load(std::memory_order_relaxed)).has_side())
         eph->resolve(g, [&](GcHead* value) {
           reachable_strong(v, header_of(value), nullptr, nullptr);
         });
@@ -554,8 +553,8 @@ void find_garbage_weakrefs_windowed(GcList& unreachable, bool all, CallbackBatch
 void clear_weakrefs_and_unfreeze(GcList& unreachable, CallbackBatch& batch) noexcept {
   for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
     ObjectHeader* h = header_of(g);
-    std::uint64_t w = h->word.load(std::memory_order_acquire);
-    if (w & bits::kSide) wd::clear_weakrefs(wd::side_of(w), batch);
+    const HeaderWord w{h->word.load(std::memory_order_acquire)};
+    if (w.has_side()) wd::clear_weakrefs(w.side(), batch);
     unfreeze_object(h);
   }
 }
@@ -588,8 +587,9 @@ bool finalize_garbage(GcList& unreachable, std::size_t n) {
     }
     ObjectHeader* h = header_of(g);
     if (!h->type->finalize) continue;
-    auto& word = active_word(h);
-    if (word.fetch_or(bits::kFinalized, std::memory_order_acq_rel) & bits::kFinalized) continue;
+    auto& word = h->active_word();  // h is private garbage: no thread switches its word
+    if (ActiveWord(word.fetch_or(ActiveWord::kFinalized, std::memory_order_acq_rel)).finalized())
+      continue;
     any = true;
     wd::incref(h);
     try {
@@ -651,8 +651,8 @@ void delete_garbage(GcList& unreachable, GcList& old, Heap* heap, bool save_all)
 // callback (step 7) queues it, as for any death of a key.
 void take_garbage_values(Ephemerons& eph, const Heap* heap) noexcept {
   eph.for_each_waiting([&](EphemeronEdge& e) {
-    WEAKREF_DCHECK(bits::heap(read_word(header_of(e.key))) == heap->index &&
-                       bits::heap(read_word(header_of(e.value))) == heap->index,
+    WEAKREF_DCHECK(header_of(e.key)->count_word().heap() == heap->index &&
+                       header_of(e.value)->count_word().heap() == heap->index,
                    "an ephemeron edge's key or target left this heap before step 6");
     if (collecting(e.key) && collecting(e.value)) e.taken = e.take(e.slot);
   });

@@ -38,7 +38,9 @@ using weakref::detail::Heap;
 using weakref::detail::ObjectHeader;
 using weakref::detail::SpinLock;
 using weakref::detail::WeakObject;
-namespace bits = weakref::detail::bits;
+using weakref::detail::ActiveWord;
+using weakref::detail::HeaderWord;
+using weakref::detail::SideWord;
 namespace wd = weakref::detail;
 
 // ---------------------------------------------------------------------------
@@ -81,28 +83,11 @@ inline void clear_collecting(GcHead* g) noexcept { g->prev &= ~kPrevCollecting; 
 
 inline ObjectHeader* header_of(GcHead* g) noexcept { return ObjectHeader::from_gc(g); }
 
-// The atomic that holds h's count (the side table's word once h has one).
-// Only for an object no other thread can reach (the private garbage): a
-// thread making h's first weakref switches the header's word to the side
-// form, after which an update of the header's word would corrupt the side
-// table's address.
-inline std::atomic<std::uint64_t>& active_word(ObjectHeader* h) noexcept {
-  std::uint64_t w = h->word.load(std::memory_order_acquire);
-  return (w & bits::kSide) ? wd::side_of(w)->word : h->word;
-}
-// h's count word (count, heap index, flags), from one load of the header's
-// word: the switch to the side form happens once and is never undone, so an
-// inline word read is a snapshot of the count, where loading the header's
-// word a second time could read the side table's address instead.
-inline std::uint64_t read_word(ObjectHeader* h) noexcept {
-  const std::uint64_t w = h->word.load(std::memory_order_acquire);
-  return (w & bits::kSide) ? wd::side_of(w)->word.load(std::memory_order_acquire) : w;
-}
 
 // The GcHead of h if h is listed in `heap` (so its GcHead is ours to read).
 inline GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
   if (!h->traced()) return nullptr;
-  if (bits::heap(read_word(h)) != heap->index) return nullptr;
+  if (h->count_word().heap() != heap->index) return nullptr;
   GcHead* g = h->gc();
   return g->next ? g : nullptr;
 }
@@ -138,7 +123,7 @@ inline std::size_t validate_list(const GcList& list, const Heap* heap, bool coll
                        unreachable_set,
                    "validate_list: kNextUnreachable is wrong");
     ObjectHeader* h = header_of(const_cast<GcHead*>(g));
-    WEAKREF_DCHECK(h->traced() && bits::heap(read_word(h)) == heap->index,
+    WEAKREF_DCHECK(h->traced() && h->count_word().heap() == heap->index,
                    "validate_list: an object of another heap (or untraced) in this heap's list");
   }
   WEAKREF_DCHECK(wd::gc_prev(head) == prev, "validate_list: the sentinel's prev is not the last");

@@ -269,7 +269,7 @@ std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets) {
     for (GcList* list : {&heap->gen[0], &heap->gen[1], &heap->gen[2], &heap->permanent})
       for (GcHead* g = list->head.next; g != &list->head; g = g->next) {
         ObjectHeader* h = header_of(g);
-        if (bits::count(read_word(h)) == 0) continue;
+        if (h->count_word().count() == 0) continue;
         FindVisitor v(&kFindOps, &set);
         trace(h, v);
         if (v.hit && wd::incref_if_alive(h)) found.push_back(h);
@@ -301,7 +301,7 @@ bool is_tracked(ObjectHeader* h) noexcept {
   return tracked;
 }
 
-bool is_finalized(ObjectHeader* h) noexcept { return read_word(h) & bits::kFinalized; }
+bool is_finalized(ObjectHeader* h) noexcept { return h->count_word().finalized(); }
 
 }  // namespace detail
 

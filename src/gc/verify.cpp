@@ -30,7 +30,7 @@
 //    candidate's word is read again: if one was touched (kTouched), all of
 //    this is done again on what remains.
 //  * Unfreezing (unfreeze_object) clears kFrozen and kTouched and bumps the
-//    epoch (bits::kEpochMask): a weak locker's compare-and-swap prepared on a
+//    epoch (ActiveWord::kEpochMask): a weak locker's compare-and-swap prepared on a
 //    word read before the freeze fails after it, and the locker starts over,
 //    reading the cleared bit of its weakref after the word (weak_object.cpp,
 //    weak_lock_uncleared). The garbage stays frozen until step 7 has cleared
@@ -64,21 +64,20 @@ namespace weakref::gc::collector {
 namespace {
 
 // Sets kFrozen on h's count word and returns the word as it is after that.
-std::uint64_t freeze_and_read(ObjectHeader* h) noexcept {
+// (A compare-and-swap on the header's word: another thread may switch it to
+// the side form meanwhile, by making the first weakref.)
+ActiveWord freeze_and_read(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & bits::kSide)
-      return wd::side_of(w)->word.fetch_or(bits::kFrozen, std::memory_order_acq_rel) |
-             bits::kFrozen;
-    if (h->word.compare_exchange_weak(w, w | bits::kFrozen, std::memory_order_acq_rel,
+    if (HeaderWord(w).has_side())
+      return ActiveWord(HeaderWord(w).side()->word.fetch_or(SideWord::kFrozen,
+                                                             std::memory_order_acq_rel))
+          .with(ActiveWord::kFrozen);
+    const std::uint64_t frozen = HeaderWord(w).with(HeaderWord::kFrozen).raw();
+    if (h->word.compare_exchange_weak(w, frozen, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
-      return w | bits::kFrozen;
+      return ActiveWord(frozen);
   }
-}
-
-std::uint64_t unfrozen(std::uint64_t x) noexcept {
-  std::uint64_t epoch = ((x & bits::kEpochMask) + (1ULL << bits::kEpochShift)) & bits::kEpochMask;
-  return (x & ~(bits::kFrozen | bits::kTouched | bits::kEpochMask)) | epoch;
 }
 
 }  // namespace
@@ -86,17 +85,18 @@ std::uint64_t unfrozen(std::uint64_t x) noexcept {
 void unfreeze_object(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & bits::kSide) {
-      auto& sw = wd::side_of(w)->word;
+    if (HeaderWord(w).has_side()) {
+      auto& sw = HeaderWord(w).side()->word;
       std::uint64_t x = sw.load(std::memory_order_relaxed);
-      while ((x & bits::kFrozen) &&
-             !sw.compare_exchange_weak(x, unfrozen(x), std::memory_order_acq_rel)) {
+      while (SideWord(x).frozen() &&
+             !sw.compare_exchange_weak(x, SideWord(x).unfrozen().raw(),
+                                       std::memory_order_acq_rel)) {
       }
       return;
     }
-    if (!(w & bits::kFrozen)) return;
-    if (h->word.compare_exchange_weak(w, unfrozen(w), std::memory_order_acq_rel,
-                                      std::memory_order_acquire))
+    if (!HeaderWord(w).frozen()) return;
+    if (h->word.compare_exchange_weak(w, HeaderWord(w).unfrozen().raw(),
+                                      std::memory_order_acq_rel, std::memory_order_acquire))
       return;
   }
 }
@@ -108,11 +108,12 @@ void unfreeze_object(ObjectHeader* h) noexcept {
 void unmark(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & bits::kSide) {
-      wd::rmw_fetch_and(wd::side_of(w)->word, ~bits::kInCollection, std::memory_order_acq_rel);
+    if (HeaderWord(w).has_side()) {
+      wd::rmw_fetch_and(HeaderWord(w).side()->word, ~std::uint64_t{SideWord::kInCollection},
+                        std::memory_order_acq_rel);
       return;
     }
-    if (wd::rmw_compare_exchange(h->word, w, w & ~bits::kInCollection,
+    if (wd::rmw_compare_exchange(h->word, w, HeaderWord(w).without(HeaderWord::kInCollection).raw(),
                                  std::memory_order_acq_rel, std::memory_order_acquire))
       return;
   }
@@ -131,24 +132,26 @@ GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
   for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g)) {
     ObjectHeader* h = header_of(g);
     std::uint64_t w = h->word.load(std::memory_order_acquire);
-    std::uint64_t old;
+    ActiveWord old;
+    bool side = false;
     for (;;) {
-      if (w & bits::kSide) {
-        old = wd::rmw_fetch_or(wd::side_of(w)->word, bits::kInCollection,
-                               std::memory_order_acq_rel) |
-              bits::kSide;
+      if (HeaderWord(w).has_side()) {
+        old = ActiveWord(wd::rmw_fetch_or(HeaderWord(w).side()->word,
+                                          std::uint64_t{SideWord::kInCollection},
+                                          std::memory_order_acq_rel));
+        side = true;
         break;
       }
-      if (wd::rmw_compare_exchange(h->word, w, w | bits::kInCollection,
+      if (wd::rmw_compare_exchange(h->word, w, HeaderWord(w).with(HeaderWord::kInCollection).raw(),
                                    std::memory_order_acq_rel, std::memory_order_acquire)) {
-        old = w;
+        old = ActiveWord(w);
         break;
       }
     }
-    WEAKREF_DCHECK(!(old & (bits::kInCollection | bits::kFrozen)),
+    WEAKREF_DCHECK(!old.has_any(ActiveWord::kInCollection, ActiveWord::kFrozen),
                    "a candidate of this collection is already frozen or in a collection");
-    if (old & (bits::kSide | bits::kShared)) facts.verify = true;
-    if (old & bits::kSide) facts.weakrefs = true;
+    if (side || old.shared()) facts.verify = true;
+    if (side) facts.weakrefs = true;
     if (g->prev & wd::kPrevHasWeak) facts.weak_members = true;
     if (h->type->finalize) facts.finalizers = true;
   }
@@ -170,9 +173,9 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
     // Freeze, read the count (a touched object counts as held from outside).
     n = 0;
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g), ++n) {
-      std::uint64_t w = freeze_and_read(header_of(g));
-      std::uintptr_t c = bits::count(w);
-      if (c == 0 || (w & bits::kTouched)) ++c;
+      const ActiveWord w = freeze_and_read(header_of(g));
+      std::uintptr_t c = w.count();
+      if (c == 0 || w.touched()) ++c;
       reset_refs(g, c);
     }
     subtract_refs(unreachable, heap);
@@ -192,7 +195,8 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
       unfreeze_object(header_of(g));
       unmark(header_of(g));
-      WEAKREF_DCHECK(!(read_word(header_of(g)) & (bits::kFrozen | bits::kInCollection)),
+      WEAKREF_DCHECK(!header_of(g)->count_word().has_any(ActiveWord::kFrozen,
+                                                         ActiveWord::kInCollection),
                      "a survivor of the verification is left frozen or marked");
     }
     unreachable.merge_into(survivors);
@@ -200,10 +204,10 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
     // The touched scan, after every count read.
     bool touched = false;
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = clear_mark(g)) {
-      const std::uint64_t w = read_word(header_of(g));
-      WEAKREF_DCHECK((w & bits::kFrozen) && (w & bits::kInCollection),
+      const ActiveWord w = header_of(g)->count_word();
+      WEAKREF_DCHECK(w.frozen() && w.in_collection(),
                      "a candidate is not frozen and marked at the touched scan");
-      if (w & bits::kTouched) touched = true;
+      if (w.touched()) touched = true;
     }
     if (!touched) return n;
   }

@@ -304,26 +304,4 @@ static_assert(same_bit(HeaderWord::kFrozen, SideWord::kFrozen, ActiveWord::kFroz
 static_assert(ActiveWord::kInCollection < (1ULL << ActiveWord::kEpochShift),
               "the flags stay below the epoch");
 
-// The raw bits, for src/gc.cpp only until it uses the types above (issue
-// #16); nothing else may use them.
-namespace bits {
-inline constexpr std::uint64_t kSide = HeaderWord::kSide;
-inline constexpr std::uint64_t kWeakCleared = SideWord::kWeakCleared;
-inline constexpr std::uint64_t kFrozen = ActiveWord::kFrozen;
-inline constexpr std::uint64_t kTouched = ActiveWord::kTouched;
-inline constexpr std::uint64_t kFinalized = ActiveWord::kFinalized;
-inline constexpr std::uint64_t kShared = ActiveWord::kShared;
-inline constexpr std::uint64_t kInCollection = ActiveWord::kInCollection;
-inline constexpr int kEpochShift = ActiveWord::kEpochShift;
-inline constexpr std::uint64_t kEpochMask = ActiveWord::kEpochMask;
-inline constexpr int kHeapShift = ActiveWord::kHeapShift;
-inline constexpr std::uint64_t kHeapMask = ActiveWord::kHeapMask;
-inline constexpr int kCountShift = ActiveWord::kCountShift;
-inline constexpr std::uint64_t kOne = ActiveWord::kOne;
-inline constexpr std::uint64_t kFlagsMask = kOne - 1;
-
-constexpr std::uint32_t count(std::uint64_t w) noexcept { return ActiveWord(w).count(); }
-constexpr std::uint32_t heap(std::uint64_t w) noexcept { return ActiveWord(w).heap(); }
-}  // namespace bits
-
 }  // namespace weakref::detail

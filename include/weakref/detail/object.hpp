@@ -157,10 +157,6 @@ inline constexpr std::uintptr_t kHeadPinned = 1;
   return ActiveWord(w.has_side() ? w.side()->word.load(mo) : w.raw());
 }
 
-// The side table of a header word in side form: HeaderWord(w).side(). For
-// src/gc.cpp only, until it uses count_word.hpp's types.
-inline SideTable* side_of(std::uint64_t w) noexcept { return HeaderWord(w).side(); }
-
 inline constexpr std::uint32_t kNoHeap = 0;      // untraced objects
 inline constexpr std::uint32_t kOrphanHeap = 1;  // objects of exited threads
 
