@@ -6,10 +6,11 @@
 // random per operation:
 //   read_mostly: 95% get (and a read of the value), 5% set of the same value;
 //   mixed:       50% get, 50% set;
-//   read_own:    95% get, 5% set, each thread on its own keys (thread i
-//                picks keys with k % 2 == i): the values' count lines are
-//                not shared, so what the threads share is the structure
-//                alone (the shards, the lock words).
+//   read_own:    95% get, 5% set, each thread on its own half of the keys
+//                (halves, not odd and even: values made one after the other
+//                share cache lines): the values' count lines are not
+//                shared, so what the threads share is the structure alone
+//                (the shards, the lock words).
 // In read_mostly, a get returns a strong reference: both threads update the
 // counts of the same 4096 values, and each such update may wait for the
 // value's cache line to come from the other core, whatever the structure
@@ -123,7 +124,7 @@ void BM_cache(benchmark::State& state) {
   const auto lane = static_cast<std::uint64_t>(state.thread_index()) & 1;
   for (auto _ : state) {
     const std::uint64_t r = rng();
-    const std::uint64_t k = kOwnKeys ? ((r % kKeys) & ~std::uint64_t{1}) | lane : r % kKeys;
+    const std::uint64_t k = kOwnKeys ? lane * (kKeys / 2) + r % (kKeys / 2) : r % kKeys;
     if (static_cast<int>((r >> 32) % 100) < kReadPercent)
       benchmark::DoNotOptimize(impl.get(k));
     else

@@ -24,7 +24,7 @@
 //    (the writer's acquire load of the cleared slot), or started after the
 //    writer had finished (the reader's load of the released flag).
 //
-// Slots: kSlots per ReaderSlots object (a cache line each). A thread uses
+// Slots: kSlots per ReaderSlots object (128 bytes each). A thread uses
 // the slot of its process-wide reader number modulo kSlots; it claims it
 // with a compare-and-swap from 0, so two threads with the same slot, or a
 // thread that reads again while it reads (a Hash calling the dictionary),
@@ -88,7 +88,7 @@ class ReaderSlots {
   }
 
  private:
-  struct alignas(64) Slot {
+  struct alignas(128) Slot {
     std::atomic<std::uint32_t> v{0};
   };
 
