@@ -34,7 +34,9 @@
 //
 // Cost: a read is a compare-and-swap and a store to the reader's own line
 // (which stays in its core's cache) and a load of a line that only writers
-// write; a write scans up to kSlots lines. Memory: kSlots * 64 bytes.
+// write; a write scans up to kSlots slots. Memory: kSlots * 128 bytes (two
+// cache lines a slot: Intel cores fetch lines in pairs, so a neighbouring
+// slot in the same pair would move between the cores with this one).
 #pragma once
 
 #include <algorithm>
