@@ -75,7 +75,8 @@ void BM_gc_live(benchmark::State& state) {
   std::vector<weakref::Strong<GNode>> live;
   live.reserve(static_cast<std::size_t>(n));
   for (long i = 0; i < n; ++i) live.push_back(weakref::make<GNode>());
-  for (long i = 1; i < n; i += 2) live[static_cast<std::size_t>(i)]->next = live[static_cast<std::size_t>(i - 1)];
+  for (long i = 1; i < n; i += 2)
+    live[static_cast<std::size_t>(i)]->next = live[static_cast<std::size_t>(i - 1)];
   weakref::gc::collect();
   for (auto _ : state) {
     auto t0 = Clock::now();
@@ -185,17 +186,28 @@ BENCHMARK(BM_gc_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisec
 BENCHMARK(BM_gc_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_chain_garbage)->Arg(kMillion)->UseManualTime()
+BENCHMARK(BM_gc_ephemeron_chain_garbage)
+    ->Arg(kMillion)
+    ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion)->UseManualTime()
+BENCHMARK(BM_gc_ephemeron_chain_live)
+    ->Arg(kMillion)
+    ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_keys_held)->Arg(kMillion)->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_keys_held)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 // Linearity: the time per live object must not grow with the heap.
-BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion / 4)->Arg(4 * kMillion)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_live)->Arg(kMillion / 4)->Arg(kMillion / 2)->Arg(2 * kMillion)->Arg(4 * kMillion)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_chain_live)
+    ->Arg(kMillion / 4)
+    ->Arg(4 * kMillion)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_live)
+    ->Arg(kMillion / 4)
+    ->Arg(kMillion / 2)
+    ->Arg(2 * kMillion)
+    ->Arg(4 * kMillion)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

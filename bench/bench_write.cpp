@@ -168,7 +168,8 @@ void BM_make_finalize_death(benchmark::State& state) {
   long calls = 0;
   for (auto _ : state) {
     auto obj = weakref::make<Payload>();
-    weakref::finalize f(obj, [&calls](long n) { calls += n; }, 1L);
+    weakref::finalize f(
+        obj, [&calls](long n) { calls += n; }, 1L);
     obj.reset();
   }
   benchmark::DoNotOptimize(calls);
@@ -444,8 +445,8 @@ BENCHMARK(BM_observer_churn_std);
 // ---------------------------------------------------------------------------
 // The same rows in a multi-threaded process (multithreaded.hpp).
 
-#define WEAKREF_MT(name)                                                        \
-  BENCHMARK(multithreaded<BM_##name>)->Name("BM_" #name "_mt");                 \
+#define WEAKREF_MT(name)                                        \
+  BENCHMARK(multithreaded<BM_##name>)->Name("BM_" #name "_mt"); \
   BENCHMARK(multithreaded<BM_##name##_std>)->Name("BM_" #name "_std_mt")
 
 WEAKREF_MT(ref_existing);

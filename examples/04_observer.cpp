@@ -42,8 +42,8 @@ class EventManager {
   std::size_t size() const { return meta_.size(); }
   void report() const {  // insertion order: the order of subscription
     for (const auto& [observer, meta] : meta_)
-      std::cout << "  " << observer->name << ": subscribed #" << meta.subscribed_at
-                << ", received " << meta.received << " events\n";
+      std::cout << "  " << observer->name << ": subscribed #" << meta.subscribed_at << ", received "
+                << meta.received << " events\n";
   }
 
  private:
@@ -118,8 +118,8 @@ int main() {
   EventManager manager;
   Subject subject(manager);
   auto sizes = [&](const char* indent) {
-    std::cout << indent << "subject: " << subject.size() << " observers, manager: "
-              << manager.size() << " entries\n";
+    std::cout << indent << "subject: " << subject.size()
+              << " observers, manager: " << manager.size() << " entries\n";
   };
 
   // The program's own strong references: the observers live as long as these.

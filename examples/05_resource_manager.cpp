@@ -66,8 +66,7 @@ int main() {
 
   std::cout << "alice's proxy: " << alice.db << "\n";
   std::cout << "alice and carol share one weakref object: " << std::boolalpha
-            << alice.db.is(carol.db) << "; bob's has a callback: " << bob.db.has_callback()
-            << "\n";
+            << alice.db.is(carol.db) << "; bob's has a callback: " << bob.db.has_callback() << "\n";
   std::cout << "getweakrefcount(db) = " << manager.weakrefcount("db")
             << " (the basic proxy alice and carol share, bob's proxy)\n";
 

@@ -128,8 +128,8 @@ int main() {
     const int fd = file->fd();
     const bool ran = file->close();  // runs close_file now
     std::cout << "file->close() = " << ran << "\n";
-    std::cout << "closed: " << yes_no(file->closed()) << ", descriptor open: "
-              << yes_no(is_open(fd)) << "\n";
+    std::cout << "closed: " << yes_no(file->closed())
+              << ", descriptor open: " << yes_no(is_open(fd)) << "\n";
     std::cout << "file->close() = " << file->close() << " (nothing left to run)\n";
     std::cout << "file.reset()\n";
     file.reset();  // no second close(): the finalizer is dead
@@ -146,8 +146,8 @@ int main() {
     // info->object is a Strong to the owner, info->func the function with
     // its arguments bound (Python returns (obj, func, args, kwargs)).
     std::cout << "detached from " << weakref::type_name(info->object)
-              << ", f.alive() = " << f.alive() << ", f.detach() again: "
-              << (f.detach() ? "info" : "nothing") << "\n";
+              << ", f.alive() = " << f.alive()
+              << ", f.detach() again: " << (f.detach() ? "info" : "nothing") << "\n";
     info->object.reset();
     std::cout << "file.reset()\n";
     file.reset();  // the owner dies; nothing closes the descriptor
@@ -165,12 +165,12 @@ int main() {
     const int fd = file->fd();
     std::cout << "file.reset()\n";
     file.reset();  // not the last reference: the finalizer's lambda holds one
-    std::cout << "owner alive: " << yes_no(r() != nullptr) << ", descriptor open: "
-              << yes_no(is_open(fd)) << " (it would close only at exit)\n";
+    std::cout << "owner alive: " << yes_no(r() != nullptr)
+              << ", descriptor open: " << yes_no(is_open(fd)) << " (it would close only at exit)\n";
     const bool ran = f();  // runs, then drops the lambda and its capture: the owner dies
     std::cout << "f() = " << ran << "\n";
-    std::cout << "owner alive: " << yes_no(r() != nullptr) << ", descriptor open: "
-              << yes_no(is_open(fd)) << "\n";
+    std::cout << "owner alive: " << yes_no(r() != nullptr)
+              << ", descriptor open: " << yes_no(is_open(fd)) << "\n";
   }
 
   fs::remove_all(dir);

@@ -98,8 +98,8 @@ class Registry {
     std::cout << "stats: created " << created_ << ", alive " << alive() << ", died " << died_
               << ", peak alive " << peak_ << ", free slots " << pool_.available() << "\n";
     for (const auto& [tag, c] : by_tag_count_)
-      std::cout << "  " << tag << ": created " << c.created << ", died " << c.died
-                << ", alive " << by_tag_.at(tag).size() << "\n";
+      std::cout << "  " << tag << ": created " << c.created << ", died " << c.died << ", alive "
+                << by_tag_.at(tag).size() << "\n";
   }
 
  private:
@@ -111,8 +111,8 @@ class Registry {
   void record_death(int id, const std::string& tag, long born) {
     ++died_;
     ++by_tag_count_[tag].died;
-    std::cout << "    registry: " << tag << " #" << id << " died, age " << tick_ - born
-              << ", " << created_ - died_ << " alive\n";
+    std::cout << "    registry: " << tag << " #" << id << " died, age " << tick_ - born << ", "
+              << created_ - died_ << " alive\n";
     deaths_.erase(id);  // the dead weakref is of no more use (the caller holds it meanwhile)
   }
 

@@ -178,20 +178,20 @@ constexpr std::size_t class_block_size(std::uint32_t c) {
 struct Pools;
 
 struct alignas(64) Page {
-  std::atomic<void*> remote{nullptr};   // blocks freed by other threads
-  Page* remote_next = nullptr;          // link in owner->remote_pages
+  std::atomic<void*> remote{nullptr};  // blocks freed by other threads
+  Page* remote_next = nullptr;         // link in owner->remote_pages
   Pools* const owner;
   const std::uint32_t block_size;
   const std::uint32_t cls;
   // Owner only:
-  void* local = nullptr;                // free list
-  char* bump;                           // untouched tail: [bump, end)
+  void* local = nullptr;  // free list
+  char* bump;             // untouched tail: [bump, end)
   char* const end;
   std::uint32_t used = 0;
-  bool available = false;               // on the class's available list
-  Page* prev = nullptr;                 // available list links
+  bool available = false;  // on the class's available list
+  Page* prev = nullptr;    // available list links
   Page* next = nullptr;
-  struct Chunk* const chunk;            // the chunk this page was carved from
+  struct Chunk* const chunk;  // the chunk this page was carved from
 
   Page(Pools* o, std::uint32_t c, struct Chunk* ch)
       : owner(o),
@@ -233,9 +233,9 @@ struct Pools {
   std::atomic<Page*> remote_pages{nullptr};
   ClassPool cls[kClasses + 1];  // the size classes, then kSideClass
   Pools* next_free = nullptr;
-  Chunk* partial = nullptr;      // chunks with free or uncarved pages
-  Chunk* spare_chunk = nullptr;  // an empty chunk kept for reuse
-  std::size_t pages = 0;         // pages carved and not given back
+  Chunk* partial = nullptr;            // chunks with free or uncarved pages
+  Chunk* spare_chunk = nullptr;        // an empty chunk kept for reuse
+  std::size_t pages = 0;               // pages carved and not given back
   std::atomic<bool> ownerless{false};  // on the free stack (its thread exited)
 };
 
@@ -663,8 +663,7 @@ bool valgrind_watches_heap() noexcept {
 Route choose_route() noexcept {
   if (!kUsePools) return Route::system;  // the library is built with ASan
   if (const char* env = std::getenv("WEAKREF_ALLOCATOR")) {
-    if (std::strcmp(env, "system") == 0 || std::strcmp(env, "malloc") == 0)
-      return Route::system;
+    if (std::strcmp(env, "system") == 0 || std::strcmp(env, "malloc") == 0) return Route::system;
     if (std::strcmp(env, "pools") == 0) return Route::pools;
   }
   if (sanitizer_in_process() || valgrind_watches_heap()) return Route::system;

@@ -191,8 +191,7 @@ bool finalizer_alive(const FinalizerState* s) noexcept {
   return s->registered.load(std::memory_order_acquire);
 }
 
-bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
-                    FinalizerState** func) {
+bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj, FinalizerState** func) {
   Registry& r = registry();
   ObjectHeader* h;
   {
@@ -228,8 +227,7 @@ bool finalizer_peek(FinalizerState* s, bool detach, ObjectHeader** obj,
 }
 
 bool finalizer_get_atexit(const FinalizerState* s) noexcept {
-  return s->registered.load(std::memory_order_acquire) &&
-         s->atexit.load(std::memory_order_relaxed);
+  return s->registered.load(std::memory_order_acquire) && s->atexit.load(std::memory_order_relaxed);
 }
 
 void finalizer_set_atexit(FinalizerState* s, bool value) noexcept {

@@ -100,8 +100,8 @@ const Visitor::Ops kEdgeOps{&edge_strong, &edge_weak, &edge_keep, false, nullptr
 
 struct Snapshot {
   std::vector<Strong<void>> held;  // keeps every object of the snapshot alive
-  std::unordered_map<ObjectHeader*, std::vector<ObjectHeader*>> strong_out, weak_out,
-      strong_in, weak_in;
+  std::unordered_map<ObjectHeader*, std::vector<ObjectHeader*>> strong_out, weak_out, strong_in,
+      weak_in;
   std::unordered_map<ObjectHeader*, std::size_t> internal;  // strong in-degree
   std::unordered_set<ObjectHeader*> scanned;
 
@@ -162,8 +162,7 @@ Strong<void> strong_of(ObjectHeader* h) {
 
 std::map<std::string, std::size_t> counts_by_type() {
   std::map<std::string, std::size_t> counts;
-  for (const Strong<void>& o : get_objects())
-    ++counts[name_of(wd::StrongAccess::header(o))];
+  for (const Strong<void>& o : get_objects()) ++counts[name_of(wd::StrongAccess::header(o))];
   return counts;
 }
 
@@ -197,8 +196,7 @@ struct KnownObject {
 
 // What the untraced object h holds: the known objects that a Strong stored
 // in its bytes refers to.
-void strongs_in(ObjectHeader* h,
-                const std::unordered_map<std::uintptr_t, KnownObject>& known,
+void strongs_in(ObjectHeader* h, const std::unordered_map<std::uintptr_t, KnownObject>& known,
                 std::vector<ObjectHeader*>& out) {
   const char* bytes = static_cast<const char*>(h->object());
   const std::size_t size = h->type->size;
@@ -282,10 +280,9 @@ void show_untraced_holders(std::ostream& out) {
   std::size_t width = 0;
   for (const UntracedHolder& h : holders) width = std::max(width, h.type.size());
   for (const UntracedHolder& h : holders) {
-    out << std::left << std::setw(static_cast<int>(width)) << h.type << "  objects "
-        << h.objects << "  references " << h.references << "  ->";
-    for (std::size_t i = 0; i < h.referents.size(); ++i)
-      out << (i ? ", " : " ") << h.referents[i];
+    out << std::left << std::setw(static_cast<int>(width)) << h.type << "  objects " << h.objects
+        << "  references " << h.references << "  ->";
+    for (std::size_t i = 0; i < h.referents.size(); ++i) out << (i ? ", " : " ") << h.referents[i];
     out << '\n';
   }
 }
@@ -303,7 +300,8 @@ void show_most_common_types(std::size_t limit, std::ostream& out) {
   auto types = most_common_types(limit);
   std::size_t width = 0;
   for (auto& t : types) width = std::max(width, t.type.size());
-  for (auto& t : types) out << std::left << std::setw(static_cast<int>(width) + 2) << t.type << t.count << '\n';
+  for (auto& t : types)
+    out << std::left << std::setw(static_cast<int>(width) + 2) << t.type << t.count << '\n';
 }
 
 std::vector<TypeGrowth> growth(std::size_t limit) {
@@ -428,8 +426,10 @@ void write_dot(std::ostream& os, ObjectHeader* target, const DotOptions& options
     const bool root = h != target && s.is_root(h, 0);
     os << "  n" << id[h] << " [label=\"" << label.str() << "\"";
     if (root) os << ", shape=box";
-    if (h == target) os << ", style=filled, fillcolor=\"#ffd280\"";
-    else if (root) os << ", style=filled, fillcolor=\"#c8e0ff\"";
+    if (h == target)
+      os << ", style=filled, fillcolor=\"#ffd280\"";
+    else if (root)
+      os << ", style=filled, fillcolor=\"#c8e0ff\"";
     os << "];\n";
   }
   for (const Edge& e : edges) {
@@ -443,10 +443,12 @@ void write_dot(std::ostream& os, ObjectHeader* target, const DotOptions& options
 
 void write_dot_file(const std::string& path, ObjectHeader* target, const DotOptions& options) {
   std::ofstream out(path, std::ios::out | std::ios::trunc);
-  if (!out) throw std::system_error(errno, std::generic_category(), "write_dot: cannot open " + path);
+  if (!out)
+    throw std::system_error(errno, std::generic_category(), "write_dot: cannot open " + path);
   write_dot(out, target, options);
   out.flush();
-  if (!out) throw std::system_error(errno, std::generic_category(), "write_dot: cannot write " + path);
+  if (!out)
+    throw std::system_error(errno, std::generic_category(), "write_dot: cannot write " + path);
 }
 
 }  // namespace detail

@@ -111,8 +111,7 @@ Barrier choose_barrier() noexcept {
 // the global one, slower, should it fail; it worked at start-up).
 void fence_all_threads() noexcept {
 #ifdef WEAKREF_HAVE_MEMBARRIER
-  if (g_barrier == Barrier::private_expedited &&
-      membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+  if (g_barrier == Barrier::private_expedited && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
     return;
   if (g_barrier != Barrier::none) membarrier(MEMBARRIER_CMD_GLOBAL);
 #endif

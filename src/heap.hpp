@@ -47,7 +47,7 @@ inline constexpr std::uintptr_t kPrevCollecting = 1;  // in the set being collec
 inline constexpr std::uintptr_t kPrevHasWeak = 2;     // trace() visited a weak member
                                                       // (set by subtract_refs)
 inline constexpr std::uintptr_t kPrevFlags = 3;
-inline constexpr int kRefsShift = 2;                  // gc_refs live above the flags
+inline constexpr int kRefsShift = 2;  // gc_refs live above the flags
 // Low bit of GcHead::next while in move_unreachable's unreachable list.
 inline constexpr std::uintptr_t kNextUnreachable = 1;
 
@@ -117,7 +117,7 @@ struct Heap {
   // CPython's generation counts. Written under `lock`; atomic so that the
   // allocation fast path may read them without it.
   std::atomic<long> count[kGenerations] = {0, 0, 0};
-  long long_lived_total = 0;    // CPython 3.11 full-collection heuristic
+  long long_lived_total = 0;  // CPython 3.11 full-collection heuristic
   long long_lived_pending = 0;
   std::atomic<bool> collecting{false};
   std::uint16_t index = 0;

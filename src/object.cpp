@@ -71,8 +71,8 @@ void* allocate_block(const TypeInfo& info) {
   else
     p = pool_allocate(info.block_size);
   if (info.trace) {
-    auto* g = reinterpret_cast<GcHead*>(static_cast<char*>(p) + info.offset -
-                                        sizeof(ObjectHeader) - sizeof(GcHead));
+    auto* g = reinterpret_cast<GcHead*>(static_cast<char*>(p) + info.offset - sizeof(ObjectHeader) -
+                                        sizeof(GcHead));
     g->next = nullptr;
     g->prev = 0;
   }

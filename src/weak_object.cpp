@@ -237,9 +237,8 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
 // basic ref, which shared the object's unit of SideTable::weak, needs one of
 // its own from now on: at the object's death it takes the object's over
 // (returns true: the death does not release it), else it takes a new one.
-bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch,
-                bool (*skip)(WeakObject*, void*), void* ctx, bool at_death,
-                WeakObject*& unpinned) noexcept {
+bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch, bool (*skip)(WeakObject*, void*),
+                void* ctx, bool at_death, WeakObject*& unpinned) noexcept {
   bool unit_taken = false;
   while (w) {
     WeakObject* next = w->next;
@@ -659,8 +658,8 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
       h->type->destroy(h);  // before the side table goes: self() reads it
       // A basic ref in the side table's block goes with it (its destructor
       // does nothing).
-      if (basic && !((basic->state.load(std::memory_order_relaxed) & kInBlock) &&
-                     block_front(basic) == s))
+      if (basic &&
+          !((basic->state.load(std::memory_order_relaxed) & kInBlock) && block_front(basic) == s))
         weak_free(basic);
       free_side(s);
       return;

@@ -100,8 +100,7 @@ std::vector<ref<Node>> make_chain(Registry& d1, Registry& d2, int n, Strong<Node
     keys.push_back(make<Node>(std::string("k").append(std::to_string(i))));
   for (int i = n - 1; i >= 0; --i) {
     Registry& d = i % 2 ? d2 : d1;
-    d.attached.set(keys[static_cast<std::size_t>(i)],
-                   keys[static_cast<std::size_t>((i + 1) % n)]);
+    d.attached.set(keys[static_cast<std::size_t>(i)], keys[static_cast<std::size_t>((i + 1) % n)]);
   }
   std::vector<ref<Node>> refs(keys.begin(), keys.end());
   if (first) *first = keys.front();

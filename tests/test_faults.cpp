@@ -67,7 +67,6 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { deallo
 void operator delete(void* p, const std::nothrow_t&) noexcept { deallocate(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { deallocate(p); }
 
-
 namespace weakref::testing {
 namespace {
 

@@ -30,7 +30,12 @@ using FinalizeTest = Test;
 TEST_F(FinalizeTest, RunsOnDeathWithItsArguments) {
   Strong<Node> n = make<Node>();
   std::vector<int> got;
-  finalize f(n, [&](int a, int b) { got = {a, b}; }, 1, 2);
+  finalize f(
+      n,
+      [&](int a, int b) {
+        got = {a, b};
+      },
+      1, 2);
   EXPECT_TRUE(f.alive());
   n.reset();
   EXPECT_EQ(got, (std::vector<int>{1, 2}));
@@ -62,7 +67,8 @@ TEST_F(FinalizeTest, ExceptionOnDeathGoesToHook) {
   n.reset();
   ASSERT_EQ(capture.messages.size(), 1U);
   EXPECT_EQ(capture.messages[0], "std::runtime_error: fin");
-  EXPECT_THAT(capture.objects[0], ::testing::MatchesRegex("<finalize object at 0x[0-9a-f]+; dead>"));
+  EXPECT_THAT(capture.objects[0],
+              ::testing::MatchesRegex("<finalize object at 0x[0-9a-f]+; dead>"));
 }
 
 TEST_F(FinalizeTest, PeekAndDetach) {
@@ -92,7 +98,9 @@ TEST_F(FinalizeTest, PeekAndDetach) {
 TEST_F(FinalizeTest, RegistryKeepsItAliveWithoutHandles) {
   Strong<Node> n = make<Node>();
   int calls = 0;
-  { finalize(n, [&] { ++calls; }); }
+  {
+    finalize(n, [&] { ++calls; });
+  }
   n.reset();
   EXPECT_EQ(calls, 1);
 }
@@ -149,7 +157,8 @@ TEST_F(FinalizeTest, StreamsLikeCPython) {
 
 TEST_F(FinalizeTest, FuncHoldingTheObjectKeepsItAlive) {
   Strong<Node> n = make<Node>();
-  finalize f(n, [](const Strong<Node>&) {}, n);  // Python: "never dies"
+  finalize f(
+      n, [](const Strong<Node>&) {}, n);  // Python: "never dies"
   ref<Node> r(n);
   n.reset();
   EXPECT_TRUE(r());
@@ -164,10 +173,11 @@ TEST_F(FinalizeTest, AcceptsMoveOnlyFuncsAndArguments) {
   Strong<Node> n = make<Node>();
   int got = 0;
   auto res = std::make_unique<int>(1);
-  finalize by_value(n, [&got](std::unique_ptr<int> p) { got += *p; }, std::move(res));
+  finalize by_value(
+      n, [&got](std::unique_ptr<int> p) { got += *p; }, std::move(res));
   finalize move_only_func(n, [&got, p = std::make_unique<int>(10)] { got += *p; });
-  finalize by_ref(n, [&got](const std::unique_ptr<int>& p) { got += *p; },
-                  std::make_unique<int>(100));
+  finalize by_ref(
+      n, [&got](const std::unique_ptr<int>& p) { got += *p; }, std::make_unique<int>(100));
   EXPECT_EQ(getweakrefcount(n), 3U);
   n.reset();
   EXPECT_EQ(got, 111);
@@ -176,7 +186,8 @@ TEST_F(FinalizeTest, AcceptsMoveOnlyFuncsAndArguments) {
 TEST_F(FinalizeTest, ClosesAnOfstreamItOwns) {
   const std::string path = ::testing::TempDir() + "weakref_finalize_ofstream.txt";
   Strong<Node> n = make<Node>();
-  finalize f(n, [](std::ofstream& out) { out << "closed by its finalizer\n"; }, std::ofstream(path));
+  finalize f(
+      n, [](std::ofstream& out) { out << "closed by its finalizer\n"; }, std::ofstream(path));
   n.reset();  // the finalizer ran, then destroyed (closed) the stream
   std::ifstream in(path);
   std::string line;
@@ -232,7 +243,8 @@ TEST_F(FinalizeTest, ArgumentsAreReleasedOnceItHasRun) {
   Strong<Node> n = make<Node>();
   Strong<Node> kept = make<Node>();
   ref<Node> watch(kept);
-  finalize f(n, [](const Strong<Node>&) {}, kept);
+  finalize f(
+      n, [](const Strong<Node>&) {}, kept);
   kept.reset();
   EXPECT_TRUE(watch());
   n.reset();

@@ -85,8 +85,8 @@ TEST_F(ForensicsTest, BackrefChainLeadsToTheRoot) {
   EXPECT_TRUE(chain[0] == cache);
   EXPECT_EQ(exact_pointer_cast<Node>(chain[1])->label, "middle");
   EXPECT_TRUE(chain[2] == leaked);
-  chain.clear();  // (its references are outside references too)
-  EXPECT_TRUE(gc::is_root(cache));  // the local `cache`
+  chain.clear();                     // (its references are outside references too)
+  EXPECT_TRUE(gc::is_root(cache));   // the local `cache`
   EXPECT_TRUE(gc::is_root(leaked));  // the local `leaked`
   Node* raw = leaked.get();
   leaked.reset();
@@ -118,7 +118,8 @@ TEST_F(ForensicsTest, DotExportDrawsStrongAndWeakEdges) {
   EXPECT_THAT(s, ::testing::StartsWith("digraph ObjectGraph {"));
   EXPECT_THAT(s, ::testing::HasSubstr("n0 -> n1;"));
   EXPECT_THAT(s, ::testing::HasSubstr("n0 -> n1 [style=dashed, label=\"weak\"];"));
-  EXPECT_THAT(s, ::testing::ContainsRegex("n0 \\[label=\"weakref::testing::Node\\\\n0x[0-9a-f]+\\\\nstrong 1\""));
+  EXPECT_THAT(s, ::testing::ContainsRegex(
+                     "n0 \\[label=\"weakref::testing::Node\\\\n0x[0-9a-f]+\\\\nstrong 1\""));
   std::ostringstream back;
   gc::write_dot(back, a->a, {.max_depth = 2, .backrefs = true});
   EXPECT_THAT(back.str(), ::testing::HasSubstr("n1 -> n0;"));  // a refers to b
@@ -189,10 +190,10 @@ TEST_F(UntracedTest, FindsUntracedTypesHoldingStrongReferences) {
   Strong<Plainly> plain = make<Plainly>();
   plain->node = n;
   a->node = n;
-  a->other = b;           // an untraced referent
-  b->other = a;           // the cycle the collector cannot see
+  a->other = b;  // an untraced referent
+  b->other = a;  // the cycle the collector cannot see
   ref<Node> r(n);
-  b->maybe = r();         // made by a weak lock: the count is at the side table
+  b->maybe = r();  // made by a weak lock: the count is at the side table
   std::vector<gc::UntracedHolder> holders = gc::find_untraced_holders();
   ASSERT_EQ(holders.size(), 1U);
   EXPECT_THAT(holders[0].type, ::testing::HasSubstr("Holder"));

@@ -152,8 +152,7 @@ TEST(ForkTest, ChildUsesTheLibraryWhileOtherThreadsHeldItsLocks) {
       ++hung;
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       ++failed;
-      ADD_FAILURE() << "child " << i << ": "
-                    << (WIFEXITED(status) ? "exit status " : "signal ")
+      ADD_FAILURE() << "child " << i << ": " << (WIFEXITED(status) ? "exit status " : "signal ")
                     << (WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     }
     // The parent goes on using the library too.

@@ -111,7 +111,9 @@ TEST_F(GcTest, CallbacksOfReachableWeakrefsRunNewestFirstPerObject) {
   b.reset();
   EXPECT_TRUE(log.empty());
   EXPECT_EQ(gc::collect(), 2U);
-  auto pos = [&](const std::string& s) { return std::find(log.begin(), log.end(), s) - log.begin(); };
+  auto pos = [&](const std::string& s) {
+    return std::find(log.begin(), log.end(), s) - log.begin();
+  };
   ASSERT_EQ(log.size(), 4U);
   EXPECT_LT(pos("ra2"), pos("ra1"));
   EXPECT_LT(pos("fb"), pos("rb"));
@@ -125,11 +127,11 @@ TEST_F(GcTest, GarbageWeakrefsNeverCallBack) {
   Strong<Node> a = make<Node>("A"), b = make<Node>("B"), l = make<Node>("L");
   a->a = b;
   b->a = a;
-  a->wa = ref<Node>(b, record(log, "w1"));     // garbage weakref to garbage
-  b->wa = ref<Node>(a, record(log, "w2"));     // garbage weakref to garbage
+  a->wa = ref<Node>(b, record(log, "w1"));  // garbage weakref to garbage
+  b->wa = ref<Node>(a, record(log, "w2"));  // garbage weakref to garbage
   Strong<Node> holder = make<Node>("H");
-  a->b = holder;                               // keeps nothing alive: holder has a name
-  ref<Node> w4(b, record(log, "w4"));          // reachable weakref to garbage
+  a->b = holder;                       // keeps nothing alive: holder has a name
+  ref<Node> w4(b, record(log, "w4"));  // reachable weakref to garbage
   a->c = make<Node>("C");
   a->c->wa = ref<Node>(l, record(log, "w3"));  // garbage weakref to a live object
   EXPECT_EQ(getweakrefcount(b), 2U);
@@ -318,7 +320,7 @@ TEST_F(GcTest, TpFinalizeOnRefcountDeath) {
   p.reset();  // resurrected by its finalizer
   EXPECT_EQ(Phoenix::finalized, 1);
   ASSERT_TRUE(Phoenix::saved);
-  EXPECT_TRUE(r());  // still the same live object
+  EXPECT_TRUE(r());        // still the same live object
   Phoenix::saved.reset();  // dies for good, no second finalization
   EXPECT_EQ(Phoenix::finalized, 1);
   EXPECT_FALSE(r());
@@ -497,11 +499,12 @@ TEST_F(GcTest, DebugOutputLikeCPython) {
   ::testing::internal::CaptureStderr();
   gc::collect();
   std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_THAT(err, ::testing::ContainsRegex("gc: collecting generation 2\\.\\.\\.\n"
-                                            "gc: objects in each generation: [0-9]+ [0-9]+ [0-9]+\n"
-                                            "gc: objects in permanent generation: 0\n"
-                                            "gc: collectable <weakref::testing::Node 0x[0-9a-f]+>\n"
-                                            "gc: done, 1 unreachable, 0 uncollectable, [0-9.]+s elapsed\n"));
+  EXPECT_THAT(err, ::testing::ContainsRegex(
+                       "gc: collecting generation 2\\.\\.\\.\n"
+                       "gc: objects in each generation: [0-9]+ [0-9]+ [0-9]+\n"
+                       "gc: objects in permanent generation: 0\n"
+                       "gc: collectable <weakref::testing::Node 0x[0-9a-f]+>\n"
+                       "gc: done, 1 unreachable, 0 uncollectable, [0-9.]+s elapsed\n"));
   EXPECT_EQ(gc::DEBUG_LEAK, gc::DEBUG_COLLECTABLE | gc::DEBUG_UNCOLLECTABLE | gc::DEBUG_SAVEALL);
 }
 

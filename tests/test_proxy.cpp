@@ -100,8 +100,9 @@ TEST_F(ProxyTest, StreamsLikeCPython) {
   proxy<Node> p(n);
   std::ostringstream alive;
   alive << p;
-  EXPECT_THAT(alive.str(), ::testing::MatchesRegex(
-                               "<weakproxy at 0x[0-9a-f]+ to weakref::testing::Node at 0x[0-9a-f]+>"));
+  EXPECT_THAT(alive.str(),
+              ::testing::MatchesRegex(
+                  "<weakproxy at 0x[0-9a-f]+ to weakref::testing::Node at 0x[0-9a-f]+>"));
   n.reset();
   std::ostringstream dead;
   dead << p;

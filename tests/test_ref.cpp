@@ -353,8 +353,9 @@ TEST_F(RefTest, StreamsLikeCPython) {
   ref<Node> r(n);
   std::ostringstream alive;
   alive << r;
-  EXPECT_THAT(alive.str(), ::testing::MatchesRegex(
-                               "<weakref at 0x[0-9a-f]+; to 'weakref::testing::Node' at 0x[0-9a-f]+>"));
+  EXPECT_THAT(alive.str(),
+              ::testing::MatchesRegex(
+                  "<weakref at 0x[0-9a-f]+; to 'weakref::testing::Node' at 0x[0-9a-f]+>"));
   n.reset();
   std::ostringstream dead;
   dead << r;
@@ -453,7 +454,9 @@ TEST_F(RefTest, NullCallbackIsNoCallback) {
 }
 
 template <class A, class B>
-concept ComparesWith = requires(const A& a, const B& b) { a == b; };
+concept ComparesWith = requires(const A& a, const B& b) {
+  a == b;
+};
 
 TEST_F(RefTest, DoesNotCompareWithAStrong) {
   // CPython: a weakref never equals an object (test_equality's a == x). The

@@ -181,8 +181,8 @@ TEST_F(StrongTest, ConstructorRegistersItsOwnFinalizerAndWeakrefs) {
     ref<Resource> me;
     explicit Resource(int h)
         : handle(h),
-          finalizer(self(this), [](int x) { log->push_back("closed " + std::to_string(x)); },
-                    h),
+          finalizer(
+              self(this), [](int x) { log->push_back("closed " + std::to_string(x)); }, h),
           me(self(this), [] { log->push_back("callback"); }) {}
     ~Resource() { log->push_back("~Resource"); }
   };
@@ -361,8 +361,8 @@ void expect_aligned_objects() {
 // The small-block allocator steps its sizes by 8 bytes; objects of every
 // size still get 16-aligned headers (and themselves their own alignment).
 TEST_F(StrongTest, ObjectsOfEverySizeAreSixteenByteAligned) {
-  expect_aligned_objects<Bytes<1>, Bytes<8>, Bytes<20>, Bytes<24>, Bytes<40>, Bytes<56>,
-                         Bytes<72>, Bytes<200>, Vec16, Plain, Node>();
+  expect_aligned_objects<Bytes<1>, Bytes<8>, Bytes<20>, Bytes<24>, Bytes<40>, Bytes<56>, Bytes<72>,
+                         Bytes<200>, Vec16, Plain, Node>();
 }
 
 // Side tables made by weak container entries come from pages of their own,
@@ -636,8 +636,8 @@ TEST_F(StrongTest, DeathRunsTpFinalizeThenCallbacksNewestFirstThenTheDestructor)
   finalize f(d, [] { log->push_back("finalizer"); });
   ref<Dying> r2(d, [] { log->push_back("callback 2"); });
   d.reset();
-  EXPECT_THAT(events, ::testing::ElementsAre("tp_finalize", "callback 2", "finalizer",
-                                             "callback 1", "~T"));
+  EXPECT_THAT(events,
+              ::testing::ElementsAre("tp_finalize", "callback 2", "finalizer", "callback 1", "~T"));
   log = nullptr;
 }
 

@@ -140,8 +140,12 @@ TEST_F(ThreadsContainersTest, WeakValueDictionaryUnderForeignDeaths) {
         ASSERT_LE(n, before);
         const int k = keys[rng() % keys.size()];
         switch (rng() % 4) {
-          case 0: (void)d.erase(k); break;
-          case 1: (void)d.pop(k, nullptr); break;
+          case 0:
+            (void)d.erase(k);
+            break;
+          case 1:
+            (void)d.pop(k, nullptr);
+            break;
           case 2:
             if (!d.empty()) {
               try {

@@ -85,7 +85,8 @@ TEST_F(ThreadsGcTest, WeakLockAndWalkDuringCollection) {
   collected += gc::collect();
   EXPECT_GT(collected, 0U);
   EXPECT_GT(seen_alive.load() + seen_dead.load(), 0);
-  std::printf("locks: %ld alive, %ld dead; collected %zu\n", seen_alive.load(), seen_dead.load(), collected);
+  std::printf("locks: %ld alive, %ld dead; collected %zu\n", seen_alive.load(), seen_dead.load(),
+              collected);
 }
 
 // Strong references to the owner's objects dropped on another thread while

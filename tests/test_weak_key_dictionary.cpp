@@ -253,7 +253,7 @@ TEST_F(WeakKeyDictionaryTest, DeathsAndMutationsDuringIteration) {
       d.set(objs[1], Tracked(11));
       EXPECT_EQ(d.size(), 6U);
       EXPECT_EQ(Tracked::live, 9);  // removed values wait for the end; 99 too
-      EXPECT_EQ(value3->id, 3);  // still alive during the iteration
+      EXPECT_EQ(value3->id, 3);     // still alive during the iteration
     }
     if (k->label == "1") {
       EXPECT_EQ(v.id, 11);

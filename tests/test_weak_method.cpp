@@ -94,7 +94,8 @@ TEST_F(WeakMethodTest, StreamsAsWeakref) {
   WeakMethod m(b, &Button::click);
   std::ostringstream os;
   os << m;
-  EXPECT_THAT(os.str(), ::testing::HasSubstr("; to 'weakref::testing::(anonymous namespace)::Button' at"));
+  EXPECT_THAT(os.str(),
+              ::testing::HasSubstr("; to 'weakref::testing::(anonymous namespace)::Button' at"));
 }
 
 TEST_F(WeakMethodTest, NullCallbackIsNoCallback) {

@@ -67,8 +67,7 @@ TEST_F(WeakSetTest, IteratorsWorkWithStdAlgorithms) {
 }
 
 TEST_F(WeakSetTest, AlgebraMethodsAndOperators) {
-  Strong<Node> a = make<Node>("A"), b = make<Node>("B"), c = make<Node>("C"),
-               d = make<Node>("D");
+  Strong<Node> a = make<Node>("A"), b = make<Node>("B"), c = make<Node>("C"), d = make<Node>("D");
   const WeakSet<Node> s1{a, b, c};
   const WeakSet<Node> s2{b, c, d};
   std::vector<Strong<Node>> v2{b, c, d};

@@ -353,12 +353,14 @@ TEST_F(WeakValueDictionaryTest, KeyDestructorMayUseTheDictionary) {
   for (int i = 0; i < 20; ++i) objs.push_back(make<Node>(std::to_string(i)));
   for (int i = 0; i < 10; ++i) d.set(HookKey(i), objs[static_cast<std::size_t>(i)]);
   int destroyed = 0;
-  d.set(HookKey(100, [&] {
-          ++destroyed;
-          for (int i = 10; i < 20; ++i) d.set(HookKey(i), objs[static_cast<std::size_t>(i)]);
-          d.erase(HookKey(1));
-          EXPECT_EQ(d.size(), 18U);
-        }),
+  d.set(HookKey(100,
+                [&] {
+                  ++destroyed;
+                  for (int i = 10; i < 20; ++i)
+                    d.set(HookKey(i), objs[static_cast<std::size_t>(i)]);
+                  d.erase(HookKey(1));
+                  EXPECT_EQ(d.size(), 18U);
+                }),
         objs[0]);
   d.erase(HookKey(0));
   objs[0].reset();  // key 100's value dies: the entry is gone at once...

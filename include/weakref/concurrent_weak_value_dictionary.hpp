@@ -88,7 +88,7 @@ class ConcurrentWeakValueDictionary {
                 "weakref::ConcurrentWeakValueDictionary<K, V>: K must be copyable");
 
  public:
-  using key_type = K;            ///< The key type.
+  using key_type = K;             ///< The key type.
   using mapped_type = Strong<V>;  ///< What get() returns: a strong reference (null if none).
   using hasher = Hash;            ///< The keys' hash.
   using key_equal = KeyEqual;     ///< The keys' equality.
@@ -250,7 +250,7 @@ class ConcurrentWeakValueDictionary {
   // exclusively. EntryWeak::index is the entry's place in `keys`, through
   // which a drained death finds its map entry.
   struct alignas(64) Shard {
-    mutable std::shared_mutex m;         // writers, and readers on the slow path
+    mutable std::shared_mutex m;       // writers, and readers on the slow path
     std::atomic<bool> writing{false};  // a writer holds m (reader_slots.hpp)
     Map map;
     std::vector<const K*> keys;       // by EntryWeak::index (node keys are stable)

@@ -254,8 +254,7 @@ class finalize {
   /// Anything but a Strong as the object fails to compile, with a message
   /// saying why.
   template <class U, class F, class... Args>
-    requires(!detail::is_strong<std::remove_cvref_t<U>>::value)
-  finalize(U&&, F&&, Args&&...) {
+  requires(!detail::is_strong<std::remove_cvref_t<U>>::value) finalize(U&&, F&&, Args&&...) {
     static_assert(detail::dependent_false<U>,
                   "weakref::finalize must be given a weakref::Strong<T> (an object created "
                   "by weakref::make<T>()): other objects cannot be weakly referenced");
@@ -335,9 +334,8 @@ class finalize {
     static_assert(storable,
                   "weakref::finalize stores func and args by value: each must be copyable, or "
                   "movable and passed as an rvalue (e.g. std::move(p))");
-    constexpr bool callable =
-        std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...> ||
-        std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
+    constexpr bool callable = std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...> ||
+                              std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
     static_assert(!storable || callable,
                   "weakref::finalize: func cannot be called with args (as func(args...))");
     if constexpr (storable && callable) {

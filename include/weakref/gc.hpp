@@ -304,10 +304,11 @@ class Visitor {
 // ---------------------------------------------------------------------------
 // The gc module.
 
-inline constexpr int DEBUG_STATS = 1;          ///< gc.DEBUG_STATS: print statistics
-inline constexpr int DEBUG_COLLECTABLE = 2;    ///< gc.DEBUG_COLLECTABLE: print collectable objects
-inline constexpr int DEBUG_UNCOLLECTABLE = 4;  ///< gc.DEBUG_UNCOLLECTABLE: print uncollectable objects
-inline constexpr int DEBUG_SAVEALL = 32;       ///< gc.DEBUG_SAVEALL: keep garbage in garbage()
+inline constexpr int DEBUG_STATS = 1;        ///< gc.DEBUG_STATS: print statistics
+inline constexpr int DEBUG_COLLECTABLE = 2;  ///< gc.DEBUG_COLLECTABLE: print collectable objects
+inline constexpr int DEBUG_UNCOLLECTABLE =
+    4;                                    ///< gc.DEBUG_UNCOLLECTABLE: print uncollectable objects
+inline constexpr int DEBUG_SAVEALL = 32;  ///< gc.DEBUG_SAVEALL: keep garbage in garbage()
 /// gc.DEBUG_LEAK: DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL.
 inline constexpr int DEBUG_LEAK = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL;
 
@@ -361,8 +362,8 @@ WEAKREF_API std::vector<Strong<void>> get_objects(std::optional<int> generation 
 /// A generation is an integer (Python raises TypeError for get_objects(1.5)):
 /// this overload is deleted.
 template <class F>
-  requires std::is_floating_point_v<F>
-std::vector<Strong<void>> get_objects(F) = delete;
+requires std::is_floating_point_v<F> std::vector<Strong<void>> get_objects(F)
+= delete;
 
 namespace detail {
 WEAKREF_API std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets);

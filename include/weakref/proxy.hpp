@@ -59,29 +59,26 @@ class proxy : public detail::WeakHandle {
   /// `weakref.proxy(obj)`: the basic proxy of obj, reused when it exists.
   /// Throws std::invalid_argument for a null obj, std::bad_alloc.
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  proxy(const Strong<U>& obj)  // NOLINT: implicit, as ref
+  requires std::is_convertible_v<U*, T*> proxy(const Strong<U>& obj)  // NOLINT: implicit, as ref
       : WeakHandle(detail::make_weak<proxy, detail::WeakKind::proxy>(obj)), ptr_(obj.get()) {}
 
   /// `weakref.proxy(obj, callback)`: a new weakref object whose
   /// `callback(proxy<T>)` (or `callback()`) runs when obj dies, with ref<T>'s
   /// rules; a null callback makes the basic proxy. Throws as proxy(obj).
   template <class U, class F>
-    requires std::is_convertible_v<U*, T*> && detail::weak_callback<F, proxy<T>>
-  proxy(const Strong<U>& obj, F&& callback)
+  requires std::is_convertible_v<U*, T*> && detail::weak_callback<F, proxy<T>> proxy(
+      const Strong<U>& obj, F&& callback)
       : WeakHandle(
             detail::make_weak<proxy, detail::WeakKind::proxy>(obj, std::forward<F>(callback))),
         ptr_(obj.get()) {}
   /// `weakref.proxy(obj, None)`: the same as proxy(obj).
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  proxy(const Strong<U>& obj, std::nullptr_t) : proxy(obj) {}
+  requires std::is_convertible_v<U*, T*> proxy(const Strong<U>& obj, std::nullptr_t) : proxy(obj) {}
 
   /// Anything but a Strong fails to compile, with a message saying why.
   template <class U>
-    requires(!detail::is_strong<std::remove_cvref_t<U>>::value &&
-             !detail::weak_handle_type<U>)
-  proxy(U&&) {  // NOLINT
+  requires(!detail::is_strong<std::remove_cvref_t<U>>::value && !detail::weak_handle_type<U>)
+      proxy(U&&) {  // NOLINT
     static_assert(detail::dependent_false<U>,
                   "weakref::proxy<T> must be made from a weakref::Strong<T> (an object "
                   "created by weakref::make<T>()): raw pointers, references, values and "
@@ -129,7 +126,7 @@ class proxy : public detail::WeakHandle {
   /// held for the call. Throws ReferenceError when it is dead, and what the
   /// call throws.
   template <class... Args>
-    requires std::is_invocable_v<T&, Args...>
+  requires std::is_invocable_v<T&, Args...>
   decltype(auto) operator()(Args&&... args) const {
     Strong<T> s = get();
     return std::invoke(*s, std::forward<Args>(args)...);
@@ -139,8 +136,9 @@ class proxy : public detail::WeakHandle {
   /// refer into the referent, which the expression does not keep alive past
   /// the call.
   template <class I>
-  decltype(auto) operator[](I&& i) const
-    requires requires(T& t, I&& k) { t[std::forward<I>(k)]; }
+  decltype(auto) operator[](I&& i) const requires requires(T& t, I&& k) {
+    t[std::forward<I>(k)];
+  }
   {
     Strong<T> s = get();
     return (*s)[std::forward<I>(i)];
@@ -149,9 +147,7 @@ class proxy : public detail::WeakHandle {
   /// The referent's truth (T's conversion to bool), as a Python proxy
   /// forwards bool(); throws ReferenceError when it is dead. Only for a T that
   /// converts to bool: to test liveness, use expired() or lock().
-  explicit operator bool() const
-    requires std::is_constructible_v<bool, T&>
-  {
+  explicit operator bool() const requires std::is_constructible_v<bool, T&> {
     Strong<T> s = get();
     return static_cast<bool>(*s);
   }
@@ -159,10 +155,8 @@ class proxy : public detail::WeakHandle {
   /// Compares the referents (T's ==), as a Python proxy forwards ==; throws
   /// ReferenceError when either is dead.
   template <class U>
-    requires std::equality_comparable_with<const T&, const U&>
-  friend bool operator==(const proxy& a, const proxy<U>& b) {
-    return *a.get() == *b.get();
-  }
+  requires std::equality_comparable_with<const T&, const U&>
+  friend bool operator==(const proxy& a, const proxy<U>& b) { return *a.get() == *b.get(); }
 
   /// CPython's repr: `<weakproxy at 0x... to Type at 0x...>`, or
   /// `<weakproxy at 0x...; dead>`.

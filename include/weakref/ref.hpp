@@ -56,9 +56,8 @@ inline constexpr bool enable_weakref = true;
 
 namespace detail {
 template <class T>
-concept weakly_referenceable =
-    std::is_void_v<T> ||
-    (std::is_class_v<std::remove_cv_t<T>> && enable_weakref<std::remove_cv_t<T>>);
+concept weakly_referenceable = std::is_void_v<T> ||
+    (std::is_class_v<std::remove_cv_t<T>>&& enable_weakref<std::remove_cv_t<T>>);
 
 template <class T>
 concept weak_handle_type = std::is_base_of_v<WeakHandle, std::remove_cvref_t<T>>;
@@ -83,8 +82,8 @@ bool is_null_callback(const F& f) noexcept {
 
 // What a handle of type Handle accepts as a callback: f(handle) or f().
 template <class F, class Handle>
-concept weak_callback =
-    std::is_invocable_v<std::decay_t<F>&, Handle> || std::is_invocable_v<std::decay_t<F>&>;
+concept weak_callback = std::is_invocable_v < std::decay_t<F>
+&, Handle > || std::is_invocable_v<std::decay_t<F>&>;
 
 // The one construction path of ref, proxy and WeakMethod: the weakref
 // object of a new Handle to obj, of kind Kind, with one reference for the
@@ -163,7 +162,7 @@ class ref : public detail::WeakHandle {
   /// (CPython's TypeError: "cannot create weak reference to 'NoneType'
   /// object") and std::bad_alloc.
   template <class U>
-    requires std::is_convertible_v<U*, T*>
+  requires std::is_convertible_v<U*, T*>
   [[gnu::always_inline]] ref(const Strong<U>& obj)  // NOLINT: implicit, as weak_ptr's
       : WeakHandle(detail::make_weak<ref, detail::WeakKind::ref>(obj)), ptr_(obj.get()) {}
 
@@ -176,31 +175,28 @@ class ref : public detail::WeakHandle {
   /// None) makes the basic ref, as ref(obj). The callback is destroyed once
   /// it has run, releasing what it captured. Throws as ref(obj).
   template <class U, class F>
-    requires std::is_convertible_v<U*, T*> && detail::weak_callback<F, ref<T>>
-  ref(const Strong<U>& obj, F&& callback)
+  requires std::is_convertible_v<U*, T*> && detail::weak_callback<F, ref<T>> ref(
+      const Strong<U>& obj, F&& callback)
       : WeakHandle(detail::make_weak<ref, detail::WeakKind::ref>(obj, std::forward<F>(callback))),
         ptr_(obj.get()) {}
   /// `weakref.ref(obj, None)`: the same as ref(obj).
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  ref(const Strong<U>& obj, std::nullptr_t) : ref(obj) {}
+  requires std::is_convertible_v<U*, T*> ref(const Strong<U>& obj, std::nullptr_t) : ref(obj) {}
 
   /// Anything else is not weakly referenceable: a raw pointer, a reference,
   /// a value or a std::shared_ptr fails to compile, with a message saying
   /// so (CPython's TypeError "cannot create weak reference to ...").
   ///@{
   template <class U>
-    requires(!detail::is_strong<std::remove_cvref_t<U>>::value &&
-             !detail::weak_handle_type<U>)
-  ref(U&&) {  // NOLINT
+  requires(!detail::is_strong<std::remove_cvref_t<U>>::value && !detail::weak_handle_type<U>)
+      ref(U&&) {  // NOLINT
     static_assert(detail::dependent_false<U>,
                   "weakref::ref<T> must be made from a weakref::Strong<T> (an object "
                   "created by weakref::make<T>()): raw pointers, references, values and "
                   "std::shared_ptr cannot be weakly referenced");
   }
   template <class U, class F>
-    requires(!detail::is_strong<std::remove_cvref_t<U>>::value)
-  ref(U&&, F&&) {
+  requires(!detail::is_strong<std::remove_cvref_t<U>>::value) ref(U&&, F&&) {
     static_assert(detail::dependent_false<U>,
                   "weakref::ref<T> must be made from a weakref::Strong<T> (an object "
                   "created by weakref::make<T>()): raw pointers, references, values and "
@@ -223,8 +219,8 @@ class ref : public detail::WeakHandle {
   /// The same weakref object, seen through a base class (`ref<Base>` from
   /// `ref<Derived>`).
   template <class U>
-    requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
-  ref(const ref<U>& o) noexcept  // NOLINT
+  requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>) ref(const ref<U>& o)
+  noexcept  // NOLINT
       : WeakHandle(o), ptr_(o.ptr_) {}
 
   /// `r()`: the referent, or null once it is dead (or for an empty

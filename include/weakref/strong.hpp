@@ -88,14 +88,14 @@ class Strong {
     o.hdr_ = 0;
   }
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  Strong(const Strong<U>& o) noexcept  // NOLINT: implicit upcast
+  requires std::is_convertible_v<U*, T*> Strong(const Strong<U>& o)
+  noexcept  // NOLINT: implicit upcast
       : ptr_(o.ptr_), hdr_(o.hdr_) {
     if (hdr_) detail::incref(hdr_);
   }
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  Strong(Strong<U>&& o) noexcept  // NOLINT: implicit upcast
+  requires std::is_convertible_v<U*, T*> Strong(Strong<U>&& o)
+  noexcept  // NOLINT: implicit upcast
       : ptr_(o.ptr_), hdr_(o.hdr_) {
     o.ptr_ = nullptr;
     o.hdr_ = 0;
@@ -121,14 +121,12 @@ class Strong {
     return *this;
   }
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  Strong& operator=(const Strong<U>& o) noexcept {
+  requires std::is_convertible_v<U*, T*> Strong& operator=(const Strong<U>& o) noexcept {
     Strong(o).swap(*this);
     return *this;
   }
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  Strong& operator=(Strong<U>&& o) noexcept {
+  requires std::is_convertible_v<U*, T*> Strong& operator=(Strong<U>&& o) noexcept {
     Strong(std::move(o)).swap(*this);
     return *this;
   }
@@ -151,10 +149,7 @@ class Strong {
   T* get() const noexcept { return ptr_; }
   /// The object. Precondition: not null.
   template <class U = T>
-    requires(!std::is_void_v<U>)
-  U& operator*() const noexcept {
-    return *ptr_;
-  }
+  requires(!std::is_void_v<U>) U& operator*() const noexcept { return *ptr_; }
   /// Member access. Precondition: not null.
   T* operator->() const noexcept { return ptr_; }
   /// Whether it is not null (Python's `x is not None`).
@@ -171,7 +166,7 @@ class Strong {
   /// take shared_ptr). Each conversion allocates one control block (throws
   /// std::bad_alloc); null for a null Strong.
   template <class U>
-    requires std::is_convertible_v<T*, U*>
+  requires std::is_convertible_v<T*, U*>
   operator std::shared_ptr<U>() const {  // NOLINT: implicit by design
     return to_shared<U>();
   }
@@ -478,7 +473,9 @@ namespace detail {
 // then it is X's repr. The one trait for every place that prints a referent
 // (Strong here, the weak containers' elements, keys and values).
 template <class X>
-concept streamable = requires(std::ostream& os, const X& x) { os << x; };
+concept streamable = requires(std::ostream& os, const X& x) {
+  os << x;
+};
 }  // namespace detail
 
 /// Python's print(obj) / repr(obj): the object printed with T's own

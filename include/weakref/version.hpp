@@ -11,4 +11,4 @@
 namespace weakref {
 /// The library's version, "MAJOR.MINOR.PATCH".
 inline constexpr const char* version = "0.1.0";
-}
+}  // namespace weakref

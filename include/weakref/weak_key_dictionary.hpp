@@ -123,9 +123,8 @@ namespace weakref {
 /// @tparam V         the values' type (nothrow-move-constructible).
 /// @tparam KeyPolicy by_identity (the default) or by_value<>.
 template <class K, class V, class KeyPolicy = by_identity>
-class WeakKeyDictionary
-    : public detail::WeakContainer<detail::WeakKeyPolicy<K, V, KeyPolicy>,
-                                   WeakKeyDictionary<K, V, KeyPolicy>> {
+class WeakKeyDictionary : public detail::WeakContainer<detail::WeakKeyPolicy<K, V, KeyPolicy>,
+                                                       WeakKeyDictionary<K, V, KeyPolicy>> {
   static_assert(detail::weakly_referenceable<K>,
                 "weakref::WeakKeyDictionary<K, V>: K cannot be weakly referenced (see "
                 "weakref::ref<T>)");
@@ -151,18 +150,14 @@ class WeakKeyDictionary
   /// Python's `d[k] = v`. Throws std::invalid_argument for a null key,
   /// std::bad_alloc, and what constructing or assigning V throws.
   template <class U = V>
-    requires std::is_constructible_v<V, U&&> && std::is_assignable_v<V&, U&&>
-  void set(const Strong<K>& key, U&& value) {
-    this->put_key(key, std::forward<U>(value));
-  }
+  requires std::is_constructible_v<V, U&&> && std::is_assignable_v<V&, U&&>
+  void set(const Strong<K>& key, U&& value) { this->put_key(key, std::forward<U>(value)); }
 
   /// std::map's operator[]: the value of key, inserting a value-initialized
   /// V when key is absent (`d[k] = v` sets). Throws std::invalid_argument for
   /// a null key, std::bad_alloc. Python's d[k], which raises KeyError, is
   /// at(). The reference is valid until the entry is removed.
-  V& operator[](const Strong<K>& key)
-    requires std::default_initializable<V>
-  {
+  V& operator[](const Strong<K>& key) requires std::default_initializable<V> {
     return this->payload(this->emplace_key(key).first);
   }
 
@@ -170,17 +165,13 @@ class WeakKeyDictionary
   /// to a copy would be lost: change the value through at() or operator[]);
   /// empty (or `def`) when k is absent, dead or null.
   ///@{
-  const std::optional<V> get(const Strong<K>& key) const
-    requires std::copy_constructible<V>
-  {
+  const std::optional<V> get(const Strong<K>& key) const requires std::copy_constructible<V> {
     Strong<K> held;
     const std::uint32_t idx = this->find_live(key, held);
     if (idx == Base::npos) return std::nullopt;
     return this->payload(idx);
   }
-  Copy get(const Strong<K>& key, V def) const
-    requires std::copy_constructible<V>
-  {
+  Copy get(const Strong<K>& key, V def) const requires std::copy_constructible<V> {
     Strong<K> held;
     const std::uint32_t idx = this->find_live(key, held);
     if (idx == Base::npos) return def;
@@ -194,13 +185,11 @@ class WeakKeyDictionary
   V& at(const Strong<K>& key) { return this->payload(this->require(key)); }
   const V& at(const Strong<K>& key) const { return this->payload(this->require(key)); }
   template <class U = K>
-    requires(Policy::kByValue && std::is_same_v<U, K>)
-  V& at(const U& key) {
+  requires(Policy::kByValue&& std::is_same_v<U, K>) V& at(const U& key) {
     return this->payload(this->require(key));
   }
   template <class U = K>
-    requires(Policy::kByValue && std::is_same_v<U, K>)
-  const V& at(const U& key) const {
+  requires(Policy::kByValue&& std::is_same_v<U, K>) const V& at(const U& key) const {
     return this->payload(this->require(key));
   }
   ///@}
@@ -221,8 +210,7 @@ class WeakKeyDictionary
   /// Python's `d.setdefault(k, v)`: the value of k, after setting it to v if
   /// k was absent. Throws as set().
   template <class U = V>
-    requires std::is_constructible_v<V, U&&>
-  V& setdefault(const Strong<K>& key, U&& value = U()) {
+  requires std::is_constructible_v<V, U&&> V& setdefault(const Strong<K>& key, U&& value = U()) {
     return this->payload(this->emplace_key(key, std::forward<U>(value)).first);
   }
 
@@ -231,9 +219,8 @@ class WeakKeyDictionary
   std::vector<ref<K>> keyrefs() const { return this->entry_refs(); }
 
   /// Python's `==`: the same live keys, mapped to equal values.
-  friend bool operator==(const WeakKeyDictionary& a, const WeakKeyDictionary& b)
-    requires std::equality_comparable<V>
-  {
+  friend bool operator==(const WeakKeyDictionary& a,
+                         const WeakKeyDictionary& b) requires std::equality_comparable<V> {
     if (&a == &b) return true;
     if (a.size() != b.size()) return false;
     for (const auto& [k, v] : a) {

@@ -19,8 +19,8 @@
 
 #include <functional>
 #include <optional>
-#include <stdexcept>
 #include <ostream>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -31,11 +31,11 @@ namespace weakref {
 namespace detail {
 template <class Pmf>
 struct member_traits;
-#define WEAKREF_MEMBER_TRAITS(CV, NOEXCEPT)                              \
-  template <class C, class R, class... A>                                \
-  struct member_traits<R (C::*)(A...) CV noexcept(NOEXCEPT)> {           \
-    using object = CV C;                                                 \
-    using result = R;                                                    \
+#define WEAKREF_MEMBER_TRAITS(CV, NOEXCEPT)                    \
+  template <class C, class R, class... A>                      \
+  struct member_traits<R (C::*)(A...) CV noexcept(NOEXCEPT)> { \
+    using object = CV C;                                       \
+    using result = R;                                          \
   };
 WEAKREF_MEMBER_TRAITS(, false)
 WEAKREF_MEMBER_TRAITS(const, false)
@@ -104,8 +104,7 @@ class WeakMethod : public detail::WeakHandle {
   /// Throws std::invalid_argument for a null obj or a null pmf (CPython's
   /// TypeError), std::bad_alloc.
   template <class U>
-    requires std::is_convertible_v<U*, object_type*>
-  WeakMethod(const Strong<U>& obj, Pmf pmf)
+  requires std::is_convertible_v<U*, object_type*> WeakMethod(const Strong<U>& obj, Pmf pmf)
       : WeakHandle(detail::make_weak<WeakMethod, detail::WeakKind::method>(obj)),
         ptr_(obj.get()),
         pmf_(pmf) {
@@ -116,7 +115,7 @@ class WeakMethod : public detail::WeakHandle {
   /// `callback()`) runs when obj dies, with ref<T>'s rules; a null callback
   /// is none. Throws as WeakMethod(obj, pmf).
   template <class U, class F>
-    requires std::is_convertible_v<U*, object_type*> && detail::weak_callback<F, WeakMethod>
+  requires std::is_convertible_v<U*, object_type*> && detail::weak_callback<F, WeakMethod>
   WeakMethod(const Strong<U>& obj, Pmf pmf, F&& callback)
       : WeakHandle(detail::make_weak<WeakMethod, detail::WeakKind::method>(
             obj, std::forward<F>(callback))),
@@ -126,8 +125,9 @@ class WeakMethod : public detail::WeakHandle {
   }
   /// With a None callback: the same as WeakMethod(obj, pmf).
   template <class U>
-    requires std::is_convertible_v<U*, object_type*>
-  WeakMethod(const Strong<U>& obj, Pmf pmf, std::nullptr_t) : WeakMethod(obj, pmf) {}
+  requires std::is_convertible_v<U*, object_type*> WeakMethod(const Strong<U>& obj, Pmf pmf,
+                                                              std::nullptr_t)
+      : WeakMethod(obj, pmf) {}
 
   /// Copies and moves: a copy is a handle to the same weakref object; a
   /// moved-from handle is empty. Never throw.
@@ -153,8 +153,8 @@ class WeakMethod : public detail::WeakHandle {
   /// std::optional<R> (empty when dead), or for a void method whether it was
   /// called. Throws what the method throws.
   template <class... Args>
-    requires std::is_invocable_v<Pmf, object_type&, Args...>
-  detail::call_result_t<result_type> operator()(Args&&... args) const {
+  requires std::is_invocable_v<Pmf, object_type&, Args...> detail::call_result_t<result_type>
+  operator()(Args&&... args) const {
     BoundMethod m = lock();
     if constexpr (std::is_void_v<result_type>) {
       if (!m) return false;

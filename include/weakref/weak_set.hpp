@@ -101,9 +101,9 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   static constexpr bool element_range = detail::range_of<R, Strong<T>>;
 
  public:
-  using key_type = Strong<T>;     ///< an element
-  using value_type = Strong<T>;   ///< what iteration yields
-  using key_policy = KeyPolicy;   ///< by_identity or by_value<>
+  using key_type = Strong<T>;    ///< an element
+  using value_type = Strong<T>;  ///< what iteration yields
+  using key_policy = KeyPolicy;  ///< by_identity or by_value<>
 
   // WeakSet(), WeakSet{a, b}, WeakSet(range), WeakSet(first, last), copies
   // (weakrefs of their own) and moves: detail::WeakContainer.
@@ -121,10 +121,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   ///@{
   void discard(const Strong<T>& x) { this->erase(x); }
   template <class U = T>
-    requires(Policy::kByValue && std::is_same_v<U, T>)
-  void discard(const U& v) {
-    this->erase(v);
-  }
+  requires(Policy::kByValue&& std::is_same_v<U, T>) void discard(const U& v) { this->erase(v); }
   ///@}
   /// Python's `s.remove(x)`: throws weakref::KeyError (x's repr) when x is
   /// not there.
@@ -133,8 +130,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     if (!this->erase(x)) detail::key_error(x);
   }
   template <class U = T>
-    requires(Policy::kByValue && std::is_same_v<U, T>)
-  void remove(const U& v) {
+  requires(Policy::kByValue&& std::is_same_v<U, T>) void remove(const U& v) {
     if (!this->erase(v)) detail::key_error(v);
   }
   ///@}
@@ -143,8 +139,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   /// one); throws weakref::KeyError("pop from empty WeakSet") when empty.
   Strong<T> pop() {
     Strong<T> x;
-    if (this->remove_newest(x) == Base::npos)
-      detail::throw_key_error("'pop from empty WeakSet'");
+    if (this->remove_newest(x) == Base::npos) detail::throw_key_error("'pop from empty WeakSet'");
     this->table_.maintain();
     return x;
   }
@@ -155,14 +150,12 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   /// the elements of both. `other` is any range of Strong<T>. Throws
   /// std::bad_alloc.
   template <class R>
-    requires element_range<R>
-  WeakSet union_(R&& other) const {
-    return *this | std::forward<R>(other);
-  }
+  requires element_range<R> WeakSet union_(R&& other)
+  const { return *this | std::forward<R>(other); }
   /// Python's `s.intersection(other)`: a new set of the elements in both.
   template <class R>
-    requires element_range<R>
-  WeakSet intersection(R&& other) const {
+  requires element_range<R> WeakSet intersection(R&& other)
+  const {
     WeakSet r;
     for (auto&& x : other)
       if (this->contains(x)) r.add(x);
@@ -170,8 +163,8 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
   /// Python's `s.difference(other)`: a new set of the elements not in other.
   template <class R>
-    requires element_range<R>
-  WeakSet difference(R&& other) const {
+  requires element_range<R> WeakSet difference(R&& other)
+  const {
     WeakSet r(*this);
     r.difference_update(std::forward<R>(other));
     return r;
@@ -179,8 +172,8 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   /// Python's `s.symmetric_difference(other)`: a new set of the elements in
   /// exactly one of the two.
   template <class R>
-    requires element_range<R>
-  WeakSet symmetric_difference(R&& other) const {
+  requires element_range<R> WeakSet symmetric_difference(R&& other)
+  const {
     WeakSet r(*this);
     r.symmetric_difference_update(std::forward<R>(other));
     return r;
@@ -189,7 +182,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   /// Python's `s.intersection_update(other)`: keeps the elements also in
   /// other. Safe when releasing an element runs callbacks that use the set.
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   void intersection_update(R&& other) {
     if (is_self(other)) return;
     const WeakSet keep(other);
@@ -206,7 +199,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
   /// Python's `s.difference_update(other)`: removes the elements of other.
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   void difference_update(R&& other) {
     if (is_self(other)) return this->clear();
     for (auto&& x : other) discard(x);
@@ -214,7 +207,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   /// Python's `s.symmetric_difference_update(other)`: removes the elements
   /// of other that are here and adds the others.
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   void symmetric_difference_update(R&& other) {
     if (is_self(other)) return this->clear();
     const WeakSet items(other);  // Python: set(other) first
@@ -225,7 +218,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
 
   /// Python's `s.issubset(other)` (`<=`).
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   bool issubset(R&& other) const {
     if constexpr (std::is_same_v<std::remove_cvref_t<R>, WeakSet>) {
       return subset_of(other);
@@ -235,7 +228,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
   /// Python's `s.issuperset(other)` (`>=`).
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   bool issuperset(R&& other) const {
     for (auto&& x : other)
       if (!this->contains(x)) return false;
@@ -243,7 +236,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
   /// Python's `s.isdisjoint(other)`: no element in common.
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   bool isdisjoint(R&& other) const {
     for (auto&& x : other)
       if (this->contains(x)) return false;
@@ -254,40 +247,33 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
 
   /// Python's `a & b`: intersection().
   template <class R>
-    requires element_range<R>
-  friend WeakSet operator&(const WeakSet& a, R&& b) {
-    return a.intersection(std::forward<R>(b));
-  }
+  requires element_range<R>
+  friend WeakSet operator&(const WeakSet& a, R&& b) { return a.intersection(std::forward<R>(b)); }
   /// Python's `a - b`: difference().
   template <class R>
-    requires element_range<R>
-  friend WeakSet operator-(const WeakSet& a, R&& b) {
-    return a.difference(std::forward<R>(b));
-  }
+  requires element_range<R>
+  friend WeakSet operator-(const WeakSet& a, R&& b) { return a.difference(std::forward<R>(b)); }
   /// Python's `a ^ b`: symmetric_difference().
   template <class R>
-    requires element_range<R>
+  requires element_range<R>
   friend WeakSet operator^(const WeakSet& a, R&& b) {
     return a.symmetric_difference(std::forward<R>(b));
   }
   /// Python's `a &= b`: intersection_update().
   template <class R>
-    requires element_range<R>
-  WeakSet& operator&=(R&& b) {
+  requires element_range<R> WeakSet& operator&=(R&& b) {
     intersection_update(std::forward<R>(b));
     return *this;
   }
   /// Python's `a -= b`: difference_update().
   template <class R>
-    requires element_range<R>
-  WeakSet& operator-=(R&& b) {
+  requires element_range<R> WeakSet& operator-=(R&& b) {
     difference_update(std::forward<R>(b));
     return *this;
   }
   /// Python's `a ^= b`: symmetric_difference_update().
   template <class R>
-    requires element_range<R>
-  WeakSet& operator^=(R&& b) {
+  requires element_range<R> WeakSet& operator^=(R&& b) {
     symmetric_difference_update(std::forward<R>(b));
     return *this;
   }

@@ -135,14 +135,13 @@ namespace {
 
 struct HeapVisitor : Visitor {
   Heap* heap;
-  GcHead* current = nullptr;  // the object being traced (subtract_refs)
-  GcList* list = nullptr;  // young, for the reachable pass
+  GcHead* current = nullptr;   // the object being traced (subtract_refs)
+  GcList* list = nullptr;      // young, for the reachable pass
   std::size_t moved_back = 0;  // unreachable -> young, in the reachable pass
   Ephemerons* eph = nullptr;   // the reachable pass's deferred value edges
   GcHead* eph_key = nullptr;   // the key of the ephemeron value being visited
   HeapVisitor(const Ops* ops, Heap* h) noexcept : Visitor(ops), heap(h) {}
 };
-
 
 // The key of an ephemeron, when it is a young object of this collection not
 // yet known to be reachable (else the value's references are ordinary ones):
@@ -372,9 +371,8 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Eph
       // it are reachable too.
       if (eph && eph->waiting() &&
           HeaderWord(header_of(g)->word.load(std::memory_order_relaxed)).has_side())
-        eph->resolve(g, [&](GcHead* value) {
-          reachable_strong(v, header_of(value), nullptr, nullptr);
-        });
+        eph->resolve(
+            g, [&](GcHead* value) { reachable_strong(v, header_of(value), nullptr, nullptr); });
       wd::gc_set_prev(g, prev);
       clear_collecting(g);
       prev = g;
@@ -382,8 +380,8 @@ std::size_t move_unreachable(GcList& young, GcList& unreachable, Heap* heap, Eph
       // Tentatively unreachable. young is singly linked here.
       prev->next = g->next;
       GcHead* last = wd::gc_prev(&unreachable.head);
-      last->next = reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g) |
-                                             kNextUnreachable);
+      last->next =
+          reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g) | kNextUnreachable);
       wd::gc_set_prev(g, last);
       g->next = reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(&unreachable.head) |
                                           kNextUnreachable);
@@ -455,7 +453,8 @@ void classify_runs(std::uintptr_t* list, std::size_t n) noexcept {
         ++handles;
     }
     const std::uint32_t in_batch = batch_at != n;
-    if (handles && wd::clear_garbage_weak(weak_at(w), static_cast<std::uint32_t>(handles) + in_batch)) {
+    if (handles &&
+        wd::clear_garbage_weak(weak_at(w), static_cast<std::uint32_t>(handles) + in_batch)) {
       if (in_batch) list[batch_at] = w | kGarbageWeak;
     }
     i = j;
@@ -480,7 +479,8 @@ bool find_garbage_weakrefs_listed(GcList& unreachable, bool all, CallbackBatch& 
   std::unique_ptr<std::uintptr_t[]> list(new (std::nothrow) std::uintptr_t[size]);
   if (!list) return false;
   std::size_t n = 0;
-  batch.for_each([&](WeakObject* w) { list[n++] = reinterpret_cast<std::uintptr_t>(w) | kInBatch; });
+  batch.for_each(
+      [&](WeakObject* w) { list[n++] = reinterpret_cast<std::uintptr_t>(w) | kInBatch; });
   WeakListVisitor fill(&kWeakListOps);
   fill.out = list.get() + n;
   fill.cap = size - n;
@@ -725,8 +725,7 @@ std::size_t collect_one(Heap* heap, int generation, int debug) {
       } else {
         heap->long_lived_pending = 0;
         heap->long_lived_total = static_cast<long>(n_young - found);
-        if (heap->index == wd::kOrphanHeap)
-          wd::orphans_pending.store(0, std::memory_order_relaxed);
+        if (heap->index == wd::kOrphanHeap) wd::orphans_pending.store(0, std::memory_order_relaxed);
       }
       WEAKREF_DCHECK(heap->in_collection == nullptr, "two collections of one heap at once");
       heap->in_collection = &unreachable;

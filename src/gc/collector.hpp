@@ -31,16 +31,16 @@
 
 namespace weakref::gc::collector {
 
+using weakref::detail::ActiveWord;
 using weakref::detail::CallbackBatch;
 using weakref::detail::GcHead;
 using weakref::detail::GcList;
+using weakref::detail::HeaderWord;
 using weakref::detail::Heap;
 using weakref::detail::ObjectHeader;
+using weakref::detail::SideWord;
 using weakref::detail::SpinLock;
 using weakref::detail::WeakObject;
-using weakref::detail::ActiveWord;
-using weakref::detail::HeaderWord;
-using weakref::detail::SideWord;
 namespace wd = weakref::detail;
 
 // ---------------------------------------------------------------------------
@@ -68,8 +68,7 @@ using wd::kPrevFlags;
 using wd::kRefsShift;
 
 inline GcHead* next_of(const GcHead* g) noexcept {
-  return reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g->next) &
-                                   ~kNextUnreachable);
+  return reinterpret_cast<GcHead*>(reinterpret_cast<std::uintptr_t>(g->next) & ~kNextUnreachable);
 }
 inline std::uintptr_t gc_refs(const GcHead* g) noexcept { return g->prev >> kRefsShift; }
 inline void set_refs(GcHead* g, std::uintptr_t n) noexcept {
@@ -82,7 +81,6 @@ inline bool collecting(const GcHead* g) noexcept { return g->prev & kPrevCollect
 inline void clear_collecting(GcHead* g) noexcept { g->prev &= ~kPrevCollecting; }
 
 inline ObjectHeader* header_of(GcHead* g) noexcept { return ObjectHeader::from_gc(g); }
-
 
 // The GcHead of h if h is listed in `heap` (so its GcHead is ours to read).
 inline GcHead* own_gc(ObjectHeader* h, const Heap* heap) noexcept {
@@ -119,9 +117,9 @@ inline std::size_t validate_list(const GcList& list, const Heap* heap, bool coll
   for (const GcHead* g = next_of(head); g != head; prev = g, g = next_of(g), ++n) {
     WEAKREF_DCHECK(wd::gc_prev(g) == prev, "validate_list: a prev link does not point back");
     WEAKREF_DCHECK(collecting(g) == collecting_set, "validate_list: kPrevCollecting is wrong");
-    WEAKREF_DCHECK(((reinterpret_cast<std::uintptr_t>(g->next) & kNextUnreachable) != 0) ==
-                       unreachable_set,
-                   "validate_list: kNextUnreachable is wrong");
+    WEAKREF_DCHECK(
+        ((reinterpret_cast<std::uintptr_t>(g->next) & kNextUnreachable) != 0) == unreachable_set,
+        "validate_list: kNextUnreachable is wrong");
     ObjectHeader* h = header_of(const_cast<GcHead*>(g));
     WEAKREF_DCHECK(h->traced() && h->count_word().heap() == heap->index,
                    "validate_list: an object of another heap (or untraced) in this heap's list");
@@ -157,7 +155,7 @@ struct EphemeronEdge {
   GcHead* value;  // the young object the value refers to
   void* slot;     // the value's Strong<>, emptied (step 6) if the key is garbage
   ObjectHeader* (*take)(void*);
-  std::uint32_t next;     // the key's next edge
+  std::uint32_t next;             // the key's next edge
   ObjectHeader* taken = nullptr;  // what step 6 took out of the slot
 };
 
@@ -277,14 +275,14 @@ std::size_t collect_one(Heap* heap, int generation, int debug);
 
 // What the steps after 4 need to know about the garbage candidates.
 struct GarbageFacts {
-  bool verify = false;       // step 5: another thread may reach one
-  bool weakrefs = false;     // one has weakrefs (a side table)
-  bool weak_members = false; // one holds weak handles
-  bool finalizers = false;   // one has tp_finalize
+  bool verify = false;        // step 5: another thread may reach one
+  bool weakrefs = false;      // one has weakrefs (a side table)
+  bool weak_members = false;  // one holds weak handles
+  bool finalizers = false;    // one has tp_finalize
 };
 GarbageFacts scan_unreachable(GcList& unreachable) noexcept;
-std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap,
-                               Ephemerons* eph, bool taken);
+std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap, Ephemerons* eph,
+                               bool taken);
 void unfreeze_object(ObjectHeader* h) noexcept;
 void unmark(ObjectHeader* h) noexcept;
 

@@ -70,8 +70,8 @@ ActiveWord freeze_and_read(ObjectHeader* h) noexcept {
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
     if (HeaderWord(w).has_side())
-      return ActiveWord(HeaderWord(w).side()->word.fetch_or(SideWord::kFrozen,
-                                                             std::memory_order_acq_rel))
+      return ActiveWord(
+                 HeaderWord(w).side()->word.fetch_or(SideWord::kFrozen, std::memory_order_acq_rel))
           .with(ActiveWord::kFrozen);
     const std::uint64_t frozen = HeaderWord(w).with(HeaderWord::kFrozen).raw();
     if (h->word.compare_exchange_weak(w, frozen, std::memory_order_acq_rel,
@@ -88,15 +88,14 @@ void unfreeze_object(ObjectHeader* h) noexcept {
     if (HeaderWord(w).has_side()) {
       auto& sw = HeaderWord(w).side()->word;
       std::uint64_t x = sw.load(std::memory_order_relaxed);
-      while (SideWord(x).frozen() &&
-             !sw.compare_exchange_weak(x, SideWord(x).unfrozen().raw(),
-                                       std::memory_order_acq_rel)) {
+      while (SideWord(x).frozen() && !sw.compare_exchange_weak(x, SideWord(x).unfrozen().raw(),
+                                                               std::memory_order_acq_rel)) {
       }
       return;
     }
     if (!HeaderWord(w).frozen()) return;
-    if (h->word.compare_exchange_weak(w, HeaderWord(w).unfrozen().raw(),
-                                      std::memory_order_acq_rel, std::memory_order_acquire))
+    if (h->word.compare_exchange_weak(w, HeaderWord(w).unfrozen().raw(), std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
       return;
   }
 }
@@ -165,8 +164,8 @@ GarbageFacts scan_unreachable(GcList& unreachable) noexcept {
 // reference to them, and the result is their number.
 //
 // Soundness: see "Why it is enough" at the top of this file.
-std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap,
-                               Ephemerons* eph, bool taken) {
+std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* heap, Ephemerons* eph,
+                               bool taken) {
   std::size_t n = 0;
   for (;;) {
     if (unreachable.empty()) return 0;
@@ -195,9 +194,9 @@ std::size_t verify_unreachable(GcList& unreachable, GcList& survivors, Heap* hea
     for (GcHead* g = unreachable.head.next; g != &unreachable.head; g = g->next) {
       unfreeze_object(header_of(g));
       unmark(header_of(g));
-      WEAKREF_DCHECK(!header_of(g)->count_word().has_any(ActiveWord::kFrozen,
-                                                         ActiveWord::kInCollection),
-                     "a survivor of the verification is left frozen or marked");
+      WEAKREF_DCHECK(
+          !header_of(g)->count_word().has_any(ActiveWord::kFrozen, ActiveWord::kInCollection),
+          "a survivor of the verification is left frozen or marked");
     }
     unreachable.merge_into(survivors);
     still.merge_into(unreachable);

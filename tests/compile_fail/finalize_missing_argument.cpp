@@ -3,5 +3,6 @@
 struct Node {};
 int main() {
   auto node = weakref::make<Node>();
-  weakref::finalize f(node, [](int, int) {}, 1);  // one argument short
+  weakref::finalize f(
+      node, [](int, int) {}, 1);  // one argument short
 }

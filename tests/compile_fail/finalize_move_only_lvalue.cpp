@@ -7,5 +7,6 @@ int main() {
   auto file = std::make_unique<int>(3);
   // A move-only argument is stored by value: it must be given as an rvalue
   // (std::move(file)); an lvalue would have to be copied.
-  weakref::finalize f(node, [](std::unique_ptr<int>) {}, file);
+  weakref::finalize f(
+      node, [](std::unique_ptr<int>) {}, file);
 }

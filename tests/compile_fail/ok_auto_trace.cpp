@@ -180,12 +180,12 @@ static_assert(!wd::auto_traced<Custom>);
 
 // Up to 32 fields are reflected.
 struct Wide32 {
-  Strong<Node> f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17,
-      f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31;
+  Strong<Node> f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+      f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31;
 };
 struct Wide33 {
-  Strong<Node> f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17,
-      f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32;
+  Strong<Node> f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+      f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32;
 };
 static_assert(is_traced_v<Wide32>);
 static_assert(!is_traced_v<Wide33>);

@@ -22,9 +22,9 @@ int main() {
   Strong<Node> n = make<Node>();
   const Strong<Node> cn = n;
 
-  ref r1(n);                                    // non-const lvalue
-  ref r2(cn);                                   // const lvalue
-  ref r3(make<Node>());                         // rvalue
+  ref r1(n);             // non-const lvalue
+  ref r2(cn);            // const lvalue
+  ref r3(make<Node>());  // rvalue
   ref r4(std::move(n));
   n = cn;
   ref r5(n, [](ref<Node> dead) { (void)dead; });  // typed callback
@@ -43,13 +43,13 @@ int main() {
   static_assert(std::is_same_v<decltype(r8), ref<Node>>);
   static_assert(std::is_same_v<decltype(r9), ref<Node>>);
   static_assert(std::is_same_v<decltype(r10), ref<Node>>);
-  int sum = r1()->value + r2()->value;          // the referent's members
+  int sum = r1()->value + r2()->value;  // the referent's members
 
   Strong<Derived> d = make<Derived>();
   ref rd(d);
   static_assert(std::is_same_v<decltype(rd), ref<Derived>>);
-  ref<Node> rb(d);                              // explicit base: still fine
-  ref<> any(d);                                 // explicit ref<void>
+  ref<Node> rb(d);  // explicit base: still fine
+  ref<> any(d);     // explicit ref<void>
 
   proxy p1(n);
   proxy p2(cn, [](proxy<Node>) {});
@@ -70,8 +70,9 @@ int main() {
   static_assert(std::is_same_v<decltype(m2), WeakMethod<int (Node::*)() const>>);
   static_assert(std::is_same_v<decltype(m3), WeakMethod<int (Node::*)() const>>);
 
-  finalize f1(n, [] {});                        // finalize is not a template
-  finalize f2(make<Node>(), [](int) {}, 3);
+  finalize f1(n, [] {});  // finalize is not a template
+  finalize f2(
+      make<Node>(), [](int) {}, 3);
   return sum + static_cast<int>(f1.alive()) + static_cast<int>(rb.expired()) +
          static_cast<int>(any.expired()) + static_cast<int>(f2.alive());
 }

@@ -396,8 +396,7 @@ class CycleChainFinalizationTest : public FinalizationTestBase {
   // for the same chain (which the Python test does not check): objects that
   // died by reference counting during the finalizers (broken links) are not
   // counted, nor are resurrected ones.
-  void check_non_resurrecting_chain(const std::vector<Factory>& classes,
-                                    std::size_t collected) {
+  void check_non_resurrecting_chain(const std::vector<Factory>& classes, std::size_t collected) {
     const std::size_t N = classes.size();
     std::vector<Strong<ChainedBase>> nodes = build_chain(classes);
     std::vector<const void*> ids = ids_of(nodes);
@@ -449,8 +448,7 @@ TEST_F(CycleChainFinalizationTest, test_heterogenous_suicidal_one) {
 }
 
 TEST_F(CycleChainFinalizationTest, test_heterogenous_suicidal_two) {
-  check_non_resurrecting_chain(std::vector{kSuicidalChained} * 2 +
-                                   std::vector{kSimpleChained} * 2,
+  check_non_resurrecting_chain(std::vector{kSuicidalChained} * 2 + std::vector{kSimpleChained} * 2,
                                4);
 }
 
@@ -459,13 +457,11 @@ TEST_F(CycleChainFinalizationTest, test_heterogenous_resurrect_one) {
 }
 
 TEST_F(CycleChainFinalizationTest, test_heterogenous_resurrect_two) {
-  check_resurrecting_chain(
-      std::vector{kChainedResurrector, kSimpleChained, kSuicidalChained} * 2);
+  check_resurrecting_chain(std::vector{kChainedResurrector, kSimpleChained, kSuicidalChained} * 2);
 }
 
 TEST_F(CycleChainFinalizationTest, test_heterogenous_resurrect_three) {
-  check_resurrecting_chain(std::vector{kChainedResurrector} * 2 +
-                           std::vector{kSimpleChained} * 2 +
+  check_resurrecting_chain(std::vector{kChainedResurrector} * 2 + std::vector{kSimpleChained} * 2 +
                            std::vector{kSuicidalChained} * 2);
 }
 

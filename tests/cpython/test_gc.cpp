@@ -119,8 +119,7 @@ Strong<T> make_c1055820(int i, A&&... a) {
 struct GC_Detector {
   bool gc_happened = false;
   ref<C1055820> wr;
-  GC_Detector()
-      : wr(make_c1055820(666), [this](const ref<C1055820>&) { gc_happened = true; }) {}
+  GC_Detector() : wr(make_c1055820(666), [this](const ref<C1055820>&) { gc_happened = true; }) {}
   GC_Detector(const GC_Detector&) = delete;
   GC_Detector& operator=(const GC_Detector&) = delete;
 };
@@ -264,7 +263,7 @@ struct Func91636 : Counted {
   void trace(gc::Visitor& v) { v(module); }
 };
 struct LateFin : Counted {
-  ref<Func91636> r;  // __slots__ = ('ref',)
+  ref<Func91636> r;                       // __slots__ = ('ref',)
   static inline Strong<LateFin> latefin;  // the module global `latefin`
   static inline Strong<Func91636> func;   // the module global `func`
   static inline int finalized = 0;
@@ -507,13 +506,13 @@ TEST_F(GCTests, test_get_referents) {
 
   Strong<Dict> d34 = make<Dict>();
   d34->set(make<Int>(3), make<Int>(4));
-  EXPECT_EQ(sorted_ints(gc::get_referents(make<List>(ints({1, 2})), d34,
-                                          make<Tuple>(ints({0, 0, 0})))),
-            (std::vector<int>{0, 0, 0, 1, 2, 3, 4}));
+  EXPECT_EQ(
+      sorted_ints(gc::get_referents(make<List>(ints({1, 2})), d34, make<Tuple>(ints({0, 0, 0})))),
+      (std::vector<int>{0, 0, 0, 1, 2, 3, 4}));
 
-  EXPECT_TRUE(gc::get_referents(make<Int>(1), make<std::string>("a"),
-                                make<std::complex<double>>(0.0, 4.0))
-                  .empty());
+  EXPECT_TRUE(
+      gc::get_referents(make<Int>(1), make<std::string>("a"), make<std::complex<double>>(0.0, 4.0))
+          .empty());
 }
 
 struct UserClass : Counted {
@@ -713,7 +712,9 @@ TEST_F(GCTests, test_get_objects) {
 }
 
 template <class G>
-concept GetObjectsAccepts = requires(G g) { gc::get_objects(g); };
+concept GetObjectsAccepts = requires(G g) {
+  gc::get_objects(g);
+};
 
 TEST_F(GCTests, test_get_objects_arguments) {
   gc::collect();

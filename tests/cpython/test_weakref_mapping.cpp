@@ -86,17 +86,29 @@ using WKD = WeakKeyDictionary<Object, int, by_value<>>;
 using Objects = std::vector<Strong<Object>>;
 
 template <class D, class K>
-concept CanContain = requires(const D& d, const K& k) { d.contains(k); };
+concept CanContain = requires(const D& d, const K& k) {
+  d.contains(k);
+};
 template <class D, class K>
-concept CanDel = requires(D& d, const K& k) { d.del(k); };
+concept CanDel = requires(D& d, const K& k) {
+  d.del(k);
+};
 template <class D, class K>
-concept CanAt = requires(D& d, const K& k) { d.at(k); };
+concept CanAt = requires(D& d, const K& k) {
+  d.at(k);
+};
 template <class D, class K, class V>
-concept CanSet = requires(D& d, const K& k, const V& v) { d.set(k, v); };
+concept CanSet = requires(D& d, const K& k, const V& v) {
+  d.set(k, v);
+};
 template <class D, class A, class B>
-concept CanUpdate2 = requires(D& d, const A& a, const B& b) { d.update(a, b); };
+concept CanUpdate2 = requires(D& d, const A& a, const B& b) {
+  d.update(a, b);
+};
 template <class D>
-concept CanUpdate0 = requires(D& d) { d.update(); };
+concept CanUpdate0 = requires(D& d) {
+  d.update();
+};
 
 class MappingTestCase : public Test {
  protected:
@@ -345,7 +357,10 @@ TEST_F(MappingTestCase, test_weak_keyed_iters) {
   auto& dict = made_dict.first;
   auto& objects = made_dict.second;
   check_iters(
-      dict, [](const auto& kv) { return std::to_string(kv.first->arg) + ":" + std::to_string(kv.second); },
+      dict,
+      [](const auto& kv) {
+        return std::to_string(kv.first->arg) + ":" + std::to_string(kv.second);
+      },
       [](const Strong<Object>& k) { return std::to_string(k->arg); },
       [](int v) { return std::to_string(v); });
   // Test keyrefs()
@@ -376,7 +391,10 @@ TEST_F(MappingTestCase, test_weak_valued_iters) {
   auto& dict = made_dict.first;
   auto& objects = made_dict.second;
   check_iters(
-      dict, [](const auto& kv) { return std::to_string(kv.first) + ":" + std::to_string(kv.second->arg); },
+      dict,
+      [](const auto& kv) {
+        return std::to_string(kv.first) + ":" + std::to_string(kv.second->arg);
+      },
       [](int k) { return std::to_string(k); },
       [](const Strong<Object>& v) { return std::to_string(v->arg); });
   // Test valuerefs()
@@ -425,8 +443,8 @@ TEST_F(MappingTestCase, test_weak_keys_destroy_while_iterating) {
   // Issue #7105: iterators shouldn't crash when a key is implicitly removed.
   {
     auto made_dict = make_weak_keyed_dict();
-  auto& dict = made_dict.first;
-  auto& objects = made_dict.second;
+    auto& dict = made_dict.first;
+    auto& objects = made_dict.second;
     check_weak_destroy_while_iterating(dict, objects, [](WKD& d) { return d.keys(); });
     check_weak_destroy_while_iterating(dict, objects, [](WKD& d) { return d.items(); });
     check_weak_destroy_while_iterating(dict, objects, [](WKD& d) { return d.values(); });
@@ -499,8 +517,8 @@ TEST_F(MappingTestCase, test_weak_values_destroy_while_iterating) {
   // Issue #7105: iterators shouldn't crash when a key is implicitly removed.
   {
     auto made_dict = make_weak_valued_dict();
-  auto& dict = made_dict.first;
-  auto& objects = made_dict.second;
+    auto& dict = made_dict.first;
+    auto& objects = made_dict.second;
     check_weak_destroy_while_iterating(dict, objects, [](WVD& d) { return d.keys(); });
     check_weak_destroy_while_iterating(dict, objects, [](WVD& d) { return d.items(); });
     check_weak_destroy_while_iterating(dict, objects, [](WVD& d) { return d.values(); });
@@ -1008,7 +1026,8 @@ void check_threaded_weak_dict_copy() {
         return keys;
       else
         return values;
-    }();
+    }
+    ();
     int gc_ctr = 0;
     while (!lst.empty()) {
       const std::size_t i = rng() % lst.size();

@@ -13,10 +13,10 @@
 //  * "Raises TypeError" for a misuse that C++ rejects at compile time is
 //    checked with a type trait or a requires-expression.
 #include <algorithm>
-#include <iterator>
 #include <array>
 #include <cstddef>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -33,17 +33,29 @@ namespace {
 
 // Misuses that C++ rejects at compile time (Python raises TypeError).
 template <class P>
-concept Subscriptable = requires(const P& p) { p[0]; };
+concept Subscriptable = requires(const P& p) {
+  p[0];
+};
 template <class A, class B>
-concept EqualityComparable = requires(const A& a, const B& b) { a == b; };
+concept EqualityComparable = requires(const A& a, const B& b) {
+  a == b;
+};
 template <class A>
-concept HasLess = requires(const A& a, const A& b) { a < b; };
+concept HasLess = requires(const A& a, const A& b) {
+  a < b;
+};
 template <class A>
-concept HasGreater = requires(const A& a, const A& b) { a > b; };
+concept HasGreater = requires(const A& a, const A& b) {
+  a > b;
+};
 template <class A>
-concept HasLessEqual = requires(const A& a, const A& b) { a <= b; };
+concept HasLessEqual = requires(const A& a, const A& b) {
+  a <= b;
+};
 template <class A>
-concept HasGreaterEqual = requires(const A& a, const A& b) { a >= b; };
+concept HasGreaterEqual = requires(const A& a, const A& b) {
+  a >= b;
+};
 
 // Counts itself in g_live, so the fixture's leak check covers these types.
 struct Counted {
@@ -180,7 +192,8 @@ TEST_F(ReferencesTestCase, test_basic_ref) {
   ref<C> wr(o);
   std::ostringstream live;
   live << wr;
-  EXPECT_THAT(live.str(), ::testing::MatchesRegex("<weakref at 0x[0-9a-f]+; to '.*C' at 0x[0-9a-f]+>"));
+  EXPECT_THAT(live.str(),
+              ::testing::MatchesRegex("<weakref at 0x[0-9a-f]+; to '.*C' at 0x[0-9a-f]+>"));
   o.reset();
   std::ostringstream dead;
   dead << wr;
@@ -399,7 +412,8 @@ TEST_F(ReferencesTestCase, test_callable_proxy) {
   check_proxy(o, ref1);
 
   // CallableProxyType: a proxy is callable exactly when its referent is.
-  EXPECT_TRUE((std::is_invocable_v<const proxy<Callable>&, std::string>)) << "proxy is not of callable type";
+  EXPECT_TRUE((std::is_invocable_v<const proxy<Callable>&, std::string>))
+      << "proxy is not of callable type";
   EXPECT_FALSE((std::is_invocable_v<const proxy<C>&, std::string>));
   ref1("twinkies!");
   EXPECT_EQ(o->bar, "twinkies!") << "call through proxy not passed through to original";
@@ -841,7 +855,7 @@ TEST_F(ReferencesTestCase, test_callbacks_on_callback) {
   d->cb = d_cb;
   Bound* cb_raw = callback.get();
   Bound* d_cb_raw = d_cb.get();
-  c->wr = ref<Inst>(d, [cb_raw](const ref<Inst>&) { (*cb_raw)(); });          // won't trigger
+  c->wr = ref<Inst>(d, [cb_raw](const ref<Inst>&) { (*cb_raw)(); });  // won't trigger
   d->wr_cb = ref<Bound>(callback, [d_cb_raw](const ref<Bound>&) { (*d_cb_raw)(); });  // ditto
   ref<Bound> external_wr(callback, [&alist](const ref<Bound>&) {
     alist.push_back("safe_callback called");
@@ -918,13 +932,9 @@ void ReferencesTestCase::check_gc_during_creation() {
   EXPECT_TRUE(r() == referenced);
 }
 
-TEST_F(ReferencesTestCase, test_gc_during_ref_creation) {
-  check_gc_during_creation<ref>();
-}
+TEST_F(ReferencesTestCase, test_gc_during_ref_creation) { check_gc_during_creation<ref>(); }
 
-TEST_F(ReferencesTestCase, test_gc_during_proxy_creation) {
-  check_gc_during_creation<proxy>();
-}
+TEST_F(ReferencesTestCase, test_gc_during_proxy_creation) { check_gc_during_creation<proxy>(); }
 
 // Bug #1377858: a weakref made in the object's finalizer (__del__ is
 // tp_finalize) to the dying object itself.
@@ -1016,7 +1026,7 @@ TEST_F(ReferencesTestCase, test_trashcan_16602) {
     ref<Node16602> key;
     Strong<Node16602> value;
   };
-  std::map<const Node16602*, Entry> d;  // WeakKeyDictionary
+  std::map<const Node16602*, Entry> d;     // WeakKeyDictionary
   std::vector<std::pair<int, bool>> seen;  // (child index, wself() was alive)
 
   auto make_child = [&seen](const Strong<Node16602>& parent, int index) {

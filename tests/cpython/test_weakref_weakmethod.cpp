@@ -34,7 +34,9 @@ using WM = WeakMethod<Method>;
 using SubWM = WeakMethod<int (Subclass::*)() const>;
 
 template <class A, class B>
-concept ComparesWith = requires(const A& a, const B& b) { a == b; };
+concept ComparesWith = requires(const A& a, const B& b) {
+  a == b;
+};
 
 class WeakMethodTestCase : public Test {};
 

@@ -79,32 +79,57 @@ struct RefCycle {
 
 // Misuses that C++ rejects at compile time.
 template <class S, class A>
-concept CanAdd = requires(S& s, const A& a) { s.add(a); };
+concept CanAdd = requires(S& s, const A& a) {
+  s.add(a);
+};
 template <class S, class A>
-concept CanRemove = requires(S& s, const A& a) { s.remove(a); };
+concept CanRemove = requires(S& s, const A& a) {
+  s.remove(a);
+};
 template <class S, class A>
-concept CanDiscard = requires(S& s, const A& a) { s.discard(a); };
+concept CanDiscard = requires(S& s, const A& a) {
+  s.discard(a);
+};
 template <class S, class A>
-concept CanContain = requires(const S& s, const A& a) { s.contains(a); };
+concept CanContain = requires(const S& s, const A& a) {
+  s.contains(a);
+};
 template <class S, class R>
-concept CanUnion = requires(const S& s, const R& r) { s.union_(r); };
+concept CanUnion = requires(const S& s, const R& r) {
+  s.union_(r);
+};
 template <class S, class R>
-concept CanDifference = requires(const S& s, const R& r) { s.difference(r); };
+concept CanDifference = requires(const S& s, const R& r) {
+  s.difference(r);
+};
 template <class S, class R>
-concept CanSymmetricDifference = requires(const S& s, const R& r) { s.symmetric_difference(r); };
+concept CanSymmetricDifference = requires(const S& s, const R& r) {
+  s.symmetric_difference(r);
+};
 template <class S, class R>
-concept CanUpdate = requires(S& s, const R& r) { s.update(r); };
+concept CanUpdate = requires(S& s, const R& r) {
+  s.update(r);
+};
 template <class S, class R>
-concept CanIntersectionUpdate = requires(S& s, const R& r) { s.intersection_update(r); };
+concept CanIntersectionUpdate = requires(S& s, const R& r) {
+  s.intersection_update(r);
+};
 template <class S, class R>
-concept CanDifferenceUpdate = requires(S& s, const R& r) { s.difference_update(r); };
+concept CanDifferenceUpdate = requires(S& s, const R& r) {
+  s.difference_update(r);
+};
 template <class S, class R>
-concept CanSymmetricDifferenceUpdate =
-    requires(S& s, const R& r) { s.symmetric_difference_update(r); };
+concept CanSymmetricDifferenceUpdate = requires(S& s, const R& r) {
+  s.symmetric_difference_update(r);
+};
 template <class A, class B>
-concept EqualityComparable = requires(const A& a, const B& b) { a == b; };
+concept EqualityComparable = requires(const A& a, const B& b) {
+  a == b;
+};
 template <class A, class B>
-concept InequalityComparable = requires(const A& a, const B& b) { a != b; };
+concept InequalityComparable = requires(const A& a, const B& b) {
+  a != b;
+};
 using Bad = std::vector<std::vector<int>>;  // Python's [[]]: unhashable elements
 
 class TestWeakSet : public Test {
@@ -178,9 +203,7 @@ TEST_F(TestWeakSet, test_methods) {
   SUCCEED();
 }
 
-TEST_F(TestWeakSet, test_new_or_init) {
-  static_assert(!std::is_constructible_v<WS, Items, int>);
-}
+TEST_F(TestWeakSet, test_new_or_init) { static_assert(!std::is_constructible_v<WS, Items, int>); }
 
 TEST_F(TestWeakSet, test_len) {
   EXPECT_EQ(s.size(), d.size());
@@ -590,7 +613,8 @@ TEST_F(TestWeakSet, test_weak_destroy_and_mutate_while_iterating) {
     return u;
   };
   testcontext([&](const Strong<UStr>& u) { EXPECT_FALSE(ws.contains(u)); });
-  Strong<UStr> u = testcontext([&](const Strong<UStr>& x) { EXPECT_THROW(ws.remove(x), KeyError); });
+  Strong<UStr> u =
+      testcontext([&](const Strong<UStr>& x) { EXPECT_THROW(ws.remove(x), KeyError); });
   EXPECT_FALSE(ws.contains(u));
   u = testcontext([&](const Strong<UStr>& x) { ws.add(x); });
   EXPECT_TRUE(ws.contains(u));

@@ -50,7 +50,8 @@ TEST_F(DCheckDeathTest, DecrefOfADeadObjectFailsInTheHeader) {
 TEST_F(DCheckDeathTest, ReleasingMoreSideTableUnitsThanHeldFailsInTheLibrary) {
   detail::ObjectHeader h{};
   detail::SideTable s(&h, detail::SideWord::initial());
-  EXPECT_DEATH(detail::side_release(&s, 2), "object\\.cpp:[0-9]+: .*SideTable::weak released below 0");
+  EXPECT_DEATH(detail::side_release(&s, 2),
+               "object\\.cpp:[0-9]+: .*SideTable::weak released below 0");
 }
 
 }  // namespace

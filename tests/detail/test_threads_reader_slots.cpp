@@ -80,7 +80,7 @@ TEST(ReaderSlotsTest, ReadersNeverOverlapAWriter) {
   ReaderSlots slots;
   std::atomic<bool> writing{false};
   std::atomic<bool> writer_lock{false};  // the writers' exclusive lock
-  std::uint64_t a = 0, b = 0;             // guarded
+  std::uint64_t a = 0, b = 0;            // guarded
   std::atomic<std::uint64_t> fast_reads{0};
   constexpr int kWrites = 2000;
   constexpr int kReads = 20000;

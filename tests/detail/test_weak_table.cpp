@@ -286,8 +286,7 @@ TEST_F(WeakTableTest, TablesWithoutPayloadRecomputeTheHash) {
   EXPECT_EQ(t.size(), 10U);
   for (std::size_t i = 1; i < xs.size(); i += 2) {
     const detail::SideTable* s = detail::side_if_any(detail::StrongAccess::header(xs[i]));
-    EXPECT_NE(t.find(hash(xs[i]), [s](std::uint32_t, const auto& e) { return e.side == s; }),
-              npos);
+    EXPECT_NE(t.find(hash(xs[i]), [s](std::uint32_t, const auto& e) { return e.side == s; }), npos);
   }
   EXPECT_EQ(t.hash_at(t.used() - 1), hash(xs[19]));
 }

@@ -1,7 +1,8 @@
 // The program tests/gdb debugs: it makes one of each core handle in each
 // interesting state, prints what operator<< says about each ("value NAME =
 // TEXT"), and calls gdb_checkpoint(), where gdb stops and prints them with
-// the pretty-printers (check_printers.py, which compares the two). Built with -O0 -g so that every local is in the debug information.
+// the pretty-printers (check_printers.py, which compares the two). Built with -O0 -g so that every
+// local is in the debug information.
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -50,11 +51,11 @@ int scenario() {
   int callbacks = 0;
 
   weakref::Strong<Node> empty;
-  auto plain = weakref::make<Node>("plain");           // inline header word
-  auto node = weakref::make<Node>("alive");            // side table (weakrefs below)
-  auto node_copy = node;                               // strong 2
+  auto plain = weakref::make<Node>("plain");  // inline header word
+  auto node = weakref::make<Node>("alive");   // side table (weakrefs below)
+  auto node_copy = node;                      // strong 2
   weakref::Strong<Base> base = weakref::make<Derived>();
-  auto shared = weakref::make<Node>("shared");         // copied on another thread
+  auto shared = weakref::make<Node>("shared");  // copied on another thread
   std::thread([&shared] { weakref::Strong<Node> copy = shared; }).join();
 
   weakref::ref<Node> live_ref(node, [&](weakref::ref<Node>) { ++callbacks; });
@@ -68,7 +69,7 @@ int scenario() {
   weakref::WeakMethod<void (Node::*)(int)> empty_method;
   weakref::finalize live_fin(node, [] {});
   weakref::finalize dead_fin;
-  weakref::Strong<Node> node_locked = live_ref();     // counts on the side table
+  weakref::Strong<Node> node_locked = live_ref();  // counts on the side table
   weakref::finalize empty_fin;
   weakref::ref<void> void_ref{weakref::Strong<void>(node)};
   {
@@ -134,13 +135,16 @@ int scenario() {
   const auto& cnumbers = numbers;
   std::ostringstream elements, by_number_entries, numbers_entries;
   const char* sep = "";
-  for (const auto& x : cset) elements << std::exchange(sep, ", ") << static_cast<const void*>(x.get());
+  for (const auto& x : cset)
+    elements << std::exchange(sep, ", ") << static_cast<const void*>(x.get());
   sep = "";
   for (const auto& [k, v] : cby_number)
-    by_number_entries << std::exchange(sep, ", ") << '[' << k << "] = " << static_cast<const void*>(v.get());
+    by_number_entries << std::exchange(sep, ", ") << '[' << k
+                      << "] = " << static_cast<const void*>(v.get());
   sep = "";
   for (const auto& [k, v] : cnumbers)
-    numbers_entries << std::exchange(sep, ", ") << '[' << static_cast<const void*>(k.get()) << "] = " << v;
+    numbers_entries << std::exchange(sep, ", ") << '[' << static_cast<const void*>(k.get())
+                    << "] = " << v;
   show("set.size", cset.size());
   show("set.elements", elements.str());
   show("by_number.size", cby_number.size());

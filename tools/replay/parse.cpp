@@ -28,8 +28,9 @@ struct CodeRange {
 
 template <std::size_t N>
 bool in(const CodeRange (&table)[N], char32_t c) {
-  const CodeRange* it = std::upper_bound(std::begin(table), std::end(table), c,
-                                         [](char32_t x, const CodeRange& r) { return x < r.first; });
+  const CodeRange* it =
+      std::upper_bound(std::begin(table), std::end(table), c,
+                       [](char32_t x, const CodeRange& r) { return x < r.first; });
   return it != std::begin(table) && c <= std::prev(it)->last;
 }
 
@@ -163,7 +164,8 @@ std::string repr(std::u32string_view s) {
 bool is_name(std::string_view t) {
   auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
   if (t.empty() || !alpha(t[0])) return false;
-  return std::all_of(t.begin() + 1, t.end(), [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
+  return std::all_of(t.begin() + 1, t.end(),
+                     [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
 }
 bool is_slot(std::string_view t) {
   return t.size() >= 3 && t[t.size() - 2] == '.' && t.back() >= 'a' && t.back() <= 'c' &&
@@ -176,11 +178,16 @@ bool is_callback(std::string_view t) {
 
 bool operand_ok(char letter, std::string_view tok) {
   switch (letter) {
-    case 'S': return is_slot(tok);
-    case 'O': return tok == "-" || is_name(tok);
-    case 'F': return tok == "0" || tok == "1";
-    case 'C': return is_callback(tok);
-    default: return is_name(tok);
+    case 'S':
+      return is_slot(tok);
+    case 'O':
+      return tok == "-" || is_name(tok);
+    case 'F':
+      return tok == "0" || tok == "1";
+    case 'C':
+      return is_callback(tok);
+    default:
+      return is_name(tok);
   }
 }
 
@@ -192,9 +199,8 @@ void check_op(int no, const std::vector<std::u32string_view>& toks) {
   const std::size_t n_max = sig->size();
   const std::size_t n_min = sig->ends_with('C') ? n_max - 1 : n_max;
   if (n < n_min || n > n_max) {
-    const std::string want = n_min < n_max
-                                 ? std::to_string(n_min) + " or " + std::to_string(n_max)
-                                 : std::to_string(n_max);
+    const std::string want = n_min < n_max ? std::to_string(n_min) + " or " + std::to_string(n_max)
+                                           : std::to_string(n_max);
     throw ScenarioError(no, op + " takes " + want + " operand(s), got " + std::to_string(n));
   }
   for (std::size_t i = 0; i < n; ++i)

@@ -354,10 +354,16 @@ namespace {
 void Callback::operator()() const {
   world_->emit(text_);
   switch (action_) {
-    case Action::none: break;
-    case Action::del: world_->unbind(victim_); break;
-    case Action::raise: throw CallbackRaised(owner_, label_);
-    case Action::collect: world_->collect(); break;
+    case Action::none:
+      break;
+    case Action::del:
+      world_->unbind(victim_);
+      break;
+    case Action::raise:
+      throw CallbackRaised(owner_, label_);
+    case Action::collect:
+      world_->collect();
+      break;
   }
 }
 

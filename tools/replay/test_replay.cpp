@@ -46,13 +46,15 @@ std::string trace(std::string_view text, int* status = nullptr) {
 TEST(ReplayParse, LinesCountAsPythonSplitlinesCountsThem) {
   // \r\n is one line end; \r, \f, \v, \x1c-\x1e, U+0085, U+2028, U+2029 end
   // lines too; blank and comment lines count.
-  auto ops = parse("new A\r\nnew B\rnew C\fnew D\vnew E\x1cnew F\n\n# c\nnew G\xc2\x85new H\xe2\x80\xa8new I");
+  auto ops = parse(
+      "new A\r\nnew B\rnew C\fnew D\vnew E\x1cnew F\n\n# c\nnew G\xc2\x85new H\xe2\x80\xa8new I");
   EXPECT_EQ(lines_of(ops), (std::vector<int>{1, 2, 3, 4, 5, 6, 9, 10, 11}));
   EXPECT_EQ(ops.back().tokens, (std::vector<std::string>{"new", "I"}));
 }
 
 TEST(ReplayParse, TokensSplitAtEveryPythonWhitespaceAndCommentsCutAnywhere) {
-  auto ops = parse("ref\tr\xc2\xa0X\xe3\x80\x80" "cb#comment\nnew B#x y\n   \t\n");
+  auto ops = parse("ref\tr\xc2\xa0X\xe3\x80\x80"
+                   "cb#comment\nnew B#x y\n   \t\n");
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_EQ(ops[0].tokens, (std::vector<std::string>{"ref", "r", "X", "cb"}));
   EXPECT_EQ(ops[1].tokens, (std::vector<std::string>{"new", "B"}));
@@ -92,10 +94,10 @@ TEST(ReplayParse, ReprIsPythons) {
   EXPECT_EQ(py_repr("a'b\"c"), "'a\\'b\"c'");
   EXPECT_EQ(py_repr("a\\b"), "'a\\\\b'");
   EXPECT_EQ(py_repr("\x01\x7f\t"), "'\\x01\\x7f\\t'");
-  EXPECT_EQ(py_repr("n\xc3\xa9"), "'n\xc3\xa9'");               // printable: kept
-  EXPECT_EQ(py_repr("\xc2\xad"), "'\\xad'");                    // soft hyphen (Cf)
-  EXPECT_EQ(py_repr("\xef\xbb\xbf"), "'\\ufeff'");              // BOM (Cf)
-  EXPECT_EQ(py_repr("\xf3\xa0\x80\x81"), "'\\U000e0001'");      // language tag
+  EXPECT_EQ(py_repr("n\xc3\xa9"), "'n\xc3\xa9'");                // printable: kept
+  EXPECT_EQ(py_repr("\xc2\xad"), "'\\xad'");                     // soft hyphen (Cf)
+  EXPECT_EQ(py_repr("\xef\xbb\xbf"), "'\\ufeff'");               // BOM (Cf)
+  EXPECT_EQ(py_repr("\xf3\xa0\x80\x81"), "'\\U000e0001'");       // language tag
   EXPECT_EQ(py_repr("\xf0\x9f\x80\x80"), "'\xf0\x9f\x80\x80'");  // U+1F000, printable
 }
 
@@ -139,10 +141,10 @@ TEST(ReplaySession, TeardownKillsEverythingSilentlyEvenCyclesAndCallbackChains) 
   int status = -1;
   // Cycles, a finalizer whose callback collects, a callback unbinding names
   // during the teardown, a container iterated and a weakref held in a slot.
-  const std::string out = trace(
-      "new A\nnew B\nset A.a B\nset B.a A\nfin f A cb:collect\nref r B cb:del:C\nnew C\n"
-      "set C.b C\nwset S\nwset.add S C\nsetref C.c r\nwkd K\nwkd.set K A v\n",
-      &status);
+  const std::string out =
+      trace("new A\nnew B\nset A.a B\nset B.a A\nfin f A cb:collect\nref r B cb:del:C\nnew C\n"
+            "set C.b C\nwset S\nwset.add S C\nsetref C.c r\nwkd K\nwkd.set K A v\n",
+            &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "");
   EXPECT_EQ(Session::live_objects(), 0);

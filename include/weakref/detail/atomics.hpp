@@ -70,25 +70,33 @@ template <class T, class Plain, class Atomic>
   return atomic();
 }
 template <class T>
-[[gnu::always_inline]] inline T rmw_fetch_add(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  return rmw_update(a, [v](T old) { return old + v; }, [&] { return a.fetch_add(v, mo); });
+[[gnu::always_inline]] inline T rmw_fetch_add(std::atomic<T>& a, T v,
+                                              std::memory_order mo) noexcept {
+  return rmw_update(
+      a, [v](T old) { return old + v; }, [&] { return a.fetch_add(v, mo); });
 }
 template <class T>
-[[gnu::always_inline]] inline T rmw_fetch_sub(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  return rmw_update(a, [v](T old) { return old - v; }, [&] { return a.fetch_sub(v, mo); });
+[[gnu::always_inline]] inline T rmw_fetch_sub(std::atomic<T>& a, T v,
+                                              std::memory_order mo) noexcept {
+  return rmw_update(
+      a, [v](T old) { return old - v; }, [&] { return a.fetch_sub(v, mo); });
 }
 template <class T>
-[[gnu::always_inline]] inline T rmw_fetch_or(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  return rmw_update(a, [v](T old) { return old | v; }, [&] { return a.fetch_or(v, mo); });
+[[gnu::always_inline]] inline T rmw_fetch_or(std::atomic<T>& a, T v,
+                                             std::memory_order mo) noexcept {
+  return rmw_update(
+      a, [v](T old) { return old | v; }, [&] { return a.fetch_or(v, mo); });
 }
 template <class T>
-[[gnu::always_inline]] inline T rmw_fetch_and(std::atomic<T>& a, T v, std::memory_order mo) noexcept {
-  return rmw_update(a, [v](T old) { return old & v; }, [&] { return a.fetch_and(v, mo); });
+[[gnu::always_inline]] inline T rmw_fetch_and(std::atomic<T>& a, T v,
+                                              std::memory_order mo) noexcept {
+  return rmw_update(
+      a, [v](T old) { return old & v; }, [&] { return a.fetch_and(v, mo); });
 }
 template <class T>
 [[gnu::always_inline]] inline bool rmw_compare_exchange(std::atomic<T>& a, T& expected, T desired,
-                                 std::memory_order success,
-                                 std::memory_order failure) noexcept {
+                                                        std::memory_order success,
+                                                        std::memory_order failure) noexcept {
   if (single_threaded()) {
     const T cur = a.load(std::memory_order_relaxed);
     if (cur != expected) {

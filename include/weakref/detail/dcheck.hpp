@@ -40,8 +40,8 @@ WEAKREF_API bool dchecks_enabled_in_library() noexcept;
 }  // namespace weakref::detail
 
 #if WEAKREF_DCHECKS
-#define WEAKREF_DCHECK(cond, msg)                                                          \
-  (static_cast<bool>(cond) ? static_cast<void>(0)                                          \
+#define WEAKREF_DCHECK(cond, msg)                 \
+  (static_cast<bool>(cond) ? static_cast<void>(0) \
                            : ::weakref::detail::dcheck_failed(__FILE__, __LINE__, #cond, msg))
 #else
 #define WEAKREF_DCHECK(cond, msg) static_cast<void>(sizeof(static_cast<bool>(cond)))

@@ -28,7 +28,7 @@ namespace weakref::detail {
 struct ForkGateRecord {
   std::atomic<std::uint32_t> held{0};  // written by its thread only
   std::atomic<bool> in_use{false};
-  ForkGateRecord* next = nullptr;      // every record (push-only list)
+  ForkGateRecord* next = nullptr;  // every record (push-only list)
 };
 WEAKREF_API extern constinit thread_local ForkGateRecord* tls_fork_record;
 // Bit kGateClosed: a fork is waiting or running; kGateFenced: the system has

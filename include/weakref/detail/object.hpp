@@ -53,7 +53,7 @@ struct WeakObject;
 
 // Per-type constant data, one instance per T given to make<T>().
 struct TypeInfo {
-  void (*destroy)(ObjectHeader*) noexcept;  // runs ~T, frees the block
+  void (*destroy)(ObjectHeader*) noexcept;    // runs ~T, frees the block
   void (*trace)(void* object, gc::Visitor&);  // null: not tracked
   void (*finalize)(void* object);             // T::tp_finalize or null
   const std::type_info* type;
@@ -124,15 +124,15 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // that has a basic ref is a load of `head` and one increment, without the
 // lock (weak_object.hpp, basic_ref).
 struct SideTable {
-  std::atomic<std::uint64_t> word;  // a SideWord: count, heap index, flags
-  ObjectHeader* const object;       // identity; dangling once dead
-  std::atomic<std::uint32_t> weak{1};  // WeakObjects here + 1 while alive
-  SpinLock lock;                    // guards `head` and every WeakObject's
-                                    // prev/next/linked/pin in the list
-  std::uint8_t block = 0;           // 0: a block of its own (side-table
-                                    // pages); n: the front of an n*8-byte
-                                    // block, the rest being the object's
-                                    // first weakref (weak_memory)
+  std::atomic<std::uint64_t> word;      // a SideWord: count, heap index, flags
+  ObjectHeader* const object;           // identity; dangling once dead
+  std::atomic<std::uint32_t> weak{1};   // WeakObjects here + 1 while alive
+  SpinLock lock;                        // guards `head` and every WeakObject's
+                                        // prev/next/linked/pin in the list
+  std::uint8_t block = 0;               // 0: a block of its own (side-table
+                                        // pages); n: the front of an n*8-byte
+                                        // block, the rest being the object's
+                                        // first weakref (weak_memory)
   std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned
 
   explicit SideTable(ObjectHeader* o, SideWord w) noexcept : word(w.raw()), object(o) {}
@@ -282,7 +282,9 @@ inline void decref(CountRef r) noexcept {
 template <class T>
 concept Traceable = HasMemberTrace<T> || HasFreeTrace<T> || auto_traced<T>;
 template <class T>
-concept HasFinalize = requires(T& t) { t.tp_finalize(); };
+concept HasFinalize = requires(T& t) {
+  t.tp_finalize();
+};
 
 WEAKREF_API void* allocate_block(const TypeInfo& info);
 // Whether small blocks come from the library's pages (src/alloc.cpp); false
@@ -325,7 +327,9 @@ constexpr std::size_t object_offset() {
 }
 
 template <class T, class V = gc::Visitor>
-inline constexpr bool visitor_defined = requires { sizeof(V); };
+inline constexpr bool visitor_defined = requires {
+  sizeof(V);
+};
 
 template <class T>
 void trace_thunk(void* p, gc::Visitor& v) {
@@ -409,8 +413,14 @@ struct TypeInfoFor {
   // The type of an untraced object remembered for find_untraced_holders():
   // its destroy forgets it first (see untraced_tracking, below).
   static constexpr TypeInfo remembered{
-      &destroy_remembered_thunk<T>, value.trace,      value.finalize, value.type,
-      value.size,                   value.block_size, value.offset,   value.align,
+      &destroy_remembered_thunk<T>,
+      value.trace,
+      value.finalize,
+      value.type,
+      value.size,
+      value.block_size,
+      value.offset,
+      value.align,
       value.throw_pointer,
   };
 };
@@ -421,8 +431,7 @@ void destroy_thunk(ObjectHeader* h) noexcept {
                 "weakref::make<T>: T's destructor must not throw");
   T* p = static_cast<T*>(h->object());
   p->~T();
-  free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset,
-             TypeInfoFor<T>::value);
+  free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset, TypeInfoFor<T>::value);
 }
 
 template <class T>
@@ -433,8 +442,7 @@ void destroy_remembered_thunk(ObjectHeader* h) noexcept {
 
 template <class T>
 void free_unconstructed_thunk(ObjectHeader* h) noexcept {
-  free_block(static_cast<char*>(h->object()) - TypeInfoFor<T>::value.offset,
-             TypeInfoFor<T>::value);
+  free_block(static_cast<char*>(h->object()) - TypeInfoFor<T>::value.offset, TypeInfoFor<T>::value);
 }
 
 // Demangled type name ("ns::Node"), cached per type_info.

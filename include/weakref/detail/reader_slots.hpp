@@ -81,8 +81,7 @@ class ReaderSlots {
   // The writer's wait, after it has set its `writing` flag: returns when no
   // slot announces a read of `tag`.
   void wait_for_readers(std::uint32_t tag) const noexcept {
-    const std::size_t n =
-        std::min<std::size_t>(kSlots, reader_numbers_given());
+    const std::size_t n = std::min<std::size_t>(kSlots, reader_numbers_given());
     for (std::size_t i = 0; i < n; ++i) {
       unsigned spins = 0;
       while (slots_[i].v.load(std::memory_order_seq_cst) == tag) spin_pause(spins);

@@ -72,11 +72,17 @@ template <class T>
 struct is_strong<Strong<T>> : std::true_type {};
 
 template <class T>
-concept HasMemberTrace = requires(T& t, gc::Visitor& v) { t.trace(v); };
+concept HasMemberTrace = requires(T& t, gc::Visitor& v) {
+  t.trace(v);
+};
 template <class T>
-concept HasFreeTrace = requires(T& t, gc::Visitor& v) { trace(t, v); };
+concept HasFreeTrace = requires(T& t, gc::Visitor& v) {
+  trace(t, v);
+};
 template <class X>
-concept has_trace_traits = requires(X& x, gc::Visitor& v) { gc::trace_traits<X>::trace(x, v); };
+concept has_trace_traits = requires(X& x, gc::Visitor& v) {
+  gc::trace_traits<X>::trace(x, v);
+};
 
 template <class X>
 struct is_optional : std::false_type {};
@@ -129,18 +135,16 @@ using any_for = std::conditional_t<std::is_copy_constructible_v<T>, any_lvalue, 
 template <class T>
 struct base_probe {
   template <class U>
-    requires(std::is_base_of_v<U, T> && !std::is_same_v<U, T>)
-  [[noreturn]] operator U() const noexcept {
+  requires(std::is_base_of_v<U, T> && !std::is_same_v<U, T>) [[noreturn]] operator U()
+      const noexcept {
     std::abort();
   }
 };
 // Converts only to unions.
 struct union_probe {
   template <class U>
-    requires std::is_union_v<U>
-  [[noreturn]] operator U() const noexcept {
-    std::abort();
-  }
+  requires std::is_union_v<U>
+  [[noreturn]] operator U() const noexcept { std::abort(); }
 };
 // Converts to nothing: an element that takes it takes anything (a catch-all
 // constructor), so a probe it takes proves nothing.
@@ -168,8 +172,8 @@ constexpr std::size_t any_count() noexcept {
 
 template <class T, std::size_t... I>
 constexpr bool union_at(std::index_sequence<I...>) noexcept {
-  return requires { T{any_for<T, I>{}..., union_probe{}}; } &&
-         !requires { T{any_for<T, I>{}..., no_probe{}}; };
+  return requires { T{any_for<T, I>{}..., union_probe{}}; }
+  &&!requires { T{any_for<T, I>{}..., no_probe{}}; };
 }
 template <class T, std::size_t... I>
 constexpr bool has_union_field(std::index_sequence<I...>) noexcept {
@@ -188,7 +192,8 @@ constexpr std::size_t reflected_field_count() noexcept {
     constexpr std::size_t n = any_count<T>();
     if constexpr (n > kMaxReflectedFields)
       return kNotReflected;
-    else if constexpr (requires { T{base_probe<T>{}}; } && !requires { T{no_probe{}}; })
+    else if constexpr (
+        requires { T{base_probe<T>{}}; } && !requires { T{no_probe{}}; })
       return kNotReflected;  // a base class
     else if constexpr (!brace_initializable<T, n>() || brace_initializable<T, n + 1>())
       return kNotReflected;  // a C array, a field not initializable from {}, ...
@@ -200,7 +205,8 @@ constexpr std::size_t reflected_field_count() noexcept {
 }
 
 template <class T>
-concept reflectable = reflected_field_count<T>() != kNotReflected;
+concept reflectable = reflected_field_count<T>()
+!= kNotReflected;
 
 // The field types of a reflectable T, as a std::tuple (as declared).
 template <class T>
@@ -264,7 +270,7 @@ struct visitable_field : std::bool_constant<visitable<X>()> {};
 // f(field) for each field of the reflectable t (const or not) that holds
 // something the collector must see.
 template <class T, class F>
-  requires reflectable<std::remove_const_t<T>>
+requires reflectable<std::remove_const_t<T>>
 constexpr void for_visitable_fields(T& t, F&& f) {
   for_fields_if<reflected_field_count<std::remove_const_t<T>>(), visitable_field>(
       t, std::forward<F>(f));
@@ -272,7 +278,6 @@ constexpr void for_visitable_fields(T& t, F&& f) {
 
 // A managed T traced without a trace() of its own (see the top).
 template <class T>
-concept auto_traced =
-    !HasMemberTrace<T> && !HasFreeTrace<T> && gc::auto_trace<T> && visitable<T>();
+concept auto_traced = !HasMemberTrace<T> && !HasFreeTrace<T> && gc::auto_trace<T> && visitable<T>();
 
 }  // namespace weakref::detail

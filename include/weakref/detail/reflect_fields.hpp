@@ -83,53 +83,53 @@ constexpr bool brace_initializable() noexcept {
     };
   } else if constexpr (N == 24) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 25) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 26) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 27) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 28) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 29) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 30) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 31) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}, {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 32) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}, {}, {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else if constexpr (N == 33) {
     return requires {
-      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
+      T{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     };
   } else {
     return false;
@@ -155,188 +155,207 @@ constexpr auto field_types_of(T& t) {
     return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3)>>{};
   } else if constexpr (N == 5) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4)>>{};
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4)>>{};
   } else if constexpr (N == 6) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5] = t;
     return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5)>>{};
+                                         decltype(f4), decltype(f5)>>{};
   } else if constexpr (N == 7) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6] = t;
     return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6)>>{};
+                                         decltype(f4), decltype(f5), decltype(f6)>>{};
   } else if constexpr (N == 8) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7] = t;
     return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7)>>{};
+                                         decltype(f4), decltype(f5), decltype(f6), decltype(f7)>>{};
   } else if constexpr (N == 9) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8)>>{};
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8)>>{};
   } else if constexpr (N == 10) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9)>>{};
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9)>>{};
   } else if constexpr (N == 11) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10] = t;
     return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10)>>{};
+                                         decltype(f4), decltype(f5), decltype(f6), decltype(f7),
+                                         decltype(f8), decltype(f9), decltype(f10)>>{};
   } else if constexpr (N == 12) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11)>>{};
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11)>>{};
   } else if constexpr (N == 13) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12)>>{};
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12)>>{};
   } else if constexpr (N == 14) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13)>>{};
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13)>>{};
   } else if constexpr (N == 15) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14)>>{};
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14)>>{};
   } else if constexpr (N == 16) {
-    [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14,
-        f15] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
-        decltype(f15)>>{};
+    [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15] =
+        t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15)>>{};
   } else if constexpr (N == 17) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16)>>{};
+                            f16] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16)>>{};
   } else if constexpr (N == 18) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17)>>{};
+                            f16, f17] = t;
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
+                   decltype(f15), decltype(f16), decltype(f17)>>{};
   } else if constexpr (N == 19) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18)>>{};
+                            f16, f17, f18] = t;
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
+                   decltype(f15), decltype(f16), decltype(f17), decltype(f18)>>{};
   } else if constexpr (N == 20) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19)>>{};
+                            f16, f17, f18, f19] = t;
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
+                   decltype(f15), decltype(f16), decltype(f17), decltype(f18), decltype(f19)>>{};
   } else if constexpr (N == 21) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20)>>{};
+                            f16, f17, f18, f19, f20] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20)>>{};
   } else if constexpr (N == 22) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20),
-        decltype(f21)>>{};
+                            f16, f17, f18, f19, f20, f21] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21)>>{};
   } else if constexpr (N == 23) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22)>>{};
+                            f16, f17, f18, f19, f20, f21, f22] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22)>>{};
   } else if constexpr (N == 24) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23] = t;
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
+                   decltype(f15), decltype(f16), decltype(f17), decltype(f18), decltype(f19),
+                   decltype(f20), decltype(f21), decltype(f22), decltype(f23)>>{};
   } else if constexpr (N == 25) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24] = t;
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
+                   decltype(f15), decltype(f16), decltype(f17), decltype(f18), decltype(f19),
+                   decltype(f20), decltype(f21), decltype(f22), decltype(f23), decltype(f24)>>{};
   } else if constexpr (N == 26) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22), decltype(f23),
+        decltype(f24), decltype(f25)>>{};
   } else if constexpr (N == 27) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25), decltype(f26)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22), decltype(f23),
+        decltype(f24), decltype(f25), decltype(f26)>>{};
   } else if constexpr (N == 28) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25), decltype(f26),
-        decltype(f27)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22), decltype(f23),
+        decltype(f24), decltype(f25), decltype(f26), decltype(f27)>>{};
   } else if constexpr (N == 29) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25), decltype(f26), decltype(f27),
-        decltype(f28)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22), decltype(f23),
+        decltype(f24), decltype(f25), decltype(f26), decltype(f27), decltype(f28)>>{};
   } else if constexpr (N == 30) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25), decltype(f26), decltype(f27),
-        decltype(f28), decltype(f29)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29] =
+        t;
+    return std::type_identity<
+        std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4),
+                   decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
+                   decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14),
+                   decltype(f15), decltype(f16), decltype(f17), decltype(f18), decltype(f19),
+                   decltype(f20), decltype(f21), decltype(f22), decltype(f23), decltype(f24),
+                   decltype(f25), decltype(f26), decltype(f27), decltype(f28), decltype(f29)>>{};
   } else if constexpr (N == 31) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25), decltype(f26), decltype(f27),
-        decltype(f28), decltype(f29), decltype(f30)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29,
+                            f30] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22), decltype(f23),
+        decltype(f24), decltype(f25), decltype(f26), decltype(f27), decltype(f28), decltype(f29),
+        decltype(f30)>>{};
   } else if constexpr (N == 32) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31] = t;
-    return std::type_identity<std::tuple<decltype(f0), decltype(f1), decltype(f2), decltype(f3),
-        decltype(f4), decltype(f5), decltype(f6), decltype(f7), decltype(f8), decltype(f9),
-        decltype(f10), decltype(f11), decltype(f12), decltype(f13), decltype(f14), decltype(f15),
-        decltype(f16), decltype(f17), decltype(f18), decltype(f19), decltype(f20), decltype(f21),
-        decltype(f22), decltype(f23), decltype(f24), decltype(f25), decltype(f26), decltype(f27),
-        decltype(f28), decltype(f29), decltype(f30), decltype(f31)>>{};
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29,
+                            f30, f31] = t;
+    return std::type_identity<std::tuple<
+        decltype(f0), decltype(f1), decltype(f2), decltype(f3), decltype(f4), decltype(f5),
+        decltype(f6), decltype(f7), decltype(f8), decltype(f9), decltype(f10), decltype(f11),
+        decltype(f12), decltype(f13), decltype(f14), decltype(f15), decltype(f16), decltype(f17),
+        decltype(f18), decltype(f19), decltype(f20), decltype(f21), decltype(f22), decltype(f23),
+        decltype(f24), decltype(f25), decltype(f26), decltype(f27), decltype(f28), decltype(f29),
+        decltype(f30), decltype(f31)>>{};
   } else {
     static_assert(N <= kMaxReflectedFields);
   }
@@ -498,8 +517,8 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f13)>::value) f(f13);
     if constexpr (Keep<decltype(f14)>::value) f(f14);
   } else if constexpr (N == 16) {
-    [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14,
-        f15] = t;
+    [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15] =
+        t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -518,7 +537,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f15)>::value) f(f15);
   } else if constexpr (N == 17) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16] = t;
+                            f16] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -538,7 +557,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f16)>::value) f(f16);
   } else if constexpr (N == 18) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17] = t;
+                            f16, f17] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -559,7 +578,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f17)>::value) f(f17);
   } else if constexpr (N == 19) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18] = t;
+                            f16, f17, f18] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -581,7 +600,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f18)>::value) f(f18);
   } else if constexpr (N == 20) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19] = t;
+                            f16, f17, f18, f19] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -604,7 +623,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f19)>::value) f(f19);
   } else if constexpr (N == 21) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20] = t;
+                            f16, f17, f18, f19, f20] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -628,7 +647,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f20)>::value) f(f20);
   } else if constexpr (N == 22) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21] = t;
+                            f16, f17, f18, f19, f20, f21] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -653,7 +672,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f21)>::value) f(f21);
   } else if constexpr (N == 23) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22] = t;
+                            f16, f17, f18, f19, f20, f21, f22] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -679,7 +698,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f22)>::value) f(f22);
   } else if constexpr (N == 24) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -706,7 +725,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f23)>::value) f(f23);
   } else if constexpr (N == 25) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -734,7 +753,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f24)>::value) f(f24);
   } else if constexpr (N == 26) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -763,7 +782,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f25)>::value) f(f25);
   } else if constexpr (N == 27) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -793,7 +812,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f26)>::value) f(f26);
   } else if constexpr (N == 28) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -824,7 +843,7 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f27)>::value) f(f27);
   } else if constexpr (N == 29) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -856,7 +875,8 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f28)>::value) f(f28);
   } else if constexpr (N == 30) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29] =
+        t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -889,7 +909,8 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f29)>::value) f(f29);
   } else if constexpr (N == 31) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29,
+                            f30] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);
@@ -923,7 +944,8 @@ constexpr void for_fields_if(T& t, F&& f) {
     if constexpr (Keep<decltype(f30)>::value) f(f30);
   } else if constexpr (N == 32) {
     [[maybe_unused]] auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
-        f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31] = t;
+                            f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29,
+                            f30, f31] = t;
     if constexpr (Keep<decltype(f0)>::value) f(f0);
     if constexpr (Keep<decltype(f1)>::value) f(f1);
     if constexpr (Keep<decltype(f2)>::value) f(f2);

@@ -97,8 +97,7 @@ class WeakIterator {
 
   WeakIterator() noexcept = default;
   // The current item holds references: copies and assignments rebuild it.
-  WeakIterator(const WeakIterator& o)
-      : guard_(o.guard_), pos_(o.pos_), end_(o.end_), cur_(o.cur_) {
+  WeakIterator(const WeakIterator& o) : guard_(o.guard_), pos_(o.pos_), end_(o.end_), cur_(o.cur_) {
     if constexpr (part == Part::items)
       if (o.item_) item_.emplace(*o.item_);
   }
@@ -254,8 +253,9 @@ class WeakContainer {
   /// container, a std::map, a vector of pairs); as update(). Throws as the
   /// initializer-list constructor.
   template <class R>
-    requires(accepts<R> && !std::is_base_of_v<WeakContainer, std::remove_cvref_t<R>>)
-  explicit WeakContainer(R&& items) {
+  requires(
+      accepts<R> &&
+      !std::is_base_of_v<WeakContainer, std::remove_cvref_t<R>>) explicit WeakContainer(R&& items) {
     update(std::forward<R>(items));
   }
   /// From an iterator range of elements or pairs. Throws as the
@@ -347,15 +347,13 @@ class WeakContainer {
 
   /// contains() by value, with by_value<> keys (Python: any equal object).
   template <class U = T>
-    requires(Policy::kByValue && std::is_same_v<U, T>)
-  bool contains(const U& v) const {
+  requires(Policy::kByValue&& std::is_same_v<U, T>) bool contains(const U& v) const {
     Strong<T> held;
     return find_live(v, held) != npos;
   }
   /// erase() by value, with by_value<> keys (Python: any equal object).
   template <class U = T>
-    requires(Policy::kByValue && std::is_same_v<U, T>)
-  size_type erase(const U& v) {
+  requires(Policy::kByValue&& std::is_same_v<U, T>) size_type erase(const U& v) {
     return erase_live(v);
   }
 
@@ -364,7 +362,7 @@ class WeakContainer {
   /// std::invalid_argument for a null referent (the entries before it stay),
   /// std::bad_alloc.
   template <class R>
-    requires accepts<R>
+  requires accepts<R>
   void update(R&& items) {
     for (auto&& x : items) put_item(x);
   }
@@ -377,17 +375,13 @@ class WeakContainer {
 
   /// Python's `del d[k]` (dictionaries): throws weakref::KeyError when absent
   /// (or dead).
-  void del(const Key& key)
-    requires kHasPayload
-  {
+  void del(const Key& key) requires kHasPayload {
     if (!erase(key)) key_error(key);
   }
 
   /// Python's `d.popitem()` (dictionaries): the newest live entry, removed;
   /// throws weakref::KeyError when empty.
-  Item popitem()
-    requires kHasPayload
-  {
+  Item popitem() requires kHasPayload {
     Strong<T> r;
     const std::uint32_t i = remove_newest(r);
     if (i == npos) throw_key_error("'popitem(): dictionary is empty'");
@@ -399,39 +393,21 @@ class WeakContainer {
   /// Python's `d.items()` (dictionaries): a view of the live (key, value)
   /// entries, iterated as the container is (what range-for gives too). A
   /// view refers to the container.
-  auto items() noexcept
-    requires kHasPayload
-  {
+  auto items() noexcept requires kHasPayload {
     return WeakView<Policy, Part::items, false>(&table_);
   }
   /// Python's `d.keys()` (dictionaries): a view of the live keys.
-  auto keys() noexcept
-    requires kHasPayload
-  {
-    return WeakView<Policy, kKeys, false>(&table_);
-  }
+  auto keys() noexcept requires kHasPayload { return WeakView<Policy, kKeys, false>(&table_); }
   /// Python's `d.values()` (dictionaries): a view of the live values.
-  auto values() noexcept
-    requires kHasPayload
-  {
-    return WeakView<Policy, kValues, false>(&table_);
-  }
+  auto values() noexcept requires kHasPayload { return WeakView<Policy, kValues, false>(&table_); }
   /// items() of a const dictionary (values not modifiable).
-  auto items() const noexcept
-    requires kHasPayload
-  {
+  auto items() const noexcept requires kHasPayload {
     return WeakView<Policy, Part::items, true>(&table_);
   }
   /// keys() of a const dictionary.
-  auto keys() const noexcept
-    requires kHasPayload
-  {
-    return WeakView<Policy, kKeys, true>(&table_);
-  }
+  auto keys() const noexcept requires kHasPayload { return WeakView<Policy, kKeys, true>(&table_); }
   /// values() of a const dictionary (not modifiable).
-  auto values() const noexcept
-    requires kHasPayload
-  {
+  auto values() const noexcept requires kHasPayload {
     return WeakView<Policy, kValues, true>(&table_);
   }
 
@@ -456,7 +432,7 @@ class WeakContainer {
 
   /// Python's `a | b`: a copy of a, updated from b.
   template <class R>
-    requires accepts<R>
+  requires accepts<R>
   friend Derived operator|(const Derived& a, R&& b) {
     Derived r(a);
     r.update(std::forward<R>(b));
@@ -464,16 +440,16 @@ class WeakContainer {
   }
   /// Python's `__ror__` of the dictionaries: `mapping | dictionary`.
   template <class R>
-    requires(kHasPayload && accepts<R> && !std::is_base_of_v<WeakContainer, std::remove_cvref_t<R>>)
-  friend Derived operator|(R&& a, const Derived& b) {
+  requires(kHasPayload&& accepts<R> &&
+           !std::is_base_of_v<WeakContainer, std::remove_cvref_t<R>>) friend Derived
+  operator|(R&& a, const Derived& b) {
     Derived r(std::forward<R>(a));
     r.update(b);
     return r;
   }
   /// Python's `a |= b`: update(b).
   template <class R>
-    requires accepts<R>
-  Derived& operator|=(R&& b) {
+  requires accepts<R> Derived& operator|=(R&& b) {
     update(std::forward<R>(b));
     return derived();
   }

@@ -79,11 +79,11 @@
 namespace weakref::detail {
 
 enum class WeakKind : std::uint8_t {
-  ref,          // weakref::ref
-  proxy,        // weakref::proxy
-  method,       // weakref::WeakMethod
-  finalizer,    // the ref inside a weakref::finalize
-  container,    // an entry of a weak container
+  ref,        // weakref::ref
+  proxy,      // weakref::proxy
+  method,     // weakref::WeakMethod
+  finalizer,  // the ref inside a weakref::finalize
+  container,  // an entry of a weak container
 };
 
 // WeakObject::state bits.
@@ -106,11 +106,11 @@ inline constexpr std::uintptr_t kSideExtraUnit = 2;  // the weakref also holds
 inline constexpr std::uintptr_t kSideBits = 3;
 
 struct WEAKREF_API WeakObject {
-  std::atomic<std::uintptr_t> side;   // SideTable* | kSideCleared, kSideExtraUnit
+  std::atomic<std::uintptr_t> side;  // SideTable* | kSideCleared, kSideExtraUnit
   std::atomic<std::uint32_t> refs{1};
   const WeakKind kind;
   const bool has_callback;
-  bool linked = false;                // in side's list (under side lock)
+  bool linked = false;                 // in side's list (under side lock)
   std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone
   WeakObject* prev = nullptr;
   WeakObject* next = nullptr;
@@ -365,8 +365,7 @@ struct CallbackWeakObject final : WeakObject {
  private:
   void destroy_callable() noexcept {
     if (state.load(std::memory_order_relaxed) & kCallableGone) return;
-    state.store(state.load(std::memory_order_relaxed) | kCallableGone,
-                std::memory_order_relaxed);
+    state.store(state.load(std::memory_order_relaxed) | kCallableGone, std::memory_order_relaxed);
     f_.~F();
   }
   union {

@@ -40,16 +40,16 @@ namespace weakref::detail {
 
 // A range of elements convertible to E (constructors, update, set algebra).
 template <class R, class E>
-concept range_of = std::ranges::input_range<R> &&
-                   std::is_convertible_v<std::ranges::range_reference_t<R>, E>;
+concept range_of =
+    std::ranges::input_range<R> && std::is_convertible_v<std::ranges::range_reference_t<R>, E>;
 
 // A range of (key, value) pairs (std::map, a vector of pairs, a dictionary).
 template <class R, class K, class V>
-concept pair_range_of =
-    std::ranges::input_range<R> && requires(std::ranges::range_reference_t<R> p) {
-      { std::get<0>(p) } -> std::convertible_to<K>;
-      { std::get<1>(p) } -> std::convertible_to<V>;
-    };
+concept pair_range_of = std::ranges::input_range<R> &&
+    requires(std::ranges::range_reference_t<R> p) {
+  { std::get<0>(p) } -> std::convertible_to<K>;
+  { std::get<1>(p) } -> std::convertible_to<V>;
+};
 
 template <class R, class T, class P>
 constexpr bool accepts_keys() {

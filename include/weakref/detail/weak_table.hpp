@@ -222,7 +222,8 @@ class WeakTable {
     if ((filled_ + 1) * 3ULL > cap_ * 2ULL) rebuild_index(live_ + 1);
     const std::uint32_t idx = used_;
     E& e = at(idx);
-    if constexpr (kHasPayload) ::new (static_cast<void*>(&e.p.value)) Payload(std::forward<Args>(args)...);
+    if constexpr (kHasPayload)
+      ::new (static_cast<void*>(&e.p.value)) Payload(std::forward<Args>(args)...);
     e.w = entry_word(w);
     e.side = w->side_table();
     if constexpr (kStoredHash) e.h.hash = hash;
@@ -617,9 +618,9 @@ class WeakTable {
   std::uint32_t pending_head_ = npos;
   std::ptrdiff_t dead_removed_ = 0;
   static constexpr std::uint32_t kMaxSpares = 8;
-  EntryWeak* spare_ = nullptr;      // spare entry weakrefs, linked by `next`
+  EntryWeak* spare_ = nullptr;  // spare entry weakrefs, linked by `next`
   std::uint32_t spares_ = 0;
-  std::uint64_t version_ = 0;       // bumped by every structural change
+  std::uint64_t version_ = 0;                        // bumped by every structural change
   mutable std::atomic<std::uint32_t> iterating_{0};  // iterations + pins
   // The index slot of the last entry a lookup found (a hint for unlink;
   // const lookups on several threads may write it).
