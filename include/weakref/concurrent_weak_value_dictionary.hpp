@@ -140,10 +140,9 @@ class ConcurrentWeakValueDictionary {
     WriteLock lock(*this, s);
     s.drain();
     auto it = s.map.find(key);
-    // The same live value again: the entry's weakref, which nobody else
-    // holds, moves to where a new one would go and is the new one (as
-    // WeakValueDictionary::set: nobody can tell them apart).
-    if (it != s.map.end() && s.renew(it->second, h, detail::subobject_offset(value.get(), h)))
+    // The same live value again: its weakref renewed (entry_renew).
+    if (it != s.map.end() && detail::entry_renew(it->second.word, it->second.side, h,
+                                                 detail::subobject_offset(value.get(), h)))
       return;
     s.put(key, attach(s, value));
   }
@@ -323,15 +322,6 @@ class ConcurrentWeakValueDictionary {
         ++dead_removed;
       else
         detail::weak_release(w);
-    }
-
-    // Renews the entry `slot` for the same referent (h, at `offset` in it):
-    // false, nothing done, when the entry refers to another object or is
-    // dead or dying. Exclusive.
-    bool renew(const Slot& slot, const detail::ObjectHeader* h, std::ptrdiff_t offset) noexcept {
-      detail::EntryWeak* old = detail::entry_weak(slot.word);
-      return slot.side == detail::side_if_any(h) && old->offset == offset &&
-             detail::weak_renew(old);
     }
 
     // k -> w (w's reference moves in), replacing k's entry. Exclusive.

@@ -236,4 +236,17 @@ inline SideTable* side_if_any(const ObjectHeader* h) noexcept {
   return w.has_side() ? w.side() : nullptr;
 }
 
+// A container's entry (its weakref, and the side table it refers to) set
+// again to the same live referent (h, the value at `offset` in it): the
+// weakref, which nobody else holds, moves to where a new one would go and
+// is the new one (weak_renew; nobody can tell them apart). False, nothing
+// done, when the entry refers to another object or its weakref is cleared
+// or held elsewhere: the caller then makes a new entry weakref. The owner's
+// call (WeakContainer::put_value, ConcurrentWeakValueDictionary::set).
+inline bool entry_renew(EntryWord word, const SideTable* entry_side, const ObjectHeader* h,
+                        std::ptrdiff_t offset) noexcept {
+  EntryWeak* w = entry_weak(word);
+  return entry_side == side_if_any(h) && w->offset == offset && weak_renew(w);
+}
+
 }  // namespace weakref::detail

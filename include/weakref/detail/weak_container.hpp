@@ -561,15 +561,10 @@ class WeakContainer {
     ObjectHeader* h = header_of(value);
     const std::size_t hash = Policy::hash(key);
     const std::uint32_t idx = Policy::find(table_, hash, key);
-    // The same live referent again: the entry's weakref, which nobody else
-    // holds, moves to where the new one would go, and is the new one (no
-    // one can tell them apart).
+    // The same live referent again: its weakref renewed (entry_renew).
     if (idx != npos) {
       const auto& e = table_.at(idx);
-      EntryWeak* old = entry_weak(e.w);
-      if (e.side == side_if_any(h) && old->offset == subobject_offset(value.get(), h) &&
-          weak_renew(old))
-        return;
+      if (entry_renew(e.w, e.side, h, subobject_offset(value.get(), h))) return;
     }
     EntryWeak* w = attach(h, value);
     if (idx != npos)
