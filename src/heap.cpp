@@ -1,9 +1,12 @@
-// Collector heaps: registry, per-thread ownership, track / untrack, and the
-// merge into the orphan heap at thread exit. The model and the lock rules are
+// Collector heaps: registry, per-thread ownership, shared heaps and the
+// shared heaps each thread holds, track / untrack, and the merge into the
+// orphan heap at thread exit and at a shared heap's destruction. The model and the lock rules are
 // at the top of heap.hpp.
 #include "heap.hpp"
 
+#include <algorithm>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "weakref/detail/dcheck.hpp"
@@ -19,7 +22,8 @@ std::atomic<std::uint32_t> g_limit{kOrphanHeap + 1};
 
 struct Registry {
   Mutex mu;
-  std::vector<Heap*> free;  // empty heaps of exited threads, for reuse
+  std::vector<Heap*> free;  // empty heaps of exited threads and destroyed
+                            // shared heaps, for reuse
 };
 Registry& registry() {
   static auto* r = new Registry;
@@ -33,23 +37,41 @@ Heap* make_orphan_heap() {
   return h;
 }
 
-Heap* new_heap() {
+// A heap of a new index, or a free one; null when every index is in use.
+Heap* new_heap(bool shared) {
   Registry& r = registry();
   std::lock_guard<Mutex> g(r.mu);
   if (!r.free.empty()) {
     Heap* h = r.free.back();
     r.free.pop_back();
+    h->shared = shared;
     return h;
   }
   std::uint32_t i = g_limit.load(std::memory_order_relaxed);
-  if (i >= kMaxHeaps) return orphan_heap();  // 65535 live thread heaps: share
+  if (i >= kMaxHeaps) return nullptr;
   auto* h = new Heap;
   h->index = static_cast<std::uint16_t>(i);
+  h->shared = shared;
   g_heaps[i].store(h, std::memory_order_release);
   g_limit.store(i + 1, std::memory_order_release);
   return h;
 }
 
+// Gives an empty heap's index back for reuse.
+void free_heap(Heap* h) noexcept {
+  try {
+    Registry& r = registry();
+    std::lock_guard<Mutex> g(r.mu);
+    h->shared = false;
+    r.free.push_back(h);
+  } catch (...) {
+    // The heap stays unused; nothing is lost but its index.
+  }
+}
+
+// Moves every object of h to the orphan heap (h's thread is exiting, or h
+// is a shared heap being destroyed: no collection of h runs).
+void move_all_to_orphans(Heap* h) noexcept;
 void merge_into_orphans(Heap* h) noexcept;
 
 // Owns the thread's heap; its destructor runs at thread exit.
@@ -70,7 +92,7 @@ thread_local bool tls_heap_gone = false;
          gc_prev(g->next) == g;
 }
 
-void merge_into_orphans(Heap* h) noexcept {
+void move_all_to_orphans(Heap* h) noexcept {
   Heap* o = orphan_heap();
   {
     std::lock_guard<SpinLock> go(o->lock);
@@ -79,7 +101,8 @@ void merge_into_orphans(Heap* h) noexcept {
     for (GcList* list : {&h->gen[0], &h->gen[1], &h->gen[2], &h->permanent}) {
       for (GcHead* g = list->head.next; g != &list->head; g = g->next, ++merged) {
         // Every object listed in a heap carries its index (heap.hpp); this
-        // heap's thread is exiting, so no collection of it is running.
+        // heap's thread is exiting (or, for a shared heap, nobody holds its
+        // lock), so no collection of it is running.
         WEAKREF_DCHECK(heap_index_of(ObjectHeader::from_gc(g)) == h->index,
                        "an object listed in a heap carries another heap's index");
         WEAKREF_DCHECK(!(g->prev & kPrevCollecting),
@@ -98,17 +121,21 @@ void merge_into_orphans(Heap* h) noexcept {
     for (auto& c : h->count) c.store(0, std::memory_order_relaxed);
     h->long_lived_total = h->long_lived_pending = 0;
   }
+}
+
+void merge_into_orphans(Heap* h) noexcept {
+  move_all_to_orphans(h);
   tls_heap = nullptr;
   tls_heap_gone = true;
   tls_heap_index = kOrphanHeap;
-  try {
-    Registry& r = registry();
-    std::lock_guard<Mutex> g(r.mu);
-    r.free.push_back(h);
-  } catch (...) {
-    // The heap stays unused; nothing is lost but its index.
-  }
+  free_heap(h);
 }
+
+// The shared heaps this thread holds, one entry per lock() in effect
+// (innermost last). A pointer, so that the vector is made only by threads
+// that use a SharedHeap, and a thread exiting while it holds one (against
+// the rules) leaks it rather than running a destructor order-dependently.
+thread_local std::vector<Heap*>* tls_held = nullptr;
 
 }  // namespace
 
@@ -126,14 +153,66 @@ Heap* current_heap() noexcept {
   orphan_heap();  // the orphan heap exists before any other
   Heap* h;
   try {
-    h = new_heap();
+    h = new_heap(false);
   } catch (...) {
-    h = orphan_heap();
+    h = nullptr;
   }
+  if (!h) h = orphan_heap();  // no memory, or 65535 live heaps: share
   tls_heap = h;
   tls_owner.heap = h;
   tls_heap_index = h->index;
   return h;
+}
+
+Heap* make_shared_heap() {
+  orphan_heap();  // the orphan heap exists before any other
+  Heap* h = new_heap(true);
+  if (!h) throw std::length_error("weakref::SharedHeap: every heap index (65535) is in use");
+  return h;
+}
+
+void destroy_shared_heap(Heap* h) noexcept {
+  WEAKREF_DCHECK(h->shared && !h->collecting.load(std::memory_order_relaxed),
+                 "a shared heap destroyed while it is collected");
+  move_all_to_orphans(h);
+  free_heap(h);
+}
+
+constinit thread_local Heap* tls_shared_heap = nullptr;
+
+void push_held_shared(Heap* h) {
+  if (!tls_held) tls_held = new std::vector<Heap*>;
+  tls_held->push_back(h);
+  tls_shared_heap = h;
+}
+
+void pop_held_shared(Heap* h) noexcept {
+  std::vector<Heap*>& held = *tls_held;
+  auto it = std::find(held.rbegin(), held.rend(), h);
+  WEAKREF_DCHECK(it != held.rend(), "a shared heap unlocked by a thread that does not hold it");
+  if (it == held.rend()) return;
+  held.erase(std::next(it).base());
+  tls_shared_heap = held.empty() ? nullptr : held.back();
+}
+
+bool thread_holds_shared_heap(std::uint32_t index) noexcept {
+  if (!tls_shared_heap) return false;  // holds none
+  for (Heap* h : *tls_held)
+    if (h->index == index) return true;
+  return false;
+}
+
+std::size_t held_shared_heaps(Heap** out, std::size_t skip, std::size_t cap) noexcept {
+  if (!tls_shared_heap) return 0;
+  std::size_t n = 0;
+  const std::vector<Heap*>& held = *tls_held;
+  for (auto it = held.rbegin(); it != held.rend(); ++it) {
+    // Distinct: a later entry of the same heap was counted already.
+    if (std::find(held.rbegin(), it, *it) != it) continue;
+    if (n >= skip && n - skip < cap) out[n - skip] = *it;
+    ++n;
+  }
+  return n;
 }
 
 Heap* heap_at(std::uint32_t index) noexcept {
@@ -146,19 +225,20 @@ std::uint32_t heap_index_of(ObjectHeader* h) noexcept { return h->count_word().h
 
 static_assert(kMaxHeaps - 1 == ActiveWord::kMaxHeap, "every heap index fits the count word");
 
-void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept {
+void set_heap_index(ObjectHeader* h, std::uint32_t index, bool shared) noexcept {
   WEAKREF_DCHECK(index < kMaxHeaps, "heap index out of range");
+  const std::uint64_t flag = shared ? std::uint64_t{ActiveWord::kShared} : 0;
   std::uint64_t w = h->word.load(std::memory_order_acquire);
   for (;;) {
     if (HeaderWord(w).has_side()) {
       auto& sw = HeaderWord(w).side()->word;
       std::uint64_t x = sw.load(std::memory_order_relaxed);
-      while (!sw.compare_exchange_weak(x, SideWord(x).with_heap(index).raw(),
+      while (!sw.compare_exchange_weak(x, SideWord(x).with_heap(index).raw() | flag,
                                        std::memory_order_acq_rel)) {
       }
       return;
     }
-    if (h->word.compare_exchange_weak(w, HeaderWord(w).with_heap(index).raw(),
+    if (h->word.compare_exchange_weak(w, HeaderWord(w).with_heap(index).raw() | flag,
                                       std::memory_order_acq_rel, std::memory_order_acquire))
       return;
   }
@@ -180,10 +260,18 @@ Heap* lock_heap_of(ObjectHeader* h) noexcept {
 void track(ObjectHeader* h) noexcept {
   WEAKREF_DCHECK(h->gc()->next == nullptr, "track of an object already in a heap list");
   WEAKREF_DCHECK(heap_index_of(h) == kNoHeap, "track of an object that has a heap index");
-  Heap* heap = current_heap();
+  // The innermost shared heap the thread holds, else its own. An object of
+  // a shared heap is shared from the start: any thread holding the heap may
+  // copy it (incref's fast path then), and its garbage is verified (step 5).
+  Heap* heap = tls_shared_heap;
+  std::uint64_t fresh = HeaderWord::initial().raw();
+  if (heap) [[unlikely]]
+    fresh = HeaderWord(fresh).with(HeaderWord::kShared).raw();
+  else
+    heap = current_heap();
   if (h->word.load(std::memory_order_relaxed) == HeaderWord::initial().raw()) {
     // Only make<T>'s reference exists: no other thread can hold the object.
-    h->word.store(HeaderWord::initial().with_heap(heap->index).raw(), std::memory_order_relaxed);
+    h->word.store(HeaderWord(fresh).with_heap(heap->index).raw(), std::memory_order_relaxed);
   } else {
     // The constructor took strong references to the object (self(this)) or
     // made weakrefs to it (the word may be in side form): set the heap

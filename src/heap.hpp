@@ -10,11 +10,28 @@
 // has received enough (orphans_pending). Index 0 (kNoHeap) means "not in
 // any heap" (untraced objects).
 //
+// Shared heaps (weakref::SharedHeap, src/shared_heap.cpp): a heap with an
+// index of its own that no thread owns (Heap::shared). A thread that holds a
+// SharedHeap's user lock puts the traced objects it makes into the innermost
+// one it holds (tls_shared_heap; track()), marked kShared at once (any
+// thread may copy them: the collector's step 5 verifies their garbage), and
+// collects it while it holds it (SharedHeap::collect, its automatic
+// collections, gc::collect). Only threads holding that lock write the traced
+// members of its objects, and every collection of it holds the lock: while
+// one runs, nobody writes them, as for a thread's heap during its own
+// collection. tls_heap_index stays the thread's own heap (incref's fast path
+// compares against it; shared objects pass it by their kShared bit). A
+// destroyed shared heap's objects go to the orphan heap, and its index is
+// reused, as a thread's at exit.
+//
 // Locking
 //  * Heap::lock guards the generation lists, the permanent list, the counts
 //    and the GcHead links of every object listed in this heap. Track and
 //    untrack take it; the collector holds it while it scans (it calls only
-//    trace functions then, never callbacks).
+//    trace functions then, never callbacks); so does an adoption while it
+//    walks and moves objects (src/shared_heap.cpp). A SharedHeap's user lock
+//    is another lock (a recursive std::mutex held while user code runs,
+//    outside the fork gate); Heap::lock is taken under it, never the reverse.
 //  * Lock order: heap index ascending (the orphan heap, 0, first); a heap
 //    lock is never held while taking a side-table lock, except by the
 //    collector's freeze step, which takes side locks under its own heap lock
@@ -24,11 +41,15 @@
 //    collection makes to its private garbage list (Heap::in_collection),
 //    which a fork child may walk.
 //  * An object's heap index changes only when its heap is merged into the
-//    orphan heap, under both heap locks; untrack re-reads the index after
-//    locking and retries if it moved.
+//    orphan heap (a thread's exit, a SharedHeap's destruction), or when it is
+//    adopted or disowned (gc::adopt, SharedHeap::adopt, gc::disown), always
+//    under the locks of both heaps; untrack re-reads the index after locking
+//    and retries if it moved (lock_heap_of). An object in a collection's
+//    private garbage list (kInCollection) is never moved.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 
@@ -121,6 +142,7 @@ struct Heap {
   long long_lived_pending = 0;
   std::atomic<bool> collecting{false};
   std::uint16_t index = 0;
+  bool shared = false;  // a SharedHeap's (set and cleared under the registry's lock)
   // For a fork child (src/fork.cpp): the thread collecting this heap (the
   // address of a thread_local of its, set with `collecting`), and the
   // private garbage list of its steps 7-9 (set and cleared under `lock`;
@@ -170,8 +192,33 @@ void for_each_heap(F&& f);
 std::uint32_t heap_limit() noexcept;  // indices below this may be in use
 
 std::uint32_t heap_index_of(ObjectHeader* h) noexcept;
-// Sets the heap index in the object's active count word.
-void set_heap_index(ObjectHeader* h, std::uint32_t index) noexcept;
+// Sets the heap index in the object's active count word (and kShared, when
+// `shared`: the object moves to a shared heap).
+void set_heap_index(ObjectHeader* h, std::uint32_t index, bool shared = false) noexcept;
+
+// Shared heaps (weakref::SharedHeap). make_shared_heap registers a heap of
+// its own index (throws std::bad_alloc, or std::length_error when every
+// index is in use); destroy_shared_heap moves its objects to the orphan
+// heap, as at a thread's exit, and gives its index back for reuse.
+Heap* make_shared_heap();
+void destroy_shared_heap(Heap* h) noexcept;
+// The shared heaps whose user lock the calling thread holds: one entry per
+// lock() call still in effect, the innermost (most recent) last.
+// push_held_shared may throw std::bad_alloc (then nothing changed);
+// pop_held_shared removes the most recent entry of h.
+void push_held_shared(Heap* h);
+void pop_held_shared(Heap* h) noexcept;
+// The innermost shared heap the calling thread holds (where track() puts
+// its objects), or null: one thread_local load, for track() and
+// gc_on_allocate().
+extern constinit thread_local Heap* tls_shared_heap;
+// Does the calling thread hold the SharedHeap of heap index `index`? (The
+// thread rule check calls it: src/thread_check.cpp.)
+bool thread_holds_shared_heap(std::uint32_t index) noexcept;
+// The distinct shared heaps the calling thread holds, innermost first:
+// writes those after the first `skip` to out[0..cap); returns how many it
+// holds in all.
+std::size_t held_shared_heaps(Heap** out, std::size_t skip, std::size_t cap) noexcept;
 
 // Locks the heap that h is listed in (following a concurrent merge).
 Heap* lock_heap_of(ObjectHeader* h) noexcept;

@@ -11,6 +11,7 @@
 #include "proxy.hpp"
 #include "ref.hpp"
 #include "reference_queue.hpp"
+#include "shared_heap.hpp"
 #include "strong.hpp"
 #include "unraisable.hpp"
 #include "version.hpp"

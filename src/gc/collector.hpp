@@ -290,5 +290,8 @@ void unmark(ObjectHeader* h) noexcept;
 // The module (module.cpp)
 
 void debug_print(const char* text);
+// A collection of one shared heap, whose user lock the caller holds
+// (SharedHeap::collect): 0 at once from inside a collection on this thread.
+std::size_t collect_shared(Heap* heap, int generation) noexcept;
 
 }  // namespace weakref::gc::collector

@@ -103,10 +103,13 @@ const Visitor::Ops kFindOps{&find_strong, &no_weak, &no_keep, false, nullptr};
 // automatic collections do nothing): one collection per thread at a time.
 constinit thread_local int tls_collections = 0;
 
-// The heaps one collection covers: the caller's, and the orphan heap for a
-// full collection (a fixed array: a collection allocates nothing).
+// The heaps one collection covers: the caller's, the orphan heap for a
+// full collection, and the shared heaps the caller holds (a fixed array: a
+// collection allocates nothing; gc::collect covers more held shared heaps
+// in further collections).
 struct HeapSet {
-  Heap* heaps[2] = {nullptr, nullptr};
+  static constexpr int kMax = 8;
+  Heap* heaps[kMax] = {};
   int n = 0;
   Heap** begin() noexcept { return heaps; }
   Heap** end() noexcept { return heaps + n; }
@@ -200,6 +203,9 @@ void collect_generations(Heap* heap) noexcept {
 // ---------------------------------------------------------------------------
 // Public API
 
+// The shared heaps the caller holds are collected with its own heap (it
+// holds their locks, so nobody writes their objects meanwhile), in one
+// collection; beyond what one HeapSet takes, in further collections.
 std::size_t collect(int generation) {
   if (generation < 0 || generation > 2) throw std::invalid_argument("invalid generation");
   if (tls_collections) return 0;
@@ -208,7 +214,20 @@ std::size_t collect(int generation) {
   HeapSet set;
   set.heaps[set.n++] = own;
   if (generation == 2 && own != wd::orphan_heap()) set.heaps[set.n++] = wd::orphan_heap();
-  return collect_heaps(set, generation);
+  std::size_t found = 0;
+  for (std::size_t done = 0;;) {
+    // (The held list is the same after each collection: only this thread
+    // changes it, and its callbacks' lock() / unlock() pairs have returned.)
+    Heap* held[HeapSet::kMax];
+    const std::size_t room = static_cast<std::size_t>(HeapSet::kMax - set.n);
+    const std::size_t total = wd::held_shared_heaps(held, done, room);
+    const std::size_t got = std::min(total - std::min(total, done), room);
+    for (std::size_t i = 0; i < got; ++i) set.heaps[set.n++] = held[i];
+    done += got;
+    found += collect_heaps(set, generation);
+    if (done >= total) return found;
+    set = HeapSet{};
+  }
 }
 
 void enable() noexcept { module().enabled.store(true, std::memory_order_relaxed); }
@@ -376,7 +395,12 @@ void gc_on_allocate() noexcept {
   if (!m.enabled.load(std::memory_order_relaxed)) return;
   const long t0 = m.threshold[0].load(std::memory_order_relaxed);
   if (t0 == 0) return;
-  Heap* heap = current_heap();
+  // The heap the object will go to (track()): the innermost shared heap the
+  // thread holds (so it may collect it: nobody else writes its objects
+  // meanwhile), else its own.
+  Heap* heap = tls_shared_heap;
+  if (!heap) [[likely]]
+    heap = current_heap();
   const bool own = heap->count[0].load(std::memory_order_relaxed) > t0;
   // Exited threads' objects count towards every thread's automatic
   // collection: whoever allocates next collects them (a full collection of
@@ -395,3 +419,14 @@ void gc_on_allocate() noexcept {
 }
 
 }  // namespace weakref::detail
+
+namespace weakref::gc::collector {
+
+std::size_t collect_shared(Heap* heap, int generation) noexcept {
+  if (tls_collections) return 0;
+  HeapSet set;
+  set.heaps[set.n++] = heap;
+  return collect_heaps(set, generation);
+}
+
+}  // namespace weakref::gc::collector

@@ -2,7 +2,9 @@
 // threads. CPython has a GIL, so the unreachable set it finds at step 4 is
 // garbage; here other threads may copy and drop strong references and lock
 // weakrefs at any time, also during a collection (gc.hpp's rule: only the
-// heap's own thread writes the traced members of its objects). Steps 2-4
+// heap's own thread writes the traced members of its objects; for a shared
+// heap, only threads holding its lock, which every collection of it holds
+// from step 1 to step 9: weakref/shared_heap.hpp). Steps 2-4
 // read the counts one at a time, without stopping anyone, so an object they
 // call unreachable may be held by another thread by the time they are done.
 // This file decides which of the candidates are garbage after all.
@@ -46,8 +48,9 @@
 // reaches an object after its freeze touches it (through a weakref it
 // cannot: lockers wait); a thread that walks from a held object to another
 // copies the edge, which stays (only the collecting thread writes the
-// members of its heap's objects), so what it reaches is reachable from what
-// it held, and is kept with it. Ephemerons: a thread reaches a value only
+// members of its heap's objects; for a shared heap, the collecting thread
+// holds its lock), so what it reaches is reachable from what it held, and
+// is kept with it. Ephemerons: a thread reaches a value only
 // through its key (every access to an entry locks the key), which shows in
 // the key's count or touches it; the values follow their keys.
 //

@@ -59,9 +59,11 @@
 //    object, by the death or by a collector: it runs once per object (PEP
 //    442).
 //  * kShared (sticky) is set by the first strong increment of a traced
-//    object made on a thread that does not own its heap. Garbage that has no
-//    weakrefs and was never shared cannot be reached by another thread, so
-//    the collector skips the verification for it (src/gc/verify.cpp).
+//    object made on a thread that does not own its heap, and from the start
+//    on the objects of a shared heap (made into one, or adopted by one:
+//    src/heap.hpp), which any thread may copy. Garbage that has no weakrefs
+//    and was never shared cannot be reached by another thread, so the
+//    collector skips the verification for it (src/gc/verify.cpp).
 //  * kInCollection is set on each object of a collector's private garbage
 //    list and cleared when the object goes back to a public list: with a
 //    heap index equal to the collecting heap's, it tells untrack() that the

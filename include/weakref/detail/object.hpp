@@ -166,7 +166,9 @@ WEAKREF_API extern constinit thread_local std::uint32_t tls_heap_index;
 
 // Whether an increment of inline word w on this thread must take the slow
 // path: side form, frozen, or a first copy of a traced object on a thread
-// that does not own it.
+// that does not own it. tls_heap_index is the thread's own heap, even while
+// it holds a SharedHeap: the objects of shared heaps carry kShared from the
+// start (src/heap.hpp), so they take the fast path on every thread.
 [[gnu::always_inline]] inline bool incref_needs_slow_path(HeaderWord w) noexcept {
   if (w.has_any(HeaderWord::kSide, HeaderWord::kFrozen)) return true;
   const std::uint32_t heap = w.heap();
