@@ -1,11 +1,14 @@
 // The collector on the three shapes of issue 4, timed around gc::collect()
-// only (manual time), plus build+drop+collect, and a chain of ephemerons
-// (WeakKeyDictionary entries, issue 15) next to them. bench/gc_vs_cpython.py runs
+// only (manual time), plus build+drop+collect, a chain of ephemerons
+// (WeakKeyDictionary entries, issue 15) next to them, and the same shapes
+// in a SharedHeap (issue 14: BM_gc_shared_heap_*, collected by
+// SharedHeap::collect, next to the thread-owned heap's rows). bench/gc_vs_cpython.py runs
 // this program and the same shapes in CPython and prints both.
 //   build/bench/bench/bench_gc [--benchmark_format=json]
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <mutex>
 #include <vector>
 #include <weakref/weakref.hpp>
 
@@ -43,16 +46,24 @@ void build_list_cycle(long n) {
   tail->next = head;
 }
 
+// Built into `shared` (holding it) and collected by shared->collect() when
+// it is given; else the thread's own heap and gc::collect().
 template <class Build>
-void run_garbage(benchmark::State& state, Build build, bool include_build) {
+void run_garbage(benchmark::State& state, Build build, bool include_build,
+                 weakref::SharedHeap* shared = nullptr) {
   const long n = state.range(0);
   weakref::gc::disable();
   weakref::gc::collect();
   for (auto _ : state) {
     auto t0 = Clock::now();
-    build(n);
+    if (shared) {
+      std::lock_guard<weakref::SharedHeap> lock(*shared);
+      build(n);
+    } else {
+      build(n);
+    }
     auto t1 = Clock::now();
-    std::size_t found = weakref::gc::collect();
+    std::size_t found = shared ? shared->collect() : weakref::gc::collect();
     double collect_s = seconds_since(t1);
     double total_s = seconds_since(t0);
     if (found != static_cast<std::size_t>(n)) state.SkipWithError("wrong count");
@@ -67,20 +78,34 @@ void BM_gc_cycles_garbage(benchmark::State& s) { run_garbage(s, build_cycles, fa
 void BM_gc_list_cycle(benchmark::State& s) { run_garbage(s, build_list_cycle, false); }
 void BM_total_cycles_garbage(benchmark::State& s) { run_garbage(s, build_cycles, true); }
 void BM_total_list_cycle(benchmark::State& s) { run_garbage(s, build_list_cycle, true); }
+void BM_gc_shared_heap_cycles_garbage(benchmark::State& s) {
+  weakref::SharedHeap heap;
+  run_garbage(s, build_cycles, false, &heap);
+}
+void BM_gc_shared_heap_list_cycle(benchmark::State& s) {
+  weakref::SharedHeap heap;
+  run_garbage(s, build_list_cycle, false, &heap);
+}
 
-// N live tracked objects, nothing to free: a full collection's scan.
-void BM_gc_live(benchmark::State& state) {
+// N live tracked objects, nothing to free: a full collection's scan (of
+// `shared`, when given: made into it, collected by shared->collect()).
+void run_live(benchmark::State& state, weakref::SharedHeap* shared) {
   const long n = state.range(0);
   weakref::gc::disable();
   std::vector<weakref::Strong<GNode>> live;
   live.reserve(static_cast<std::size_t>(n));
-  for (long i = 0; i < n; ++i) live.push_back(weakref::make<GNode>());
-  for (long i = 1; i < n; i += 2)
-    live[static_cast<std::size_t>(i)]->next = live[static_cast<std::size_t>(i - 1)];
+  {
+    std::unique_lock<weakref::SharedHeap> lock;
+    if (shared) lock = std::unique_lock<weakref::SharedHeap>(*shared);
+    for (long i = 0; i < n; ++i) live.push_back(weakref::make<GNode>());
+    for (long i = 1; i < n; i += 2)
+      live[static_cast<std::size_t>(i)]->next = live[static_cast<std::size_t>(i - 1)];
+  }
   weakref::gc::collect();
+  if (shared) shared->collect();
   for (auto _ : state) {
     auto t0 = Clock::now();
-    std::size_t found = weakref::gc::collect();
+    std::size_t found = shared ? shared->collect() : weakref::gc::collect();
     state.SetIterationTime(seconds_since(t0));
     if (found != 0) state.SkipWithError("live objects collected");
   }
@@ -88,6 +113,11 @@ void BM_gc_live(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
   live.clear();
   weakref::gc::enable();
+}
+void BM_gc_live(benchmark::State& state) { run_live(state, nullptr); }
+void BM_gc_shared_heap_live(benchmark::State& state) {
+  weakref::SharedHeap heap;
+  run_live(state, &heap);
 }
 
 // Ephemerons (issue 15): a traced table holding a WeakKeyDictionary of N
@@ -186,6 +216,15 @@ BENCHMARK(BM_gc_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisec
 BENCHMARK(BM_gc_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_total_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_shared_heap_cycles_garbage)
+    ->Arg(kMillion)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_shared_heap_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_shared_heap_list_cycle)
+    ->Arg(kMillion)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gc_ephemeron_chain_garbage)
     ->Arg(kMillion)
     ->UseManualTime()

@@ -280,6 +280,48 @@ TEST_F(SharedHeapTest, DisownedObjectsAreCollectedByFullCollections) {
   EXPECT_EQ(w.dead, 1);
 }
 
+// An adoption from inside a collection (a finalizer, step 8) whose walk
+// meets that collection's garbage: the garbage is left in the collection's
+// private list (kInCollection), the rest moves.
+struct Resurrector;
+struct Holder {
+  Strong<Resurrector> r;
+  void trace(gc::Visitor& v) { v(r); }
+};
+struct Resurrector {
+  Strong<Resurrector> partner;
+  Strong<Holder> holder;  // where the finalizer puts this object
+  SharedHeap* heap = nullptr;
+  std::size_t adopted = 99;
+  void trace(gc::Visitor& v) { v(partner); }  // (holder: not traced, on purpose)
+  void tp_finalize() {
+    if (!holder) return;
+    holder->r = self(this);  // resurrected: reachable from holder
+    std::lock_guard<SharedHeap> lock(*heap);
+    adopted = heap->adopt(holder);
+    holder.reset();
+  }
+};
+
+TEST_F(SharedHeapTest, AdoptionInsideACollectionLeavesItsGarbage) {
+  SharedHeap heap;
+  Strong<Holder> holder = make<Holder>();
+  std::size_t adopted = 0;
+  {
+    Strong<Resurrector> x = make<Resurrector>(), y = make<Resurrector>();
+    x->partner = y;
+    y->partner = x;
+    x->holder = holder;
+    x->heap = &heap;
+  }
+  EXPECT_EQ(gc::collect(), 0U);  // resurrected
+  ASSERT_TRUE(holder->r);
+  adopted = holder->r->adopted;
+  EXPECT_EQ(adopted, 1U);  // the holder alone
+  holder.reset();          // (the heap's now; dies: no cycle)
+  EXPECT_EQ(gc::collect(), 2U);
+}
+
 // Adopting from a root of another live thread's heap moves nothing (that
 // thread may be writing it; a check build stops the program instead).
 TEST_F(SharedHeapTest, AdoptFromAnotherLiveThreadMovesNothing) {
