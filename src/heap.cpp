@@ -257,18 +257,15 @@ Heap* lock_heap_of(ObjectHeader* h) noexcept {
   }
 }
 
-void track(ObjectHeader* h) noexcept {
-  WEAKREF_DCHECK(h->gc()->next == nullptr, "track of an object already in a heap list");
-  WEAKREF_DCHECK(heap_index_of(h) == kNoHeap, "track of an object that has a heap index");
-  // The innermost shared heap the thread holds, else its own. An object of
-  // a shared heap is shared from the start: any thread holding the heap may
-  // copy it (incref's fast path then), and its garbage is verified (step 5).
-  Heap* heap = tls_shared_heap;
-  std::uint64_t fresh = HeaderWord::initial().raw();
-  if (heap) [[unlikely]]
-    fresh = HeaderWord(fresh).with(HeaderWord::kShared).raw();
-  else
-    heap = current_heap();
+namespace {
+
+// Lists h in `heap`; an object of a shared heap is marked shared from the
+// start (`shared`): any thread holding the heap may copy it (incref's fast
+// path then), and its garbage is verified (step 5).
+template <bool shared>
+[[gnu::always_inline]] inline void track_into(ObjectHeader* h, Heap* heap) noexcept {
+  constexpr std::uint64_t fresh =
+      shared ? HeaderWord::initial().with(HeaderWord::kShared).raw() : HeaderWord::initial().raw();
   if (h->word.load(std::memory_order_relaxed) == HeaderWord::initial().raw()) {
     // Only make<T>'s reference exists: no other thread can hold the object.
     h->word.store(HeaderWord(fresh).with_heap(heap->index).raw(), std::memory_order_relaxed);
@@ -278,26 +275,23 @@ void track(ObjectHeader* h) noexcept {
     // index alone, and mark the object shared, since what it handed out
     // may have reached other threads (src/gc/verify.cpp verifies it then).
     // (Those may make its first weakref meanwhile: as set_heap_index.)
-    std::uint64_t w = h->word.load(std::memory_order_acquire);
-    for (;;) {
-      if (HeaderWord(w).has_side()) {
-        auto& sw = HeaderWord(w).side()->word;
-        std::uint64_t x = sw.load(std::memory_order_relaxed);
-        while (!sw.compare_exchange_weak(
-            x, SideWord(x).with_heap(heap->index).with(SideWord::kShared).raw(),
-            std::memory_order_acq_rel, std::memory_order_relaxed)) {
-        }
-        break;
-      }
-      if (h->word.compare_exchange_weak(
-              w, HeaderWord(w).with_heap(heap->index).with(HeaderWord::kShared).raw(),
-              std::memory_order_acq_rel, std::memory_order_acquire))
-        break;
-    }
+    set_heap_index(h, heap->index, true);
   }
   std::lock_guard<SpinLock> g(heap->lock);
   heap->gen[0].append(h->gc());
   rmw_fetch_add(heap->count[0], 1L, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void track(ObjectHeader* h) noexcept {
+  WEAKREF_DCHECK(h->gc()->next == nullptr, "track of an object already in a heap list");
+  WEAKREF_DCHECK(heap_index_of(h) == kNoHeap, "track of an object that has a heap index");
+  // The innermost shared heap the thread holds, else its own.
+  if (Heap* shared = tls_shared_heap) [[unlikely]]
+    track_into<true>(h, shared);
+  else
+    track_into<false>(h, current_heap());
 }
 
 void track_again(ObjectHeader* h) noexcept {

@@ -47,8 +47,13 @@
 //    the thread that made it, collect() collects the calling thread's heap
 //    (a full collection also collects the objects of exited threads), and
 //    references from outside the heap count as outside references (roots).
+//  * A SharedHeap (shared_heap.hpp) is a heap no thread owns, for graphs
+//    several threads edit: objects made while holding its lock go into it,
+//    and any thread collects it. gc::adopt / gc::disown (there too) move
+//    objects between heaps.
 //  * Rule: an object's traced members may be written only by its heap's
-//    thread (while the object is reachable by other threads, they may read
+//    thread, or for a SharedHeap's object by a thread holding its lock
+//    (while the object is reachable by other threads, they may read
 //    them). Strong references to any object may be copied and dropped, and
 //    weak references locked, on any thread at any time, also during a
 //    collection: the collector freezes the objects it found unreachable and
@@ -314,7 +319,8 @@ inline constexpr int DEBUG_LEAK = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBU
 
 /// Python's `gc.collect(generation)`: runs a collection of generations
 /// 0..generation of the calling thread's heap (generation 2 also collects
-/// the heap of exited threads). Returns the number of unreachable objects
+/// the heap of exited threads), and of the SharedHeaps the calling thread
+/// holds (shared_heap.hpp). Returns the number of unreachable objects
 /// found. Throws std::invalid_argument ("invalid generation") unless 0 <=
 /// generation <= 2. Returns 0 at once when a collection of this heap, or any
 /// collection on this thread, is already running (called from a weakref
