@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <mutex>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "weakref/detail/dcheck.hpp"
@@ -132,10 +133,14 @@ void merge_into_orphans(Heap* h) noexcept {
 }
 
 // The shared heaps this thread holds, one entry per lock() in effect
-// (innermost last). A pointer, so that the vector is made only by threads
-// that use a SharedHeap, and a thread exiting while it holds one (against
-// the rules) leaks it rather than running a destructor order-dependently.
+// (innermost last). A pointer (trivial, so readable by other thread_local
+// destructors at exit), to a vector made only by threads that use a
+// SharedHeap and freed at their exit by HeldOwner.
 thread_local std::vector<Heap*>* tls_held = nullptr;
+struct HeldOwner {
+  ~HeldOwner();
+};
+thread_local HeldOwner tls_held_owner;
 
 }  // namespace
 
@@ -180,8 +185,20 @@ void destroy_shared_heap(Heap* h) noexcept {
 
 constinit thread_local Heap* tls_shared_heap = nullptr;
 
+namespace {
+HeldOwner::~HeldOwner() {
+  // (A thread exiting while it holds a SharedHeap breaks its rules; what
+  // it makes from now on goes to its own heap, or the orphan heap.)
+  tls_shared_heap = nullptr;
+  delete std::exchange(tls_held, nullptr);
+}
+}  // namespace
+
 void push_held_shared(Heap* h) {
-  if (!tls_held) tls_held = new std::vector<Heap*>;
+  if (!tls_held) {
+    tls_held = new std::vector<Heap*>;
+    static_cast<void>(&tls_held_owner);  // constructed: its destructor runs at exit
+  }
   tls_held->push_back(h);
   tls_shared_heap = h;
 }

@@ -33,17 +33,20 @@
 //    members that trace() visits) of an object of a SharedHeap only while it
 //    holds that heap. (Under the build option WEAKREF_CHECK_THREADS, a write
 //    by a thread that may not write stops the program with a message.)
-//  * Reading: read the traced members of its objects while holding it too;
-//    the Strongs copied out stay valid after unlock() and may be used,
-//    copied and dropped on any thread, like any Strong; weakrefs to its
-//    objects may be locked on any thread at any time.
+//  * Reading: read the traced members of its objects while holding it too
+//    (members nobody writes any more, such as those set before the object
+//    was published under the lock, may be read without it); the Strongs
+//    copied out stay valid after unlock() and may be used, copied and
+//    dropped on any thread, like any Strong; weakrefs to its objects may be
+//    locked on any thread at any time.
 //  * Collecting: collect() takes the lock for the whole collection (steps
 //    1-9 of src/gc/collect.cpp); the garbage's weakref callbacks, finalizers
 //    and destructors run on the collecting thread, which holds the lock
 //    meanwhile (they may lock it again). Allocations into the heap count
 //    towards its own thresholds (gc::set_threshold): past them, the thread
 //    making the object collects it, as it collects its own heap. A
-//    gc::collect() on a thread that holds SharedHeaps also collects them.
+//    gc::collect() on a thread that holds SharedHeaps also collects them
+//    (gc::get_count() stays the thread's own heap's).
 //  * Adopting: heap.adopt(root), while holding heap, moves root and the
 //    traced objects reachable from it through strong references that the
 //    caller may hand over (those of its own thread's heap, and objects of no
