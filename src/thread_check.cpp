@@ -68,7 +68,7 @@ void thread_rule_violation(const char* rule, ObjectHeader* object) noexcept {
   // stdio, not iostreams (as dcheck_failed): usable anywhere.
   std::fprintf(stderr,
                "weakref: thread rule violated: %s: object of type %s at %p in heap %u (%s), "
-               "written by %s",
+               "by %s",
                rule, type_name(*object->type->type), object->object(), static_cast<unsigned>(heap),
                describe_object_heap(heap), describe_thread_heap(mine));
   if (mine != kNoHeap && mine != kOrphanHeap) std::fprintf(stderr, " %u", mine);

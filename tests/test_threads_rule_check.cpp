@@ -21,8 +21,8 @@ constexpr const char* kRule =
 // The object of the main thread's heap, written by a worker that has a heap.
 std::string another_threads(const char* rule = kRule) {
   return std::string(rule) +
-         "in heap [0-9]+ \\(the heap of another thread\\), written by a thread whose heap is "
-         "[0-9]+ \\(holds no shared heap\\)";
+         "in heap [0-9]+ \\(the heap of another thread\\), by a thread whose heap is [0-9]+ "
+         "\\(holds no shared heap\\)";
 }
 
 // Runs f on a new thread, which has a heap of its own (it makes an object
@@ -98,6 +98,24 @@ TEST_F(RuleCheckDeathTest, AWorkerAssigningARefMemberOfTheMainThreadsObject) {
   EXPECT_DEATH(on_worker([&](Strong<Node>&) { n->wa.reset(); }), another_threads());
 }
 
+// A traced object with the other weak handles as members.
+struct Handles {
+  proxy<Node> p;
+  WeakMethod<int (Node::*)(int, int)> m;
+  void trace(gc::Visitor& v) { v(p, m); }
+};
+
+TEST_F(RuleCheckDeathTest, AWorkerAssigningProxyAndWeakMethodMembers) {
+  Strong<Handles> h = make<Handles>();
+  const char* rule =
+      "weakref: thread rule violated: writing a traced member from a thread that may not write "
+      "it: object of type weakref::testing::\\(anonymous namespace\\)::Handles at 0x[0-9a-f]+ ";
+  EXPECT_DEATH(on_worker([&](Strong<Node>& own) { h->p = proxy<Node>(own); }),
+               another_threads(rule));
+  EXPECT_DEATH(on_worker([&](Strong<Node>& own) { h->m = WeakMethod(own, &Node::add); }),
+               another_threads(rule));
+}
+
 TEST_F(RuleCheckDeathTest, TheMainThreadWritingAnObjectOfAJoinedThread) {
   Strong<Node> left;
   std::thread t([&] { left = make<Node>("left by an exited thread"); });
@@ -106,8 +124,34 @@ TEST_F(RuleCheckDeathTest, TheMainThreadWritingAnObjectOfAJoinedThread) {
   EXPECT_DEATH(left->a = mine,
                std::string(kRule) +
                    "in heap 1 \\(the orphan heap: objects of exited threads, and disowned ones, "
-                   "which no thread may write before adopting them\\), written by a thread whose "
+                   "which no thread may write before adopting them\\), by a thread whose "
                    "heap is [0-9]+ \\(holds no shared heap\\)");
+}
+
+// A thread-local destroyed after the thread's heap has merged into the
+// orphan heap (it was made before the thread's first traced object, so it
+// is destroyed after the heap's owner): the thread's objects are no longer
+// its own to write.
+struct WritesAtThreadExit {
+  Strong<Node> node;
+  ~WritesAtThreadExit() {
+    if (node) node->a = nullptr;
+  }
+};
+
+TEST_F(RuleCheckDeathTest, AnExitingThreadWritingObjectsItsHeapGaveUp) {
+  EXPECT_DEATH(
+      {
+        std::thread t([] {
+          thread_local WritesAtThreadExit last;
+          last.node = make<Node>("made by the exiting thread");
+          last.node->a = make<Node>();  // its own: allowed
+        });
+        t.join();
+      },
+      std::string(kRule) +
+          "in heap 1 \\(the orphan heap: .*\\), by a thread whose own heap is gone \\(it is "
+          "exiting: its objects are in the orphan heap\\) \\(holds no shared heap\\)");
 }
 
 TEST_F(RuleCheckDeathTest, AThreadWithoutAHeapIsNamedSo) {
@@ -119,7 +163,7 @@ TEST_F(RuleCheckDeathTest, AThreadWithoutAHeapIsNamedSo) {
         t.join();
       },
       std::string(kRule) +
-          "in heap [0-9]+ \\(the heap of another thread\\), written by a thread that has no "
+          "in heap [0-9]+ \\(the heap of another thread\\), by a thread that has no "
           "heap yet \\(it has made no traced object\\) \\(holds no shared heap\\)");
 }
 
@@ -157,11 +201,33 @@ struct Built {
   void trace(gc::Visitor& v) { v(first, second); }
 };
 
+// Made by a thread whose heap is gone (a thread-local's destructor after
+// the heap's owner's, see WritesAtThreadExit below): the object goes to the
+// orphan heap, which that thread may not write, but its constructor may.
+struct BuildsAtThreadExit {
+  Strong<Node> node;
+  bool orphan = false;
+  bool* built = nullptr;
+  ~BuildsAtThreadExit() {
+    orphan = detail::tls_heap_index == detail::kOrphanHeap;
+    Strong<Built> b = make<Built>(node);
+    *built = orphan && b->second == node;
+  }
+};
+
 TEST_F(RuleCheckTest, ConstructionBeforeTracking) {
   Strong<Node> n = make<Node>();
   Strong<Built> b = make<Built>(n);
   on_worker([&](Strong<Node>&) { Strong<Built> there = make<Built>(n); });
   EXPECT_EQ(b->second, n);
+  bool built = false;
+  std::thread t([&] {
+    thread_local BuildsAtThreadExit last;
+    last.built = &built;
+    last.node = make<Node>("the exiting thread's");
+  });
+  t.join();
+  EXPECT_TRUE(built);
 }
 
 // The death runs on whichever thread released the last reference: its

@@ -55,9 +55,9 @@ struct ObjectHeader;
 // Stops the program (std::abort after writing to stderr) with a message naming
 // the rule, the object's type (demangled where possible), the heap of the
 // object and the calling thread's heap(s):
-//   weakref: thread rule violated: <rule>: object of type Node in heap 3 (the
-//   heap of another thread), written by a thread whose heap is 2 (holding no
-//   shared heap)
+//   weakref: thread rule violated: <rule>: object of type Node at 0x... in
+//   heap 3 (the heap of another thread), by a thread whose heap is 2 (holds
+//   no shared heap)
 [[noreturn]] WEAKREF_API void thread_rule_violation(const char* rule,
                                                     ObjectHeader* object) noexcept;
 // Whether the calling thread may write the traced members of objects of heap
