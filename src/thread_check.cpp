@@ -52,8 +52,9 @@ const char* describe_thread_heap(std::uint32_t index) noexcept {
 }  // namespace
 
 // Own heap: the thread's current heap index, unless that is the orphan heap
-// (an exiting thread's, after its heap merged there: other threads' full
-// collections read the orphan heap's objects then).
+// (an exiting thread's, after its heap merged there, or that of a thread
+// beyond the 65535 heaps: other threads' full collections read the orphan
+// heap's objects, so no thread writes them).
 bool thread_may_write(std::uint32_t index) noexcept {
   if (index == kNoHeap) return true;  // untraced objects have no rule
   if (index != kOrphanHeap && index == tls_heap_index) return true;
