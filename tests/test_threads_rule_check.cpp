@@ -4,6 +4,7 @@
 // type and both heaps; the writes the rule allows, and those it exempts
 // (construction, deaths, the collector's clearing), do not. The death tests
 // run only in builds with the option (the asan and tsan presets).
+#include <array>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -114,6 +115,31 @@ TEST_F(RuleCheckDeathTest, AWorkerAssigningProxyAndWeakMethodMembers) {
                another_threads(rule));
   EXPECT_DEATH(on_worker([&](Strong<Node>& own) { h->m = WeakMethod(own, &Node::add); }),
                another_threads(rule));
+}
+
+// Handles stored inside the object (a std::array, a nested struct) are
+// members too; a std::vector's are in its buffer, outside the object: not
+// seen (docs/threads.md, "The rule checked").
+struct Inline {
+  struct Pair {
+    Strong<Node> first, second;
+  };
+  std::array<Strong<Node>, 2> slots;
+  Pair pair;
+  std::vector<Strong<Node>> outside;
+  void trace(gc::Visitor& v) { v(slots, pair, outside); }
+};
+
+TEST_F(RuleCheckDeathTest, AWorkerWritingHandlesStoredInsideTheObject) {
+  Strong<Inline> in = make<Inline>();
+  in->outside.resize(1);
+  const char* rule =
+      "weakref: thread rule violated: writing a traced member from a thread that may not write "
+      "it: object of type weakref::testing::\\(anonymous namespace\\)::Inline at 0x[0-9a-f]+ ";
+  EXPECT_DEATH(on_worker([&](Strong<Node>& own) { in->slots[1] = own; }), another_threads(rule));
+  EXPECT_DEATH(on_worker([&](Strong<Node>& own) { in->pair.second = own; }), another_threads(rule));
+  on_worker([&](Strong<Node>& own) { in->outside[0] = own; });  // breaks the rule, unseen
+  in->outside.clear();
 }
 
 TEST_F(RuleCheckDeathTest, TheMainThreadWritingAnObjectOfAJoinedThread) {
