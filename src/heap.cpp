@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "thread_check.hpp"
 #include "weakref/detail/dcheck.hpp"
 
 namespace weakref::detail {
@@ -294,6 +295,7 @@ template <bool shared>
     // (Those may make its first weakref meanwhile: as set_heap_index.)
     set_heap_index(h, heap->index, true);
   }
+  member_index_add(h);  // WEAKREF_CHECK_THREADS (src/thread_check.hpp)
   std::lock_guard<SpinLock> g(heap->lock);
   heap->gen[0].append(h->gc());
   rmw_fetch_add(heap->count[0], 1L, std::memory_order_relaxed);
@@ -321,6 +323,7 @@ void track_again(ObjectHeader* h) noexcept {
 constinit thread_local Heap* tls_collecting = nullptr;
 
 void untrack(ObjectHeader* h) noexcept {
+  member_index_remove(h);  // WEAKREF_CHECK_THREADS (src/thread_check.hpp)
   if (Heap* c = tls_collecting) {
     const ActiveWord w = h->count_word();
     if (w.in_collection() && w.heap() == c->index) {

@@ -51,6 +51,7 @@
 
 #include "alloc.hpp"
 #include "heap.hpp"
+#include "thread_check.hpp"
 #include "weakref/detail/atomics.hpp"
 #include "weakref/detail/dcheck.hpp"
 #include "weakref/detail/locks.hpp"
@@ -286,7 +287,10 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
   if (ActiveWord(old).count() == 1) return false;
   // Resurrected: someone took a new strong reference. Its release will run
   // the death again, without tp_finalize.
-  if (h->traced()) track_again(h);
+  if (h->traced()) {
+    track_again(h);
+    member_index_add(h);  // checked again (src/thread_check.hpp)
+  }
   return true;
 }
 

@@ -42,6 +42,7 @@
 #include <utility>
 
 #include "detail/object.hpp"
+#include "detail/thread_check.hpp"
 
 namespace weakref {
 
@@ -84,6 +85,7 @@ class Strong {
     if (hdr_) detail::incref(hdr_);
   }
   Strong(Strong&& o) noexcept : ptr_(o.ptr_), hdr_(o.hdr_) {
+    detail::note_member_write(&o);
     o.ptr_ = nullptr;
     o.hdr_ = 0;
   }
@@ -97,6 +99,7 @@ class Strong {
   requires std::is_convertible_v<U*, T*> Strong(Strong<U>&& o)
   noexcept  // NOLINT: implicit upcast
       : ptr_(o.ptr_), hdr_(o.hdr_) {
+    detail::note_member_write(&o);
     o.ptr_ = nullptr;
     o.hdr_ = 0;
   }
@@ -113,21 +116,25 @@ class Strong {
   /// std::shared_ptr). Never throw.
   ///@{
   Strong& operator=(const Strong& o) noexcept {
-    Strong(o).swap(*this);
+    detail::note_member_write(this);
+    Strong(o).exchange(*this);
     return *this;
   }
   Strong& operator=(Strong&& o) noexcept {
-    Strong(std::move(o)).swap(*this);
+    detail::note_member_write(this);
+    Strong(std::move(o)).exchange(*this);
     return *this;
   }
   template <class U>
   requires std::is_convertible_v<U*, T*> Strong& operator=(const Strong<U>& o) noexcept {
-    Strong(o).swap(*this);
+    detail::note_member_write(this);
+    Strong(o).exchange(*this);
     return *this;
   }
   template <class U>
   requires std::is_convertible_v<U*, T*> Strong& operator=(Strong<U>&& o) noexcept {
-    Strong(std::move(o)).swap(*this);
+    detail::note_member_write(this);
+    Strong(std::move(o)).exchange(*this);
     return *this;
   }
   Strong& operator=(std::nullptr_t) noexcept {
@@ -138,11 +145,15 @@ class Strong {
 
   /// Releases the object (Python's `del x`); *this is already null when its
   /// death runs.
-  void reset() noexcept { Strong().swap(*this); }
+  void reset() noexcept {
+    detail::note_member_write(this);
+    Strong().exchange(*this);
+  }
   /// Exchanges the two references (no count changes).
   void swap(Strong& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(hdr_, o.hdr_);
+    detail::note_member_write(this);
+    detail::note_member_write(&o);
+    exchange(o);
   }
 
   /// The pointer held (null for a null Strong).
@@ -197,6 +208,13 @@ class Strong {
   friend struct detail::StrongAccess;
 
   Strong(T* p, detail::CountRef r) noexcept : ptr_(p), hdr_(r) {}  // adopts
+
+  // swap() without the thread check (detail/thread_check.hpp): the
+  // assignments check the handle they write, not their temporary.
+  void exchange(Strong& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    std::swap(hdr_, o.hdr_);
+  }
 
   const detail::ObjectHeader* identity() const noexcept {
     return hdr_ ? detail::header_of(hdr_) : nullptr;

@@ -75,6 +75,7 @@
 #include "atomics.hpp"
 #include "config.hpp"
 #include "object.hpp"
+#include "thread_check.hpp"
 
 namespace weakref::detail {
 
@@ -422,23 +423,40 @@ class WEAKREF_API WeakHandle {
   WeakHandle(const WeakHandle& o) noexcept : w_(o.w_) {
     if (w_) weak_acquire(w_);
   }
-  WeakHandle(WeakHandle&& o) noexcept : w_(o.w_) { o.w_ = nullptr; }
+  WeakHandle(WeakHandle&& o) noexcept : w_(o.w_) {
+    note_member_write(&o);
+    o.w_ = nullptr;
+  }
   WeakHandle& operator=(const WeakHandle& o) noexcept {
-    WeakHandle(o).swap_handle(*this);
+    note_member_write(this);
+    WeakHandle(o).exchange(*this);
     return *this;
   }
   WeakHandle& operator=(WeakHandle&& o) noexcept {
-    WeakHandle(std::move(o)).swap_handle(*this);
+    note_member_write(this);
+    WeakHandle(std::move(o)).exchange(*this);
     return *this;
   }
   [[gnu::always_inline]] ~WeakHandle() {
     if (w_) weak_release(w_);
   }
-  void swap_handle(WeakHandle& o) noexcept { std::swap(w_, o.w_); }
-  void reset_handle() noexcept { WeakHandle().swap_handle(*this); }
+  void swap_handle(WeakHandle& o) noexcept {
+    note_member_write(this);
+    note_member_write(&o);
+    exchange(o);
+  }
+  void reset_handle() noexcept {
+    note_member_write(this);
+    WeakHandle().exchange(*this);
+  }
 
   WeakObject* w_ = nullptr;
   friend struct HandleAccess;
+
+ private:
+  // swap_handle() without the thread check (detail/thread_check.hpp): the
+  // assignments check the handle they write, not their temporary.
+  void exchange(WeakHandle& o) noexcept { std::swap(w_, o.w_); }
 };
 
 }  // namespace weakref::detail
