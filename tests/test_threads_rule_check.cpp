@@ -5,6 +5,8 @@
 // (construction, deaths, the collector's clearing), do not. The death tests
 // run only in builds with the option (the asan and tsan presets).
 #include <array>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -193,6 +195,71 @@ TEST_F(RuleCheckDeathTest, AThreadWithoutAHeapIsNamedSo) {
           "heap yet \\(it has made no traced object\\) \\(holds no shared heap\\)");
 }
 
+// A SharedHeap's objects are written by the threads that hold it
+// (docs/threads.md, "Graphs shared by threads").
+TEST_F(RuleCheckDeathTest, AThreadWritingASharedHeapsObjectWithoutHoldingIt) {
+  SharedHeap scene;
+  Strong<Node> n;
+  {
+    std::lock_guard<SharedHeap> hold(scene);
+    n = make<Node>("the scene's");
+  }
+  EXPECT_DEATH(on_worker([&](Strong<Node>& own) { n->a = own; }),
+               std::string(kRule) +
+                   "in heap [0-9]+ \\(a shared heap this thread does not hold\\), by a thread "
+                   "whose heap is [0-9]+ \\(holds no shared heap\\)");
+  // Holding another shared heap is not enough; the message lists it.
+  SharedHeap other;
+  EXPECT_DEATH(on_worker([&](Strong<Node>& own) {
+                 std::lock_guard<SharedHeap> hold(other);
+                 n->a = own;
+               }),
+               std::string(kRule) +
+                   "in heap [0-9]+ \\(a shared heap this thread does not hold\\), by a thread "
+                   "whose heap is [0-9]+ \\(holds shared heap [0-9]+\\)");
+  n = nullptr;
+  scene.collect();
+}
+
+TEST_F(RuleCheckDeathTest, AdoptingAnObjectAnotherLiveThreadStillWrites) {
+  SharedHeap scene;
+  Strong<Node> worker_node;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool made = false, done = false;
+  std::thread worker([&] {
+    Strong<Node> n = make<Node>("the worker's, not disowned");
+    {
+      std::lock_guard<std::mutex> g(mu);
+      worker_node = n;
+      made = true;
+    }
+    cv.notify_all();
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [&] { return done; });
+  });
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [&] { return made; });
+  }
+  EXPECT_DEATH(
+      {
+        std::lock_guard<SharedHeap> hold(scene);
+        scene.adopt(worker_node);
+      },
+      "weakref: thread rule violated: adopting an object another thread still writes: object of "
+      "type weakref::testing::Node at 0x[0-9a-f]+ in heap [0-9]+ \\(the heap of another "
+      "thread\\), by a thread whose heap is [0-9]+ \\(holds shared heap [0-9]+\\)");
+  EXPECT_DEATH(gc::adopt(worker_node), "adopting an object another thread still writes");
+  worker_node = nullptr;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    done = true;
+  }
+  cv.notify_all();
+  worker.join();
+}
+
 // -- It does not fire -------------------------------------------------------------
 
 TEST_F(RuleCheckTest, TheOwnersWrites) {
@@ -240,6 +307,44 @@ struct BuildsAtThreadExit {
     *built = orphan && b->second == node;
   }
 };
+
+TEST_F(RuleCheckTest, ThreadsHoldingASharedHeapWriteItsObjects) {
+  SharedHeap scene;
+  Strong<Node> root;
+  {
+    std::lock_guard<SharedHeap> hold(scene);
+    root = make<Node>("root");
+  }
+  std::vector<std::thread> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.emplace_back([&] {
+      Strong<Node> built = make<Node>("built by a worker");  // its own heap
+      built->b = make<Node>();                               // its own: allowed
+      std::lock_guard<SharedHeap> hold(scene);
+      scene.adopt(built);
+      built->a = root;  // adopted: the scene's now, written holding it
+      root->c = built;
+    });
+  for (auto& t : workers) t.join();
+  // An adopted object is the adopter's: writing it without the lock would
+  // be the rule broken; holding it is fine on the main thread too.
+  {
+    std::lock_guard<SharedHeap> hold(scene);
+    root->c->b = nullptr;  // root <-> root->c stays a cycle
+  }
+  // Disowned objects are adopted by another thread, which then writes them.
+  Strong<Node> handed;
+  std::thread t([&] {
+    handed = make<Node>("disowned");
+    handed->a = make<Node>();
+    gc::disown(handed);
+  });
+  t.join();
+  EXPECT_EQ(gc::adopt(handed), 2U);
+  handed->a = nullptr;  // the main thread's own now
+  root = nullptr;
+  EXPECT_GT(scene.collect(), 0U);
+}
 
 TEST_F(RuleCheckTest, ConstructionBeforeTracking) {
   Strong<Node> n = make<Node>();
