@@ -151,6 +151,11 @@ int main() {
     root = weakref::make<Node>("root", texture("sky"));  // made into the scene
   }
   watch(root);
+  // Reading the scene's members holds it too: workers may be writing them.
+  auto children_of_root = [&] {
+    std::lock_guard<weakref::SharedHeap> hold(scene);
+    return root->children.size();
+  };
 
   {
     JobSystem jobs(3);
@@ -175,8 +180,8 @@ int main() {
     }
     for (auto& d : done) d.get();
     done.clear();
-    std::cout << "scene built: " << root->children.size() << " buildings, "
-              << assets.size() << " textures loaded once each\n";
+    std::cout << "scene built: " << children_of_root() << " buildings, " << assets.size()
+              << " textures loaded once each\n";
 
     // Editing jobs: two take a building out of the scene (its cycles are
     // garbage now), two make lamps directly in the scene.
@@ -194,7 +199,7 @@ int main() {
       }));
     }
     for (auto& d : done) d.get();
-    std::cout << "scene edited: " << root->children.size() << " children under the root\n";
+    std::cout << "scene edited: " << children_of_root() << " children under the root\n";
 
     // Any worker collects the scene, while every thread is alive.
     std::size_t found = jobs.submit([&] { return scene.collect(); }).get();
