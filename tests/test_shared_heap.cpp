@@ -120,6 +120,22 @@ TEST_F(SharedHeapTest, GcCollectAlsoCollectsTheHeapsHeld) {
 }
 
 // A collection's callbacks run with the lock held, and may take it again.
+// gc::get_referrers reads the heaps whose members nobody else writes
+// meanwhile: the calling thread's own, the orphan heap, and the SharedHeaps
+// it holds.
+TEST_F(SharedHeapTest, GetReferrersLooksAtTheHeapsHeld) {
+  SharedHeap scene;
+  std::lock_guard<SharedHeap> hold(scene);
+  Strong<Node> target = make<Node>("target");
+  Strong<Node> parent = make<Node>("parent");
+  parent->a = target;
+  auto found = gc::get_referrers(target);
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_EQ(found[0].get(), static_cast<void*>(parent.get()));
+  parent->a = nullptr;
+  EXPECT_TRUE(gc::get_referrers(target).empty());
+}
+
 TEST_F(SharedHeapTest, CallbacksRunWithTheLockHeld) {
   SharedHeap heap;
   bool held_in_callback = false, relocked = false;

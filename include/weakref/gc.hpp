@@ -386,7 +386,8 @@ std::vector<ObjectHeader*> headers(const Strong<T>&... objs) {
 }  // namespace detail
 
 /// Python's `gc.get_referrers(*objs)`: the tracked objects (of the calling
-/// thread's heap and of exited threads) that refer to any of objs (strong or
+/// thread's heap, of exited threads, and of the SharedHeaps the calling
+/// thread holds) that refer to any of objs (strong or
 /// weak members). Reading another thread's objects is not attempted: their
 /// members may be changing. Throws std::bad_alloc.
 ///@{

@@ -283,6 +283,11 @@ std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets) {
   std::vector<ObjectHeader*> found;
   std::vector<Heap*> heaps{wd::current_heap()};
   if (heaps[0] != wd::orphan_heap()) heaps.push_back(wd::orphan_heap());
+  // The SharedHeaps this thread holds: nobody else writes their members
+  // while it holds them.
+  const std::size_t own_and_orphans = heaps.size();
+  heaps.resize(own_and_orphans + wd::held_shared_heaps(nullptr, 0, 0));
+  wd::held_shared_heaps(heaps.data() + own_and_orphans, 0, heaps.size() - own_and_orphans);
   for (Heap* heap : heaps) {
     std::lock_guard<SpinLock> lk(heap->lock);
     for (GcList* list : {&heap->gen[0], &heap->gen[1], &heap->gen[2], &heap->permanent})
