@@ -5,9 +5,11 @@
 #include <weakref/shared_heap.hpp>
 
 #include <future>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -132,6 +134,16 @@ TEST_F(SharedHeapTest, GetReferrersLooksAtTheHeapsHeld) {
   auto found = gc::get_referrers(target);
   ASSERT_EQ(found.size(), 1U);
   EXPECT_EQ(found[0].get(), static_cast<void*>(parent.get()));
+  {
+    // Held under nine more: every held heap is read, however many.
+    std::vector<std::unique_ptr<SharedHeap>> more;
+    for (int i = 0; i < 9; ++i) {
+      more.push_back(std::make_unique<SharedHeap>());
+      more.back()->lock();
+    }
+    EXPECT_EQ(gc::get_referrers(target).size(), 1U);
+    for (auto it = more.rbegin(); it != more.rend(); ++it) (*it)->unlock();
+  }
   parent->a = nullptr;
   EXPECT_TRUE(gc::get_referrers(target).empty());
 }

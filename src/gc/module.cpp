@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -285,9 +286,14 @@ std::vector<Strong<void>> referrers(std::vector<ObjectHeader*> targets) {
   if (heaps[0] != wd::orphan_heap()) heaps.push_back(wd::orphan_heap());
   // The SharedHeaps this thread holds: nobody else writes their members
   // while it holds them.
-  const std::size_t own_and_orphans = heaps.size();
-  heaps.resize(own_and_orphans + wd::held_shared_heaps(nullptr, 0, 0));
-  wd::held_shared_heaps(heaps.data() + own_and_orphans, 0, heaps.size() - own_and_orphans);
+  Heap* held[8];
+  for (std::size_t done = 0;;) {
+    const std::size_t total = wd::held_shared_heaps(held, done, std::size(held));
+    const std::size_t got = std::min(total - std::min(total, done), std::size(held));
+    heaps.insert(heaps.end(), held, held + got);
+    done += got;
+    if (done >= total) break;
+  }
   for (Heap* heap : heaps) {
     std::lock_guard<SpinLock> lk(heap->lock);
     for (GcList* list : {&heap->gen[0], &heap->gen[1], &heap->gen[2], &heap->permanent})
