@@ -102,14 +102,7 @@ void SharedHeap::lock() {
     return;
   }
   mu_.lock();
-  try {
-    wd::push_held_shared(heap_);
-  } catch (...) {
-    mu_.unlock();
-    throw;
-  }
-  owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
-  depth_ = 1;
+  enter_locked();
 }
 
 bool SharedHeap::try_lock() {
@@ -118,6 +111,11 @@ bool SharedHeap::try_lock() {
     return true;
   }
   if (!mu_.try_lock()) return false;
+  enter_locked();
+  return true;
+}
+
+void SharedHeap::enter_locked() {
   try {
     wd::push_held_shared(heap_);
   } catch (...) {
@@ -126,7 +124,6 @@ bool SharedHeap::try_lock() {
   }
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   depth_ = 1;
-  return true;
 }
 
 void SharedHeap::unlock() noexcept {

@@ -81,4 +81,18 @@ class Test : public ::testing::Test {
   long live_at_start_ = 0;
 };
 
+// A Test with the automatic collections off: the only collections are the
+// test's own (and Test's, around it).
+class ManualCollectionTest : public Test {
+ protected:
+  void SetUp() override {
+    gc::disable();
+    Test::SetUp();
+  }
+  void TearDown() override {
+    Test::TearDown();
+    gc::enable();
+  }
+};
+
 }  // namespace weakref::testing

@@ -19,17 +19,7 @@ struct Cache {
   void trace(gc::Visitor& v) { v(items); }
 };
 
-class ForensicsTest : public Test {
- protected:
-  void SetUp() override {
-    gc::disable();
-    Test::SetUp();
-  }
-  void TearDown() override {
-    Test::TearDown();
-    gc::enable();
-  }
-};
+class ForensicsTest : public ManualCollectionTest {};
 
 std::size_t count_of(const std::vector<gc::TypeCount>& v, const std::string& type) {
   for (auto& t : v)

@@ -16,17 +16,7 @@
 namespace weakref::testing {
 namespace {
 
-class SharedHeapTest : public Test {
- protected:
-  void SetUp() override {
-    gc::disable();
-    Test::SetUp();
-  }
-  void TearDown() override {
-    Test::TearDown();
-    gc::enable();
-  }
-};
+class SharedHeapTest : public ManualCollectionTest {};
 
 // Cycles a <-> b, each watched by a weakref whose callback counts deaths.
 struct Watch {

@@ -14,17 +14,7 @@
 namespace weakref::testing {
 namespace {
 
-class ThreadsEphemeronTest : public Test {
- protected:
-  void SetUp() override {
-    gc::disable();
-    Test::SetUp();
-  }
-  void TearDown() override {
-    Test::TearDown();
-    gc::enable();
-  }
-};
+class ThreadsEphemeronTest : public ManualCollectionTest {};
 
 struct Registry {
   WeakKeyDictionary<Node, Strong<Node>> handlers;

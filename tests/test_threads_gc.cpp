@@ -11,17 +11,7 @@
 namespace weakref::testing {
 namespace {
 
-class ThreadsGcTest : public Test {
- protected:
-  void SetUp() override {
-    gc::disable();
-    Test::SetUp();
-  }
-  void TearDown() override {
-    Test::TearDown();
-    gc::enable();
-  }
-};
+class ThreadsGcTest : public ManualCollectionTest {};
 
 // The owner makes 2-cycles, publishes a weakref to one member, drops its
 // references and collects; the other thread locks the published weakref,

@@ -17,17 +17,7 @@
 namespace weakref::testing {
 namespace {
 
-class ThreadsSharedHeapTest : public Test {
- protected:
-  void SetUp() override {
-    gc::disable();
-    Test::SetUp();
-  }
-  void TearDown() override {
-    Test::TearDown();
-    gc::enable();
-  }
-};
+class ThreadsSharedHeapTest : public ManualCollectionTest {};
 
 // Counts the callbacks of the weakrefs it makes (thread-safe).
 struct Deaths {

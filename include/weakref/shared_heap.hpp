@@ -146,6 +146,9 @@ class SharedHeap {
 
  private:
   friend std::size_t detail::move_reachable(detail::ObjectHeader*, SharedHeap*, bool);
+  // The calling thread has just taken mu_: makes it the owner (and gives
+  // mu_ back, rethrowing, when the held list cannot grow).
+  void enter_locked();
   detail::Heap* heap_;
   std::mutex mu_;
   std::atomic<std::thread::id> owner_{};
