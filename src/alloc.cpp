@@ -312,12 +312,6 @@ thread_local PoolsOwner tls_pools_owner;
   return p;
 }
 
-Pools* my_pools() {
-  if (Pools* p = tls_pools) [[likely]]
-    return p;
-  return first_pools();
-}
-
 // --- Pages ------------------------------------------------------------------
 
 Page* page_of(void* block) noexcept {
@@ -711,8 +705,15 @@ void pool_trim_exited() noexcept {
 }
 
 namespace {
+// A thread's first allocation gets its Pools first; out of line, and a
+// tail call from the fast path, which then keeps nothing across a call.
+[[gnu::noinline]] void* allocate_first(std::uint32_t cls) {
+  return allocate_slow(first_pools(), cls);
+}
 inline void* allocate_in(std::uint32_t cls) {
-  Pools* pools = my_pools();
+  Pools* pools = tls_pools;
+  if (!pools) [[unlikely]]
+    return allocate_first(cls);
   Page* pg = pools->cls[cls].current;
   if (pg && pg->has_free()) [[likely]]
     return pop_block(pg);

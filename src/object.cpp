@@ -297,12 +297,13 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
 // Inline in die (one call and one load of h->type less per death) and in
 // run_queued_deaths.
 [[gnu::always_inline]] inline void die_now(ObjectHeader* h) noexcept {
-  if (h->type->finalize && run_tp_finalize(h)) return;
+  const TypeInfo* type = h->type;
+  if (type->finalize && run_tp_finalize(h)) return;
   const HeaderWord w{h->word.load(std::memory_order_acquire)};
   if (w.has_side())
     die_with_weakrefs(h, w.side());  // steps 4-6, src/weak_object.cpp
   else
-    h->type->destroy(h);
+    type->destroy(h);  // (tp_finalize cannot change the type)
 }
 
 // The outermost death of the scope runs the queued ones.
