@@ -87,10 +87,17 @@ void* side_block_allocate(std::size_t size) {
 }
 
 // The thread's first cached block: registers the thread-exit hand-back
-// (out of line: it runs once per thread).
-[[gnu::noinline]] void own_spare_block() noexcept {
+// (out of line, a tail call of free_side: it runs once per thread), then
+// keeps s unless the registration closed the slot (the thread exits).
+[[gnu::noinline]] void keep_first_spare(SideTable* s, std::size_t size) noexcept {
   tls_spare.owned = true;
   (void)&tls_spare_owner;
+  if (tls_spare.block) {
+    pool_deallocate(s, size);
+    return;
+  }
+  tls_spare.block = s;
+  tls_spare.size = size;
 }
 }  // namespace
 
@@ -103,13 +110,8 @@ void free_side(SideTable* s) noexcept {
   if (kCacheBlocks) {
     SpareBlock& t = tls_spare;
     if (!t.block) {
-      if (!t.owned) [[unlikely]] {
-        own_spare_block();
-        if (t.block) {  // (the registration closed it: the thread exits)
-          pool_deallocate(s, size);
-          return;
-        }
-      }
+      if (!t.owned) [[unlikely]]
+        return keep_first_spare(s, size);
       t.block = s;
       t.size = size;
       return;
