@@ -189,6 +189,7 @@ struct alignas(64) Page {
   char* const end;
   std::uint32_t used = 0;
   bool available = false;  // on the class's available list
+  bool current = false;    // its class's current page (ClassPool::current)
   Page* prev = nullptr;    // available list links
   Page* next = nullptr;
   struct Chunk* const chunk;  // the chunk this page was carved from
@@ -290,7 +291,7 @@ void give_back_pools(Pools* p) noexcept {
   if (g_trim_pending.load(std::memory_order_relaxed)) trim_ownerless_locked(r);
 }
 
-thread_local Pools* tls_pools = nullptr;  // trivial: readable during shutdown
+WEAKREF_TLS_INITIAL_EXEC thread_local Pools* tls_pools = nullptr;  // trivial: readable during shutdown
 
 struct PoolsOwner {
   ~PoolsOwner() {
@@ -309,12 +310,6 @@ thread_local PoolsOwner tls_pools_owner;
   tls_pools = p;
   (void)&tls_pools_owner;  // registers the thread-exit hand-back
   return p;
-}
-
-Pools* my_pools() {
-  if (Pools* p = tls_pools) [[likely]]
-    return p;
-  return first_pools();
 }
 
 // --- Pages ------------------------------------------------------------------
@@ -541,7 +536,9 @@ void* pop_block(Page* pg) noexcept {
   // The old current page is full; it gets back on the available list when
   // one of its blocks is freed.
   WEAKREF_DCHECK(pg->owner == pools && pg->cls == cls, "a class's page is of its Pools and class");
+  if (cp.current) cp.current->current = false;
   cp.current = pg;
+  pg->current = true;
   return pop_block(pg);
 }
 
@@ -574,6 +571,7 @@ void free_page(Pools* pools, Page* pg) noexcept {
   ClassPool& cp = pools->cls[pg->cls];
   if (pg->available) available_remove(cp, pg);
   if (cp.current == pg) cp.current = nullptr;
+  pg->current = false;
   Chunk* c = pg->chunk;
   pg->~Page();
   give_page_memory(pools, c, pg);
@@ -707,8 +705,15 @@ void pool_trim_exited() noexcept {
 }
 
 namespace {
+// A thread's first allocation gets its Pools first; out of line, and a
+// tail call from the fast path, which then keeps nothing across a call.
+[[gnu::noinline]] void* allocate_first(std::uint32_t cls) {
+  return allocate_slow(first_pools(), cls);
+}
 inline void* allocate_in(std::uint32_t cls) {
-  Pools* pools = my_pools();
+  Pools* pools = tls_pools;
+  if (!pools) [[unlikely]]
+    return allocate_first(cls);
   Page* pg = pools->cls[cls].current;
   if (pg && pg->has_free()) [[likely]]
     return pop_block(pg);
@@ -735,6 +740,21 @@ void* pool_allocate(std::size_t size) {
   return allocate_in(class_of(size));
 }
 
+namespace {
+// A block freed on its page's owner thread, back on the page's local list,
+// when the page is not its class's current one: the page goes on the
+// available list, or is released when it has no block out. Out of line, so
+// that pool_deallocate's fast path (the current page) needs no frame.
+[[gnu::noinline]] void deallocated_off_current(Pools* pools, Page* pg) noexcept {
+  ClassPool& cp = pools->cls[pg->cls];
+  WEAKREF_DCHECK(pg != cp.current, "Page::current is false on the current page");
+  if (pg->used == 0)  // every block is back: none can be on `remote`
+    release_page(cp, pg);
+  else if (!pg->available)
+    available_push(cp, pg);
+}
+}  // namespace
+
 void pool_deallocate(void* block, std::size_t size) noexcept {
   if (size > g_pool_limit.load(std::memory_order_relaxed)) [[unlikely]] {
     ::operator delete(block);
@@ -752,7 +772,8 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
                  "freed block not on a block boundary of its page");
   WEAKREF_DCHECK(size <= pg->block_size, "block freed with a size larger than its class");
   Pools* pools = tls_pools;
-  if (pg->owner != pools || !pools) {
+  // (A page's owner is never null: a thread without pools frees remotely.)
+  if (pg->owner != pools) [[unlikely]] {
     remote_free(pg, block);
     return;
   }
@@ -760,12 +781,9 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
   *static_cast<void**>(block) = pg->local;
   pg->local = block;
   --pg->used;
-  ClassPool& cp = pools->cls[pg->cls];
-  if (pg == cp.current) return;
-  if (pg->used == 0)  // every block is back: none can be on `remote`
-    release_page(cp, pg);
-  else if (!pg->available)
-    available_push(cp, pg);
+  if (pg->current) [[likely]]
+    return;
+  deallocated_off_current(pools, pg);
 }
 
 void* SideTable::operator new(std::size_t size) {

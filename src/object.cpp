@@ -246,7 +246,7 @@ struct DeathQueue {
 };
 static_assert(std::is_trivially_destructible_v<DeathQueue>);
 static_assert(alignof(ObjectHeader) > kTagMask && alignof(SideTable) > kTagMask);
-constinit thread_local DeathQueue tls_deaths;  // no initialization guard
+WEAKREF_TLS_INITIAL_EXEC constinit thread_local DeathQueue tls_deaths;  // no initialization guard
 
 // Step 3: returns true when tp_finalize resurrected the object.
 bool run_tp_finalize(ObjectHeader* h) noexcept {
@@ -294,13 +294,16 @@ bool run_tp_finalize(ObjectHeader* h) noexcept {
   return true;
 }
 
-void die_now(ObjectHeader* h) noexcept {
-  if (h->type->finalize && run_tp_finalize(h)) return;
+// Inline in die (one call and one load of h->type less per death) and in
+// run_queued_deaths.
+[[gnu::always_inline]] inline void die_now(ObjectHeader* h) noexcept {
+  const TypeInfo* type = h->type;
+  if (type->finalize && run_tp_finalize(h)) return;
   const HeaderWord w{h->word.load(std::memory_order_acquire)};
   if (w.has_side())
     die_with_weakrefs(h, w.side());  // steps 4-6, src/weak_object.cpp
   else
-    h->type->destroy(h);
+    type->destroy(h);  // (tp_finalize cannot change the type)
 }
 
 // The outermost death of the scope runs the queued ones.

@@ -60,24 +60,44 @@ constexpr bool kCacheBlocks = true;
 constexpr bool kCacheBlocks = true;
 #endif
 void* const kClosed = reinterpret_cast<void*>(1);
-constinit thread_local void* tls_spare_block = nullptr;  // or kClosed
-constinit thread_local std::size_t tls_spare_size = 0;
-constinit thread_local bool tls_spare_owned = false;
+// One thread-local object, so that free_side and side_block_allocate find
+// all three fields from one thread-pointer computation.
+struct SpareBlock {
+  void* block = nullptr;  // or kClosed
+  std::size_t size = 0;
+  bool owned = false;  // tls_spare_owner registered
+};
+WEAKREF_TLS_INITIAL_EXEC constinit thread_local SpareBlock tls_spare;
 struct SpareBlockOwner {
   ~SpareBlockOwner() {
-    void* b = std::exchange(tls_spare_block, kClosed);
-    if (b && b != kClosed) pool_deallocate(b, tls_spare_size);
+    void* b = std::exchange(tls_spare.block, kClosed);
+    if (b && b != kClosed) pool_deallocate(b, tls_spare.size);
   }
 };
 thread_local SpareBlockOwner tls_spare_owner;
 
 void* side_block_allocate(std::size_t size) {
-  void* b = tls_spare_block;
-  if (tls_spare_size == size && b && b != kClosed) {
-    tls_spare_block = nullptr;
+  SpareBlock& t = tls_spare;
+  void* b = t.block;
+  if (t.size == size && b && b != kClosed) {
+    t.block = nullptr;
     return b;
   }
   return pool_allocate(size);
+}
+
+// The thread's first cached block: registers the thread-exit hand-back
+// (out of line, a tail call of free_side: it runs once per thread), then
+// keeps s unless the registration closed the slot (the thread exits).
+[[gnu::noinline]] void keep_first_spare(SideTable* s, std::size_t size) noexcept {
+  tls_spare.owned = true;
+  (void)&tls_spare_owner;
+  if (tls_spare.block) {
+    pool_deallocate(s, size);
+    return;
+  }
+  tls_spare.block = s;
+  tls_spare.size = size;
 }
 }  // namespace
 
@@ -87,14 +107,13 @@ void free_side(SideTable* s) noexcept {
     return;
   }
   const std::size_t size = s->block * kSideBlockUnit;  // with its first weakref
-  if (kCacheBlocks && !tls_spare_block) {
-    if (!tls_spare_owned) {
-      tls_spare_owned = true;
-      (void)&tls_spare_owner;  // registers the thread-exit hand-back
-    }
-    if (!tls_spare_block) {  // (the registration may have closed it: exit)
-      tls_spare_block = s;
-      tls_spare_size = size;
+  if (kCacheBlocks) {
+    SpareBlock& t = tls_spare;
+    if (!t.block) {
+      if (!t.owned) [[unlikely]]
+        return keep_first_spare(s, size);
+      t.block = s;
+      t.size = size;
       return;
     }
   }
@@ -386,48 +405,51 @@ namespace {
 
 // The first weakref of h (from inline word x), a basic one: made in one
 // block with h's side table, both initialised at once, and published with
-// the header's compare-and-swap (no lock). Null, with nothing changed, when
-// another thread published a side table first.
-WeakObject* first_basic(ObjectHeader* h, std::uint64_t x, WeakKind kind) {
-  constexpr std::size_t kTotal = sizeof(SideTable) + sizeof(WeakObject);
-  static_assert(kTotal % kSideBlockUnit == 0 && kTotal <= kMaxPooledSize);
-  void* block = side_block_allocate(kTotal);
-  auto* s = ::new (block) SideTable(h, SideWord::from_header(HeaderWord(x)));
-  auto* w = ::new (static_cast<void*>(s + 1)) WeakObject(kind, false);
-  const bool pin = kind == WeakKind::ref;
-  s->block = kTotal / kSideBlockUnit;
-  s->weak.store(pin ? 1 : 2, std::memory_order_relaxed);  // see publish_first
-  w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
-  w->refs.store(pin ? 2 : 1, std::memory_order_relaxed);
-  w->state.store(pin ? kInBlock | kWeakPinned : kInBlock, std::memory_order_relaxed);
-  w->linked = true;
-  s->head.store(reinterpret_cast<std::uintptr_t>(w) | (pin ? kHeadPinned : 0),
-                std::memory_order_relaxed);
+// the header's compare-and-swap (no lock).
+constexpr std::size_t kFirstBasicSize = sizeof(SideTable) + sizeof(WeakObject);
+static_assert(kFirstBasicSize % kSideBlockUnit == 0 && kFirstBasicSize <= kMaxPooledSize);
+
+// Builds the side table and the basic ref in `block` (kFirstBasicSize
+// bytes), each field written once; not published yet.
+[[gnu::always_inline]] inline WeakObject* build_first_basic(void* block, ObjectHeader* h,
+                                                            std::uint64_t x,
+                                                            WeakKind kind) noexcept {
+  const bool pin = kind == WeakKind::ref;  // see publish_first for the units
+  auto* s = static_cast<SideTable*>(block);
+  auto* w = reinterpret_cast<WeakObject*>(s + 1);
+  ::new (block) SideTable(h, SideWord::from_header(HeaderWord(x)), pin ? 1 : 2,
+                          kFirstBasicSize / kSideBlockUnit,
+                          reinterpret_cast<std::uintptr_t>(w) | (pin ? kHeadPinned : 0));
+  ::new (static_cast<void*>(w))
+      WeakObject(kind, reinterpret_cast<std::uintptr_t>(s), pin ? 2 : 1,
+                 pin ? kInBlock | kWeakPinned : kInBlock);
+  return w;
+}
+
+// Publishes w's side table (in front of it) with the header's
+// compare-and-swap, from header word x (as last read). Null, with the block
+// freed, when another thread published a side table first.
+[[gnu::noinline]] WeakObject* publish_first_basic(ObjectHeader* h, std::uint64_t x,
+                                                  WeakObject* w) noexcept {
+  SideTable* s = block_front(w);
   for (;;) {
-    if (rmw_compare_exchange(h->word, x, HeaderWord::of_side(s).raw(), std::memory_order_acq_rel,
-                             std::memory_order_acquire))
-      return w;
     if (HeaderWord(x).has_side()) {
       free_side(s);  // (both trivially destroyed)
       return nullptr;
     }
+    // (The word x as now: a failed attempt found another count.)
     s->word.store(SideWord::from_header(HeaderWord(x)).raw(), std::memory_order_relaxed);
+    if (rmw_compare_exchange(h->word, x, HeaderWord::of_side(s).raw(), std::memory_order_acq_rel,
+                             std::memory_order_acquire))
+      return w;
   }
 }
 
-}  // namespace
-
-WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
-  std::uint64_t x = h->word.load(std::memory_order_acquire);
-  if (!HeaderWord(x).has_side()) {
-    if (WeakObject* w = first_basic(h, x, kind)) return w;
-    x = h->word.load(std::memory_order_acquire);
-  }
-  SideTable* s = HeaderWord(x).side();
-  // One critical section: reuse the basic weakref, or make and link it.
-  // Allocating a WeakObject runs no user code (its operator new is the
-  // library's small-block allocator), so it may happen under the side lock;
-  // if it throws, nothing has changed.
+// basic_weak once h has a side table: one critical section reuses the basic
+// weakref, or makes and links it. Allocating a WeakObject runs no user code
+// (its operator new is the library's small-block allocator), so it may
+// happen under the side lock; if it throws, nothing has changed.
+[[gnu::noinline]] WeakObject* basic_weak_listed(SideTable* s, WeakKind kind) {
   std::lock_guard<SpinLock> g(s->lock);
   WeakObject *r, *p;
   basic_refs(s, r, p);
@@ -440,6 +462,35 @@ WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
   // is until its release unlinks it; the new one goes in front of it.
   insert_after(s, kind == WeakKind::ref ? nullptr : r, w);
   return w;
+}
+
+// The first weakref of h (inline word x) when the thread has no spare block
+// for it, or its first publication failed: a new block, then as basic_weak.
+[[gnu::noinline]] WeakObject* first_basic(ObjectHeader* h, std::uint64_t x, WeakKind kind,
+                                          WeakObject* w) {
+  if (!w) w = build_first_basic(pool_allocate(kFirstBasicSize), h, x, kind);
+  if (WeakObject* published = publish_first_basic(h, x, w)) return published;
+  return basic_weak_listed(HeaderWord(h->word.load(std::memory_order_acquire)).side(), kind);
+}
+
+}  // namespace
+
+// The usual case, a first weakref made from the thread's spare block and
+// published at the first try, calls nothing (no frame): every other case
+// goes on in a function of its own.
+WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
+  std::uint64_t x = h->word.load(std::memory_order_acquire);
+  if (HeaderWord(x).has_side()) return basic_weak_listed(HeaderWord(x).side(), kind);
+  SpareBlock& t = tls_spare;
+  void* block = t.block;
+  if (!kCacheBlocks || t.size != kFirstBasicSize || !block || block == kClosed) [[unlikely]]
+    return first_basic(h, x, kind, nullptr);
+  t.block = nullptr;
+  WeakObject* w = build_first_basic(block, h, x, kind);
+  if (rmw_compare_exchange(h->word, x, HeaderWord::of_side(block_front(w)).raw(),
+                           std::memory_order_acq_rel, std::memory_order_acquire)) [[likely]]
+    return w;
+  return first_basic(h, x, kind, w);
 }
 
 WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w) {

@@ -528,14 +528,20 @@ class _WeakContainerPrinter:
         """(referent as a T*, payload or None) of the live entries, in order."""
         table = self.val["table_"]
         used = int(table["used_"])
-        segments, count = _vector_data(table["segs_"]["segs_"])
+        segs = table["segs_"]
+        # Segments<E>::base_[s]: segment s's address less its first entry's
+        # index times sizeof(E) (segments.hpp), so entry i is at
+        # base_[s] + i * sizeof(E).
+        entry_type = gdb.types.get_basic_type(segs.type).template_argument(0)
+        bases, count = _vector_data(segs["base_"])
         referent_type = self.type.template_argument(self.referent_arg)
         for i in range(used):
             u = i + SEG_FIRST
             seg = u.bit_length() - SEG_FIRST_SHIFT - 1
             if seg >= count:
                 break
-            entry = ((segments + seg).dereference() + (u - (SEG_FIRST << seg))).dereference()
+            address = (int((bases + seg).dereference()) + i * entry_type.sizeof) % (1 << 64)
+            entry = gdb.Value(address).cast(entry_type.pointer()).dereference()
             w = int(entry["w"])
             if w == 0 or w & 1:
                 continue  # free, or removed

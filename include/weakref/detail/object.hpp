@@ -136,6 +136,11 @@ struct SideTable {
   std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned
 
   explicit SideTable(ObjectHeader* o, SideWord w) noexcept : word(w.raw()), object(o) {}
+  // With its first weakref already in place (src/weak_object.cpp,
+  // first_basic): each field written once.
+  SideTable(ObjectHeader* o, SideWord w, std::uint32_t units, std::uint8_t block_units,
+            std::uintptr_t first) noexcept
+      : word(w.raw()), object(o), weak(units), block(block_units), head(first) {}
   // From the library's small-block allocator (src/alloc.cpp).
   WEAKREF_API static void* operator new(std::size_t size);
   WEAKREF_API static void operator delete(void* p, std::size_t size) noexcept;
@@ -294,6 +299,12 @@ WEAKREF_API void* allocate_block(const TypeInfo& info);
 // valgrind; or WEAKREF_ALLOCATOR=system): they go to operator new then.
 WEAKREF_API bool pools_enabled() noexcept;
 WEAKREF_API void free_block(void* block, const TypeInfo& info) noexcept;
+// The small-block allocator (src/alloc.hpp), called directly for a block
+// aligned to 16 bytes or less that needs nothing else (allocate_block and
+// free_block would only pass the size on): make<T> of an untraced T, and
+// every such T's destroy. Blocks above its size limit go to operator new.
+WEAKREF_API void* pool_allocate(std::size_t size);
+WEAKREF_API void pool_deallocate(void* block, std::size_t size) noexcept;
 // Links a fully constructed traced object into the calling thread's heap.
 WEAKREF_API void track(ObjectHeader* h) noexcept;
 // Runs an automatic collection if the thread's thresholds say so; called
@@ -427,13 +438,22 @@ struct TypeInfoFor {
   };
 };
 
+// Frees the block of a T (allocate_block's, or make's own pool_allocate).
+template <class T>
+[[gnu::always_inline]] inline void free_block_of(void* block) noexcept {
+  if constexpr (block_align<T>() > 16)
+    free_block(block, TypeInfoFor<T>::value);
+  else
+    pool_deallocate(block, TypeInfoFor<T>::value.block_size);
+}
+
 template <class T>
 void destroy_thunk(ObjectHeader* h) noexcept {
   static_assert(std::is_nothrow_destructible_v<T>,
                 "weakref::make<T>: T's destructor must not throw");
   T* p = static_cast<T*>(h->object());
   p->~T();
-  free_block(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset, TypeInfoFor<T>::value);
+  free_block_of<T>(reinterpret_cast<char*>(p) - TypeInfoFor<T>::value.offset);
 }
 
 template <class T>
@@ -444,7 +464,7 @@ void destroy_remembered_thunk(ObjectHeader* h) noexcept {
 
 template <class T>
 void free_unconstructed_thunk(ObjectHeader* h) noexcept {
-  free_block(static_cast<char*>(h->object()) - TypeInfoFor<T>::value.offset, TypeInfoFor<T>::value);
+  free_block_of<T>(static_cast<char*>(h->object()) - TypeInfoFor<T>::value.offset);
 }
 
 // Demangled type name ("ns::Node"), cached per type_info.

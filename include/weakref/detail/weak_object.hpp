@@ -117,6 +117,10 @@ struct WEAKREF_API WeakObject {
   WeakObject* next = nullptr;
 
   WeakObject(WeakKind k, bool cb) noexcept : side(0), kind(k), has_callback(cb) {}
+  // A weakref made linked, with its fields' final values (a first basic
+  // ref: src/weak_object.cpp, first_basic).
+  WeakObject(WeakKind k, std::uintptr_t s, std::uint32_t n, std::uint8_t st) noexcept
+      : side(s), refs(n), kind(k), has_callback(false), linked(true), state(st) {}
   WeakObject(const WeakObject&) = delete;
   WeakObject& operator=(const WeakObject&) = delete;
   virtual ~WeakObject();

@@ -426,11 +426,13 @@ class WeakTable {
   // rebuild itself (an insert + erase cycle otherwise filled it with dummies
   // and rebuilt it every few hundred steps).
   void unlink(std::uint32_t idx) noexcept {
+    E& e = at(idx);
     const std::size_t mask = cap_ - 1;
-    // Usually the slot that the lookup before found.
+    // The slot that the lookup before found, when the owner removes an
+    // entry (not when the drain does: its lookup was of another key).
     std::size_t i = hit_slot_.load(std::memory_order_relaxed);
-    if (i >= cap_ || slots_[i] != idx) [[unlikely]] {
-      i = slot_of(hash_of(at(idx)));
+    if (i >= cap_ || slots_[i] != idx) {
+      i = slot_of(hash_of(e));
       while (slots_[i] != idx) i = (i + 1) & mask;
     }
     for (std::size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
@@ -448,11 +450,11 @@ class WeakTable {
     --filled_;
     --live_;
     ++version_;
-    make_pending(idx);
+    make_pending(idx, e);
   }
 
-  void make_pending(std::uint32_t idx) noexcept {
-    E& e = at(idx);
+  void make_pending(std::uint32_t idx) noexcept { make_pending(idx, at(idx)); }
+  void make_pending(std::uint32_t idx, E& e) noexcept {
     if constexpr (kHasPayload) {
       e.w = (static_cast<EntryWord>(pending_head_) << 1) | 1;
       pending_head_ = idx;
@@ -506,7 +508,7 @@ class WeakTable {
     // An emptied table gives its memory back, but for the first segment and
     // an index of that size: a cache whose entries come and go one at a
     // time would otherwise allocate and free both at every insertion.
-    if (!used_ && !live_ && (segs_.capacity() > Segments<E>::kFirst || cap_ > kSmallIndex))
+    if (!used_ && !live_ && (segs_.beyond_first() || cap_ > kSmallIndex))
       release_storage();
   }
 
