@@ -28,6 +28,7 @@
 #include "alloc.hpp"
 #include "weakref/detail/atomics.hpp"
 #include "weakref/detail/dcheck.hpp"
+#include "weakref/detail/entry_weak.hpp"
 #include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/ref.hpp"
@@ -107,20 +108,26 @@ void throw_null_referent() {
 
 namespace {
 
-// The value of SideTable::head for a list starting at w: tagged when w is
-// the live, pinned basic ref.
+// The value of SideTable::head for a list starting at w (linked): tagged
+// kHeadPinned when w is the live, pinned basic ref, kHeadOthers when the
+// list holds anything else.
 std::uintptr_t head_word(const WeakObject* w) noexcept {
+  if (!w) return 0;
   auto v = reinterpret_cast<std::uintptr_t>(w);
-  if (w && w->pinned() && !w->cleared()) v |= kHeadPinned;
+  const bool basic = w->pinned() && !w->cleared();
+  if (basic) v |= kHeadPinned;
+  if (!basic || w->next) v |= kHeadOthers;
   return v;
 }
 
 WeakObject* list_head(const SideTable* s) noexcept {
-  return reinterpret_cast<WeakObject*>(s->head.load(std::memory_order_relaxed) & ~kHeadPinned);
+  return reinterpret_cast<WeakObject*>(s->head.load(std::memory_order_relaxed) & ~kHeadBits);
 }
 
-// Under the side lock; release: a basic_ref() that reads the tag sees the
-// pin and the ref's fields.
+// Under the side lock, after every change of the list (its tags depend on
+// the whole list); release: a basic_ref() that reads kHeadPinned sees the
+// pin and the ref's fields, and a death that reads no kHeadOthers sees the
+// lock taken by the change or released after it (weak_object.hpp).
 void set_head(SideTable* s, WeakObject* w) noexcept {
   s->head.store(head_word(w), std::memory_order_release);
 }
@@ -136,23 +143,22 @@ void unlink(SideTable* s, WeakObject* w) noexcept {
   WEAKREF_DCHECK(w->prev ? w->prev->next == w : list_head(s) == w,
                  "a linked weakref is its predecessor's next, or the list's head");
   WEAKREF_DCHECK(!w->next || w->next->prev == w, "a linked weakref is its successor's prev");
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    set_head(s, w->next);
+  WeakObject* first = w->prev ? list_head(s) : w->next;
+  if (w->prev) w->prev->next = w->next;
   if (w->next) w->next->prev = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
+  set_head(s, first);
 }
 
 void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
   WEAKREF_DCHECK(!w->linked, "a weakref inserted into a list twice");
+  WeakObject* first = list_head(s);
   if (!prev) {
-    WeakObject* first = list_head(s);
     w->prev = nullptr;
     w->next = first;
     if (first) first->prev = w;
-    set_head(s, w);
+    first = w;
   } else {
     w->prev = prev;
     w->next = prev->next;
@@ -160,6 +166,7 @@ void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
     prev->next = w;
   }
   w->linked = true;
+  set_head(s, first);
 }
 
 void append(SideTable* s, WeakObject* w) noexcept {
@@ -206,9 +213,9 @@ SideTable* block_front(const WeakObject* w) noexcept {
 bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   const bool in_block = w->state.load(std::memory_order_relaxed) & kInBlock;
   SideTable* s = in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
-  // The object's unit, and w's unless w is the pinned basic ref, which
-  // shares the object's (weak_object.hpp).
-  s->weak.store(w->pinned() ? 1 : 2, std::memory_order_relaxed);
+  // The object's unit, and w's unless w shares the object's (the pinned
+  // basic ref, an entry weakref: weak_object.hpp).
+  s->weak.store(w->pinned() || shares_unit(w) ? 1 : 2, std::memory_order_relaxed);
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = true;
@@ -233,13 +240,28 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
 // every weakref is unlinked and marked cleared; those with a callback that
 // someone still holds go into `batch` with a reference of the batch; pinned
 // ones lose their pin, whose reference goes onto `unpinned` (linked through
-// `next`) to be released after the lock (weak_release may delete). The live
-// basic ref, which shared the object's unit of SideTable::weak, needs one of
-// its own from now on: at the object's death it takes the object's over
-// (returns true: the death does not release it), else it takes a new one.
+// `next`) to be released after the lock (weak_release may delete). The
+// sharers of the object's unit of SideTable::weak need one of their own
+// from now on, before any is marked cleared (a release that sees the bit
+// drops a unit): at the object's death the live basic ref takes the
+// object's over (returns true: the death does not release it; it holds the
+// pin until after ~T), every other sharer gets a new one, all in one
+// fetch_add.
 bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch, bool (*skip)(WeakObject*, void*),
                 void* ctx, bool at_death, WeakObject*& unpinned) noexcept {
   bool unit_taken = false;
+  std::uint32_t units = 0;
+  for (WeakObject* v = w; v; v = v->next) {
+    if (shares_unit(v)) {  // (linked, so uncleared)
+      ++units;
+    } else if (v->pinned() && !v->cleared()) {  // the live basic ref
+      if (at_death)
+        unit_taken = true;
+      else
+        ++units;
+    }
+  }
+  if (units) rmw_fetch_add(s->weak, units, std::memory_order_relaxed);
   while (w) {
     WeakObject* next = w->next;
     w->prev = w->next = nullptr;
@@ -248,13 +270,7 @@ bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch, bool (*skip)(
       // The pin's reference keeps w alive until it is released below.
       w->state.store(w->state.load(std::memory_order_relaxed) & ~kWeakPinned,
                      std::memory_order_relaxed);
-      if (!w->cleared()) {  // the live basic ref (else a retired one)
-        mark_cleared(w);
-        if (at_death)
-          unit_taken = true;
-        else
-          rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
-      }
+      if (!w->cleared()) mark_cleared(w);  // the live basic ref (else a retired one)
       w->next = unpinned;
       unpinned = w;
     } else {
@@ -299,11 +315,23 @@ void weak_release_last(WeakObject* w) noexcept {
   // acquire load sees (a retired basic ref is cleared and linked, but it is
   // pinned: its count reaches zero only after the death that unlinks it).
   // Only a live one needs the lock to leave the list.
+  bool shared = false;
   if (s && !w->cleared()) {
     std::lock_guard<SpinLock> g(s->lock);
-    if (w->linked) unlink(s, w);
+    if (w->linked) {
+      shared = shares_unit(w);
+      unlink(s, w);
+    }
   }
   WEAKREF_DCHECK(!w->linked, "a weakref whose last reference goes is unlinked (a cleared one was)");
+  if (shared) {
+    // It had no unit: past the unlock, the side table may be gone (a quiet
+    // death), and nothing here reads it.
+    WEAKREF_DCHECK(!(w->state.load(std::memory_order_relaxed) & kInBlock),
+                   "a sharer of the object's unit is not in its side table's block");
+    weak_free(w);
+    return;
+  }
   const std::uint32_t units = (w->side.load(std::memory_order_relaxed) & kSideExtraUnit) ? 2 : 1;
   // The callback's destructor may run user code: no lock held.
   if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
@@ -472,6 +500,7 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
 
 bool weak_detach_sole(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
+  const bool shared = shares_unit(w);
   {
     std::lock_guard<SpinLock> g(s->lock);
     // Linked: not cleared (a death or the collector unlinks what it clears,
@@ -481,7 +510,8 @@ bool weak_detach_sole(WeakObject* w) noexcept {
     if (!w->linked || w->refs.load(std::memory_order_acquire) != 1) return false;
     unlink(s, w);
   }
-  side_release(s);
+  // A sharer had no unit: past the unlock, the side table may be gone.
+  if (!shared) side_release(s);
   return true;
 }
 
@@ -529,7 +559,11 @@ bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared},
                std::memory_order_acq_rel);  // as above
   if (!w->pinned()) {
-    if (w->linked) unlink(s, w);
+    if (w->linked) {
+      // A sharer needs a unit of its own before it is seen cleared.
+      if (shares_unit(w)) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+      unlink(s, w);
+    }
     mark_cleared(w);
     return true;
   }
@@ -584,7 +618,7 @@ namespace {
 // meanwhile, under the lock (it then has a unit of its own).
 [[gnu::noinline]] bool die_with_pinned_basic(ObjectHeader* h, SideTable* s,
                                              std::uintptr_t head) noexcept {
-  auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+  auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
   {
     std::lock_guard<SpinLock> g(s->lock);
     if (s->head.load(std::memory_order_relaxed) != head) return false;
@@ -609,17 +643,39 @@ namespace {
   {
     std::lock_guard<SpinLock> g(s->lock);
     const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
-    w = reinterpret_cast<WeakObject*>(head);
+    w = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
     if (!w || (head & kHeadPinned) || w->next || w->pinned()) return false;
     s->head.store(0, std::memory_order_relaxed);
     w->linked = false;
-    // As in clear_list: the reference first, then the cleared bit.
-    call = w->has_callback && weak_try_acquire(w);
-    mark_cleared(w);
+    if (shares_unit(w)) {
+      // An entry weakref: its callback is the claim of its entry (EntryWeak::
+      // invoke's steps), made here while w is linked, so that nobody can
+      // free it: a won claim makes the entry's reference the death's, with
+      // no reference taken. Then w takes the object's unit over (the
+      // reference keeps w, and so the unit, until it is queued, after ~T);
+      // a lost one (the owner is dropping the entry) leaves w nothing to
+      // hold it: it gets a unit of its own before it is seen cleared.
+      call = entry_claim(static_cast<EntryWeak*>(w));
+      WEAKREF_DCHECK(!call || w->refs.load(std::memory_order_relaxed) != 0,
+                     "a claimed entry still holds its weakref");
+      if (!call) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+      mark_cleared(w);
+    } else {
+      // As in clear_list: the reference first, then the cleared bit.
+      call = w->has_callback && weak_try_acquire(w);
+      mark_cleared(w);
+    }
   }
   if (!call) {
     h->type->destroy(h);
     side_release(s);
+    return true;
+  }
+  if (shares_unit(w)) {
+    auto* e = static_cast<EntryWeak*>(w);
+    entry_count(e);  // before ~T: size() is exact when the killing release returns
+    h->type->destroy(h);
+    entry_queue(e);  // last: the owner may free w and the side table then
     return true;
   }
   try {
@@ -645,15 +701,17 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
   WEAKREF_DCHECK(s->weak.load(std::memory_order_relaxed) >= 1,
                  "a dying object's side table has lost the object's unit");
   // The count is zero for good: nobody can make a weakref to h any more
-  // (that takes a strong reference) nor lock one. When the side table's
-  // units say that no weakref but the pinned basic ref (which shares the
-  // object's unit) exists, and that ref's only reference is its pin, nobody
-  // else can reach either: no callback can run, nobody is in the list, and
-  // both go without a lock or an RMW. (Acquire loads: the releases that
-  // brought the counts there happened before them.)
-  if (s->weak.load(std::memory_order_acquire) == 1) {
-    const std::uintptr_t head = s->head.load(std::memory_order_acquire);
-    auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+  // (that takes a strong reference) nor lock one. When the list is empty or
+  // the pinned basic ref alone (no kHeadOthers: no entry weakref shares the
+  // object's unit), nobody is between unlinking a sharer and unlocking (the
+  // lock is free), the side table's units say that no other weakref exists,
+  // and that ref's only reference is its pin, nobody else can reach either:
+  // no callback can run, nobody is in the list, and both go without a lock
+  // or an RMW. (Acquire loads, in this order: see weak_object.hpp.)
+  const std::uintptr_t head = s->head.load(std::memory_order_acquire);
+  if (!(head & kHeadOthers) && !s->lock.held() &&
+      s->weak.load(std::memory_order_acquire) == 1) {
+    auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
     if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
       h->type->destroy(h);  // before the side table goes: self() reads it
       // A basic ref in the side table's block goes with it (its destructor
