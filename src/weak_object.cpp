@@ -126,10 +126,10 @@ WeakObject* list_head(const SideTable* s) noexcept {
 
 // Under the side lock, after every change of the list (its tags depend on
 // the whole list); release: a basic_ref() that reads kHeadPinned sees the
-// pin and the ref's fields, and a death that reads no kHeadOthers sees the
-// lock taken by the change or released after it (weak_object.hpp).
-void set_head(SideTable* s, WeakObject* w) noexcept {
-  s->head.store(head_word(w), std::memory_order_release);
+// pin and the ref's fields. `others`: keep kHeadOthers whatever the list
+// (an unlinked sharer: weak_object.hpp).
+void set_head(SideTable* s, WeakObject* w, std::uintptr_t others = 0) noexcept {
+  s->head.store(head_word(w) | others, std::memory_order_release);
 }
 
 // Sets w's cleared bit. Every write of `side` after w is linked holds the
@@ -148,7 +148,9 @@ void unlink(SideTable* s, WeakObject* w) noexcept {
   if (w->next) w->next->prev = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
-  set_head(s, first);
+  // A sharer leaves kHeadOthers set, whatever remains (weak_object.hpp: the
+  // quiet death must not run while its unlinker still holds this lock).
+  set_head(s, first, shares_unit(w) ? kHeadOthers : 0);
 }
 
 void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
@@ -215,11 +217,14 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   SideTable* s = in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
   // The object's unit, and w's unless w shares the object's (the pinned
   // basic ref, an entry weakref: weak_object.hpp).
-  s->weak.store(w->pinned() || shares_unit(w) ? 1 : 2, std::memory_order_relaxed);
+  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
+  const bool basic = st & kWeakPinned;
+  s->weak.store(st & (kWeakPinned | kWeakShares) ? 1 : 2, std::memory_order_relaxed);
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = true;
-  s->head.store(head_word(w), std::memory_order_relaxed);
+  s->head.store(reinterpret_cast<std::uintptr_t>(w) | (basic ? kHeadPinned : kHeadOthers),
+                std::memory_order_relaxed);
   for (;;) {
     s->word.store(SideWord::from_header(HeaderWord(x)).raw(), std::memory_order_relaxed);
     // Release: whoever reads the side form sees s and w initialised.
@@ -490,7 +495,8 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
   }
   SideTable* s = HeaderWord(x).side();
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
-  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  // A unit of its own, unless it shares the object's (weak_object.hpp).
+  if (!shares_unit(w)) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   std::lock_guard<SpinLock> g(s->lock);
   WeakObject *r, *p;
   basic_refs(s, r, p);
@@ -633,49 +639,70 @@ namespace {
   return true;
 }
 
+// die_with_one_weakref's case of an entry weakref w, called with the side
+// lock held and w unlinked: its callback is the claim of its entry
+// (EntryWeak::invoke's steps), made here while w is still unreachable to
+// its other holders' last release (which would need this lock to unlink
+// it), so that nobody can free it: a won claim makes the entry's reference
+// the death's, with no reference taken; w then takes the object's unit over
+// (that reference keeps w, and so the unit, until w is queued, after ~T). A
+// lost claim (the owner is dropping the entry) leaves w nothing that holds
+// it: it gets a unit of its own before it is seen cleared.
+[[gnu::noinline]] void die_with_one_entry(ObjectHeader* h, SideTable* s, EntryWeak* w) noexcept {
+  const bool claimed = entry_claim(w);
+  WEAKREF_DCHECK(!claimed || w->refs.load(std::memory_order_relaxed) != 0,
+                 "a claimed entry still holds its weakref");
+  if (!claimed) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  mark_cleared(w);
+  s->lock.unlock();
+  if (!claimed) {
+    h->type->destroy(h);
+    side_release(s);
+    return;
+  }
+  entry_count(w);  // before ~T: size() is exact when the killing release returns
+  h->type->destroy(h);
+  entry_queue(w);  // last: the owner may free w and the side table from then on
+}
+
 // The common case of one weakref that is not the pinned basic ref (a
 // callback ref, a finalizer, a container entry...): the same steps as
-// die_clearing without the batch and the list walk. False (nothing done)
-// when the list is not that.
+// die_clearing without the batch and the list walk; also an empty list
+// (whose kHeadOthers an unlinked sharer left). False (nothing done) when
+// the list is not that.
 [[gnu::noinline]] bool die_with_one_weakref(ObjectHeader* h, SideTable* s) noexcept {
   WeakObject* w;
   bool call;
-  {
-    std::lock_guard<SpinLock> g(s->lock);
-    const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
-    w = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
-    if (!w || (head & kHeadPinned) || w->next || w->pinned()) return false;
+  s->lock.lock();
+  const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
+  w = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
+  if (!w) {
     s->head.store(0, std::memory_order_relaxed);
-    w->linked = false;
-    if (shares_unit(w)) {
-      // An entry weakref: its callback is the claim of its entry (EntryWeak::
-      // invoke's steps), made here while w is linked, so that nobody can
-      // free it: a won claim makes the entry's reference the death's, with
-      // no reference taken. Then w takes the object's unit over (the
-      // reference keeps w, and so the unit, until it is queued, after ~T);
-      // a lost one (the owner is dropping the entry) leaves w nothing to
-      // hold it: it gets a unit of its own before it is seen cleared.
-      call = entry_claim(static_cast<EntryWeak*>(w));
-      WEAKREF_DCHECK(!call || w->refs.load(std::memory_order_relaxed) != 0,
-                     "a claimed entry still holds its weakref");
-      if (!call) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
-      mark_cleared(w);
-    } else {
-      // As in clear_list: the reference first, then the cleared bit.
-      call = w->has_callback && weak_try_acquire(w);
-      mark_cleared(w);
-    }
-  }
-  if (!call) {
+    s->lock.unlock();
     h->type->destroy(h);
     side_release(s);
     return true;
   }
-  if (shares_unit(w)) {
-    auto* e = static_cast<EntryWeak*>(w);
-    entry_count(e);  // before ~T: size() is exact when the killing release returns
+  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
+  if ((head & kHeadPinned) || w->next || (st & (kWeakPinned | kWeakShares))) {
+    if (!(head & kHeadPinned) && !w->next && !(st & kWeakPinned)) {  // an entry weakref
+      s->head.store(0, std::memory_order_relaxed);
+      w->linked = false;
+      die_with_one_entry(h, s, static_cast<EntryWeak*>(w));
+      return true;
+    }
+    s->lock.unlock();
+    return false;
+  }
+  s->head.store(0, std::memory_order_relaxed);
+  w->linked = false;
+  // As in clear_list: the reference first, then the cleared bit.
+  call = w->has_callback && weak_try_acquire(w);
+  mark_cleared(w);
+  s->lock.unlock();
+  if (!call) {
     h->type->destroy(h);
-    entry_queue(e);  // last: the owner may free w and the side table then
+    side_release(s);
     return true;
   }
   try {
@@ -701,28 +728,31 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
   WEAKREF_DCHECK(s->weak.load(std::memory_order_relaxed) >= 1,
                  "a dying object's side table has lost the object's unit");
   // The count is zero for good: nobody can make a weakref to h any more
-  // (that takes a strong reference) nor lock one. When the list is empty or
-  // the pinned basic ref alone (no kHeadOthers: no entry weakref shares the
-  // object's unit), nobody is between unlinking a sharer and unlocking (the
-  // lock is free), the side table's units say that no other weakref exists,
-  // and that ref's only reference is its pin, nobody else can reach either:
-  // no callback can run, nobody is in the list, and both go without a lock
-  // or an RMW. (Acquire loads, in this order: see weak_object.hpp.)
-  const std::uintptr_t head = s->head.load(std::memory_order_acquire);
-  if (!(head & kHeadOthers) && !s->lock.held() &&
-      s->weak.load(std::memory_order_acquire) == 1) {
-    auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
-    if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
-      h->type->destroy(h);  // before the side table goes: self() reads it
-      // A basic ref in the side table's block goes with it (its destructor
-      // does nothing).
-      if (basic &&
-          !((basic->state.load(std::memory_order_relaxed) & kInBlock) && block_front(basic) == s))
-        weak_free(basic);
-      free_side(s);
-      return;
+  // (that takes a strong reference) nor lock one. When the side table's
+  // units say that no weakref but the sharers exists, `head` that no entry
+  // weakref is (or was, weak_object.hpp) linked, and the pinned basic ref,
+  // if any, is held only by its pin, nobody else can reach either: no
+  // callback can run, nobody is in the list, and both go without a lock or
+  // an RMW. (Acquire loads: the releases that brought the counts there
+  // happened before them.)
+  if (s->weak.load(std::memory_order_acquire) == 1) {
+    const std::uintptr_t head = s->head.load(std::memory_order_acquire);
+    if (!(head & kHeadOthers)) {
+      auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+      if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
+        h->type->destroy(h);  // before the side table goes: self() reads it
+        // A basic ref in the side table's block goes with it (its destructor
+        // does nothing).
+        if (basic &&
+            !((basic->state.load(std::memory_order_relaxed) & kInBlock) && block_front(basic) == s))
+          weak_free(basic);
+        free_side(s);
+        return;
+      }
+      if (die_with_pinned_basic(h, s, head)) return;
+    } else if (!(head & kHeadPinned) && die_with_one_weakref(h, s)) {
+      return;  // a lone entry weakref, sharing the object's unit
     }
-    if (die_with_pinned_basic(h, s, head)) return;
   } else if (die_with_one_weakref(h, s)) {
     return;
   }

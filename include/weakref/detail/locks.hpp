@@ -57,9 +57,6 @@ class SpinLock {
     locked_.store(false, std::memory_order_release);
     if (!single_threaded()) gate_leave();
   }
-  // Whether some thread holds it (acquire: after a false, what the last
-  // holder did before unlock() is visible).
-  bool held() const noexcept { return locked_.load(std::memory_order_acquire); }
 
  private:
   std::atomic<bool> locked_{false};

@@ -123,7 +123,7 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // one reference on it until the object dies, so that ref(obj) on an object
 // that has a basic ref is a load of `head` and one increment, without the
 // lock (weak_object.hpp, basic_ref). Its bit 1 (kHeadOthers) says that the
-// list holds anything else.
+// list holds anything else (or held an entry weakref: weak_object.hpp).
 struct SideTable {
   std::atomic<std::uint64_t> word;      // a SideWord: count, heap index, flags
   ObjectHeader* const object;           // identity; dangling once dead
@@ -148,8 +148,8 @@ static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
 // SideTable::head, bit 0: the head is the live basic ref, pinned.
 inline constexpr std::uintptr_t kHeadPinned = 1;
 // SideTable::head, bit 1: the list holds a weakref other than the live
-// pinned basic ref (src/weak_object.cpp rewrites it with every change of the
-// list; the quiet death, weak_object.hpp, needs it clear).
+// pinned basic ref, or an entry weakref left it by the last change (the
+// quiet death, weak_object.hpp, needs it clear).
 inline constexpr std::uintptr_t kHeadOthers = 2;
 inline constexpr std::uintptr_t kHeadBits = 3;
 

@@ -52,20 +52,21 @@
 //       while the object lives: one fetch_add each time.
 //    So a side table whose count is 1 holds no weakref but perhaps sharers.
 //    The quiet death (die_with_weakrefs) frees it with no lock and no RMW
-//    when it also finds, in this order: `head` (acquire) saying that the
-//    list is empty or the pinned basic ref alone (no kHeadOthers: no entry
-//    weakref is linked), the side lock free (acquire), the count 1 (acquire),
-//    and the basic ref held only by its pin. Why the lock: an owner that
-//    unlinks a sharer gives up nothing, so the count does not show it, and
-//    it still writes the lock (its unlock) after the `head` store that
-//    shows the sharer gone. That store is a release sequenced after the
-//    owner's lock RMW, so a death whose acquire load read it (or a later
-//    one) then reads the lock held, or the owner's unlock or later: held,
-//    it takes the lock like any other death; free, the owner is done
-//    with the side table (it reads nothing of it after unlock(), as
-//    weak_release_last and weak_detach_sole guarantee) and, as the unlock
-//    is a release, the count read after it sees every unit that a
-//    critical section before it added.
+//    when it also finds `head` saying that the list is empty or the pinned
+//    basic ref alone (no kHeadOthers), that ref held only by its pin. That
+//    bit is set while any weakref but the live pinned basic ref is linked,
+//    and stays set when an entry weakref is unlinked, whatever remains: its
+//    unlinker (the owner's weak_detach_sole, a last release, the collector)
+//    gives up no unit, so the count cannot tell a death that it still
+//    writes the side lock (its unlock) after the `head` store; the next
+//    change of the list by anyone else recomputes the bit. Anyone else
+//    either links (with a strong reference: before the death) or unlinks a
+//    weakref that holds a unit until after its unlock; so a death that reads
+//    the count 1 and then no kHeadOthers (acquire both) comes after every
+//    unlock of the side lock but its own (the count it read is the drop of
+//    the last unit, or no unit was ever added), and nobody can lock it any
+//    more. An object whose entries have left dies through the lock (once)
+//    until its list changes otherwise.
 //  * Memory: the first weakref of an object made by ref, proxy, WeakMethod
 //    or finalize shares one block with the side table (kInBlock, in front:
 //    weak_memory). Its destruction leaves the memory to the side table,
@@ -127,6 +128,10 @@ inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
 inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // this pinned basic ref
                                                   // (clear_garbage_weak)
+inline constexpr std::uint8_t kWeakShares = 16;   // a container entry weakref
+                                                  // (set by EntryWeak's
+                                                  // constructor): shares the
+                                                  // object's unit while linked
 
 // WeakObject::side, low bits.
 inline constexpr std::uintptr_t kSideCleared = 1;    // see below
@@ -141,7 +146,7 @@ struct WEAKREF_API WeakObject {
   const WeakKind kind;
   const bool has_callback;
   bool linked = false;                 // in side's list (under side lock)
-  std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone
+  std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone, ...
   WeakObject* prev = nullptr;
   WeakObject* next = nullptr;
 
@@ -217,7 +222,10 @@ class WEAKREF_API CallbackBatch {
 // Whether w shares its referent's unit of SideTable::weak while it is linked
 // and uncleared (see the top of this file): container entry weakrefs. (The
 // live pinned basic ref shares it too, by its pin.)
-inline bool shares_unit(const WeakObject* w) noexcept { return w->kind == WeakKind::container; }
+// (A bit of `state`, kWeakShares: tested together with kWeakPinned.)
+inline bool shares_unit(const WeakObject* w) noexcept {
+  return w->state.load(std::memory_order_relaxed) & kWeakShares;
+}
 
 inline void weak_acquire(WeakObject* w) noexcept {
   rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
