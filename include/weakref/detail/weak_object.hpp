@@ -34,8 +34,8 @@
 //    the count reaches 0). The object owns one while it lives. Every
 //    WeakObject owns one, so the side table outlives it and `side` is always
 //    safe to read, except the *sharers*: the live pinned basic ref, and a
-//    linked, uncleared container entry weakref (WeakKind::container,
-//    shares_unit). A sharer cannot outlive the object's unit without being
+//    linked, uncleared container entry weakref (kWeakShares: shares_unit).
+//    A sharer cannot outlive the object's unit without being
 //    cleared first, so it shares that unit: making or linking one costs no
 //    count update, and neither does unlinking an entry weakref (its
 //    owner's weak_detach_sole, its last release). When a sharer leaves its
@@ -45,9 +45,10 @@
 //       over (no count update: the death holds its pin until ~T has run);
 //       so does a lone entry weakref whose entry the death claimed (the
 //       death holds the entry's reference until it queues it, after ~T:
-//       die_with_one_weakref); every other sharer gets one, in one fetch_add
-//       under the side lock, and the death drops the object's unit after ~T
-//       (~T may read the side table: self());
+//       die_with_one_entry); every other sharer (and a lone entry weakref
+//       whose owner won the claim) gets one, in one fetch_add under the
+//       side lock, and the death drops the object's unit after ~T (~T may
+//       read the side table: self());
 //     - the collector clearing them (clear_weakrefs, clear_garbage_weak)
 //       while the object lives: one fetch_add each time.
 //    So a side table whose count is 1 holds no weakref but perhaps sharers.
