@@ -43,7 +43,6 @@ struct Victim {
 TEST_F(ThreadsUnitShareTest, OwnerRemovesEntriesWhileAnotherThreadKillsTheirReferents) {
   WeakValueDictionary<int, Victim> d;
   WeakValueDictionary<int, Victim> d2;
-  std::atomic<Victim*> handoff{nullptr};
   Strong<Victim> killer_slot;
   std::atomic<int> callbacks{0};
   std::barrier sync(2);
