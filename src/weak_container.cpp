@@ -43,6 +43,7 @@ EntryWeak* control_close(ContainerControl* c) noexcept {
 
 EntryWeak::EntryWeak(ContainerControl* c) noexcept
     : WeakObject(WeakKind::container, true), ctrl_state(reinterpret_cast<std::uintptr_t>(c)) {
+  state.store(kWeakShares, std::memory_order_relaxed);  // (weak_object.hpp)
   rmw_fetch_add(c->refs, 1U, std::memory_order_relaxed);
 }
 
@@ -50,25 +51,32 @@ EntryWeak::~EntryWeak() { control_release(control()); }
 
 void EntryWeak::invoke() {
   // Runs once, on the dying thread, after every weakref of the referent was
-  // cleared (so `prev` is ours, see the top of entry_weak.hpp).
-  if (ctrl_state.load(std::memory_order_acquire) & kEntryOut) return;  // removed already
-  ContainerControl* c = control();
-  if (rmw_fetch_or(ctrl_state, kEntryDead, std::memory_order_acq_rel) & kEntryOut)
-    return;  // the owner removed it meanwhile
-  // Claimed: count it, then say so (an owner removing the entry waits for
+  // cleared (so `prev` is ours, see the top of entry_weak.hpp). Our batch
+  // holds a reference meanwhile.
+  if (!entry_claim(this)) return;  // the owner removed it (meanwhile)
+  entry_count(this);
+  entry_queue(this);
+}
+
+void entry_count(EntryWeak* w) noexcept {
+  // Count the claim, then say so (an owner removing the entry waits for
   // kEntryCounted, so its size() never sees the claim half-counted).
-  rmw_fetch_add(c->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
-  rmw_fetch_or(ctrl_state, kEntryCounted, std::memory_order_release);
+  rmw_fetch_add(w->control()->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
+  rmw_fetch_or(w->ctrl_state, kEntryCounted, std::memory_order_release);
+}
+
+void entry_queue(EntryWeak* w) noexcept {
   // The entry's reference is the queue's from now on (the owner no longer
   // releases it once it sees kEntryDead).
+  ContainerControl* c = w->control();
   std::uintptr_t old = c->head.load(std::memory_order_relaxed);
   for (;;) {
     if (old == kQueueClosed) {  // the container is gone
-      weak_release(this);       // not the last: our batch holds one
+      weak_release(w);          // (the last one, unless a batch or a handle holds w)
       return;
     }
-    prev = reinterpret_cast<EntryWeak*>(old);
-    if (rmw_compare_exchange(c->head, old, reinterpret_cast<std::uintptr_t>(this),
+    w->prev = reinterpret_cast<EntryWeak*>(old);
+    if (rmw_compare_exchange(c->head, old, reinterpret_cast<std::uintptr_t>(w),
                              std::memory_order_release, std::memory_order_relaxed))
       return;
   }

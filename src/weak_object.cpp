@@ -17,8 +17,13 @@
 //    the handle's release: one decrement, never the last while obj lives;
 //  * a death without callbacks whose only weakref is a basic ref that nobody
 //    holds: none (die_with_weakrefs' quiet path frees both blocks);
+//  * a container entry weakref linked, then unlinked by its owner: the side
+//    lock each time (it shares the object's unit: weak_object.hpp);
+//  * a death whose only weakref is a container entry's: the side lock, the
+//    entry's claim, its count (two), its push on the owner's queue;
 //  * other deaths: the side lock, one claim per callback weakref still held,
-//    the batch's release of each, and the side table's unit.
+//    the batch's release of each, a unit for the entry weakrefs (one
+//    fetch_add), and the side table's unit.
 #include <mutex>
 #include <ostream>
 #include <sstream>
@@ -28,6 +33,7 @@
 #include "alloc.hpp"
 #include "weakref/detail/atomics.hpp"
 #include "weakref/detail/dcheck.hpp"
+#include "weakref/detail/entry_weak.hpp"
 #include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/ref.hpp"
@@ -126,22 +132,28 @@ void throw_null_referent() {
 
 namespace {
 
-// The value of SideTable::head for a list starting at w: tagged when w is
-// the live, pinned basic ref.
+// The value of SideTable::head for a list starting at w (linked): tagged
+// kHeadPinned when w is the live, pinned basic ref, kHeadOthers when the
+// list holds anything else.
 std::uintptr_t head_word(const WeakObject* w) noexcept {
+  if (!w) return 0;
   auto v = reinterpret_cast<std::uintptr_t>(w);
-  if (w && w->pinned() && !w->cleared()) v |= kHeadPinned;
+  const bool basic = w->pinned() && !w->cleared();
+  if (basic) v |= kHeadPinned;
+  if (!basic || w->next) v |= kHeadOthers;
   return v;
 }
 
 WeakObject* list_head(const SideTable* s) noexcept {
-  return reinterpret_cast<WeakObject*>(s->head.load(std::memory_order_relaxed) & ~kHeadPinned);
+  return reinterpret_cast<WeakObject*>(s->head.load(std::memory_order_relaxed) & ~kHeadBits);
 }
 
-// Under the side lock; release: a basic_ref() that reads the tag sees the
-// pin and the ref's fields.
-void set_head(SideTable* s, WeakObject* w) noexcept {
-  s->head.store(head_word(w), std::memory_order_release);
+// Under the side lock, after every change of the list (its tags depend on
+// the whole list); release: a basic_ref() that reads kHeadPinned sees the
+// pin and the ref's fields. `others`: keep kHeadOthers whatever the list
+// (an unlinked sharer: weak_object.hpp).
+void set_head(SideTable* s, WeakObject* w, std::uintptr_t others = 0) noexcept {
+  s->head.store(head_word(w) | others, std::memory_order_release);
 }
 
 // Sets w's cleared bit. Every write of `side` after w is linked holds the
@@ -155,23 +167,24 @@ void unlink(SideTable* s, WeakObject* w) noexcept {
   WEAKREF_DCHECK(w->prev ? w->prev->next == w : list_head(s) == w,
                  "a linked weakref is its predecessor's next, or the list's head");
   WEAKREF_DCHECK(!w->next || w->next->prev == w, "a linked weakref is its successor's prev");
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    set_head(s, w->next);
+  WeakObject* first = w->prev ? list_head(s) : w->next;
+  if (w->prev) w->prev->next = w->next;
   if (w->next) w->next->prev = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
+  // A sharer leaves kHeadOthers set, whatever remains (weak_object.hpp: the
+  // quiet death must not run while its unlinker still holds this lock).
+  set_head(s, first, shares_unit(w) ? kHeadOthers : 0);
 }
 
 void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
   WEAKREF_DCHECK(!w->linked, "a weakref inserted into a list twice");
+  WeakObject* first = list_head(s);
   if (!prev) {
-    WeakObject* first = list_head(s);
     w->prev = nullptr;
     w->next = first;
     if (first) first->prev = w;
-    set_head(s, w);
+    first = w;
   } else {
     w->prev = prev;
     w->next = prev->next;
@@ -179,6 +192,7 @@ void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
     prev->next = w;
   }
   w->linked = true;
+  set_head(s, first);
 }
 
 void append(SideTable* s, WeakObject* w) noexcept {
@@ -225,13 +239,16 @@ SideTable* block_front(const WeakObject* w) noexcept {
 bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   const bool in_block = w->state.load(std::memory_order_relaxed) & kInBlock;
   SideTable* s = in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
-  // The object's unit, and w's unless w is the pinned basic ref, which
-  // shares the object's (weak_object.hpp).
-  s->weak.store(w->pinned() ? 1 : 2, std::memory_order_relaxed);
+  // The object's unit, and w's unless w shares the object's (the pinned
+  // basic ref, an entry weakref: weak_object.hpp).
+  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
+  const bool basic = st & kWeakPinned;
+  s->weak.store(st & (kWeakPinned | kWeakShares) ? 1 : 2, std::memory_order_relaxed);
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = true;
-  s->head.store(head_word(w), std::memory_order_relaxed);
+  s->head.store(reinterpret_cast<std::uintptr_t>(w) | (basic ? kHeadPinned : kHeadOthers),
+                std::memory_order_relaxed);
   for (;;) {
     s->word.store(SideWord::from_header(HeaderWord(x)).raw(), std::memory_order_relaxed);
     // Release: whoever reads the side form sees s and w initialised.
@@ -252,13 +269,28 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
 // every weakref is unlinked and marked cleared; those with a callback that
 // someone still holds go into `batch` with a reference of the batch; pinned
 // ones lose their pin, whose reference goes onto `unpinned` (linked through
-// `next`) to be released after the lock (weak_release may delete). The live
-// basic ref, which shared the object's unit of SideTable::weak, needs one of
-// its own from now on: at the object's death it takes the object's over
-// (returns true: the death does not release it), else it takes a new one.
+// `next`) to be released after the lock (weak_release may delete). The
+// sharers of the object's unit of SideTable::weak need one of their own
+// from now on, before any is marked cleared (a release that sees the bit
+// drops a unit): at the object's death the live basic ref takes the
+// object's over (returns true: the death does not release it; it holds the
+// pin until after ~T), every other sharer gets a new one, all in one
+// fetch_add.
 bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch, bool (*skip)(WeakObject*, void*),
                 void* ctx, bool at_death, WeakObject*& unpinned) noexcept {
   bool unit_taken = false;
+  std::uint32_t units = 0;
+  for (WeakObject* v = w; v; v = v->next) {
+    if (shares_unit(v)) {  // (linked, so uncleared)
+      ++units;
+    } else if (v->pinned() && !v->cleared()) {  // the live basic ref
+      if (at_death)
+        unit_taken = true;
+      else
+        ++units;
+    }
+  }
+  if (units) rmw_fetch_add(s->weak, units, std::memory_order_relaxed);
   while (w) {
     WeakObject* next = w->next;
     w->prev = w->next = nullptr;
@@ -267,13 +299,7 @@ bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch, bool (*skip)(
       // The pin's reference keeps w alive until it is released below.
       w->state.store(w->state.load(std::memory_order_relaxed) & ~kWeakPinned,
                      std::memory_order_relaxed);
-      if (!w->cleared()) {  // the live basic ref (else a retired one)
-        mark_cleared(w);
-        if (at_death)
-          unit_taken = true;
-        else
-          rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
-      }
+      if (!w->cleared()) mark_cleared(w);  // the live basic ref (else a retired one)
       w->next = unpinned;
       unpinned = w;
     } else {
@@ -318,11 +344,23 @@ void weak_release_last(WeakObject* w) noexcept {
   // acquire load sees (a retired basic ref is cleared and linked, but it is
   // pinned: its count reaches zero only after the death that unlinks it).
   // Only a live one needs the lock to leave the list.
+  bool shared = false;
   if (s && !w->cleared()) {
     std::lock_guard<SpinLock> g(s->lock);
-    if (w->linked) unlink(s, w);
+    if (w->linked) {
+      shared = shares_unit(w);
+      unlink(s, w);
+    }
   }
   WEAKREF_DCHECK(!w->linked, "a weakref whose last reference goes is unlinked (a cleared one was)");
+  if (shared) {
+    // It had no unit: past the unlock, the side table may be gone (a quiet
+    // death), and nothing here reads it.
+    WEAKREF_DCHECK(!(w->state.load(std::memory_order_relaxed) & kInBlock),
+                   "a sharer of the object's unit is not in its side table's block");
+    weak_free(w);
+    return;
+  }
   const std::uint32_t units = (w->side.load(std::memory_order_relaxed) & kSideExtraUnit) ? 2 : 1;
   // The callback's destructor may run user code: no lock held.
   if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
@@ -513,7 +551,8 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
   }
   SideTable* s = HeaderWord(x).side();
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
-  rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  // A unit of its own, unless it shares the object's (weak_object.hpp).
+  if (!shares_unit(w)) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   std::lock_guard<SpinLock> g(s->lock);
   WeakObject *r, *p;
   basic_refs(s, r, p);
@@ -523,6 +562,7 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
 
 bool weak_detach_sole(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
+  const bool shared = shares_unit(w);
   {
     std::lock_guard<SpinLock> g(s->lock);
     // Linked: not cleared (a death or the collector unlinks what it clears,
@@ -532,7 +572,8 @@ bool weak_detach_sole(WeakObject* w) noexcept {
     if (!w->linked || w->refs.load(std::memory_order_acquire) != 1) return false;
     unlink(s, w);
   }
-  side_release(s);
+  // A sharer had no unit: past the unlock, the side table may be gone.
+  if (!shared) side_release(s);
   return true;
 }
 
@@ -580,7 +621,11 @@ bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared},
                std::memory_order_acq_rel);  // as above
   if (!w->pinned()) {
-    if (w->linked) unlink(s, w);
+    if (w->linked) {
+      // A sharer needs a unit of its own before it is seen cleared.
+      if (shares_unit(w)) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+      unlink(s, w);
+    }
     mark_cleared(w);
     return true;
   }
@@ -635,7 +680,7 @@ namespace {
 // meanwhile, under the lock (it then has a unit of its own).
 [[gnu::noinline]] bool die_with_pinned_basic(ObjectHeader* h, SideTable* s,
                                              std::uintptr_t head) noexcept {
-  auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+  auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
   {
     std::lock_guard<SpinLock> g(s->lock);
     if (s->head.load(std::memory_order_relaxed) != head) return false;
@@ -650,24 +695,67 @@ namespace {
   return true;
 }
 
+// die_with_one_weakref's case of an entry weakref w, called with the side
+// lock held and w unlinked: its callback is the claim of its entry
+// (EntryWeak::invoke's steps), made here while w is still unreachable to
+// its other holders' last release (which would need this lock to unlink
+// it), so that nobody can free it: a won claim makes the entry's reference
+// the death's, with no reference taken; w then takes the object's unit over
+// (that reference keeps w, and so the unit, until w is queued, after ~T). A
+// lost claim (the owner is dropping the entry) leaves w nothing that holds
+// it: it gets a unit of its own before it is seen cleared.
+[[gnu::noinline]] void die_with_one_entry(ObjectHeader* h, SideTable* s, EntryWeak* w) noexcept {
+  const bool claimed = entry_claim(w);
+  WEAKREF_DCHECK(!claimed || w->refs.load(std::memory_order_relaxed) != 0,
+                 "a claimed entry still holds its weakref");
+  if (!claimed) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
+  mark_cleared(w);
+  s->lock.unlock();
+  if (!claimed) {
+    h->type->destroy(h);
+    side_release(s);
+    return;
+  }
+  entry_count(w);  // before ~T: size() is exact when the killing release returns
+  h->type->destroy(h);
+  entry_queue(w);  // last: the owner may free w and the side table from then on
+}
+
 // The common case of one weakref that is not the pinned basic ref (a
 // callback ref, a finalizer, a container entry...): the same steps as
-// die_clearing without the batch and the list walk. False (nothing done)
-// when the list is not that.
+// die_clearing without the batch and the list walk; also an empty list
+// (whose kHeadOthers an unlinked sharer left). False (nothing done) when
+// the list is not that.
 [[gnu::noinline]] bool die_with_one_weakref(ObjectHeader* h, SideTable* s) noexcept {
   WeakObject* w;
   bool call;
-  {
-    std::lock_guard<SpinLock> g(s->lock);
-    const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
-    w = reinterpret_cast<WeakObject*>(head);
-    if (!w || (head & kHeadPinned) || w->next || w->pinned()) return false;
+  s->lock.lock();
+  const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
+  w = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
+  if (!w) {
     s->head.store(0, std::memory_order_relaxed);
-    w->linked = false;
-    // As in clear_list: the reference first, then the cleared bit.
-    call = w->has_callback && weak_try_acquire(w);
-    mark_cleared(w);
+    s->lock.unlock();
+    h->type->destroy(h);
+    side_release(s);
+    return true;
   }
+  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
+  if ((head & kHeadPinned) || w->next || (st & (kWeakPinned | kWeakShares))) {
+    if (!(head & kHeadPinned) && !w->next && !(st & kWeakPinned)) {  // an entry weakref
+      s->head.store(0, std::memory_order_relaxed);
+      w->linked = false;
+      die_with_one_entry(h, s, static_cast<EntryWeak*>(w));
+      return true;
+    }
+    s->lock.unlock();
+    return false;
+  }
+  s->head.store(0, std::memory_order_relaxed);
+  w->linked = false;
+  // As in clear_list: the reference first, then the cleared bit.
+  call = w->has_callback && weak_try_acquire(w);
+  mark_cleared(w);
+  s->lock.unlock();
   if (!call) {
     h->type->destroy(h);
     side_release(s);
@@ -697,25 +785,30 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
                  "a dying object's side table has lost the object's unit");
   // The count is zero for good: nobody can make a weakref to h any more
   // (that takes a strong reference) nor lock one. When the side table's
-  // units say that no weakref but the pinned basic ref (which shares the
-  // object's unit) exists, and that ref's only reference is its pin, nobody
-  // else can reach either: no callback can run, nobody is in the list, and
-  // both go without a lock or an RMW. (Acquire loads: the releases that
-  // brought the counts there happened before them.)
+  // units say that no weakref but the sharers exists, `head` that no entry
+  // weakref is (or was, weak_object.hpp) linked, and the pinned basic ref,
+  // if any, is held only by its pin, nobody else can reach either: no
+  // callback can run, nobody is in the list, and both go without a lock or
+  // an RMW. (Acquire loads: the releases that brought the counts there
+  // happened before them.)
   if (s->weak.load(std::memory_order_acquire) == 1) {
     const std::uintptr_t head = s->head.load(std::memory_order_acquire);
-    auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
-    if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
-      h->type->destroy(h);  // before the side table goes: self() reads it
-      // A basic ref in the side table's block goes with it (its destructor
-      // does nothing).
-      if (basic &&
-          !((basic->state.load(std::memory_order_relaxed) & kInBlock) && block_front(basic) == s))
-        weak_free(basic);
-      free_side(s);
-      return;
+    if (!(head & kHeadOthers)) {
+      auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+      if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
+        h->type->destroy(h);  // before the side table goes: self() reads it
+        // A basic ref in the side table's block goes with it (its destructor
+        // does nothing).
+        if (basic &&
+            !((basic->state.load(std::memory_order_relaxed) & kInBlock) && block_front(basic) == s))
+          weak_free(basic);
+        free_side(s);
+        return;
+      }
+      if (die_with_pinned_basic(h, s, head)) return;
+    } else if (!(head & kHeadPinned) && die_with_one_weakref(h, s)) {
+      return;  // a lone entry weakref, sharing the object's unit
     }
-    if (die_with_pinned_basic(h, s, head)) return;
   } else if (die_with_one_weakref(h, s)) {
     return;
   }

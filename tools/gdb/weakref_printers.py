@@ -74,9 +74,9 @@ COUNT_SHIFT = 32
 # detail::WeakKind
 WEAK_KINDS = ("ref", "proxy", "method", "finalizer", "container")
 # WeakObject::state: the side table holds a reference on it (its "pin");
-# SideTable::head, bit 0: the head is the pinned basic ref.
+# SideTable::head, bit 0: the head is the pinned basic ref; bit 1: others.
 K_WEAK_PINNED = 1
-K_HEAD_PINNED = 1
+K_HEAD_BITS = 3
 
 # The object lives right after its 16-byte header (object.hpp).
 HEADER_SIZE = 16
@@ -245,7 +245,7 @@ class Object:
         layout = "weakref::detail::WeakObject"
         n = 0
         seen = set()
-        w = _read_ptr(self.side + _offset("weakref::detail::SideTable", "head")) & ~K_HEAD_PINNED
+        w = _read_ptr(self.side + _offset("weakref::detail::SideTable", "head")) & ~K_HEAD_BITS
         while w and w not in seen and len(seen) < 1000000:
             seen.add(w)
             cleared = _read_ptr(w + _offset(layout, "side")) & 1

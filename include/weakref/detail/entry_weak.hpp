@@ -15,13 +15,21 @@
 //  * An EntryWeak's callback (invoke, src/weak_container.cpp) runs on the
 //    thread where its referent dies, possibly in the middle of an operation
 //    of the owning thread. It never touches the table: it claims its entry
-//    (fetch_or kEntryDead on ctrl_state), counts the claim in
-//    ContainerControl::dead and pushes the weakref onto
-//    ContainerControl::head, a lock-free stack (Treiber push; the owner takes
-//    the whole stack with one exchange: no ABA). The link is WeakObject::prev:
-//    once a weakref has been cleared the core never touches prev again
-//    (clear_weakrefs unlinks every weakref before any callback runs, and
-//    CallbackBatch links through `next`).
+//    (fetch_or kEntryDead on ctrl_state: entry_claim), counts the claim in
+//    ContainerControl::dead (entry_count) and pushes the weakref onto
+//    ContainerControl::head (entry_queue), a lock-free stack (Treiber push;
+//    the owner takes the whole stack with one exchange: no ABA). The link is
+//    WeakObject::prev: once a weakref has been cleared the core never touches
+//    prev again (clear_weakrefs unlinks every weakref before any callback
+//    runs, and CallbackBatch links through `next`).
+//  * A death whose only weakref is an entry's (die_with_one_weakref,
+//    src/weak_object.cpp) runs these steps itself, without a batch: the
+//    claim under the side lock while the weakref is still linked (so that
+//    nobody can free it: a won claim makes the entry's reference the
+//    death's, no reference is taken), the count before ~T (size() is exact
+//    when the killing release returns, and a removing owner waits for
+//    kEntryCounted), the push after ~T (once pushed, the owner may free the
+//    weakref and the side table at once).
 //  * ctrl_state's low bits settle the race between a death and the owner
 //    removing the entry: the owner sets kEntryOut, the callback kEntryDead,
 //    both with fetch_or, so exactly one of them sees the other's bit. A
@@ -48,7 +56,9 @@
 //
 // Locking an entry's referent
 //  * Each table entry also keeps the referent's side table (stable: the
-//    entry's weakref holds a unit of SideTable::weak), and its word says
+//    entry's weakref shares the object's unit of SideTable::weak while it is
+//    linked, and holds one of its own once cleared: weak_object.hpp), and
+//    its word says
 //    whether the referent is a base subobject at a nonzero offset
 //    (kEntryOffset). entry_lock() works from the entry and the side table
 //    alone: the weakref's own line is read only when the object's side word
@@ -115,6 +125,19 @@ struct WEAKREF_API EntryWeak final : WeakObject {
   EntryWeak* queue_next() const noexcept { return static_cast<EntryWeak*>(prev); }
 };
 
+// The steps of an entry's callback (above). entry_claim claims the entry
+// against its owner's removal: true when the claim is the death's (the
+// entry's reference is then the claimer's, to be handed to entry_queue);
+// entry_count counts a won claim; entry_queue pushes the weakref, with the
+// entry's reference, for the owner's drain (or releases it when the
+// container is gone).
+inline bool entry_claim(EntryWeak* w) noexcept {
+  if (w->ctrl_state.load(std::memory_order_acquire) & kEntryOut) return false;  // removed already
+  return !(rmw_fetch_or(w->ctrl_state, kEntryDead, std::memory_order_acq_rel) & kEntryOut);
+}
+WEAKREF_API void entry_count(EntryWeak* w) noexcept;
+WEAKREF_API void entry_queue(EntryWeak* w) noexcept;
+
 // A new entry weakref to h (caller holds a strong reference), linked into
 // h's list; the caller owns the one reference. `spare` (or null) is an
 // entry weakref of c made as new by entry_reset, used instead of a new one.
@@ -127,7 +150,7 @@ WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::p
 inline void entry_reset(EntryWeak* w) noexcept {
   w->side.store(0, std::memory_order_relaxed);
   w->refs.store(1, std::memory_order_relaxed);
-  w->state.store(0, std::memory_order_relaxed);
+  w->state.store(kWeakShares, std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = false;
   w->ctrl_state.store(reinterpret_cast<std::uintptr_t>(w->control()), std::memory_order_relaxed);

@@ -122,7 +122,8 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // head is the object's live basic ref and that the side table pins it: holds
 // one reference on it until the object dies, so that ref(obj) on an object
 // that has a basic ref is a load of `head` and one increment, without the
-// lock (weak_object.hpp, basic_ref).
+// lock (weak_object.hpp, basic_ref). Its bit 1 (kHeadOthers) says that the
+// list holds anything else (or held an entry weakref: weak_object.hpp).
 struct SideTable {
   std::atomic<std::uint64_t> word;      // a SideWord: count, heap index, flags
   ObjectHeader* const object;           // identity; dangling once dead
@@ -133,7 +134,7 @@ struct SideTable {
                                         // pages); n: the front of an n*8-byte
                                         // block, the rest being the object's
                                         // first weakref (weak_memory)
-  std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned
+  std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned, kHeadOthers
 
   explicit SideTable(ObjectHeader* o, SideWord w) noexcept : word(w.raw()), object(o) {}
   // With its first weakref already in place (src/weak_object.cpp,
@@ -151,6 +152,11 @@ static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
 
 // SideTable::head, bit 0: the head is the live basic ref, pinned.
 inline constexpr std::uintptr_t kHeadPinned = 1;
+// SideTable::head, bit 1: the list holds a weakref other than the live
+// pinned basic ref, or an entry weakref left it by the last change (the
+// quiet death, weak_object.hpp, needs it clear).
+inline constexpr std::uintptr_t kHeadOthers = 2;
+inline constexpr std::uintptr_t kHeadBits = 3;
 
 [[gnu::always_inline]] inline std::atomic<std::uint64_t>& ObjectHeader::active_word() noexcept {
   const HeaderWord w{word.load(std::memory_order_acquire)};

@@ -30,14 +30,44 @@
 //    then reads the mark (seq_cst both), so either the collector sees the
 //    new holder and leaves the ref alone, or the maker backs off to the slow
 //    path (clear_garbage_weak, basic_ref).
-//  * Every WeakObject owns one unit of SideTable::weak, so the side table
-//    outlives it; `side` is therefore always safe to read. The exception is
-//    the live pinned basic ref: it cannot outlive its referent while pinned,
-//    so it shares the object's unit, and takes one of its own when it loses
-//    the pin or is retired (at the death, it takes the object's over: no
-//    count update). So a side table whose count is 1 has no weakref but
-//    perhaps the pinned basic ref: a death that finds that ref held only by
-//    its pin frees both with no lock and no RMW.
+//  * Units of SideTable::weak (who owns which; the side table is freed when
+//    the count reaches 0). The object owns one while it lives. Every
+//    WeakObject owns one, so the side table outlives it and `side` is always
+//    safe to read, except the *sharers*: the live pinned basic ref, and a
+//    linked, uncleared container entry weakref (kWeakShares: shares_unit).
+//    A sharer cannot outlive the object's unit without being
+//    cleared first, so it shares that unit: making or linking one costs no
+//    count update, and neither does unlinking an entry weakref (its
+//    owner's weak_detach_sole, its last release). When a sharer leaves its
+//    list otherwise, it gets a unit of its own before anybody can see it
+//    cleared (a release that sees the cleared bit drops one):
+//     - the referent's death: the pinned basic ref takes the object's unit
+//       over (no count update: the death holds its pin until ~T has run);
+//       so does a lone entry weakref whose entry the death claimed (the
+//       death holds the entry's reference until it queues it, after ~T:
+//       die_with_one_entry); every other sharer (and a lone entry weakref
+//       whose owner won the claim) gets one, in one fetch_add under the
+//       side lock, and the death drops the object's unit after ~T (~T may
+//       read the side table: self());
+//     - the collector clearing them (clear_weakrefs, clear_garbage_weak)
+//       while the object lives: one fetch_add each time.
+//    So a side table whose count is 1 holds no weakref but perhaps sharers.
+//    The quiet death (die_with_weakrefs) frees it with no lock and no RMW
+//    when it also finds `head` saying that the list is empty or the pinned
+//    basic ref alone (no kHeadOthers), that ref held only by its pin. That
+//    bit is set while any weakref but the live pinned basic ref is linked,
+//    and stays set when an entry weakref is unlinked, whatever remains: its
+//    unlinker (the owner's weak_detach_sole, a last release, the collector)
+//    gives up no unit, so the count cannot tell a death that it still
+//    writes the side lock (its unlock) after the `head` store; the next
+//    change of the list by anyone else recomputes the bit. Anyone else
+//    either links (with a strong reference: before the death) or unlinks a
+//    weakref that holds a unit until after its unlock; so a death that reads
+//    the count 1 and then no kHeadOthers (acquire both) comes after every
+//    unlock of the side lock but its own (the count it read is the drop of
+//    the last unit, or no unit was ever added), and nobody can lock it any
+//    more. An object whose entries have left dies through the lock (once)
+//    until its list changes otherwise.
 //  * Memory: the first weakref of an object made by ref, proxy, WeakMethod
 //    or finalize shares one block with the side table (kInBlock, in front:
 //    weak_memory). Its destruction leaves the memory to the side table,
@@ -48,9 +78,10 @@
 //    garbage (its referent may then live on). A cleared weakref never locks
 //    again. `side` is written only under the side lock once the weakref is
 //    linked, and not at all once it is cleared, but for bit 1
-//    (kSideExtraUnit): a death that claimed the weakref for its callback
-//    may, before releasing it, hand it the object's unit of SideTable::weak
-//    too (one count update less), which its last release then drops. A
+//    (kSideExtraUnit): a death that claimed a weakref (not a sharer) for its
+//    callback may, before releasing it, hand it the object's unit of
+//    SideTable::weak too (one count update less), which its last release
+//    then drops. A cleared former sharer holds exactly one unit. A
 //    finalizer that ran or was detached before its referent died leaves the
 //    list without being cleared (unlink_weak).
 //  * prev/next/linked and the pin belong to SideTable::lock. Once a
@@ -98,6 +129,10 @@ inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
 inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // this pinned basic ref
                                                   // (clear_garbage_weak)
+inline constexpr std::uint8_t kWeakShares = 16;   // a container entry weakref
+                                                  // (set by EntryWeak's
+                                                  // constructor): shares the
+                                                  // object's unit while linked
 
 // WeakObject::side, low bits.
 inline constexpr std::uintptr_t kSideCleared = 1;    // see below
@@ -112,7 +147,7 @@ struct WEAKREF_API WeakObject {
   const WeakKind kind;
   const bool has_callback;
   bool linked = false;                 // in side's list (under side lock)
-  std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone
+  std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone, ...
   WeakObject* prev = nullptr;
   WeakObject* next = nullptr;
 
@@ -188,6 +223,14 @@ class WEAKREF_API CallbackBatch {
   WeakObject* head_ = nullptr;
   WeakObject* tail_ = nullptr;
 };
+
+// Whether w shares its referent's unit of SideTable::weak while it is linked
+// and uncleared (see the top of this file): container entry weakrefs. (The
+// live pinned basic ref shares it too, by its pin.)
+// (A bit of `state`, kWeakShares: tested together with kWeakPinned.)
+inline bool shares_unit(const WeakObject* w) noexcept {
+  return w->state.load(std::memory_order_relaxed) & kWeakShares;
+}
 
 inline void weak_acquire(WeakObject* w) noexcept {
   rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
@@ -266,7 +309,7 @@ WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
     if (head == (reinterpret_cast<std::uintptr_t>(in_block) | kHeadPinned)) [[likely]]
       return take_pinned(h, in_block);
     if (head & kHeadPinned)
-      return take_pinned(h, reinterpret_cast<WeakObject*>(head & ~kHeadPinned));
+      return take_pinned(h, reinterpret_cast<WeakObject*>(head & ~kHeadBits));
   }
   return basic_weak(h, WeakKind::ref);
 }
@@ -311,9 +354,11 @@ W* make_attached(ObjectHeader* h, A&&... args) {
 }
 // For a weakref object that the caller alone holds (one reference) and that
 // is still linked (not cleared), under its side table's lock:
-//  * weak_detach_sole takes it out of its referent's list for good and drops
-//    its unit of SideTable::weak: no callback can run for it any more, and
-//    the caller may reuse its memory (a weak container's removed entry);
+//  * weak_detach_sole takes it out of its referent's list for good (and
+//    drops its unit of SideTable::weak, unless it shared the object's): no
+//    callback can run for it any more, and the caller may reuse its memory
+//    (a weak container's removed entry); it reads nothing of the side table
+//    after releasing the lock;
 //  * weak_renew moves it to where attach_weak would link a new weakref (the
 //    newest, after the basic ref and proxy): what a new weakref in its place
 //    would be, for a container entry set again to the same referent.

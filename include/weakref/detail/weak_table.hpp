@@ -251,7 +251,7 @@ class WeakTable {
   // iteration ends; call maintain() (or return to a caller that does) after.
   void remove(std::uint32_t idx) noexcept {
     EntryWeak* w = entry_weak(at(idx).w);
-    unlink(idx);  // (while w's unit keeps the side table, which it may read)
+    unlink(idx);  // (while w, linked or with a unit, keeps the side table, which it may read)
     drop_weak(w);
   }
 
@@ -390,9 +390,9 @@ class WeakTable {
     if (!retire(w)) weak_release(w);
   }
 
-  // w is out of its referent's list for good and held by the table alone,
-  // with `units` units of its side table's count: its memory is kept for
-  // the next insertion (entry_attach's `spare`), up to kMaxSpares of them.
+  // w is out of its referent's list for good, held by the table alone and
+  // holds no unit of its side table's count: its memory is kept for the next
+  // insertion (entry_attach's `spare`), up to kMaxSpares of them.
   void keep_spare(EntryWeak* w) noexcept {
     if (spares_ >= kMaxSpares) {
       delete w;
@@ -407,7 +407,8 @@ class WeakTable {
   // Drops the queue's reference (the entry's, handed over by its callback)
   // on w, a drained weakref cleared by its referent's death: w becomes a
   // spare when nobody else holds it (a cleared weakref gains no holder: a
-  // copy needs one, getweakrefs skips it).
+  // copy needs one, getweakrefs skips it), after dropping the unit of
+  // SideTable::weak that the death gave it (weak_object.hpp).
   void drop_cleared(EntryWeak* w) noexcept {
     if (spares_ < kMaxSpares && w->refs.load(std::memory_order_acquire) == 1) {
       const std::uintptr_t v = w->side.load(std::memory_order_relaxed);
