@@ -256,6 +256,8 @@ PoolRegistry& registry() {
   static auto* r = new PoolRegistry;  // never destroyed: used during exit
   return *r;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_registry_made = (registry(), true);
 
 void trim(Pools* p) noexcept;
 void trim_ownerless_locked(PoolRegistry& r) noexcept;

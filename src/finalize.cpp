@@ -30,6 +30,7 @@
 // inside) plus its referent's side table if it had none, the registry lock,
 // and attach_weak; its death's part is the registry lock and the release of
 // the registry's reference.
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -59,16 +60,21 @@ struct Registry {
 void exit_handler() { finalizer_exitfunc(); }
 
 Registry& registry() {
-  // Never destroyed: used at exit. Made with the first finalizer, which
-  // also registers the exit step and makes the collector's module state
-  // (which the exit step uses) now rather than when memory may be short.
-  static Registry* r = [] {
-    auto* p = new Registry;
-    (void)gc::isenabled();
-    std::atexit(&exit_handler);
-    return p;
-  }();
+  static auto* r = new Registry;  // never destroyed: used at exit
   return *r;
+}
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_registry_made = (registry(), true);
+
+// The exit step is registered with the first finalizer, as CPython's
+// finalize registers its atexit hook (so it runs before the atexit handlers
+// registered earlier, after those registered later). The collector's module
+// state, which the exit step uses, is made at start-up (src/gc/module.cpp).
+constinit std::atomic<bool> exit_step_registered{false};
+void register_exit_step() noexcept {
+  if (exit_step_registered.load(std::memory_order_acquire)) [[likely]]
+    return;
+  if (!exit_step_registered.exchange(true, std::memory_order_acq_rel)) std::atexit(&exit_handler);
 }
 
 // Python's `self._registry.pop(self, None)`. Caller holds the lock; true:
@@ -160,13 +166,8 @@ void FinalizerState::invoke() {
 void throw_bad_function_call() { throw std::bad_function_call(); }
 
 FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s) {
-  Registry* r;
-  try {
-    r = &registry();
-  } catch (...) {
-    weak_free(s);
-    throw;
-  }
+  Registry* r = &registry();
+  register_exit_step();
   // The caller's reference and the registry's, before the weakref is
   // published (nothing can reach s before this returns but the death of h,
   // which cannot happen: the caller holds h).

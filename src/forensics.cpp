@@ -44,6 +44,8 @@ UntracedRegistry& untraced_registry() {
   static auto* r = new UntracedRegistry;  // never destroyed: deaths at exit use it
   return *r;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_untraced_registry_made = (untraced_registry(), true);
 
 // WEAKREF_TRACK_UNTRACED=1 turns tracking on from the start (this file is
 // linked wherever make<T> is used: untraced_tracking lives here).
@@ -174,6 +176,8 @@ GrowthRecord& growth_record() {
   static auto* r = new GrowthRecord;
   return *r;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_growth_record_made = (growth_record(), true);
 
 std::string dot_escape(const std::string& s) {
   std::string out;

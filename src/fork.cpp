@@ -48,6 +48,15 @@
 //    garbage in a private list, whose changes are made inside the gate):
 //    the child gives their garbage back to its heap, uncollected
 //    (heaps_after_fork_in_child, heap.cpp).
+//  * the library's singletons (registries, the gc module, the unraisable
+//    hook's state, the type-name cache): each is a function-local static
+//    made on first use, and a thread in the middle of making one at the
+//    fork would leave its initialization guard taken in the child, which
+//    would wait on it for ever at its first use (seen: a child hung in
+//    gc_on_allocate on gc::collector::module()'s guard, forked while the
+//    parent's first worker threads were starting). Each is made at
+//    start-up instead (`g_..._made` next to it), before the program can
+//    have threads that fork.
 // Left as they are in the child: other threads' allocator pools (their
 // blocks freed in the child are not reused; lock-free, so not gated) and
 // the deaths other threads had queued (their objects stay allocated), heaps

@@ -31,6 +31,8 @@ Registry& registry() {
   static auto* r = new Registry;
   return *r;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_registry_made = (registry(), true);
 
 Heap* make_orphan_heap() {
   auto* h = new Heap;
@@ -152,6 +154,8 @@ Heap* orphan_heap() noexcept {
   static Heap* h = make_orphan_heap();
   return h;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_orphan_heap_made = (orphan_heap(), true);
 
 Heap* current_heap() noexcept {
   if (Heap* h = tls_heap) return h;

@@ -349,9 +349,19 @@ void close_death_scope(const DeathScope& saved) noexcept {
 // ---------------------------------------------------------------------------
 // Names and text
 
+namespace {
+using TypeNames = std::unordered_map<const std::type_info*, std::string>;
+TypeNames* type_names() {
+  static auto* names = new TypeNames;  // never destroyed: deaths at exit name types
+  return names;
+}
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_type_names_made = (type_names(), true);
+}  // namespace
+
 const char* type_name(const std::type_info& t) noexcept {
-  static Mutex mu;
-  static auto* names = new std::unordered_map<const std::type_info*, std::string>;
+  static constinit Mutex mu;
+  TypeNames* names = type_names();
   try {
     std::lock_guard<Mutex> g(mu);
     auto it = names->find(&t);

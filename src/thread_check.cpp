@@ -130,6 +130,8 @@ Shard* shards() noexcept {
   static auto* s = new Shard[kShards];  // never freed: used until the process ends
   return s;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_shards_made = (shards(), true);
 
 std::size_t shard_of_region(std::uintptr_t region) noexcept {
   return static_cast<std::size_t>((region * 0x9E3779B97F4A7C15ULL) >> 58) % kShards;

@@ -33,6 +33,8 @@ HookState& state() {
   static auto* s = new HookState;  // never destroyed: usable during exit
   return *s;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_state_made = (state(), true);
 
 }  // namespace
 

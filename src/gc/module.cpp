@@ -39,6 +39,8 @@ Module& module() {
   static auto* m = new Module;  // never destroyed: usable during exit
   return *m;
 }
+// Made at start-up, before any thread can be making it at a fork() (src/fork.cpp).
+[[maybe_unused]] const bool g_module_made = (module(), true);
 
 void debug_print(const char* text) {
   std::fputs(text, stderr);
