@@ -293,7 +293,8 @@ void give_back_pools(Pools* p) noexcept {
   if (g_trim_pending.load(std::memory_order_relaxed)) trim_ownerless_locked(r);
 }
 
-WEAKREF_TLS_INITIAL_EXEC thread_local Pools* tls_pools = nullptr;  // trivial: readable during shutdown
+WEAKREF_TLS_INITIAL_EXEC thread_local Pools* tls_pools =
+    nullptr;  // trivial: readable during shutdown
 
 struct PoolsOwner {
   ~PoolsOwner() {

@@ -458,9 +458,8 @@ static_assert(kFirstBasicSize % kSideBlockUnit == 0 && kFirstBasicSize <= kMaxPo
   ::new (block) SideTable(h, SideWord::from_header(HeaderWord(x)), pin ? 1 : 2,
                           kFirstBasicSize / kSideBlockUnit,
                           reinterpret_cast<std::uintptr_t>(w) | (pin ? kHeadPinned : 0));
-  ::new (static_cast<void*>(w))
-      WeakObject(kind, reinterpret_cast<std::uintptr_t>(s), pin ? 2 : 1,
-                 pin ? kInBlock | kWeakPinned : kInBlock);
+  ::new (static_cast<void*>(w)) WeakObject(kind, reinterpret_cast<std::uintptr_t>(s), pin ? 2 : 1,
+                                           pin ? kInBlock | kWeakPinned : kInBlock);
   return w;
 }
 

@@ -308,8 +308,7 @@ WEAKREF_API WeakObject* basic_ref_retiring(ObjectHeader* h, WeakObject* w);
     const std::uintptr_t head = s->head.load(std::memory_order_acquire);
     if (head == (reinterpret_cast<std::uintptr_t>(in_block) | kHeadPinned)) [[likely]]
       return take_pinned(h, in_block);
-    if (head & kHeadPinned)
-      return take_pinned(h, reinterpret_cast<WeakObject*>(head & ~kHeadBits));
+    if (head & kHeadPinned) return take_pinned(h, reinterpret_cast<WeakObject*>(head & ~kHeadBits));
   }
   return basic_weak(h, WeakKind::ref);
 }

@@ -509,8 +509,7 @@ class WeakTable {
     // An emptied table gives its memory back, but for the first segment and
     // an index of that size: a cache whose entries come and go one at a
     // time would otherwise allocate and free both at every insertion.
-    if (!used_ && !live_ && (segs_.beyond_first() || cap_ > kSmallIndex))
-      release_storage();
+    if (!used_ && !live_ && (segs_.beyond_first() || cap_ > kSmallIndex)) release_storage();
   }
 
   static constexpr std::uint32_t kSmallIndex = 2 * Segments<E>::kFirst;
