@@ -43,7 +43,6 @@ EntryWeak* control_close(ContainerControl* c) noexcept {
 
 EntryWeak::EntryWeak(ContainerControl* c) noexcept
     : WeakObject(WeakKind::container, true), ctrl_state(reinterpret_cast<std::uintptr_t>(c)) {
-  state.store(kWeakShares, std::memory_order_relaxed);  // (weak_object.hpp)
   rmw_fetch_add(c->refs, 1U, std::memory_order_relaxed);
 }
 

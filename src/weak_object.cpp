@@ -241,9 +241,8 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   SideTable* s = in_block ? block_front(w) : new SideTable(h, SideWord::from_header(HeaderWord(x)));
   // The object's unit, and w's unless w shares the object's (the pinned
   // basic ref, an entry weakref: weak_object.hpp).
-  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
-  const bool basic = st & kWeakPinned;
-  s->weak.store(st & (kWeakPinned | kWeakShares) ? 1 : 2, std::memory_order_relaxed);
+  const bool basic = w->pinned();
+  s->weak.store(basic || shares_unit(w) ? 1 : 2, std::memory_order_relaxed);
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = true;
@@ -738,19 +737,16 @@ namespace {
     side_release(s);
     return true;
   }
-  const std::uint8_t st = w->state.load(std::memory_order_relaxed);
-  if ((head & kHeadPinned) || w->next || (st & (kWeakPinned | kWeakShares))) {
-    if (!(head & kHeadPinned) && !w->next && !(st & kWeakPinned)) {  // an entry weakref
-      s->head.store(0, std::memory_order_relaxed);
-      w->linked = false;
-      die_with_one_entry(h, s, static_cast<EntryWeak*>(w));
-      return true;
-    }
+  if ((head & kHeadPinned) || w->next || w->pinned()) {
     s->lock.unlock();
     return false;
   }
   s->head.store(0, std::memory_order_relaxed);
   w->linked = false;
+  if (shares_unit(w)) {  // an entry weakref
+    die_with_one_entry(h, s, static_cast<EntryWeak*>(w));
+    return true;
+  }
   // As in clear_list: the reference first, then the cleared bit.
   call = w->has_callback && weak_try_acquire(w);
   mark_cleared(w);

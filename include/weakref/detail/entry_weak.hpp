@@ -150,7 +150,7 @@ WEAKREF_API EntryWeak* entry_attach(ObjectHeader* h, ContainerControl* c, std::p
 inline void entry_reset(EntryWeak* w) noexcept {
   w->side.store(0, std::memory_order_relaxed);
   w->refs.store(1, std::memory_order_relaxed);
-  w->state.store(kWeakShares, std::memory_order_relaxed);
+  w->state.store(0, std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = false;
   w->ctrl_state.store(reinterpret_cast<std::uintptr_t>(w->control()), std::memory_order_relaxed);

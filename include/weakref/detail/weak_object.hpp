@@ -34,7 +34,7 @@
 //    the count reaches 0). The object owns one while it lives. Every
 //    WeakObject owns one, so the side table outlives it and `side` is always
 //    safe to read, except the *sharers*: the live pinned basic ref, and a
-//    linked, uncleared container entry weakref (kWeakShares: shares_unit).
+//    linked, uncleared container entry weakref (shares_unit).
 //    A sharer cannot outlive the object's unit without being
 //    cleared first, so it shares that unit: making or linking one costs no
 //    count update, and neither does unlinking an entry weakref (its
@@ -129,7 +129,6 @@ inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
 inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // this pinned basic ref
                                                   // (clear_garbage_weak)
-inline constexpr std::uint8_t kWeakShares = 16;   // a container entry weakref
                                                   // (set by EntryWeak's
                                                   // constructor): shares the
                                                   // object's unit while linked
@@ -227,10 +226,7 @@ class WEAKREF_API CallbackBatch {
 // Whether w shares its referent's unit of SideTable::weak while it is linked
 // and uncleared (see the top of this file): container entry weakrefs. (The
 // live pinned basic ref shares it too, by its pin.)
-// (A bit of `state`, kWeakShares: tested together with kWeakPinned.)
-inline bool shares_unit(const WeakObject* w) noexcept {
-  return w->state.load(std::memory_order_relaxed) & kWeakShares;
-}
+inline bool shares_unit(const WeakObject* w) noexcept { return w->kind == WeakKind::container; }
 
 inline void weak_acquire(WeakObject* w) noexcept {
   rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
