@@ -82,13 +82,17 @@ struct SpareBlockOwner {
 };
 thread_local SpareBlockOwner tls_spare_owner;
 
-void* side_block_allocate(std::size_t size) {
+// The thread's spare block, taken, if it has `size` bytes; else null.
+[[gnu::always_inline]] inline void* take_spare_block(std::size_t size) noexcept {
   SpareBlock& t = tls_spare;
   void* b = t.block;
-  if (t.size == size && b && b != kClosed) {
-    t.block = nullptr;
-    return b;
-  }
+  if (!kCacheBlocks || t.size != size || !b || b == kClosed) return nullptr;
+  t.block = nullptr;
+  return b;
+}
+
+void* side_block_allocate(std::size_t size) {
+  if (void* b = take_spare_block(size)) return b;
   return pool_allocate(size);
 }
 
@@ -517,11 +521,9 @@ static_assert(kFirstBasicSize % kSideBlockUnit == 0 && kFirstBasicSize <= kMaxPo
 WeakObject* basic_weak(ObjectHeader* h, WeakKind kind) {
   std::uint64_t x = h->word.load(std::memory_order_acquire);
   if (HeaderWord(x).has_side()) return basic_weak_listed(HeaderWord(x).side(), kind);
-  SpareBlock& t = tls_spare;
-  void* block = t.block;
-  if (!kCacheBlocks || t.size != kFirstBasicSize || !block || block == kClosed) [[unlikely]]
+  void* block = take_spare_block(kFirstBasicSize);
+  if (!block) [[unlikely]]
     return first_basic(h, x, kind, nullptr);
-  t.block = nullptr;
   WeakObject* w = build_first_basic(block, h, x, kind);
   if (rmw_compare_exchange(h->word, x, HeaderWord::of_side(block_front(w)).raw(),
                            std::memory_order_acq_rel, std::memory_order_acquire)) [[likely]]
