@@ -325,11 +325,7 @@ inline Strong<T> make(Args&&... args) {
   constexpr bool braces = detail::make_uses_braces<T, Args...>;
   constexpr bool nothrow = detail::make_is_nothrow<T, Args...>();
   if constexpr (detail::Traceable<T>) detail::gc_on_allocate();
-  void* block;
-  if constexpr (detail::Traceable<T> || detail::block_align<T>() > 16)
-    block = detail::allocate_block(Info::value);  // (a GcHead to clear, or aligned new)
-  else
-    block = detail::pool_allocate(Info::value.block_size);  // what allocate_block would do
+  void* block = detail::allocate_block_of<T>();
   auto* obj = static_cast<char*>(block) + Info::value.offset;
   auto* h = detail::ObjectHeader::from_object(obj);
   ::new (static_cast<void*>(h))

@@ -444,7 +444,17 @@ struct TypeInfoFor {
   };
 };
 
-// Frees the block of a T (allocate_block's, or make's own pool_allocate).
+// The block of a new T: straight from the pools when allocate_block would
+// only pass the size on (no GcHead to clear, no alignment above 16).
+template <class T>
+[[gnu::always_inline]] inline void* allocate_block_of() {
+  if constexpr (Traceable<T> || block_align<T>() > 16)
+    return allocate_block(TypeInfoFor<T>::value);
+  else
+    return pool_allocate(TypeInfoFor<T>::value.block_size);
+}
+
+// Frees the block of a T (allocate_block_of's).
 template <class T>
 [[gnu::always_inline]] inline void free_block_of(void* block) noexcept {
   if constexpr (block_align<T>() > 16)
