@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "weakref/detail/config.hpp"
+#include "weakref/detail/object.hpp"  // pool_allocate, pool_deallocate, pools_enabled
 
 // The thread-locals of the hot paths (the allocator's pools, the spare
 // side-table block, the death queue) use the initial-exec TLS model: the
@@ -28,12 +29,6 @@ namespace weakref::detail {
 // operator new. The same size must be given to pool_deallocate.
 inline constexpr std::size_t kMaxPooledSize = 512;
 
-WEAKREF_API void* pool_allocate(std::size_t size);  // (also in object.hpp)
-// False when every block goes to operator new instead: a memory tool
-// (AddressSanitizer, LeakSanitizer, valgrind) watches the process, or
-// WEAKREF_ALLOCATOR=system (see "Routing" in src/alloc.cpp).
-bool pools_enabled() noexcept;
-WEAKREF_API void pool_deallocate(void* block, std::size_t size) noexcept;
 // Gives back the memory that other threads freed into the pools of exited
 // threads, if any is pending (cheap when none is). The collector calls it
 // after each collection, which is when most of that memory is freed.
