@@ -211,42 +211,31 @@ void BM_gc_ephemeron_keys_held(benchmark::State& state) {
 }
 
 constexpr long kMillion = 1'000'000;
-BENCHMARK(BM_gc_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_total_cycles_garbage)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_total_list_cycle)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_shared_heap_cycles_garbage)
-    ->Arg(kMillion)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_shared_heap_live)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_shared_heap_list_cycle)
-    ->Arg(kMillion)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_chain_garbage)
-    ->Arg(kMillion)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_chain_live)
-    ->Arg(kMillion)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_gc_ephemeron_keys_held)->Arg(kMillion)->UseManualTime()->Unit(benchmark::kMillisecond);
+// Every benchmark: a timed collection of a heap of `state.range(0)` objects
+// (manual time, milliseconds); by default, a million.
+void collection(benchmark::internal::Benchmark* b) {
+  b->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+void million_objects(benchmark::internal::Benchmark* b) { collection(b->Arg(kMillion)); }
+BENCHMARK(BM_gc_cycles_garbage)->Apply(million_objects);
+BENCHMARK(BM_gc_live)->Apply(million_objects);
+BENCHMARK(BM_gc_list_cycle)->Apply(million_objects);
+BENCHMARK(BM_total_cycles_garbage)->Apply(million_objects);
+BENCHMARK(BM_total_list_cycle)->Apply(million_objects);
+BENCHMARK(BM_gc_shared_heap_cycles_garbage)->Apply(million_objects);
+BENCHMARK(BM_gc_shared_heap_live)->Apply(million_objects);
+BENCHMARK(BM_gc_shared_heap_list_cycle)->Apply(million_objects);
+BENCHMARK(BM_gc_ephemeron_chain_garbage)->Apply(million_objects);
+BENCHMARK(BM_gc_ephemeron_chain_live)->Apply(million_objects);
+BENCHMARK(BM_gc_ephemeron_keys_held)->Apply(million_objects);
 // Linearity: the time per live object must not grow with the heap.
-BENCHMARK(BM_gc_ephemeron_chain_live)
-    ->Arg(kMillion / 4)
-    ->Arg(4 * kMillion)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gc_ephemeron_chain_live)->Arg(kMillion / 4)->Arg(4 * kMillion)->Apply(collection);
 BENCHMARK(BM_gc_live)
     ->Arg(kMillion / 4)
     ->Arg(kMillion / 2)
     ->Arg(2 * kMillion)
     ->Arg(4 * kMillion)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(collection);
 
 }  // namespace
 
