@@ -149,7 +149,19 @@ std::uint32_t use_count(const ObjectHeader* h) noexcept {
   return h->count_word(std::memory_order_relaxed).count();
 }
 
+// A caller that reads the count at its own units holds them all: the object's
+// unit is gone (or is among them: its death has ended), and units are added
+// only while the object's unit is held (a new weakref needs the object
+// alive; the collector clears the weakrefs of objects that still hold it;
+// a death gives units out before it drops its own). So nobody else can
+// change the count any more, and the side table goes with no RMW, as the
+// quiet death's goes (weak_object.cpp). (Acquire: the releases of the other
+// units happened before the free.)
 void side_release(SideTable* s, std::uint32_t units) noexcept {
+  if (s->weak.load(std::memory_order_acquire) == units) {
+    free_side(s);
+    return;
+  }
   const std::uint32_t old = rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel);
   WEAKREF_DCHECK(old >= units, "SideTable::weak released below 0");
   if (old == units) free_side(s);

@@ -23,7 +23,11 @@
 //    entry's claim, its count (two), its push on the owner's queue;
 //  * other deaths: the side lock, one claim per callback weakref still held,
 //    the batch's release of each, a unit for the entry weakrefs (one
-//    fetch_add), and the side table's unit.
+//    fetch_add), and the side table's unit;
+//  * the last release of a cleared weakref, and the drop of a side table's
+//    last units, when the releaser holds them all: none, two loads say so
+//    (weak_release, side_release). A callback ref or finalizer whose handle
+//    goes after the death pays neither its decrement nor the side table's.
 #include <mutex>
 #include <ostream>
 #include <sstream>
@@ -368,9 +372,7 @@ void weak_release_last(WeakObject* w) noexcept {
   // The callback's destructor may run user code: no lock held.
   if ((w->state.load(std::memory_order_relaxed) & kInBlock) && block_front(w) == s) {
     w->~WeakObject();  // its memory goes with the side table's block
-    const std::uint32_t old = rmw_fetch_sub(s->weak, units, std::memory_order_acq_rel);
-    WEAKREF_DCHECK(old >= units, "SideTable::weak released below 0");
-    if (old == units) free_side(s);
+    side_release(s, units);
     return;
   }
   weak_free(w);

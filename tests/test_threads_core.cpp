@@ -307,6 +307,88 @@ TEST_F(ThreadsCoreTest, FinalizerPeekRacesWithCallAndDeath) {
   }
 }
 
+// The handles of a callback ref and of a finalizer go on two threads while a
+// third kills their referent. The death takes its own reference to run the
+// callback; a handle that finds the weakref cleared and itself its only
+// holder frees it with no decrement (weak_release): it must never do so
+// while the death still holds it. A callback runs at most once, and only
+// with a live handle to its weakref; a finalizer (held by the registry)
+// always runs.
+TEST_F(ThreadsCoreTest, HandlesGoWhileTheirReferentDies) {
+  struct Payload {
+    int data[4] = {1, 2, 3, 4};
+  };
+  for (int round = 0; round < 1000; ++round) {
+    Strong<Payload> obj = make<Payload>();
+    std::atomic<int> callbacks{0};
+    std::atomic<int> finalized{0};
+    std::optional<ref<Payload>> r;
+    r.emplace(obj, [&](const ref<Payload>& self) {
+      EXPECT_FALSE(self());
+      callbacks.fetch_add(1);
+    });
+    std::optional<ref<Payload>> copy = *r;
+    std::optional<finalize> f;
+    f.emplace(obj, [&] { finalized.fetch_add(1); });
+    std::optional<finalize> f_copy = *f;
+    std::barrier sync(3);
+    std::thread a([&] {
+      sync.arrive_and_wait();
+      if (round % 2) {
+        copy.reset();
+        f.reset();
+      } else {
+        f.reset();
+        copy.reset();
+      }
+    });
+    std::thread b([&] {
+      sync.arrive_and_wait();
+      r.reset();
+      f_copy.reset();
+    });
+    sync.arrive_and_wait();
+    obj.reset();
+    a.join();
+    b.join();
+    EXPECT_LE(callbacks.load(), 1);
+    EXPECT_EQ(finalized.load(), 1);
+  }
+}
+
+// After a death on one thread, two threads drop the two handles of its
+// callback ref and two of its finalizer at once: each weakref goes exactly
+// once, whichever of them finds itself the only holder (a load, no
+// decrement) or brings the count there (weak_release).
+TEST_F(ThreadsCoreTest, HandlesOfADeadReferentGoTogether) {
+  for (int round = 0; round < 1000; ++round) {
+    Strong<Node> n = make<Node>();
+    std::atomic<int> callbacks{0};
+    std::atomic<int> finalized{0};
+    std::optional<ref<Node>> r;
+    r.emplace(n, [&](const ref<Node>&) { callbacks.fetch_add(1); });
+    std::optional<ref<Node>> copy = *r;
+    std::optional<finalize> f;
+    f.emplace(n, [&] { finalized.fetch_add(1); });
+    std::optional<finalize> f_copy = *f;
+    std::thread([moved = std::move(n)]() mutable { moved.reset(); }).join();
+    EXPECT_EQ(callbacks.load(), 1);
+    EXPECT_EQ(finalized.load(), 1);
+    EXPECT_FALSE((*r)());
+    std::barrier sync(2);
+    std::thread other([&] {
+      sync.arrive_and_wait();
+      copy.reset();
+      f_copy.reset();
+    });
+    sync.arrive_and_wait();
+    f.reset();
+    r.reset();
+    other.join();
+  }
+  EXPECT_EQ(g_live.load(), 0);
+}
+
 // Callbacks run on the thread that releases the last strong reference.
 TEST_F(ThreadsCoreTest, CallbackRunsOnReleasingThread) {
   Strong<Node> n = make<Node>();

@@ -129,9 +129,6 @@ inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
 inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // this pinned basic ref
                                                   // (clear_garbage_weak)
-                                                  // (set by EntryWeak's
-                                                  // constructor): shares the
-                                                  // object's unit while linked
 
 // WeakObject::side, low bits.
 inline constexpr std::uintptr_t kSideCleared = 1;    // see below
@@ -174,7 +171,28 @@ struct WEAKREF_API WeakObject {
 
 // weak_release()'s last release: unlinks w if needed and deletes it.
 WEAKREF_API void weak_release_last(WeakObject* w) noexcept;
+// The caller's reference to a cleared weakref that nobody else holds is the
+// last one for good: a cleared weakref gains a holder only from one that
+// already holds it (a copy; getweakrefs, a death and the collector pass
+// cleared weakrefs by; a retired basic ref is cleared but pinned, so a
+// handle to it reads 2). Two loads then decide it, with no decrement, as
+// libstdc++'s _M_release does when it reads both its counts at 1. (Acquire
+// both: the bit, so that the reference a death or the collector took before
+// setting it is seen; the count, so that every other holder's release
+// happened before the deletion.) A handle released after its referent's
+// death, the usual end of a callback ref or a finalizer, pays no RMW. (Not
+// tested while the process is single-threaded: its decrement is a plain
+// load and store then, and a handle released while its referent lives, the
+// usual case, pays no extra test.)
+[[gnu::always_inline]] inline bool weak_sole_cleared(const WeakObject* w) noexcept {
+  return (w->side.load(std::memory_order_acquire) & 1) &&
+         w->refs.load(std::memory_order_acquire) == 1;
+}
 [[gnu::always_inline]] inline void weak_release(WeakObject* w) noexcept {
+  if (!single_threaded() && weak_sole_cleared(w)) [[unlikely]] {
+    weak_release_last(w);
+    return;
+  }
   if (rmw_fetch_sub(w->refs, 1U, std::memory_order_acq_rel) == 1) [[unlikely]]
     weak_release_last(w);
 }
