@@ -255,7 +255,8 @@ class ConcurrentWeakValueDictionary {
     std::vector<const K*> keys;       // by EntryWeak::index (node keys are stable)
     std::vector<std::uint32_t> free;  // unused indices of `keys`
     detail::ContainerControl* ctrl = detail::control_create();
-    std::ptrdiff_t dead_removed = 0;  // claimed entries removed by a writer
+    std::ptrdiff_t dead_settled = 0;  // claims in ctrl->dead settled by a writer
+                                      // (removed or drained: weak_table.hpp)
 
     Shard() = default;
     Shard(const Shard&) = delete;
@@ -281,7 +282,7 @@ class ConcurrentWeakValueDictionary {
     // Live entries: those in the map but the claimed ones not yet drained.
     std::size_t live() const noexcept {
       return map.size() -
-             static_cast<std::size_t>(ctrl->dead.load(std::memory_order_relaxed) - dead_removed);
+             static_cast<std::size_t>(ctrl->dead.load(std::memory_order_relaxed) - dead_settled);
     }
 
     // Applies the deaths queued by the entries' callbacks (weak_table's
@@ -291,14 +292,13 @@ class ConcurrentWeakValueDictionary {
       detail::EntryWeak* w = detail::control_take(ctrl);
       while (w) {
         detail::EntryWeak* next = w->queue_next();
-        ctrl->dead.fetch_sub(1, std::memory_order_relaxed);
-        if (w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel) &
-            detail::kEntryOut) {
-          --dead_removed;  // a writer removed this entry already
-        } else {
+        // An entry a writer removed already had its claim settled then.
+        if (!(w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel) &
+              detail::kEntryOut)) {
           auto it = map.find(*keys[w->index]);
           free_index(w->index);
           map.erase(it);
+          ++dead_settled;
         }
         detail::weak_release(w);  // the entry's, handed to the queue by its callback
         w = next;
@@ -319,7 +319,7 @@ class ConcurrentWeakValueDictionary {
     // when the callback claimed it first. Exclusive.
     void discard(detail::EntryWeak* w) noexcept {
       if (detail::entry_retire(w))
-        ++dead_removed;
+        ++dead_settled;
       else
         detail::weak_release(w);
     }

@@ -522,7 +522,7 @@ class _WeakContainerPrinter:
         ctrl = int(table["ctrl_"])
         dead = _read_signed(ctrl + _offset("weakref::detail::ContainerControl", "dead"),
                             8) if ctrl else 0
-        return max(int(table["live_"]) - dead + int(table["dead_removed_"]), 0)
+        return max(int(table["live_"]) - (dead - int(table["dead_settled_"])), 0)
 
     def entries(self):
         """(referent as a T*, payload or None) of the live entries, in order."""

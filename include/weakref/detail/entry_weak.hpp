@@ -38,7 +38,7 @@
 //    An owner that sees kEntryDead waits for kEntryCounted (two atomic
 //    instructions on the dying thread, no user code between them) and then
 //    records that the counted claim belongs to an entry it has removed
-//    (WeakTable::dead_removed_, weak_table.hpp), which the drain settles.
+//    (WeakTable::dead_settled_, weak_table.hpp), which the drain settles.
 //  * Once its callback has claimed an entry, the entry's reference on the
 //    EntryWeak is the queue's: the owner, when it sees kEntryDead on taking
 //    the entry out, does not release it; the drain does (or the callback,

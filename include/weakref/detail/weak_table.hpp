@@ -18,9 +18,12 @@
 //    and size() subtracts the claimed-but-not-drained entries. They modify
 //    only the atomic iteration counter, so several threads may run them at
 //    once.
-//  * size() = live - dead + dead_removed is exact on the owner's thread at
-//    every moment (dead: the claims counted by callbacks; dead_removed: those
-//    of entries the owner removed itself, see entry_retire).
+//  * size() = live - (dead - dead_settled) is exact on the owner's thread at
+//    every moment. dead (ContainerControl) counts every claim a callback has
+//    counted, and only grows; dead_settled (the owner's) counts those the
+//    owner has settled: an entry it removed itself after its callback had
+//    claimed it (entry_retire), or a drained one. So the owner's side costs
+//    no read-modify-write on the shared counter.
 //
 // Positions and payload lifetime
 //  * Entries are only ever appended (at used_). The table never moves or
@@ -126,7 +129,7 @@ class WeakTable {
     std::swap(used_, o.used_);
     std::swap(live_, o.live_);
     std::swap(pending_head_, o.pending_head_);
-    std::swap(dead_removed_, o.dead_removed_);
+    std::swap(dead_settled_, o.dead_settled_);
     std::swap(spare_, o.spare_);
     std::swap(spares_, o.spares_);
     segs_.swap(o.segs_);
@@ -141,7 +144,7 @@ class WeakTable {
   // Entries whose referent's death has not been queued yet.
   std::size_t size() const noexcept {
     std::ptrdiff_t dead = ctrl_ ? ctrl_->dead.load(std::memory_order_acquire) : 0;
-    std::ptrdiff_t n = static_cast<std::ptrdiff_t>(live_) - dead + dead_removed_;
+    std::ptrdiff_t n = static_cast<std::ptrdiff_t>(live_) - (dead - dead_settled_);
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   std::uint32_t used() const noexcept { return used_; }
@@ -372,7 +375,7 @@ class WeakTable {
   // is then the death queue's, which the drain releases.
   bool retire(EntryWeak* w) noexcept {
     if (!entry_retire(w)) return false;
-    ++dead_removed_;
+    ++dead_settled_;
     return true;
   }
 
@@ -475,13 +478,13 @@ class WeakTable {
     EntryWeak* w = control_take(ctrl_);
     while (w) {
       EntryWeak* next = w->queue_next();
-      rmw_fetch_sub(ctrl_->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
       // Only the owner sets kEntryOut, and the callback is done with
-      // ctrl_state once it has pushed w: a load.
-      if (w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut)
-        --dead_removed_;  // the owner removed this entry already
-      else
+      // ctrl_state once it has pushed w: a load. An entry the owner removed
+      // already had its claim settled then (retire).
+      if (!(w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut)) {
         unlink(w->index);
+        ++dead_settled_;
+      }
       drop_cleared(w);
       w = next;
     }
@@ -618,7 +621,7 @@ class WeakTable {
   std::uint32_t used_ = 0;          // entries appended (live, pending or free)
   std::uint32_t live_ = 0;          // entries in the index
   std::uint32_t pending_head_ = npos;
-  std::ptrdiff_t dead_removed_ = 0;
+  std::ptrdiff_t dead_settled_ = 0;  // claims in ctrl_->dead settled (size())
   static constexpr std::uint32_t kMaxSpares = 8;
   EntryWeak* spare_ = nullptr;  // spare entry weakrefs, linked by `next`
   std::uint32_t spares_ = 0;
