@@ -59,9 +59,11 @@ void EntryWeak::invoke() {
 
 void entry_count(EntryWeak* w) noexcept {
   // Count the claim, then say so (an owner removing the entry waits for
-  // kEntryCounted, so its size() never sees the claim half-counted).
+  // kEntryCounted, so its size() never sees the claim half-counted). The
+  // dying thread alone writes the state of a claimed entry weakref: a store.
   rmw_fetch_add(w->control()->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
-  rmw_fetch_or(w->ctrl_state, kEntryCounted, std::memory_order_release);
+  w->state.store(w->state.load(std::memory_order_relaxed) | kEntryCounted,
+                 std::memory_order_release);
 }
 
 void entry_queue(EntryWeak* w) noexcept {

@@ -34,9 +34,12 @@
 //    removing the entry: the owner sets kEntryOut, the callback kEntryDead,
 //    both with fetch_or, so exactly one of them sees the other's bit. A
 //    callback that sees kEntryOut does nothing. Otherwise it counts the
-//    claim in ContainerControl::dead, then sets kEntryCounted, then pushes.
-//    An owner that sees kEntryDead waits for kEntryCounted (two atomic
-//    instructions on the dying thread, no user code between them) and then
+//    claim in ContainerControl::dead, then sets kEntryCounted in the
+//    weakref's `state` (a release store: nothing else writes an entry
+//    weakref's state once it is linked, and its WeakObject bits are never
+//    set for an entry), then pushes. An owner that sees kEntryDead waits for
+//    kEntryCounted (an atomic instruction and a store on the dying thread,
+//    no user code between them) and then
 //    records that the counted claim belongs to an entry it has removed
 //    (WeakTable::dead_settled_, weak_table.hpp), which the drain settles.
 //  * Once its callback has claimed an entry, the entry's reference on the
@@ -86,10 +89,12 @@
 
 namespace weakref::detail {
 
-inline constexpr std::uintptr_t kEntryDead = 1;     // claimed by its callback
-inline constexpr std::uintptr_t kEntryOut = 2;      // removed by the owner
-inline constexpr std::uintptr_t kEntryCounted = 4;  // the claim is in `dead`
+inline constexpr std::uintptr_t kEntryDead = 1;  // claimed by its callback
+inline constexpr std::uintptr_t kEntryOut = 2;   // removed by the owner
 inline constexpr std::uintptr_t kEntryStates = 7;
+// In WeakObject::state (beside the bits of weak_object.hpp, which an entry
+// weakref never has): the claim is in ContainerControl::dead.
+inline constexpr std::uint8_t kEntryCounted = 16;
 inline constexpr std::uintptr_t kQueueClosed = 1;  // ContainerControl::head
 
 struct EntryWeak;
@@ -159,13 +164,11 @@ inline void entry_reset(EntryWeak* w) noexcept {
 // The owner's side of the death race, when it takes an entry out: true when
 // the entry's callback had claimed it (and counted the claim) first.
 inline bool entry_retire(EntryWeak* w) noexcept {
-  std::uintptr_t st = rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
+  const std::uintptr_t st = rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
   if (!(st & kEntryDead)) return false;  // its callback will see kEntryOut
   unsigned spins = 0;
-  while (!(st & kEntryCounted)) {  // the callback is between claim and count
-    spin_pause(spins);
-    st = w->ctrl_state.load(std::memory_order_acquire);
-  }
+  while (!(w->state.load(std::memory_order_acquire) & kEntryCounted))
+    spin_pause(spins);  // the callback is between claim and count
   return true;
 }
 

@@ -129,6 +129,7 @@ inline constexpr std::uint8_t kInBlock = 4;       // allocated right after a
 inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // this pinned basic ref
                                                   // (clear_garbage_weak)
+// (Bit 16 is a container entry weakref's: kEntryCounted, entry_weak.hpp.)
 
 // WeakObject::side, low bits.
 inline constexpr std::uintptr_t kSideCleared = 1;    // see below

@@ -18,12 +18,15 @@
 //    and size() subtracts the claimed-but-not-drained entries. They modify
 //    only the atomic iteration counter, so several threads may run them at
 //    once.
-//  * size() = live - (dead - dead_settled) is exact on the owner's thread at
-//    every moment. dead (ContainerControl) counts every claim a callback has
-//    counted, and only grows; dead_settled (the owner's) counts those the
-//    owner has settled: an entry it removed itself after its callback had
-//    claimed it (entry_retire), or a drained one. So the owner's side costs
-//    no read-modify-write on the shared counter.
+//  * size() = live - (dead - dead_settled) is exact on the owner's thread
+//    whenever no death of a referent is in flight on another thread (one
+//    that is may be counted or not: docs/threads.md), and once the release
+//    that killed a referent has returned. dead (ContainerControl) counts
+//    every claim a callback has counted, and only grows; dead_settled (the
+//    owner's) counts those the owner has settled: an entry it removed itself
+//    after its callback had claimed and counted it (entry_retire), or a
+//    drained one. So the owner's side costs no read-modify-write on the
+//    shared counter.
 //
 // Positions and payload lifetime
 //  * Entries are only ever appended (at used_). The table never moves or
