@@ -82,6 +82,19 @@ int main() {
   check(found >= 2, "gc::collect() finds the cycle");
   check(rx() == nullptr, "gc::collect() frees the cycle");
 
+  // The weak containers: entries go with their objects.
+  weakref::WeakValueDictionary<std::string, Node> cache;
+  weakref::WeakKeyDictionary<Node, int> sizes;
+  weakref::WeakSet<Node> seen;
+  auto d = weakref::make<Node>("d");
+  cache["d"] = d;
+  sizes[d] = 4;
+  seen.add(d);
+  check(cache.valuerefs().size() == 1 && sizes.keyrefs().size() == 1 && seen.contains(d),
+        "the weak containers hold d while it lives");
+  d.reset();
+  check(cache.empty() && sizes.empty() && seen.empty(), "d's entries went with it");
+
 #ifdef CONSUMER_EXPECTED_VERSION
   check(std::strcmp(weakref::version, CONSUMER_EXPECTED_VERSION) == 0,
         "the installed headers have the package's version");

@@ -186,8 +186,10 @@ Strong<T> entry_lock(const EntryWeak* w) noexcept {
 // when its referent is alive); no dereference of the object.
 template <class T>
 T* entry_pointer(const EntryWeak* w) noexcept {
+  // (The offset may be negative: sign-extended, then added modulo 2^N.)
   return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(w->side_table()->object) +
-                              sizeof(ObjectHeader) + w->offset);
+                              sizeof(ObjectHeader) +
+                              static_cast<std::uintptr_t>(static_cast<std::intptr_t>(w->offset)));
 }
 
 // An entry's first word: 0 = free slot; odd = removed, its payload waiting
