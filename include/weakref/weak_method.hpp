@@ -91,6 +91,13 @@ class WeakMethod : public detail::WeakHandle {
     const Strong<object_type>& object() const noexcept { return obj_; }
     /// The member function (Python's `__func__`).
     Pmf function() const noexcept { return pmf_; }
+    /// Python's bound-method `==`: the same object (identity) and the same
+    /// member function, so `m.lock() == BoundMethod(obj, &T::f)` is
+    /// `m() == obj.f` (how a signal finds the slot to disconnect). Two empty
+    /// ones are equal (`None == None`).
+    friend bool operator==(const BoundMethod& a, const BoundMethod& b) noexcept {
+      return a.obj_ == b.obj_ && (!a.obj_ || a.pmf_ == b.pmf_);
+    }
 
    private:
     Strong<object_type> obj_;
