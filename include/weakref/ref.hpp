@@ -182,6 +182,18 @@ class ref : public detail::WeakHandle {
   /// `weakref.ref(obj, None)`: the same as ref(obj).
   template <class U>
   requires std::is_convertible_v<U*, T*> ref(const Strong<U>& obj, std::nullptr_t) : ref(obj) {}
+  /// A callback that cannot be called as `callback(ref<T>)` or `callback()`
+  /// (one taking the object, say) fails to compile, with a message saying
+  /// what a callback receives.
+  template <class U, class F>
+  requires std::is_convertible_v<U*, T*> &&
+      (!detail::weak_callback<F, ref<T>> && !std::is_null_pointer_v<std::decay_t<F>>)
+          ref(const Strong<U>&, F&&) {
+    static_assert(detail::dependent_false<F>,
+                  "weakref::ref: the callback must be callable as callback(weakref::ref<T>) "
+                  "(it receives the dead weakref, as in Python, never the object) or as "
+                  "callback()");
+  }
 
   /// Anything else is not weakly referenceable: a raw pointer, a reference,
   /// a value or a std::shared_ptr fails to compile, with a message saying
