@@ -81,9 +81,13 @@ bool is_null_callback(const F& f) noexcept {
 }
 
 // What a handle of type Handle accepts as a callback: f(handle) or f().
+// The handle is passed as a const lvalue when f takes one (a const
+// reference, or a generic `auto&` parameter), else as an rvalue
+// (CallbackWeakObject::invoke, QueuedCallbackWeak::run).
 template <class F, class Handle>
-concept weak_callback = std::is_invocable_v < std::decay_t<F>
-&, Handle > || std::is_invocable_v<std::decay_t<F>&>;
+concept weak_callback = std::is_invocable_v<std::decay_t<F>&, const Handle&> ||
+                        std::is_invocable_v<std::decay_t<F>&, Handle> ||
+                        std::is_invocable_v<std::decay_t<F>&>;
 
 // The one construction path of ref, proxy and WeakMethod: the weakref
 // object of a new Handle to obj, of kind Kind, with one reference for the
