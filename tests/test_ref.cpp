@@ -202,6 +202,29 @@ TEST_F(RefTest, CallbackParameterKinds) {
   EXPECT_TRUE(kept_by_value.expired() && kept_by_ref.expired() && kept_by_rvalue.expired());
 }
 
+// Generic callbacks (Python's `def callback(wr)`): `auto&` binds the dead
+// weakref as a const lvalue, `auto` takes it by value. (A body that needs
+// ref<Node> names the type: deduction from `ref r(n, cb)` also considers
+// ref<>, whose check instantiates the body with ref<>.)
+TEST_F(RefTest, GenericCallbackParameters) {
+  Strong<Node> n = make<Node>("N");
+  ref<Node> kept_by_ref, kept_by_value, kept_by_forwarding;
+  ref<Node> a(n, [&](auto& dead) { kept_by_ref = dead; });
+  ref<Node> b(n, [&](auto dead) { kept_by_value = dead; });
+  ref<Node> c(n, [&](auto&& dead) { kept_by_forwarding = dead; });
+  bool deduced_ran = false, proxy_ran = false;
+  ref d(n, [&](auto& dead) { deduced_ran = dead.expired(); });
+  proxy p(n, [&](auto& dead) { proxy_ran = dead.expired(); });
+  WeakMethod m(n, &Node::name, [&](auto& dead) { EXPECT_TRUE(dead.expired()); });
+  n.reset();
+  EXPECT_TRUE(kept_by_ref.is(a));
+  EXPECT_TRUE(kept_by_value.is(b));
+  EXPECT_TRUE(kept_by_forwarding.is(c));
+  EXPECT_TRUE(deduced_ran);
+  EXPECT_TRUE(proxy_ran);
+  static_assert(std::is_same_v<decltype(d), ref<Node>>);
+}
+
 // The side table keeps the basic ref until the object dies (its pin), but a
 // basic ref that only garbage holds is still cleared by the collector before
 // any finalizer runs (CPython's handle_weakrefs), leaves the object's list,

@@ -9,6 +9,7 @@ namespace {
 struct Button {
   int clicks = 0;
   void click() { ++clicks; }
+  void unclick() { --clicks; }
   int add(int x, int y) const noexcept { return x + y + clicks; }
   std::string& name_ref() { return name; }
   std::string name = "b";
@@ -49,6 +50,23 @@ TEST_F(WeakMethodTest, LockGivesTheBoundMethod) {
   EXPECT_EQ(bound(2, 2), 4);  // the bound method holds the object
   bound = {};
   EXPECT_FALSE(m.lock());
+}
+
+// Python's `m() == obj.f` (blinker's disconnect): bound methods are equal
+// when they bind the same object (identity) and the same function.
+TEST_F(WeakMethodTest, BoundMethodsCompareAsPythons) {
+  Strong<Button> b = make<Button>();
+  Strong<Button> c = make<Button>();
+  using Bound = WeakMethod<void (Button::*)()>::BoundMethod;
+  WeakMethod m(b, &Button::click);
+  EXPECT_TRUE(m.lock() == Bound(b, &Button::click));
+  EXPECT_TRUE(m.lock() == WeakMethod(b, &Button::click).lock());
+  EXPECT_FALSE(m.lock() == Bound(c, &Button::click));
+  EXPECT_TRUE(m.lock() != Bound(b, &Button::unclick));
+  EXPECT_FALSE(m.lock() == Bound());
+  b.reset();
+  EXPECT_TRUE(m.lock() == Bound());  // None == None
+  EXPECT_FALSE(m.lock() == Bound(c, &Button::click));
 }
 
 TEST_F(WeakMethodTest, EachIsItsOwnWeakref) {

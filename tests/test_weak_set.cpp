@@ -9,6 +9,7 @@
 #include <ranges>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "support.hpp"
@@ -64,6 +65,27 @@ TEST_F(WeakSetTest, IteratorsWorkWithStdAlgorithms) {
   EXPECT_EQ(it->get(), b.get());
   EXPECT_TRUE(++it == s.end());
   EXPECT_EQ(labels(s), (std::vector<std::string>{"A", "B"}));
+}
+
+// Python's `WeakSet([a, b])` without naming the type: class template
+// argument deduction from elements, a range or an iterator pair of Strong<T>.
+TEST_F(WeakSetTest, DeducesTheElementType) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  WeakSet s{a, b};
+  std::vector<Strong<Node>> v{b, a, b};
+  WeakSet from_range(v);
+  WeakSet from_iterators(v.begin(), v.end());
+  static_assert(std::is_same_v<decltype(s), WeakSet<Node>>);
+  static_assert(std::is_same_v<decltype(from_range), WeakSet<Node>>);
+  static_assert(std::is_same_v<decltype(from_iterators), WeakSet<Node>>);
+  EXPECT_EQ(labels(s), (std::vector<std::string>{"A", "B"}));
+  EXPECT_EQ(labels(from_range), (std::vector<std::string>{"B", "A"}));
+  EXPECT_TRUE(from_iterators == from_range);
+  a.reset();
+  v.clear();
+  EXPECT_EQ(labels(s), (std::vector<std::string>{"B"}));
+  EXPECT_EQ(from_range.size(), 1U);
 }
 
 TEST_F(WeakSetTest, AlgebraMethodsAndOperators) {

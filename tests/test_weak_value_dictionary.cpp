@@ -7,6 +7,7 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <ranges>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -311,6 +312,25 @@ TEST_F(WeakValueDictionaryTest, IterationViewsHoldTheValue) {
   EXPECT_EQ(copied.size(), 2U);
   static_assert(std::ranges::input_range<Dict>);
   static_assert(std::ranges::input_range<const Dict>);
+}
+
+// The views are borrowed ranges: a ranges algorithm on a temporary view
+// (`d.keys()`) returns an iterator into the dictionary, which stays usable
+// after the view is gone.
+TEST_F(WeakValueDictionaryTest, AlgorithmsOnTemporaryViewsReturnIterators) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{"a", a}, {"b", b}};
+  auto k = std::ranges::find(d.keys(), std::string("b"));
+  ASSERT_NE(k, d.keys().end());
+  EXPECT_EQ(*k, "b");
+  auto v = std::ranges::find_if(d.values(), [](const Strong<Node>& n) { return n->label == "A"; });
+  ASSERT_NE(v, d.values().end());
+  EXPECT_TRUE(*v == a);
+  auto i = std::ranges::find_if(d.items(), [](const auto& kv) { return kv.first == "b"; });
+  ASSERT_NE(i, d.items().end());
+  EXPECT_TRUE(i->second == b);
+  EXPECT_EQ(std::ranges::find(d.keys(), std::string("z")), d.keys().end());
 }
 
 TEST_F(WeakValueDictionaryTest, KeysYieldedByAnIterationStayValidUntilItEnds) {

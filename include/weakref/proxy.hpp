@@ -74,6 +74,17 @@ class proxy : public detail::WeakHandle {
   /// `weakref.proxy(obj, None)`: the same as proxy(obj).
   template <class U>
   requires std::is_convertible_v<U*, T*> proxy(const Strong<U>& obj, std::nullptr_t) : proxy(obj) {}
+  /// A callback that cannot be called as `callback(proxy<T>)` or
+  /// `callback()` fails to compile, with a message saying what it receives.
+  template <class U, class F>
+  requires std::is_convertible_v<U*, T*> &&
+      (!detail::weak_callback<F, proxy<T>> && !std::is_null_pointer_v<std::decay_t<F>>)
+          proxy(const Strong<U>&, F&&) {
+    static_assert(detail::dependent_false<F>,
+                  "weakref::proxy: the callback must be callable as "
+                  "callback(weakref::proxy<T>) (it receives the dead proxy, as in Python, "
+                  "never the object) or as callback()");
+  }
 
   /// Anything but a Strong fails to compile, with a message saying why.
   template <class U>

@@ -81,9 +81,13 @@ bool is_null_callback(const F& f) noexcept {
 }
 
 // What a handle of type Handle accepts as a callback: f(handle) or f().
+// The handle is passed as a const lvalue when f takes one (a const
+// reference, or a generic `auto&` parameter), else as an rvalue
+// (CallbackWeakObject::invoke, QueuedCallbackWeak::run).
 template <class F, class Handle>
-concept weak_callback = std::is_invocable_v < std::decay_t<F>
-&, Handle > || std::is_invocable_v<std::decay_t<F>&>;
+concept weak_callback = std::is_invocable_v<std::decay_t<F>&, const Handle&> ||
+                        std::is_invocable_v<std::decay_t<F>&, Handle> ||
+                        std::is_invocable_v<std::decay_t<F>&>;
 
 // The one construction path of ref, proxy and WeakMethod: the weakref
 // object of a new Handle to obj, of kind Kind, with one reference for the
@@ -182,6 +186,18 @@ class ref : public detail::WeakHandle {
   /// `weakref.ref(obj, None)`: the same as ref(obj).
   template <class U>
   requires std::is_convertible_v<U*, T*> ref(const Strong<U>& obj, std::nullptr_t) : ref(obj) {}
+  /// A callback that cannot be called as `callback(ref<T>)` or `callback()`
+  /// (one taking the object, say) fails to compile, with a message saying
+  /// what a callback receives.
+  template <class U, class F>
+  requires std::is_convertible_v<U*, T*> &&
+      (!detail::weak_callback<F, ref<T>> && !std::is_null_pointer_v<std::decay_t<F>>)
+          ref(const Strong<U>&, F&&) {
+    static_assert(detail::dependent_false<F>,
+                  "weakref::ref: the callback must be callable as callback(weakref::ref<T>) "
+                  "(it receives the dead weakref, as in Python, never the object) or as "
+                  "callback()");
+  }
 
   /// Anything else is not weakly referenceable: a raw pointer, a reference,
   /// a value or a std::shared_ptr fails to compile, with a message saying

@@ -64,6 +64,9 @@ using call_result_t = std::conditional_t<
 ///             class.
 template <class Pmf>
 class WeakMethod : public detail::WeakHandle {
+  static_assert(std::is_member_function_pointer_v<Pmf>,
+                "weakref::WeakMethod binds a pointer to a member function (&T::f); for a "
+                "free function or a lambda, use a ref with a callback, or a finalize");
   using Traits = detail::member_traits<Pmf>;
 
  public:
@@ -91,6 +94,13 @@ class WeakMethod : public detail::WeakHandle {
     const Strong<object_type>& object() const noexcept { return obj_; }
     /// The member function (Python's `__func__`).
     Pmf function() const noexcept { return pmf_; }
+    /// Python's bound-method `==`: the same object (identity) and the same
+    /// member function, so `m.lock() == BoundMethod(obj, &T::f)` is
+    /// `m() == obj.f` (how a signal finds the slot to disconnect). Two empty
+    /// ones are equal (`None == None`).
+    friend bool operator==(const BoundMethod& a, const BoundMethod& b) noexcept {
+      return a.obj_ == b.obj_ && (!a.obj_ || a.pmf_ == b.pmf_);
+    }
 
    private:
     Strong<object_type> obj_;
@@ -128,6 +138,29 @@ class WeakMethod : public detail::WeakHandle {
   requires std::is_convertible_v<U*, object_type*> WeakMethod(const Strong<U>& obj, Pmf pmf,
                                                               std::nullptr_t)
       : WeakMethod(obj, pmf) {}
+
+  /// Mistakes fail to compile with a message saying what is expected: an
+  /// object that is not of pmf's class (or of a class derived from it),
+  /// and a callback that cannot be called as `callback(WeakMethod)` or
+  /// `callback()`.
+  ///@{
+  template <class U, class... F>
+  requires(!std::is_convertible_v<U*, object_type*> && sizeof...(F) <= 1)
+      WeakMethod(const Strong<U>&, Pmf, F&&...) {
+    static_assert(detail::dependent_false<U>,
+                  "weakref::WeakMethod(obj, &T::f): obj must be a Strong to a T (or to a "
+                  "class derived from T), the class of the member function");
+  }
+  template <class U, class F>
+  requires std::is_convertible_v<U*, object_type*> &&
+      (!detail::weak_callback<F, WeakMethod> && !std::is_null_pointer_v<std::decay_t<F>>)
+          WeakMethod(const Strong<U>&, Pmf, F&&) {
+    static_assert(detail::dependent_false<F>,
+                  "weakref::WeakMethod: the callback must be callable as "
+                  "callback(weakref::WeakMethod<Pmf>) (it receives the dead WeakMethod, as in "
+                  "Python, never the object) or as callback()");
+  }
+  ///@}
 
   /// Copies and moves: a copy is a handle to the same weakref object; a
   /// moved-from handle is empty. Never throw.

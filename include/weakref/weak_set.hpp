@@ -61,7 +61,10 @@
 
 #include <compare>
 #include <cstddef>
+#include <initializer_list>
+#include <iterator>
 #include <ostream>
+#include <ranges>
 #include <type_traits>
 #include <utility>
 
@@ -105,9 +108,14 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   using value_type = Strong<T>;  ///< what iteration yields
   using key_policy = KeyPolicy;  ///< by_identity or by_value<>
 
-  // WeakSet(), WeakSet{a, b}, WeakSet(range), WeakSet(first, last), copies
-  // (weakrefs of their own) and moves: detail::WeakContainer.
+  // WeakSet(), WeakSet(range), WeakSet(first, last), copies (weakrefs of
+  // their own) and moves: detail::WeakContainer.
   using Base::Base;
+  /// Python's `WeakSet([a, b])`: `WeakSet<T> s{a, b}`, or `WeakSet s{a, b}`
+  /// (deduced; g++ deduces from an initializer list only through a
+  /// constructor of the class itself, not an inherited one). Throws
+  /// std::invalid_argument for a null element, std::bad_alloc.
+  WeakSet(std::initializer_list<Strong<T>> items) : Base(items) {}
 
   // -- Elements -----------------------------------------------------------------
 
@@ -323,6 +331,33 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
       return false;
   }
 };
+
+namespace detail {
+template <class R>
+inline constexpr bool is_weak_set = false;
+template <class T, class P>
+inline constexpr bool is_weak_set<WeakSet<T, P>> = true;
+// A range of Strong<T> other than a WeakSet (whose copy deduction keeps
+// its key policy), and the T of its elements.
+template <class R>
+concept strong_range = std::ranges::input_range<R> && !is_weak_set<std::remove_cvref_t<R>> &&
+                       is_strong<std::ranges::range_value_t<R>>::value;
+template <class R>
+using strong_range_element_t = typename std::ranges::range_value_t<R>::element_type;
+}  // namespace detail
+
+/// Class template argument deduction, as Python's `WeakSet([a, b])`:
+/// `WeakSet s{a, b}`, `WeakSet s(vector_of_strong)` and `WeakSet s(first,
+/// last)` are `WeakSet<T>` (identity keys) for elements of type `Strong<T>`.
+///@{
+template <class T>
+WeakSet(std::initializer_list<Strong<T>>) -> WeakSet<T>;
+template <detail::strong_range R>
+WeakSet(R&&) -> WeakSet<detail::strong_range_element_t<R>>;
+template <std::input_iterator It, std::sentinel_for<It> S>
+requires detail::is_strong<std::iter_value_t<It>>::value
+WeakSet(It, S) -> WeakSet<typename std::iter_value_t<It>::element_type>;
+///@}
 
 /// The collector's view of a WeakSet: its entries' weakrefs (a WeakSet held
 /// by a traced object is traced with it; clearing empties it).

@@ -1,7 +1,13 @@
 // Class template argument deduction gives the referent's type on every
-// compiler (clang 14 deduced ref<void> from a non-const Strong: issue #12).
+// compiler (clang 14 deduced ref<void> from a non-const Strong: issue #12),
+// WeakSet's element type included; the weak dictionaries' views are
+// borrowed ranges.
+#include <ranges>
+#include <set>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 #include <weakref/weakref.hpp>
 
 struct Node {
@@ -17,6 +23,7 @@ using weakref::proxy;
 using weakref::ref;
 using weakref::Strong;
 using weakref::WeakMethod;
+using weakref::WeakSet;
 
 int main() {
   Strong<Node> n = make<Node>();
@@ -69,6 +76,41 @@ int main() {
   static_assert(std::is_same_v<decltype(m1), WeakMethod<void (Node::*)()>>);
   static_assert(std::is_same_v<decltype(m2), WeakMethod<int (Node::*)() const>>);
   static_assert(std::is_same_v<decltype(m3), WeakMethod<int (Node::*)() const>>);
+
+  // WeakSet([a, b]): from an initializer list, a range or an iterator pair
+  // of Strong<T>; a copy keeps its key policy.
+  WeakSet s1{n, cn};
+  std::vector<Strong<Node>> v{n};
+  WeakSet s2(v);
+  WeakSet s3(v.begin(), v.end());
+  WeakSet s4{d};
+  std::vector<Strong<Derived>> vd{d};
+  WeakSet s5(vd);
+  WeakSet s6(std::set<Strong<Node>>{n});
+  WeakSet<std::string, weakref::by_value<>> by_value{make<std::string>("v")};
+  WeakSet s7(by_value);
+  WeakSet s8 = s1;
+  static_assert(std::is_same_v<decltype(s1), WeakSet<Node>>);
+  static_assert(std::is_same_v<decltype(s2), WeakSet<Node>>);
+  static_assert(std::is_same_v<decltype(s3), WeakSet<Node>>);
+  static_assert(std::is_same_v<decltype(s4), WeakSet<Derived>>);
+  static_assert(std::is_same_v<decltype(s5), WeakSet<Derived>>);
+  static_assert(std::is_same_v<decltype(s6), WeakSet<Node>>);
+  static_assert(std::is_same_v<decltype(s7), WeakSet<std::string, weakref::by_value<>>>);
+  static_assert(std::is_same_v<decltype(s8), WeakSet<Node>>);
+  sum += static_cast<int>(s1.size() + s2.size() + s3.size() + s4.size() + s5.size() + s6.size() +
+                          s7.size() + s8.size());
+
+  // The dictionaries' views are borrowed ranges: ranges algorithms on a
+  // temporary view return iterators, not std::ranges::dangling.
+  weakref::WeakValueDictionary<std::string, Node> wvd;
+  weakref::WeakKeyDictionary<Node, int> wkd;
+  static_assert(std::ranges::borrowed_range<decltype(wvd.keys())>);
+  static_assert(std::ranges::borrowed_range<decltype(wvd.values())>);
+  static_assert(std::ranges::borrowed_range<decltype(wvd.items())>);
+  static_assert(std::ranges::borrowed_range<decltype(wkd.keys())>);
+  static_assert(std::ranges::borrowed_range<decltype(std::as_const(wkd).values())>);
+  sum += static_cast<int>(std::ranges::find(wvd.keys(), std::string("a")) != wvd.keys().end());
 
   finalize f1(n, [] {});  // finalize is not a template
   finalize f2(

@@ -25,6 +25,8 @@
 //    new entry at the end). Python raises RuntimeError ("changed size
 //    during iteration") in these cases instead.
 //  * The referent of the current entry is held strongly by the iterator.
+//  * Views (keys(), values(), items()) are borrowed ranges: their iterators
+//    depend on the container only, never on the view object.
 //
 // Threads: see the public headers and docs/threads.md. Const members never
 // modify the table (only the atomic pin count).
@@ -195,6 +197,18 @@ class WeakView {
   explicit WeakView(const WeakTable<Policy>* t) noexcept : t_(t) {}
   const WeakTable<Policy>* t_;
 };
+
+}  // namespace weakref::detail
+
+// A view's iterators point into the container's table, not into the view:
+// they stay valid when a temporary view (`d.keys()`) is gone, so the ranges
+// algorithms return them rather than std::ranges::dangling
+// (`std::ranges::find(d.keys(), k) != d.keys().end()`).
+template <class Policy, weakref::detail::Part part, bool Const>
+inline constexpr bool
+    std::ranges::enable_borrowed_range<weakref::detail::WeakView<Policy, part, Const>> = true;
+
+namespace weakref::detail {
 
 /// The core of WeakValueDictionary, WeakKeyDictionary and WeakSet: its
 /// public members are theirs (the reference lists them on each container's
