@@ -85,9 +85,9 @@ bool is_null_callback(const F& f) noexcept {
 // reference, or a generic `auto&` parameter), else as an rvalue
 // (CallbackWeakObject::invoke, QueuedCallbackWeak::run).
 template <class F, class Handle>
-concept weak_callback = std::is_invocable_v<std::decay_t<F>&, const Handle&> ||
-                        std::is_invocable_v<std::decay_t<F>&, Handle> ||
-                        std::is_invocable_v<std::decay_t<F>&>;
+concept weak_callback = std::is_invocable_v < std::decay_t<F>
+&, const Handle& > || std::is_invocable_v<std::decay_t<F>&, Handle> ||
+       std::is_invocable_v<std::decay_t<F>&>;
 
 // The one construction path of ref, proxy and WeakMethod: the weakref
 // object of a new Handle to obj, of kind Kind, with one reference for the
@@ -191,8 +191,8 @@ class ref : public detail::WeakHandle {
   /// what a callback receives.
   template <class U, class F>
   requires std::is_convertible_v<U*, T*> &&
-      (!detail::weak_callback<F, ref<T>> && !std::is_null_pointer_v<std::decay_t<F>>)
-          ref(const Strong<U>&, F&&) {
+      (!detail::weak_callback<F, ref<T>> &&
+       !std::is_null_pointer_v<std::decay_t<F>>)ref(const Strong<U>&, F&&) {
     static_assert(detail::dependent_false<F>,
                   "weakref::ref: the callback must be callable as callback(weakref::ref<T>) "
                   "(it receives the dead weakref, as in Python, never the object) or as "

@@ -153,8 +153,8 @@ class WeakMethod : public detail::WeakHandle {
   }
   template <class U, class F>
   requires std::is_convertible_v<U*, object_type*> &&
-      (!detail::weak_callback<F, WeakMethod> && !std::is_null_pointer_v<std::decay_t<F>>)
-          WeakMethod(const Strong<U>&, Pmf, F&&) {
+      (!detail::weak_callback<F, WeakMethod> &&
+       !std::is_null_pointer_v<std::decay_t<F>>)WeakMethod(const Strong<U>&, Pmf, F&&) {
     static_assert(detail::dependent_false<F>,
                   "weakref::WeakMethod: the callback must be callable as "
                   "callback(weakref::WeakMethod<Pmf>) (it receives the dead WeakMethod, as in "

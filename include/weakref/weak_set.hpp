@@ -355,8 +355,8 @@ WeakSet(std::initializer_list<Strong<T>>) -> WeakSet<T>;
 template <detail::strong_range R>
 WeakSet(R&&) -> WeakSet<detail::strong_range_element_t<R>>;
 template <std::input_iterator It, std::sentinel_for<It> S>
-requires detail::is_strong<std::iter_value_t<It>>::value
-WeakSet(It, S) -> WeakSet<typename std::iter_value_t<It>::element_type>;
+requires detail::is_strong<std::iter_value_t<It>>::value WeakSet(It, S)
+->WeakSet<typename std::iter_value_t<It>::element_type>;
 ///@}
 
 /// The collector's view of a WeakSet: its entries' weakrefs (a WeakSet held
