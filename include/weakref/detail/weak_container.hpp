@@ -204,9 +204,11 @@ class WeakView {
 // they stay valid when a temporary view (`d.keys()`) is gone, so the ranges
 // algorithms return them rather than std::ranges::dangling
 // (`std::ranges::find(d.keys(), k) != d.keys().end()`).
+/// \cond
 template <class Policy, weakref::detail::Part part, bool Const>
 inline constexpr bool
     std::ranges::enable_borrowed_range<weakref::detail::WeakView<Policy, part, Const>> = true;
+/// \endcond
 
 namespace weakref::detail {
 
