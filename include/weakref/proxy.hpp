@@ -77,9 +77,8 @@ class proxy : public detail::WeakHandle {
   /// A callback that cannot be called as `callback(proxy<T>)` or
   /// `callback()` fails to compile, with a message saying what it receives.
   template <class U, class F>
-  requires std::is_convertible_v<U*, T*> &&
-      (!detail::weak_callback<F, proxy<T>> &&
-       !std::is_null_pointer_v<std::decay_t<F>>)proxy(const Strong<U>&, F&&) {
+  requires std::is_convertible_v<U*, T*> && detail::wrong_weak_callback<F, proxy<T>> proxy(
+      const Strong<U>&, F&&) {
     static_assert(detail::dependent_false<F>,
                   "weakref::proxy: the callback must be callable as "
                   "callback(weakref::proxy<T>) (it receives the dead proxy, as in Python, "

@@ -88,6 +88,10 @@ template <class F, class Handle>
 concept weak_callback = std::is_invocable_v < std::decay_t<F>
 &, const Handle& > || std::is_invocable_v<std::decay_t<F>&, Handle> ||
        std::is_invocable_v<std::decay_t<F>&>;
+// What a handle's constructor rejects with a message as its callback
+// argument: neither a callback for Handle nor nullptr (`ref(obj, None)`).
+template <class F, class Handle>
+concept wrong_weak_callback = !weak_callback<F, Handle> && !std::is_null_pointer_v<std::decay_t<F>>;
 
 // The one construction path of ref, proxy and WeakMethod: the weakref
 // object of a new Handle to obj, of kind Kind, with one reference for the
@@ -190,9 +194,8 @@ class ref : public detail::WeakHandle {
   /// (one taking the object, say) fails to compile, with a message saying
   /// what a callback receives.
   template <class U, class F>
-  requires std::is_convertible_v<U*, T*> &&
-      (!detail::weak_callback<F, ref<T>> &&
-       !std::is_null_pointer_v<std::decay_t<F>>)ref(const Strong<U>&, F&&) {
+  requires std::is_convertible_v<U*, T*> && detail::wrong_weak_callback<F, ref<T>> ref(
+      const Strong<U>&, F&&) {
     static_assert(detail::dependent_false<F>,
                   "weakref::ref: the callback must be callable as callback(weakref::ref<T>) "
                   "(it receives the dead weakref, as in Python, never the object) or as "

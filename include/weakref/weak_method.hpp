@@ -152,9 +152,8 @@ class WeakMethod : public detail::WeakHandle {
                   "class derived from T), the class of the member function");
   }
   template <class U, class F>
-  requires std::is_convertible_v<U*, object_type*> &&
-      (!detail::weak_callback<F, WeakMethod> &&
-       !std::is_null_pointer_v<std::decay_t<F>>)WeakMethod(const Strong<U>&, Pmf, F&&) {
+  requires std::is_convertible_v<U*, object_type*> && detail::wrong_weak_callback<F, WeakMethod>
+  WeakMethod(const Strong<U>&, Pmf, F&&) {
     static_assert(detail::dependent_false<F>,
                   "weakref::WeakMethod: the callback must be callable as "
                   "callback(weakref::WeakMethod<Pmf>) (it receives the dead WeakMethod, as in "
