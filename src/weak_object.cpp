@@ -20,7 +20,7 @@
 //  * a container entry weakref linked, then unlinked by its owner: the side
 //    lock each time (it shares the object's unit: weak_object.hpp);
 //  * a death whose only weakref is a container entry's: the side lock, the
-//    entry's claim, its count (two), its push on the owner's queue;
+//    entry's claim, its count, its push on the owner's queue;
 //  * other deaths: the side lock, one claim per callback weakref still held,
 //    the batch's release of each, a unit for the entry weakrefs (one
 //    fetch_add), and the side table's unit;

@@ -412,11 +412,11 @@ class WeakTable {
 
   // Drops the queue's reference (the entry's, handed over by its callback)
   // on w, a drained weakref cleared by its referent's death: w becomes a
-  // spare when nobody else holds it (a cleared weakref gains no holder: a
-  // copy needs one, getweakrefs skips it), after dropping the unit of
-  // SideTable::weak that the death gave it (weak_object.hpp).
+  // spare when nobody else holds it (weak_sole_cleared: a cleared weakref
+  // gains no holder), after dropping the unit of SideTable::weak that the
+  // death gave it (weak_object.hpp).
   void drop_cleared(EntryWeak* w) noexcept {
-    if (spares_ < kMaxSpares && w->refs.load(std::memory_order_acquire) == 1) {
+    if (spares_ < kMaxSpares && weak_sole_cleared(w)) {
       const std::uintptr_t v = w->side.load(std::memory_order_relaxed);
       side_release(w->side_table(), (v & kSideExtraUnit) ? 2 : 1);
       keep_spare(w);
