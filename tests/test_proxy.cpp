@@ -1,5 +1,8 @@
 // weakref::proxy<T>: Python's weakref.proxy.
+#include <map>
 #include <sstream>
+#include <string>
+#include <variant>
 
 #include "support.hpp"
 
@@ -11,6 +14,12 @@ struct Counter {
   int operator()(int x) const { return value + x; }
   int operator[](int i) const { return value * i; }
   friend bool operator==(const Counter& a, const Counter& b) { return a.value == b.value; }
+};
+
+// Comparable with an int only (as a Python class whose __eq__ takes numbers).
+struct Score {
+  int points = 0;
+  friend bool operator==(const Score& s, int n) { return s.points == n; }
 };
 
 using ProxyTest = Test;
@@ -89,6 +98,58 @@ TEST_F(ProxyTest, ForwardsCallSubscriptAndEquality) {
   EXPECT_TRUE(pc == pd);  // compares the referents, as Python forwards ==
   d.reset();
   EXPECT_THROW((void)(pc == pd), ReferenceError);
+}
+
+// Python's `proxy == obj` and `proxy == 42` call the referent's __eq__ with
+// obj / 42 (proxy_richcompare unwraps proxies only).
+TEST_F(ProxyTest, EqualityForwardsToTheReferentWithAnyOperand) {
+  Strong<Counter> c = make<Counter>();
+  c->value = 10;
+  Strong<Counter> same = make<Counter>();
+  same->value = 10;
+  Strong<Counter> other = make<Counter>();
+  other->value = 11;
+  proxy<Counter> p(c);
+  const std::size_t before = getweakrefcount(same);
+  EXPECT_TRUE(p == same);
+  EXPECT_TRUE(same == p);
+  EXPECT_TRUE(p != other);
+  EXPECT_FALSE(other == p);
+  EXPECT_FALSE(p == Strong<Counter>());
+  EXPECT_EQ(getweakrefcount(same), before);  // no proxy made for the operand
+  EXPECT_TRUE(p == Counter{10});
+  EXPECT_TRUE(Counter{11} != p);
+
+  Strong<Score> s = make<Score>();
+  s->points = 3;
+  proxy<Score> ps(s);
+  EXPECT_TRUE(ps == 3);
+  EXPECT_TRUE(3 == ps);
+  EXPECT_TRUE(ps != 4);
+  static_assert(!std::equality_comparable_with<proxy<Score>, std::string>);
+  static_assert(!std::equality_comparable_with<proxy<Score>, Strong<Score>>);
+
+  c.reset();
+  EXPECT_THROW((void)(p == same), ReferenceError);
+  EXPECT_THROW((void)(same == p), ReferenceError);
+  EXPECT_THROW((void)(Counter{10} == p), ReferenceError);
+  EXPECT_THROW((void)(p == Strong<Counter>()), ReferenceError);
+  s.reset();
+  EXPECT_THROW((void)(ps == 3), ReferenceError);
+}
+
+// The forwarding == is a friend of proxy<T>, which ADL also finds for types
+// that merely name proxy<T> (a container's iterator over variants holding
+// proxies): comparing those must neither pick it nor recurse in its
+// constraint.
+TEST_F(ProxyTest, ForwardingEqualityStaysOutOfOtherTypesComparisons) {
+  using Slot = std::variant<int, proxy<Counter>>;
+  std::map<std::string, Slot> m;
+  EXPECT_TRUE(m.begin() == m.end());
+  Strong<Counter> c = make<Counter>();
+  m.emplace("p", proxy<Counter>(c));
+  EXPECT_TRUE(m.begin() != m.end());
+  EXPECT_TRUE(m.at("p") == m.at("p"));  // variant's ==: the proxies' referents
 }
 
 TEST_F(ProxyTest, IsNotHashable) {

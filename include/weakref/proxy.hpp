@@ -19,9 +19,11 @@
 //    only while some strong reference exists. Prefer p-> or p.lock().
 //  * A proxy is not hashable (CPython raises TypeError): std::hash<proxy<T>>
 //    is disabled. Use .is() for identity; == compares the referents (as a
-//    Python proxy forwards ==) and throws ReferenceError when one is dead.
+//    Python proxy forwards ==: with another proxy, a Strong's object, or any
+//    value T compares with) and throws ReferenceError when one is dead.
 #pragma once
 
+#include <concepts>
 #include <functional>
 #include <ostream>
 #include <type_traits>
@@ -32,6 +34,16 @@
 #include "ref.hpp"
 
 namespace weakref {
+
+namespace detail {
+// What `proxy<T> == x` hands to T's own ==: an x that is neither a weakref
+// handle nor a Strong (those have their own overloads).
+template <class T, class U>
+concept proxy_operand =
+    !weak_handle_type<U> && !is_strong<U>::value && requires(const T& t, const U& u) {
+  { t == u } -> std::convertible_to<bool>;
+};
+}  // namespace detail
 
 /// A weak reference used like the object itself: Python's `weakref.proxy`.
 ///
@@ -162,11 +174,33 @@ class proxy : public detail::WeakHandle {
     return static_cast<bool>(*s);
   }
 
-  /// Compares the referents (T's ==), as a Python proxy forwards ==; throws
-  /// ReferenceError when either is dead.
+  /// `p == q`: compares the referents (T's ==), as a Python proxy forwards
+  /// ==; throws ReferenceError when either is dead.
   template <class U>
   requires std::equality_comparable_with<const T&, const U&>
   friend bool operator==(const proxy& a, const proxy<U>& b) { return *a.get() == *b.get(); }
+  /// `p == obj`: the referent compared with obj's object (T's ==), as Python's
+  /// `proxy == obj`; false for a null obj. Throws ReferenceError when the
+  /// referent is dead. (No proxy is made for obj.)
+  template <class P, class U>
+  requires std::same_as<P, proxy> && std::equality_comparable_with<const T&, const U&>
+  friend bool operator==(const P& a, const Strong<U>& b) {
+    const Strong<T> s = a.get();
+    return b && *s == *b;
+  }
+  /// `p == x`, for an x that is neither a handle nor a Strong: the referent
+  /// compared with x by T's own ==, as a Python proxy forwards `__eq__` (so
+  /// `p == 42` for a T comparable with int). Throws ReferenceError when the
+  /// referent is dead. `x == p` and `!=` are the same comparison (C++20).
+  /// (P is this proxy type, named so that the constraint is never looked at
+  /// for a left operand that is not a proxy: ADL finds this friend through
+  /// any type that merely mentions proxy<T>, such as a std::variant.)
+  template <class P, class U>
+  requires std::same_as<P, proxy> && detail::proxy_operand<T, U>
+  friend bool operator==(const P& a, const U& x) {
+    const Strong<T> s = a.get();
+    return static_cast<bool>(*s == x);
+  }
 
   /// CPython's repr: `<weakproxy at 0x... to Type at 0x...>`, or
   /// `<weakproxy at 0x...; dead>`.
