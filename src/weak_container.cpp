@@ -9,11 +9,13 @@
 //  * control_take / control_close, run by the owner: take the whole stack
 //    with one exchange (acquire, pairing with the pushers' release CAS, so
 //    the `prev` links written before a push are visible).
+#include <mutex>
 #include <ostream>
 #include <stdexcept>
 
 #include "weakref/detail/entry_weak.hpp"
 #include "weakref/detail/key_repr.hpp"
+#include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_table.hpp"
 #include "weakref/errors.hpp"
 
@@ -55,6 +57,21 @@ void EntryWeak::invoke() {
   if (!entry_claim(this)) return;  // the owner removed it (meanwhile)
   entry_count(this);
   entry_queue(this);
+}
+
+std::uintptr_t entry_mark_out(EntryWeak* w) noexcept {
+  // An entry weakref keeps its side table (a unit, shared while linked), and
+  // `side` does not change once set (but for its low bits). Not attached
+  // (a failed insertion): nobody else can see it.
+  if (SideTable* s = w->side_table(); s && !w->cleared()) {
+    std::lock_guard<SpinLock> g(s->lock);
+    if (w->linked) {
+      const std::uintptr_t st = w->ctrl_state.load(std::memory_order_relaxed);
+      w->ctrl_state.store(st | kEntryOut, std::memory_order_relaxed);
+      return st;
+    }
+  }
+  return rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
 }
 
 void entry_count(EntryWeak* w) noexcept {

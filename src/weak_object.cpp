@@ -20,7 +20,8 @@
 //  * a container entry weakref linked, then unlinked by its owner: the side
 //    lock each time (it shares the object's unit: weak_object.hpp);
 //  * a death whose only weakref is a container entry's: the side lock, the
-//    entry's claim, its count, its push on the owner's queue;
+//    entry's count, its push on the owner's queue (the claim is a store
+//    under the lock: entry_weak.hpp);
 //  * other deaths: the side lock, one claim per callback weakref still held,
 //    the batch's release of each, a unit for the entry weakrefs (one
 //    fetch_add), and the side table's unit;
@@ -707,7 +708,7 @@ namespace {
 // lost claim (the owner is dropping the entry) leaves w nothing that holds
 // it: it gets a unit of its own before it is seen cleared.
 [[gnu::noinline]] void die_with_one_entry(ObjectHeader* h, SideTable* s, EntryWeak* w) noexcept {
-  const bool claimed = entry_claim(w);
+  const bool claimed = entry_claim_linked(w);
   WEAKREF_DCHECK(!claimed || w->refs.load(std::memory_order_relaxed) != 0,
                  "a claimed entry still holds its weakref");
   if (!claimed) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);

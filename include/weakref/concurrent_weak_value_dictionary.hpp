@@ -267,9 +267,7 @@ class ConcurrentWeakValueDictionary {
       // the close below releases.
       for (auto& [k, slot] : map) {
         detail::EntryWeak* w = detail::entry_weak(slot.word);
-        if (!(w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel) &
-              detail::kEntryDead))
-          detail::weak_release(w);
+        if (!(detail::entry_mark_out(w) & detail::kEntryDead)) detail::weak_release(w);
       }
       for (detail::EntryWeak* w = detail::control_close(ctrl); w;) {
         detail::EntryWeak* next = w->queue_next();

@@ -24,7 +24,8 @@
 //    runs, and CallbackBatch links through `next`).
 //  * A death whose only weakref is an entry's (die_with_one_weakref,
 //    src/weak_object.cpp) runs these steps itself, without a batch: the
-//    claim under the side lock while the weakref is still linked (so that
+//    claim (entry_claim_linked: a load and a store) under the side lock
+//    while the weakref is still linked (so that
 //    nobody can free it: a won claim makes the entry's reference the
 //    death's, no reference is taken), the count before ~T (size() is exact
 //    when the killing release returns, and a removing owner waits for
@@ -32,7 +33,11 @@
 //    weakref and the side table at once).
 //  * ctrl_state's low bits settle the race between a death and the owner
 //    removing the entry: the owner sets kEntryOut, the callback kEntryDead,
-//    both with fetch_or, so exactly one of them sees the other's bit. A
+//    so that exactly one of them sees the other's bit. While the weakref is
+//    linked, both do it under the referent's side lock, a load and a store
+//    (entry_mark_out, entry_claim_linked: the lone death's claim, which
+//    happens there); once a death has cleared and unlinked it, a callback
+//    batch claims with fetch_or, and so does the owner. A
 //    callback that sees kEntryOut does nothing. Otherwise it counts the
 //    claim in ContainerControl::dead, then sets kEntryCounted in the
 //    weakref's `state` (a release store: nothing else writes an entry
@@ -140,6 +145,22 @@ inline bool entry_claim(EntryWeak* w) noexcept {
   if (w->ctrl_state.load(std::memory_order_acquire) & kEntryOut) return false;  // removed already
   return !(rmw_fetch_or(w->ctrl_state, kEntryDead, std::memory_order_acq_rel) & kEntryOut);
 }
+// entry_claim for a death that holds the side lock while w is still linked
+// (die_with_one_entry): an owner marks a linked entry out only under that
+// lock (entry_mark_out), and nothing else writes ctrl_state before w is
+// cleared, so a load and a store settle it.
+inline bool entry_claim_linked(EntryWeak* w) noexcept {
+  const std::uintptr_t st = w->ctrl_state.load(std::memory_order_relaxed);
+  if (st & kEntryOut) return false;
+  w->ctrl_state.store(st | kEntryDead, std::memory_order_relaxed);
+  return true;
+}
+// The owner's mark of an entry it takes out (kEntryOut), returning
+// ctrl_state as it was: kEntryDead set means the entry's callback claimed it
+// first. Under the referent's side lock while w is linked (a store: see
+// entry_claim_linked), else one fetch_or (the claimer is then a callback
+// batch, which claims with a fetch_or too, or a death that has left the lock).
+WEAKREF_API std::uintptr_t entry_mark_out(EntryWeak* w) noexcept;
 WEAKREF_API void entry_count(EntryWeak* w) noexcept;
 WEAKREF_API void entry_queue(EntryWeak* w) noexcept;
 
@@ -164,7 +185,7 @@ inline void entry_reset(EntryWeak* w) noexcept {
 // The owner's side of the death race, when it takes an entry out: true when
 // the entry's callback had claimed it (and counted the claim) first.
 inline bool entry_retire(EntryWeak* w) noexcept {
-  const std::uintptr_t st = rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
+  const std::uintptr_t st = entry_mark_out(w);
   if (!(st & kEntryDead)) return false;  // its callback will see kEntryOut
   unsigned spins = 0;
   while (!(w->state.load(std::memory_order_acquire) & kEntryCounted))

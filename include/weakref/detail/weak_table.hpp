@@ -218,7 +218,7 @@ class WeakTable {
       EntryWeak* w;
       ~Guard() {
         if (w) {
-          rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
+          entry_mark_out(w);
           weak_release(w);
         }
       }
@@ -597,8 +597,7 @@ class WeakTable {
         EntryWeak* w = entry_weak(e.w);
         // Claimed: the reference is the queue's (released below, or by the
         // callback, which finds the queue closed).
-        if (!(rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel) & kEntryDead))
-          weak_release(w);
+        if (!(entry_mark_out(w) & kEntryDead)) weak_release(w);
       }
       if constexpr (kHasPayload)
         if (e.w) e.p.value.~Payload();
