@@ -10,6 +10,8 @@
 #include <ranges>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -340,6 +342,196 @@ TYPED_TEST(WeakContainerTest, AbandonedIteratorKeepsTheContainerConsistent) {
   }
   EXPECT_EQ(c.size(), 1U);
   EXPECT_EQ(TestFixture::labels(c), std::vector<std::string>{b2->label});
+}
+
+// -- find() and erase(iterator) ------------------------------------------------------
+// std's idioms, no Python counterpart (python-mapping.md#find-and-erase-through-iterators).
+
+TYPED_TEST(WeakContainerTest, FindHitMissAndDeadOrNullKey) {
+  using Kind = TypeParam;
+  std::vector<Strong<Node>> xs = this->nodes(3);
+  auto c = this->holding(xs);
+  auto it = c.find(Kind::key(xs[1]));
+  static_assert(std::is_same_v<decltype(it), typename TestFixture::C::iterator>);
+  ASSERT_TRUE(it != c.end());
+  EXPECT_TRUE(Kind::object(*it) == xs[1]);      // what range-for yields
+  EXPECT_EQ(Kind::object(*it).use_count(), 2);  // the vector's and the iterator's
+  ++it;                                         // goes on in insertion order
+  ASSERT_TRUE(it != c.end());
+  EXPECT_TRUE(Kind::object(*it) == xs[2]);
+  EXPECT_TRUE(++it == c.end());
+  EXPECT_TRUE(c.find(Kind::key(this->node())) == c.end());  // never there
+  if constexpr (std::is_same_v<Kind, ValueDictKind>) {
+    xs[0].reset();  // its key is there, its value dead
+    EXPECT_TRUE(c.find("n0") == c.end());
+  } else {
+    EXPECT_TRUE(c.find(Strong<Node>()) == c.end());
+  }
+}
+
+TYPED_TEST(WeakContainerTest, FindOnAConstContainer) {
+  using Kind = TypeParam;
+  using C = typename TestFixture::C;
+  std::vector<Strong<Node>> xs = this->nodes(2);
+  const C c = this->holding(xs);
+  auto it = c.find(Kind::key(xs[0]));
+  static_assert(std::is_same_v<decltype(it), typename C::const_iterator>);
+  ASSERT_TRUE(it != c.end());
+  EXPECT_TRUE(Kind::object(*it) == xs[0]);
+  EXPECT_TRUE(c.find(Kind::key(this->node())) == c.cend());
+  // A non-const container's iterators convert to const_iterators.
+  C m = this->holding(xs);
+  typename C::const_iterator ci = m.find(Kind::key(xs[1]));
+  EXPECT_TRUE(ci == m.find(Kind::key(xs[1])));
+  EXPECT_TRUE(Kind::object(*ci) == xs[1]);
+  EXPECT_TRUE(ci != std::as_const(m).end());
+}
+
+// The iterator holds the referent, as an iteration's does: the entry stays
+// until it moves on.
+TYPED_TEST(WeakContainerTest, FindIteratorKeepsItsEntryWhenTheObjectIsReleased) {
+  using Kind = TypeParam;
+  std::vector<Strong<Node>> xs = this->nodes(2);
+  auto c = this->holding(xs);
+  const auto key = Kind::key(xs[0]);
+  {
+    auto it = c.find(key);
+    ASSERT_TRUE(it != c.end());
+    if constexpr (std::is_same_v<Kind, ValueDictKind>) xs[0].reset();  // (else key holds it)
+    Node* x = Kind::object(*it).get();
+    EXPECT_EQ(x->label, "n0");
+    EXPECT_EQ(c.size(), 2U);
+    EXPECT_TRUE(c.contains(key));
+  }
+  if constexpr (std::is_same_v<Kind, ValueDictKind>) {
+    EXPECT_EQ(c.size(), 1U);  // released with the iterator
+    EXPECT_FALSE(c.contains(key));
+  }
+}
+
+TYPED_TEST(WeakContainerTest, EraseWhileIteratingRemovesEveryOtherEntry) {
+  using Kind = TypeParam;
+  std::vector<Strong<Node>> xs = this->nodes(10);
+  auto c = this->holding(xs);
+  std::vector<std::string> seen;
+  for (auto it = c.begin(); it != c.end();) {
+    seen.push_back(Kind::object(*it)->label);
+    if (seen.size() % 2 == 1)
+      it = c.erase(it);
+    else
+      ++it;
+  }
+  EXPECT_EQ(seen, TestFixture::labels_of(xs));  // each entry once
+  EXPECT_EQ(c.size(), 5U);
+  EXPECT_EQ(TestFixture::labels(c), (std::vector<std::string>{"n1", "n3", "n5", "n7", "n9"}));
+  EXPECT_EQ(getweakrefcount(xs[0]), 0U);  // the entry's weakref went with it
+  EXPECT_EQ(getweakrefcount(xs[1]), 1U);
+  for (std::size_t i = 0; i < xs.size(); ++i) EXPECT_EQ(Kind::has(c, xs[i]), i % 2 == 1);
+}
+
+// The iterator holds the last reference to each object: it dies when the
+// loop moves past it, after its entry is gone.
+TYPED_TEST(WeakContainerTest, EraseWhileIteratingWhenTheIteratorHoldsTheLastReference) {
+  std::vector<Strong<Node>> xs = this->nodes(6);
+  auto c = this->holding(xs);
+  std::vector<ref<Node>> watch{ref<Node>(xs[1]), ref<Node>(xs[4])};  // (not alone)
+  const long live = g_live.load();
+  std::size_t visited = 0;
+  for (auto it = c.begin(); it != c.end();) {
+    xs[visited++].reset();
+    EXPECT_EQ(g_live, live - static_cast<long>(visited) + 1);  // held by it
+    it = c.erase(it);
+    EXPECT_EQ(g_live, live - static_cast<long>(visited));  // gone with it
+    EXPECT_EQ(c.size(), xs.size() - visited);
+  }
+  EXPECT_EQ(visited, 6U);
+  EXPECT_TRUE(c.empty());
+  EXPECT_TRUE(TestFixture::labels(c).empty());
+  EXPECT_FALSE(watch[0]() || watch[1]());
+}
+
+TYPED_TEST(WeakContainerTest, EraseOfTheLastEntryReturnsEnd) {
+  using Kind = TypeParam;
+  std::vector<Strong<Node>> xs = this->nodes(3);
+  auto c = this->holding(xs);
+  xs[2].reset();  // the last live entry is now xs[1]'s
+  auto next = c.erase(c.find(Kind::key(xs[1])));
+  EXPECT_TRUE(next == c.end());
+  EXPECT_EQ(c.size(), 1U);
+  auto only = c.begin();
+  EXPECT_TRUE(c.erase(only) == c.end());
+  EXPECT_TRUE(c.empty());
+}
+
+TYPED_TEST(WeakContainerTest, EraseThroughFindAndThroughAConstIterator) {
+  using Kind = TypeParam;
+  using C = typename TestFixture::C;
+  std::vector<Strong<Node>> xs = this->nodes(4);
+  C c = this->holding(xs);
+  auto next = c.erase(c.find(Kind::key(xs[1])));
+  static_assert(std::is_same_v<decltype(next), typename C::iterator>);
+  ASSERT_TRUE(next != c.end());
+  EXPECT_TRUE(Kind::object(*next) == xs[2]);
+  EXPECT_FALSE(Kind::has(c, xs[1]));
+  EXPECT_EQ(getweakrefcount(xs[1]), 0U);
+  typename C::const_iterator ci = c.find(Kind::key(xs[2]));
+  next = c.erase(ci);
+  ASSERT_TRUE(next != c.end());
+  EXPECT_TRUE(Kind::object(*next) == xs[3]);
+  EXPECT_EQ(c.size(), 2U);
+  EXPECT_EQ(TestFixture::labels(c), (std::vector<std::string>{"n0", "n3"}));
+}
+
+// What an erased iterator yielded stays valid until the iterations end (the
+// payload waits, as for any removal during an iteration); erasing an entry
+// that a removal by key took out meanwhile removes nothing more.
+TYPED_TEST(WeakContainerTest, ErasedEntryStaysReadableAndErasingItAgainIsHarmless) {
+  using Kind = TypeParam;
+  std::vector<Strong<Node>> xs = this->nodes(3);
+  auto c = this->holding(xs);
+  auto it = c.find(Kind::key(xs[0]));
+  auto next = c.erase(it);
+  EXPECT_EQ(Kind::object(*it)->label, "n0");  // (a dictionary's payload is checked too)
+  EXPECT_TRUE(Kind::object(*next) == xs[1]);
+  EXPECT_EQ(Kind::drop(c, xs[1]), 1U);  // taken out under next
+  next = c.erase(next);
+  EXPECT_EQ(c.size(), 1U);
+  EXPECT_TRUE(Kind::object(*next) == xs[2]);
+  it = c.end();
+  next = c.end();
+  EXPECT_EQ(TestFixture::labels(c), std::vector<std::string>{"n2"});
+}
+
+TYPED_TEST(WeakContainerTest, EraseIfFoundByArgumentDependentLookup) {
+  using Kind = TypeParam;
+  std::vector<Strong<Node>> xs = this->nodes(7);
+  auto c = this->holding(xs);
+  xs[4].reset();  // dead entries are not offered
+  std::vector<std::string> offered;
+  const std::size_t n = erase_if(c, [&](const auto& item) {
+    const std::string label = Kind::object(item)->label;
+    offered.push_back(label);
+    return label != "n2" && label != "n5";
+  });
+  EXPECT_EQ(n, 4U);
+  EXPECT_EQ(offered, (std::vector<std::string>{"n0", "n1", "n2", "n3", "n5", "n6"}));
+  EXPECT_EQ(TestFixture::labels(c), (std::vector<std::string>{"n2", "n5"}));
+  EXPECT_EQ(c.size(), 2U);
+  EXPECT_EQ(erase_if(c, [](const auto&) { return false; }), 0U);
+  EXPECT_EQ(c.size(), 2U);
+}
+
+// erase(iterator)'s precondition, checked in builds with WEAKREF_DCHECKS.
+TEST(WeakContainerDeathTest, EraseNeedsADereferenceableIteratorOfTheContainer) {
+  if (!WEAKREF_DCHECKS) GTEST_SKIP() << "built with WEAKREF_DCHECKS off";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Strong<Node> a = make<Node>("a");
+  WeakSet<Node> s{a}, other{a};
+  const char* kMessage = "erase\\(iterator\\): not a dereferenceable iterator of this container";
+  EXPECT_DEATH(s.erase(s.end()), kMessage);
+  EXPECT_DEATH(s.erase(other.begin()), kMessage);
+  EXPECT_DEATH(s.erase(std::as_const(other).find(a)), kMessage);
+  EXPECT_EQ(s.size(), 1U);
 }
 
 // -- Copies and moves ------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -235,6 +236,47 @@ TEST_F(WeakKeyDictionaryTest, IterationHoldsTheKeyAndValuesAreMutable) {
   static_assert(std::ranges::input_range<const Dict>);
 }
 
+// find() gives a (key, value) pair whose value is the entry's own; erase()
+// through an iterator destroys the value once the last iteration ends.
+TEST_F(WeakKeyDictionaryTest, FindChangesValuesAndErasedValuesLiveUntilTheIterationEnds) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Dict d{{a, "va"}, {b, "vb"}};
+  auto it = d.find(a);
+  ASSERT_TRUE(it != d.end());
+  EXPECT_TRUE(it->first == a);
+  it->second += "!";
+  EXPECT_EQ(d.at(a), "va!");
+  EXPECT_TRUE(std::as_const(d).find(b)->second == "vb");
+  static_assert(std::is_same_v<decltype((std::as_const(d).find(b)->second)), const std::string&>);
+
+  std::vector<Strong<Node>> objs;
+  WeakKeyDictionary<Node, Tracked> t;
+  for (int i = 0; i < 4; ++i) {
+    objs.push_back(make<Node>(std::to_string(i)));
+    t.set(objs.back(), Tracked(i));
+  }
+  const int live = Tracked::live;
+  {
+    auto first = t.begin();
+    for (auto i = t.begin(); i != t.end();) {
+      if (i->second.id % 2)
+        ++i;
+      else
+        i = t.erase(i);
+    }
+    EXPECT_EQ(t.size(), 2U);
+    EXPECT_EQ(first->second.id, 0);  // erased, still readable
+    EXPECT_EQ(Tracked::live, live);  // waiting for `first`
+  }
+  EXPECT_EQ(Tracked::live, live - 2);
+  EXPECT_FALSE(t.contains(objs[0]));
+  EXPECT_EQ(t.at(objs[1]).id, 1);
+  // Without another iteration, erase() destroys the value when it returns end().
+  EXPECT_TRUE(t.erase(t.find(objs[3])) == t.end());
+  EXPECT_EQ(Tracked::live, live - 3);
+}
+
 TEST_F(WeakKeyDictionaryTest, DeathsAndMutationsDuringIteration) {
   std::vector<Strong<Node>> objs;
   WeakKeyDictionary<Node, Tracked> d;
@@ -362,6 +404,21 @@ TEST_F(WeakKeyDictionaryTest, ByValueKeys) {
       EXPECT_EQ(d.at(keys[i]), static_cast<int>(i));
     }
   }
+}
+
+TEST_F(WeakKeyDictionaryTest, FindByValueKeys) {
+  using VDict = WeakKeyDictionary<Object, int, by_value<ObjectHash>>;
+  Strong<Object> k1 = make<Object>(Object{1});
+  Strong<Object> k1b = make<Object>(Object{1});
+  VDict d{{k1, 10}};
+  auto it = d.find(Object{1});
+  ASSERT_TRUE(it != d.end());
+  EXPECT_TRUE(it->first == k1);  // the entry's key, not an equal object
+  EXPECT_TRUE(std::as_const(d).find(k1b)->first == k1);
+  EXPECT_TRUE(d.find(Object{2}) == d.end());
+  EXPECT_TRUE(std::as_const(d).find(Object{2}) == d.cend());
+  d.erase(it);
+  EXPECT_TRUE(d.empty());
 }
 
 // -- The collector -------------------------------------------------------------------

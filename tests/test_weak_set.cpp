@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -219,6 +220,24 @@ TEST_F(WeakSetTest, ByValueElementsCompareTheirReferents) {
   std::ostringstream os;
   os << s;
   EXPECT_EQ(os.str(), "WeakSet({'b'})");
+}
+
+TEST_F(WeakSetTest, FindByValueGivesTheElement) {
+  Strong<Name> a1 = make<Name>(Name{"a"});
+  Strong<Name> a2 = make<Name>(Name{"a"});
+  Strong<Name> b = make<Name>(Name{"b"});
+  WeakSet<Name, by_value<>> s{a1, b};
+  auto it = s.find(Name{"a"});
+  ASSERT_TRUE(it != s.end());
+  EXPECT_TRUE(*it == a1);  // the element, not an equal object
+  EXPECT_TRUE(*s.find(a2) == a1);
+  EXPECT_TRUE(*std::as_const(s).find(Name{"b"}) == b);
+  EXPECT_TRUE(s.find(Name{"z"}) == s.end());
+  EXPECT_TRUE(std::as_const(s).find(Name{"z"}) == s.cend());
+  it = s.erase(it);
+  EXPECT_TRUE(*it == b);
+  EXPECT_FALSE(s.contains(Name{"a"}));
+  EXPECT_EQ(getweakrefcount(a1), 0U);
 }
 
 // The hash is computed at insertion: a dead element's stored hash keeps the

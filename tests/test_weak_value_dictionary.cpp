@@ -10,6 +10,8 @@
 #include <ranges>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -346,6 +348,32 @@ TEST_F(WeakValueDictionaryTest, KeysYieldedByAnIterationStayValidUntilItEnds) {
   EXPECT_EQ(first_key, std::string(100, 'a'));  // still alive: destroyed at the end
   it = d.end();
   EXPECT_TRUE(d.empty());
+}
+
+// find() gives the (key, value) pair; an entry whose key was set again is
+// the same entry (in its place), which erase() through the iterator removes.
+TEST_F(WeakValueDictionaryTest, FindAndEraseThroughAnIterator) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  Strong<Node> c = make<Node>("C");
+  Dict d{{"a", a}, {"b", b}, {"c", c}};
+  auto it = d.find("b");
+  ASSERT_TRUE(it != d.end());
+  EXPECT_EQ(it->first, "b");
+  EXPECT_TRUE(it->second == b);
+  static_assert(std::is_same_v<decltype((it->first)), const std::string&>);
+  d.set("b", a);                 // the entry keeps its place and gets a new weakref
+  EXPECT_TRUE(it->second == b);  // what the iterator yielded
+  it = d.erase(it);
+  EXPECT_EQ(it->first, "c");
+  EXPECT_FALSE(d.contains("b"));
+  EXPECT_EQ(getweakrefcount(a), 1U);
+  EXPECT_EQ(items(d), (L{"a=A", "c=C"}));
+  c.reset();  // held by it
+  EXPECT_TRUE(d.contains("c"));
+  it = d.end();
+  EXPECT_FALSE(d.contains("c"));
+  EXPECT_TRUE(std::as_const(d).find("c") == d.cend());
 }
 
 // Keys whose destructor uses the dictionary (reentrancy while entries are

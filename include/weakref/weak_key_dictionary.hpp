@@ -68,9 +68,10 @@
 //    on its own thread, whose fast path is one relaxed load.
 //  * The dictionary is not internally synchronized. Non-const member
 //    functions must not run concurrently with any other use of the same
-//    dictionary. Const member functions (get, at, contains, size, iteration
-//    of a const dictionary, copy, keyrefs, ==, operator<<) never modify it
-//    and may run concurrently with each other on any number of threads.
+//    dictionary. Const member functions (get, at, contains, size, find and
+//    iteration of a const dictionary, copy, keyrefs, ==, operator<<) never
+//    modify it and may run concurrently with each other on any number of
+//    threads.
 //
 // Names: Python's (`d[k] = v` is set, `del d[k]` is del), plus std's erase
 // (no exception, returns the count). operator[] is std::map's: `d[k] = v`
@@ -81,9 +82,10 @@
 // operator[] or an iteration. Range-for yields (key, value) pairs, as
 // std::unordered_map; keys() gives Python's `for k in d`. What the three
 // weak containers share (construction, copies and moves, contains, count,
-// erase, del, popitem, update, views, size, clear, prune, |, |=, the
-// collector's view) is in detail/weak_container.hpp, their common core; the
-// key policies are in key_policy.hpp.
+// erase, del, popitem, update, views, size, clear, prune, find,
+// erase(iterator), erase_if, |, |=, the collector's view) is in
+// detail/weak_container.hpp, their common core; the key policies are in
+// key_policy.hpp.
 // docs/python-mapping.md lists every difference from Python
 // (python-mapping.md#weak-container-differences, and #ephemerons);
 // docs/threads.md states the thread rules in full.
@@ -113,12 +115,13 @@ namespace weakref {
 /// containers, defined once in their core (detail/weak_container.hpp): its
 /// constructors (`{{k, v}, ...}`, a range of pairs, `(first, last)`), copies
 /// (new weakrefs, values copied) and moves, `swap`, `size`, `empty`,
-/// `clear`, `prune`, `copy`, `contains`, `count`, `erase`, `del`,
-/// `popitem`, `update`, `keys`/`values`/`items`, `begin`/`end`, `|`, `|=`
-/// and `trace`. The header comment states the lifetime and thread rules; in
-/// short, non-const members must not run concurrently with any other use of
-/// the dictionary, const ones may run concurrently with each other, and keys
-/// may die on any thread at any time.
+/// `clear`, `prune`, `copy`, `contains`, `count`, `erase` (of a key or an
+/// iterator), `del`, `popitem`, `update`, `keys`/`values`/`items`,
+/// `begin`/`end`, `find`, `erase_if`, `|`, `|=` and `trace`. The header
+/// comment states the lifetime and thread rules; in short, non-const
+/// members must not run concurrently with any other use of the dictionary,
+/// const ones may run concurrently with each other, and keys may die on any
+/// thread at any time.
 /// @tparam K         the keys' class type (weakly referenceable).
 /// @tparam V         the values' type (nothrow-move-constructible).
 /// @tparam KeyPolicy by_identity (the default) or by_value<>.

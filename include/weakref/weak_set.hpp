@@ -40,20 +40,21 @@
 //    at its next non-const operation, whose fast path is one relaxed load.
 //  * The set is not internally synchronized. Non-const member functions
 //    must not run concurrently with any other use of the same set. Const
-//    member functions (contains, size, iteration of a const set, copy,
-//    comparisons, set algebra that returns a new set, operator<<) never
-//    modify the set and may run concurrently with each other on any number
-//    of threads (so a std::shared_mutex protects a set used by several
-//    threads, as for std containers).
+//    member functions (contains, size, find and iteration of a const set,
+//    copy, comparisons, set algebra that returns a new set, operator<<)
+//    never modify the set and may run concurrently with each other on any
+//    number of threads (so a std::shared_mutex protects a set used by
+//    several threads, as for std containers).
 //  * The elements' objects are held only weakly; the Strong<T> handed out
 //    follow Strong's thread rules.
 //
 // Names: Python's, except union_ (union is a C++ keyword), erase (std's
 // spelling of discard that returns the count) and the operators. What all
 // three weak containers share (construction, copies and moves, contains,
-// count, erase, update, size, clear, prune, iteration, |, |=, the
-// collector's view) is in detail/weak_container.hpp, their common core;
-// the key policies are in key_policy.hpp.
+// count, erase, update, size, clear, prune, iteration, find,
+// erase(iterator), erase_if, |, |=, the collector's view) is in
+// detail/weak_container.hpp, their common core; the key policies are in
+// key_policy.hpp.
 // docs/python-mapping.md lists every difference from Python
 // (python-mapping.md#weak-container-differences);
 // docs/threads.md states the thread rules in full.
@@ -84,11 +85,12 @@ namespace weakref {
 /// weak containers, defined once in their core (detail/weak_container.hpp):
 /// its constructors (`{a, b}`, a range, `(first, last)`), copies (new
 /// weakrefs) and moves, `swap`, `size`, `empty`, `clear`, `prune`, `copy`,
-/// `contains`, `count`, `erase`, `update`, `begin`/`end`, `|`, `|=` and
-/// `trace`. The header comment states the lifetime and thread rules; in
-/// short, non-const members must not run concurrently with any other use of
-/// the set, const ones may run concurrently with each other, and objects
-/// may die on any thread at any time.
+/// `contains`, `count`, `erase` (of an element or an iterator), `update`,
+/// `begin`/`end`, `find`, `erase_if`, `|`, `|=` and `trace`. The header
+/// comment states the lifetime and thread rules; in short, non-const
+/// members must not run concurrently with any other use of the set, const
+/// ones may run concurrently with each other, and objects may die on any
+/// thread at any time.
 /// @tparam T         the elements' class type (weakly referenceable).
 /// @tparam KeyPolicy by_identity (the default) or by_value<>.
 template <class T, class KeyPolicy = by_identity>

@@ -1,10 +1,11 @@
 // The core of the weak containers: WeakContainer<Policy, Derived> is what
 // WeakValueDictionary, WeakKeyDictionary and WeakSet share (construction,
 // copy and move, the write path, lookups by key, removal, iteration and
-// views, update and operator|, the collector's view), over one WeakTable
-// (weak_table.hpp) and one policy (weak_policy.hpp). The public headers are
-// thin front ends that add the names of their own kind (set/get/at/pop,
-// add/discard/set algebra) and derive from it.
+// views, find and erase through iterators, update and operator|, the
+// collector's view), over one WeakTable (weak_table.hpp) and one policy
+// (weak_policy.hpp). The public headers are thin front ends that add the
+// names of their own kind (set/get/at/pop, add/discard/set algebra) and
+// derive from it.
 //
 // Copies and moves
 //  * A copy has weakrefs of its own: it is built by inserting the live
@@ -28,6 +29,19 @@
 //  * Views (keys(), values(), items()) are borrowed ranges: their iterators
 //    depend on the container only, never on the view object.
 //
+// find() and erase(iterator) (std's idioms; no Python counterpart)
+//  * find() gives an iteration's iterator begun at the key's live entry: it
+//    pins the table and holds the referent (so the entry stays while it
+//    does), and goes on over the entries present when find() ran.
+//  * erase(pos) removes the entry at pos (its position designates it: the
+//    table is pinned by pos, so no entry moves or is reused meanwhile) the
+//    way erase(key) does (WeakTable::remove: the death race is settled as
+//    entry_weak.hpp says), then moves on from there: `it = c.erase(it)`
+//    visits every entry once. The removed payload waits, as for any removal
+//    during an iteration, until the last iteration ends. An entry taken out
+//    meanwhile (erase(key), clear(), popitem()) is not removed again.
+//    erase_if(c, pred) is that loop.
+//
 // Threads: see the public headers and docs/threads.md. Const members never
 // modify the table (only the atomic pin count).
 #pragma once
@@ -46,6 +60,7 @@
 #include "../gc.hpp"
 #include "../ref.hpp"
 #include "../strong.hpp"
+#include "dcheck.hpp"
 #include "entry_weak.hpp"
 #include "key_repr.hpp"
 #include "weak_object.hpp"
@@ -120,6 +135,13 @@ class WeakIterator {
     return *this;
   }
   ~WeakIterator() = default;
+  /// An iterator converts to the const_iterator at the same entry, which
+  /// pins the table and holds the referent as well.
+  template <bool C = Const>
+  requires C WeakIterator(const WeakIterator<Policy, part, false>& o)
+  noexcept : guard_(o.guard_.table()), pos_(o.pos_), end_(o.end_), cur_(o.held()) {
+    if (guard_.table()) settle();
+  }
 
   reference operator*() const noexcept {
     if constexpr (part == Part::items)
@@ -159,20 +181,47 @@ class WeakIterator {
   friend class WeakView;
   template <class, class>
   friend class WeakContainer;
+  template <class, Part, bool>
+  friend class WeakIterator;
 
   explicit WeakIterator(const Table* t) : guard_(t), end_(t->used()) { seek(0); }
-  void seek(std::uint32_t from) {
-    const Table* t = guard_.table();
-    pos_ = t->next_live(from, end_, cur_);
+  // find(): at live entry pos of t, whose referent cur holds; it goes on as
+  // an iteration begun now would.
+  WeakIterator(const Table* t, std::uint32_t pos, Strong<T>&& cur) noexcept
+      : guard_(t), pos_(pos), end_(t->used()), cur_(std::move(cur)) {
+    settle();
+  }
+  // erase(const_iterator): pins t, at no entry until seek().
+  WeakIterator(const Table* t, std::uint32_t end) noexcept : guard_(t), end_(end) {}
+
+  void seek(std::uint32_t from) noexcept {
+    pos_ = guard_.table()->next_live(from, end_, cur_);
     if (pos_ == Table::npos) {
       guard_.reset();
       return;
     }
+    settle();
+  }
+  // Builds the current item from cur_, the referent of live entry pos_.
+  void settle() noexcept {
     if constexpr (part == Part::items) {
+      const Table* t = guard_.table();
       if constexpr (Policy::kWeakKey)
         item_.emplace(std::move(cur_), t->at(pos_).p.value);
       else
         item_.emplace(t->at(pos_).p.value, std::move(cur_));
+    }
+  }
+  // The referent of the current entry (null at the end).
+  Strong<T> held() const noexcept {
+    if constexpr (part == Part::items) {
+      if (!item_) return {};
+      if constexpr (Policy::kWeakKey)
+        return item_->first;
+      else
+        return item_->second;
+    } else {
+      return cur_;
     }
   }
 
@@ -226,7 +275,9 @@ namespace weakref::detail {
 /// happens to the container except its destruction; an iteration yields
 /// each entry present at its beginning at most once, skips the dead, and
 /// never yields an entry added after it began (Python raises RuntimeError
-/// instead).
+/// instead). find() and erase(iterator) give std's idioms (`if (auto it =
+/// d.find(k); it != d.end())`, `it = d.erase(it)` while iterating), which
+/// Python lacks.
 template <class Policy, class Derived>
 class WeakContainer {
  protected:
@@ -444,6 +495,79 @@ class WeakContainer {
   /// end() of a const container.
   const_iterator cend() const noexcept { return end(); }
 
+  // -- Iterators to entries (std's idioms; Python has no counterpart) ----------------
+
+  /// std's find: an iterator at the live entry of key, else end(). It is an
+  /// iteration's iterator (it pins the table and holds the referent, so the
+  /// entry cannot vanish under it); incrementing it goes on in insertion
+  /// order over the entries present when find() was called.
+  iterator find(const Key& key) {
+    table_.maintain();
+    Strong<T> cur;
+    const std::uint32_t idx = find_locked(key, cur);
+    return idx == npos ? end() : iterator(&table_, idx, std::move(cur));
+  }
+  /// find() on a const container.
+  const_iterator find(const Key& key) const {
+    Strong<T> cur;
+    const std::uint32_t idx = find_locked(key, cur);
+    return idx == npos ? end() : const_iterator(&table_, idx, std::move(cur));
+  }
+  /// find() by value, with by_value<> keys (Python: any equal object).
+  template <class U = T>
+  requires(Policy::kByValue&& std::is_same_v<U, T>) iterator find(const U& v) {
+    table_.maintain();
+    Strong<T> cur;
+    const std::uint32_t idx = find_locked(v, cur);
+    return idx == npos ? end() : iterator(&table_, idx, std::move(cur));
+  }
+  /// find() by value on a const container.
+  template <class U = T>
+  requires(Policy::kByValue&& std::is_same_v<U, T>) const_iterator find(const U& v)
+  const {
+    Strong<T> cur;
+    const std::uint32_t idx = find_locked(v, cur);
+    return idx == npos ? end() : const_iterator(&table_, idx, std::move(cur));
+  }
+
+  /// std's erase(iterator): removes the entry pos is at, as erase(key)
+  /// would, and returns the iterator at the next live entry (or end()), so
+  /// that `it = d.erase(it)` erases while iterating: each entry is visited
+  /// once, and size() is right afterwards. pos must be a dereferenceable
+  /// iterator of this container (from begin() or find()); as it holds the
+  /// referent, the entry is there unless a removal by key, clear() or
+  /// popitem() took it out meanwhile (then nothing is removed). The removed
+  /// payload (key or value) stays valid until the last iteration ends, as
+  /// for any removal during an iteration.
+  iterator erase(iterator pos) {
+    erase_step(pos);
+    return pos;
+  }
+  /// erase(iterator) through a const_iterator (std's signature).
+  iterator erase(const_iterator pos) {
+    check_position(pos);
+    iterator next(&table_, pos.end_);  // pins the table before the removal
+    remove_at(pos.pos_);
+    next.seek(pos.pos_ + 1);
+    return next;
+  }
+
+  /// C++20's std::erase_if, found by argument-dependent lookup: removes the
+  /// live entries for which pred(item) is true (item as an iteration yields
+  /// it), visiting each entry present at the call once. Returns how many it
+  /// removed.
+  template <class Pred>
+  friend size_type erase_if(Derived& c, Pred pred) {
+    size_type n = 0;
+    for (iterator it = c.begin(); it != c.end();) {
+      if (pred(*it))
+        n += c.erase_step(it);
+      else
+        ++it;
+    }
+    return n;
+  }
+
   // -- Operators ---------------------------------------------------------------------
 
   /// Python's `a | b`: a copy of a, updated from b.
@@ -526,6 +650,21 @@ class WeakContainer {
     } else {
       return Policy::find_value(table_, Policy::hash(key), key, held);
     }
+  }
+  // find_live, with the entry's referent locked into `cur` (npos if it died
+  // meanwhile): what an iterator at that entry holds.
+  template <class X>
+  std::uint32_t find_locked(const X& key, Strong<T>& cur) const {
+    std::uint32_t idx;
+    if constexpr (!Policy::kWeakKey) {
+      idx = Policy::find(table_, Policy::hash(key), key);
+    } else {
+      idx = find_live(key, cur);
+      if (cur) return idx;  // (by_value: locked for the comparison)
+    }
+    if (idx == npos) return npos;
+    cur = lock(idx);
+    return cur ? idx : npos;
   }
   // find_live, or weakref::KeyError.
   template <class X>
@@ -613,6 +752,26 @@ class WeakContainer {
     }
     table_.remove(idx);
     return idx;
+  }
+  // erase(iterator): removes the entry `it` is at (if it is still in the
+  // table; the iteration pins it, so its position designates it) and moves
+  // it on. Whether it removed it.
+  bool erase_step(iterator& it) {
+    check_position(it);
+    const bool removed = remove_at(it.pos_);
+    ++it;  // the referent is released once its entry is out
+    return removed;
+  }
+  bool remove_at(std::uint32_t idx) noexcept {
+    table_.maintain();  // (the table is pinned: no payload is destroyed)
+    if (!entry_live(table_.at(idx).w)) return false;
+    table_.remove(idx);
+    return true;
+  }
+  template <class It>
+  void check_position([[maybe_unused]] const It& it) const noexcept {
+    WEAKREF_DCHECK(it.guard_.table() == &table_ && it.pos_ < table_.used(),
+                   "erase(iterator): not a dereferenceable iterator of this container");
   }
   template <class X>
   size_type erase_live(const X& key) {
