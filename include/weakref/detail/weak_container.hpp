@@ -676,7 +676,8 @@ class WeakContainer {
   }
 
   // -- The write path: every insertion goes through insert_key or put_value,
-  // every removal through remove_live, remove_newest or the table.
+  // every removal through remove_live, remove_newest, remove_at (erase of an
+  // iterator) or the table.
 
   // Python's d[k] = v (WeakKeyDictionary) and s.add(x): sets the payload of
   // key's entry, appending the entry when there is none.
@@ -762,6 +763,8 @@ class WeakContainer {
     ++it;  // the referent is released once its entry is out
     return removed;
   }
+  // Removes entry idx, pinned by an iterator at it, if it is still in the
+  // table; its payload waits for the iterations to end.
   bool remove_at(std::uint32_t idx) noexcept {
     table_.maintain();  // (the table is pinned: no payload is destroyed)
     if (!entry_live(table_.at(idx).w)) return false;
