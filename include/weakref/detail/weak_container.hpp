@@ -129,8 +129,10 @@ class WeakIterator {
     end_ = o.end_;
     cur_ = std::move(o.cur_);
     if constexpr (part == Part::items) {
-      item_.reset();
-      if (o.item_) item_.emplace(std::move(*o.item_));
+      if (o.item_)
+        item_.emplace(std::move(*o.item_));  // (destroys the old item first)
+      else
+        item_.reset();
     }
     return *this;
   }
@@ -505,13 +507,15 @@ class WeakContainer {
     table_.maintain();
     Strong<T> cur;
     const std::uint32_t idx = find_locked(key, cur);
-    return idx == npos ? end() : iterator(&table_, idx, std::move(cur));
+    if (idx == npos) return end();
+    return iterator(&table_, idx, std::move(cur));
   }
   /// find() on a const container.
   const_iterator find(const Key& key) const {
     Strong<T> cur;
     const std::uint32_t idx = find_locked(key, cur);
-    return idx == npos ? end() : const_iterator(&table_, idx, std::move(cur));
+    if (idx == npos) return end();
+    return const_iterator(&table_, idx, std::move(cur));
   }
   /// find() by value, with by_value<> keys (Python: any equal object).
   template <class U = T>
@@ -519,7 +523,8 @@ class WeakContainer {
     table_.maintain();
     Strong<T> cur;
     const std::uint32_t idx = find_locked(v, cur);
-    return idx == npos ? end() : iterator(&table_, idx, std::move(cur));
+    if (idx == npos) return end();
+    return iterator(&table_, idx, std::move(cur));
   }
   /// find() by value on a const container.
   template <class U = T>
@@ -527,7 +532,8 @@ class WeakContainer {
   const {
     Strong<T> cur;
     const std::uint32_t idx = find_locked(v, cur);
-    return idx == npos ? end() : const_iterator(&table_, idx, std::move(cur));
+    if (idx == npos) return end();
+    return const_iterator(&table_, idx, std::move(cur));
   }
 
   /// std's erase(iterator): removes the entry pos is at, as erase(key)
