@@ -505,36 +505,20 @@ class WeakContainer {
   /// order over the entries present when find() was called.
   iterator find(const Key& key) {
     table_.maintain();
-    Strong<T> cur;
-    const std::uint32_t idx = find_locked(key, cur);
-    if (idx == npos) return end();
-    return iterator(&table_, idx, std::move(cur));
+    return iterator_at<iterator>(key);
   }
   /// find() on a const container.
-  const_iterator find(const Key& key) const {
-    Strong<T> cur;
-    const std::uint32_t idx = find_locked(key, cur);
-    if (idx == npos) return end();
-    return const_iterator(&table_, idx, std::move(cur));
-  }
+  const_iterator find(const Key& key) const { return iterator_at<const_iterator>(key); }
   /// find() by value, with by_value<> keys (Python: any equal object).
   template <class U = T>
   requires(Policy::kByValue&& std::is_same_v<U, T>) iterator find(const U& v) {
     table_.maintain();
-    Strong<T> cur;
-    const std::uint32_t idx = find_locked(v, cur);
-    if (idx == npos) return end();
-    return iterator(&table_, idx, std::move(cur));
+    return iterator_at<iterator>(v);
   }
   /// find() by value on a const container.
   template <class U = T>
   requires(Policy::kByValue&& std::is_same_v<U, T>) const_iterator find(const U& v)
-  const {
-    Strong<T> cur;
-    const std::uint32_t idx = find_locked(v, cur);
-    if (idx == npos) return end();
-    return const_iterator(&table_, idx, std::move(cur));
-  }
+  const { return iterator_at<const_iterator>(v); }
 
   /// std's erase(iterator): removes the entry pos is at, as erase(key)
   /// would, and returns the iterator at the next live entry (or end()), so
@@ -657,20 +641,21 @@ class WeakContainer {
       return Policy::find_value(table_, Policy::hash(key), key, held);
     }
   }
-  // find_live, with the entry's referent locked into `cur` (npos if it died
-  // meanwhile): what an iterator at that entry holds.
-  template <class X>
-  std::uint32_t find_locked(const X& key, Strong<T>& cur) const {
+  // find(): an It at the live entry of key, holding its referent, else
+  // end() (also when the referent dies before it is locked).
+  template <class It, class X>
+  It iterator_at(const X& key) const {
+    Strong<T> cur;
     std::uint32_t idx;
     if constexpr (!Policy::kWeakKey) {
       idx = Policy::find(table_, Policy::hash(key), key);
     } else {
-      idx = find_live(key, cur);
-      if (cur) return idx;  // (by_value: locked for the comparison)
+      idx = find_live(key, cur);  // (by_value: locked for the comparison)
     }
-    if (idx == npos) return npos;
-    cur = lock(idx);
-    return cur ? idx : npos;
+    if (idx == npos) return It();
+    if (!cur) cur = lock(idx);
+    if (!cur) return It();
+    return It(&table_, idx, std::move(cur));
   }
   // find_live, or weakref::KeyError.
   template <class X>
