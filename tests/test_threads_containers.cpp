@@ -304,7 +304,9 @@ TEST_F(ThreadsContainersTest, ConstReadersShareTheContainer) {
     readers.emplace_back([&] {
       long seen = -1;
       unsigned spins = 0;
-      while (!stop.load()) {
+      // At least one pass each, even when the owner finished before this
+      // thread first ran (a busy machine): `passes` below counts on it.
+      while (seen == -1 || !stop.load()) {
         const long g = generation.load();
         if (g == seen) {
           detail::spin_pause(spins);

@@ -82,8 +82,10 @@ TEST(ReaderSlotsTest, ReadersNeverOverlapAWriter) {
   std::atomic<bool> writer_lock{false};  // the writers' exclusive lock
   std::uint64_t a = 0, b = 0;            // guarded
   std::atomic<std::uint64_t> fast_reads{0};
+  std::atomic<int> writers_left{2};
   constexpr int kWrites = 2000;
   constexpr int kReads = 20000;
+  constexpr std::uint64_t kFastReadsPerReader = 100;
   auto write = [&](std::uint64_t v) {
     while (writer_lock.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
     writing.store(true, std::memory_order_seq_cst);
@@ -97,10 +99,18 @@ TEST(ReaderSlotsTest, ReadersNeverOverlapAWriter) {
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < kWrites; ++i) write(static_cast<std::uint64_t>(t * kWrites + i));
+      writers_left.fetch_sub(1);
     });
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&] {
-      for (int i = 0; i < kReads; ++i) {
+      // At least kReads attempts, and on until the writers are done and
+      // this reader has gone the fast way kFastReadsPerReader times. The
+      // scheduler may keep a writer's flag up through all of the first
+      // kReads (2 cores, 4 threads), so the count of fast reads is only
+      // certain once the writers have stopped: the loop ends, with no
+      // clock.
+      std::uint64_t mine = 0;
+      for (int i = 0; i < kReads || writers_left.load() != 0 || mine < kFastReadsPerReader; ++i) {
         std::atomic<std::uint32_t>* s = slots.enter(1);
         if (!s) continue;
         if (writing.load(std::memory_order_seq_cst)) {
@@ -110,12 +120,13 @@ TEST(ReaderSlotsTest, ReadersNeverOverlapAWriter) {
         const std::uint64_t x = a, y = b;
         ReaderSlots::leave(s);
         ASSERT_EQ(x, y);
+        ++mine;
         fast_reads.fetch_add(1, std::memory_order_relaxed);
       }
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(a, b);
-  EXPECT_GT(fast_reads.load(), 0U);
+  EXPECT_GE(fast_reads.load(), 2 * kFastReadsPerReader);
 }
 
 }  // namespace
