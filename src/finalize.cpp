@@ -186,7 +186,9 @@ FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s) {
   return s;
 }
 
-void finalizer_release(FinalizerState* s) noexcept { weak_release(s); }
+void finalizer_release(FinalizerState** s) noexcept {
+  if (*s) weak_release(*s);
+}
 
 bool finalizer_alive(const FinalizerState* s) noexcept {
   return s->registered.load(std::memory_order_acquire);

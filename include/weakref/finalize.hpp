@@ -139,9 +139,13 @@ auto bind_finalizer(F&& func, Args&&... args) {
 // Registers s (new, one reference for the caller; from weak_memory) with
 // its weakref to h. On failure s is deleted and the exception propagates.
 WEAKREF_API FinalizerState* finalizer_register(ObjectHeader* h, FinalizerState* s);
-// A handle's release, out of line (GCC 12 warns falsely about the inline
-// one in std::optional<finalize> at -O2).
-WEAKREF_API void finalizer_release(FinalizerState* s) noexcept;
+// A handle's release (nothing for an empty handle), out of line and given
+// the handle's member by address: g++ 12 warns falsely that a
+// std::optional<finalize> built in place may destroy an uninitialized
+// handle, about an inline release at -O2, and about any inline read of the
+// member with -fsanitize=thread -O1 (where a #pragma in this header would
+// not help builds that precompile it: g++ 12 drops pragmas from a PCH).
+WEAKREF_API void finalizer_release(FinalizerState** s) noexcept;
 WEAKREF_API bool finalizer_alive(const FinalizerState* s) noexcept;
 // peek (detach == false) or detach: the object (+1) and func (a finalizer
 // object owning it, +1; null from a peek of a move-only func), or nothing.
@@ -273,9 +277,7 @@ class finalize {
   }
   ///@}
   /// Drops the handle; a live finalizer stays registered and still runs.
-  ~finalize() {
-    if (s_) detail::finalizer_release(s_);
-  }
+  ~finalize() { detail::finalizer_release(&s_); }
 
   /// Python's `f.alive`: whether the finalizer has not run (nor been
   /// detached) yet.
