@@ -32,6 +32,11 @@ TEST_F(ThreadsAllocTest, CrossThreadFrees) {
   for (int c = 0; c < 2; ++c)
     consumers.emplace_back([&] {
       for (;;) {
+        // `done` is read before the queue: once it is set, every object is
+        // in the queue, so an empty take means nothing more will come. Read
+        // after, it could be set between a take that came too early and the
+        // read, and both consumers leave objects unchecked.
+        const bool producers_done = done.load();
         std::vector<Strong<Sized>> batch;
         {
           std::lock_guard<std::mutex> g(mu);
@@ -41,7 +46,7 @@ TEST_F(ThreadsAllocTest, CrossThreadFrees) {
           EXPECT_GE(s->value, 0);
           checked.fetch_add(1);
         }
-        if (batch.empty() && done.load()) return;
+        if (batch.empty() && producers_done) return;
         std::this_thread::yield();
       }
     });
