@@ -114,6 +114,12 @@ TEST_F(ThreadsContainersTest, WeakValueDictionaryUnderForeignDeaths) {
   WeakValueDictionary<int, Obj> d;
   std::vector<int> keys;
   long yielded = 0;
+  // An entry whose value lives through the test, under a key no killer
+  // uses: every pass has one entry it must yield. The killers' values may
+  // all be dead by the time the owner iterates (a busy machine can run the
+  // killers between the owner's hand-over and its pass, every time), so
+  // they alone would not make `yielded` certain.
+  Strong<Obj> anchor = make<Obj>(-1);
   run_owner(
       [&](const Strong<Obj>& o) {
         d.set(o->key, o);
@@ -121,6 +127,7 @@ TEST_F(ThreadsContainersTest, WeakValueDictionaryUnderForeignDeaths) {
       },
       [&](std::mt19937& rng) {
         if (keys.empty()) return;
+        d.set(anchor->key, anchor);  // back if popitem() took it
         for (int i = 0; i < 16; ++i) {
           const int k = keys[rng() % keys.size()];
           if (Strong<Obj> v = d.get(k)) {
@@ -131,11 +138,14 @@ TEST_F(ThreadsContainersTest, WeakValueDictionaryUnderForeignDeaths) {
         }
         std::size_t before = d.size();
         std::size_t n = 0;
+        bool anchor_seen = false;
         for (auto& [k, v] : d) {
           ASSERT_EQ(v->key, k);
           ASSERT_EQ(v->alive.load(), 1);
+          anchor_seen |= v == anchor;
           ++n;
         }
+        ASSERT_TRUE(anchor_seen);
         yielded += static_cast<long>(n);
         ASSERT_LE(n, before);
         const int k = keys[rng() % keys.size()];
@@ -163,6 +173,7 @@ TEST_F(ThreadsContainersTest, WeakValueDictionaryUnderForeignDeaths) {
         }
         if (keys.size() > 4096) keys.erase(keys.begin(), keys.begin() + 2048);
       });
+  anchor.reset();
   d.prune();
   EXPECT_EQ(d.size(), 0U);  // every value is dead now
   EXPECT_EQ(d.begin(), d.end());
