@@ -177,6 +177,11 @@ TEST_F(WeakValueDictionaryTest, SubscriptSetsAndReadsLikePython) {
   auto r = d["k"];  // a named reference: assignments keep its key
   r = a;
   r = a;
+  // (Reading it does not compile: `r->label`, `Strong<Node> x = r;`, see
+  // compile_fail/wvd_subscript_kept_with_auto.cpp. Only the temporary
+  // reads, and a Strong keeps the value.)
+  auto keep = [](const Strong<Node>& v) { return v; };
+  EXPECT_TRUE(keep(d["k"]) == a);
   EXPECT_TRUE(d.get("k") == a);
   EXPECT_EQ(getweakrefcount(a), 1U);
   try {

@@ -125,8 +125,12 @@ class WeakValueDictionary
 
   /// What d[k] gives: `d[k] = v` is set(k, v); reading it (a conversion to
   /// `Strong<V>`, `->`, `==`) is at(k), weakref::KeyError when k is missing
-  /// or its value dead. Refers to the dictionary: use it within the
-  /// expression.
+  /// or its value dead. Refers to the dictionary and the key, not to the
+  /// value: use it within the expression. So the conversion and `->` take
+  /// only the temporary: `auto v = d[k];` makes a mapped_reference, whose
+  /// `v->member` or `Strong<V> s = v;` do not compile (they would look k up
+  /// again, in a dictionary that may be gone); write `Strong<V> v = d[k];`
+  /// (Python's `v = d[k]`, which binds the value).
   class mapped_reference {
    public:
     /// `d[k] = v`: set(k, v).
@@ -136,8 +140,8 @@ class WeakValueDictionary
     ///@}
     /// `d[k] = d[j]`: set(k, d.at(j)).
     ///@{
-    void operator=(const mapped_reference& o) & { *this = Strong<V>(o); }
-    void operator=(const mapped_reference& o) && { std::move(*this) = Strong<V>(o); }
+    void operator=(const mapped_reference& o) & { *this = Strong<V>(std::move(o)); }
+    void operator=(const mapped_reference& o) && { std::move(*this) = Strong<V>(std::move(o)); }
     ///@}
     /// Copies refer to the same dictionary and key.
     mapped_reference(const mapped_reference&) = default;
@@ -145,9 +149,31 @@ class WeakValueDictionary
     ~mapped_reference() = default;
 
     /// Reads `d[k]`: at(k); throws weakref::KeyError when missing or dead.
-    operator Strong<V>() const { return d_->at(key_); }
-    /// `d[k]->member`: at(k), held for the full expression.
-    Strong<V> operator->() const { return d_->at(key_); }
+    /// On the temporary `d[k]` only (above).
+    operator Strong<V>() const&& { return d_->at(key_); }
+    /// `d[k]->member`: at(k), held for the full expression. On the
+    /// temporary `d[k]` only (above).
+    Strong<V> operator->() const&& { return d_->at(key_); }
+    /// `auto v = d[k]; v->member` or `Strong<V> s = v;`: does not compile
+    /// (above), with this message.
+    ///@{
+    template <class Self = mapped_reference>
+    operator Strong<V>() const& {
+      static_assert(detail::dependent_false<Self>,
+                    "weakref::WeakValueDictionary: d[k] stands for the lookup, not the value, "
+                    "within its expression; to keep the value write "
+                    "`weakref::Strong<V> v = d[k];` (not `auto`)");
+      return {};
+    }
+    template <class Self = mapped_reference>
+    Strong<V> operator->() const& {
+      static_assert(detail::dependent_false<Self>,
+                    "weakref::WeakValueDictionary: d[k] stands for the lookup, not the value, "
+                    "within its expression; to keep the value write "
+                    "`weakref::Strong<V> v = d[k];` (not `auto`)");
+      return {};
+    }
+    ///@}
     /// `d[k] == v`: at(k) is v (identity).
     friend bool operator==(const mapped_reference& a, const Strong<V>& b) {
       return a.d_->at(a.key_) == b;
