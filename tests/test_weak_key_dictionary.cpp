@@ -77,6 +77,17 @@ TEST_F(WeakKeyDictionaryTest, SetGetAtContains) {
 // value-initialized value), and get() hands out a read-only copy: a change
 // to it would be lost, so it does not compile
 // (tests/compile_fail/wkd_get_is_read_only.cpp).
+// Python's `d |= {k: v}`: a braced list of pairs on the right of |=.
+TEST_F(WeakKeyDictionaryTest, OrAssignTakesABracedList) {
+  Strong<Node> a = make<Node>("A"), b = make<Node>("B");
+  Dict d;
+  d |= {{a, "1"}, {b, "2"}};
+  d |= {{a, "3"}};
+  EXPECT_EQ(d.at(a), "3");
+  EXPECT_EQ(d.at(b), "2");
+  EXPECT_EQ(d.size(), 2U);
+}
+
 TEST_F(WeakKeyDictionaryTest, SubscriptInsertsAndGetIsReadOnly) {
   Strong<Node> a = make<Node>("A");
   Strong<Node> b = make<Node>("B");

@@ -89,6 +89,39 @@ TEST_F(WeakSetTest, DeducesTheElementType) {
   EXPECT_EQ(from_range.size(), 1U);
 }
 
+// Python's set literals as arguments: `s |= {b, c}`, `s.issubset({a, b})`.
+// A braced list gives the template nothing to deduce; its default, a list
+// of elements, takes it.
+TEST_F(WeakSetTest, BracedListsWhereAPythonSetLiteralGoes) {
+  Strong<Node> a = make<Node>("A"), b = make<Node>("B"), c = make<Node>("C");
+  WeakSet<Node> s{a};
+  s |= {b, c};
+  EXPECT_EQ(s, (WeakSet<Node>{a, b, c}));
+  s -= {c};
+  EXPECT_EQ(s, (WeakSet<Node>{a, b}));
+  s &= {a, c};
+  EXPECT_EQ(s, (WeakSet<Node>{a}));
+  s ^= {a, b};
+  EXPECT_EQ(s, (WeakSet<Node>{b}));
+  EXPECT_TRUE(s.issubset({a, b}));
+  EXPECT_FALSE(s.issubset({a}));
+  EXPECT_TRUE(s.issuperset({b}));
+  EXPECT_FALSE(s.issuperset({a, b}));
+  EXPECT_TRUE(s.isdisjoint({a, c}));
+  EXPECT_FALSE(s.isdisjoint({b}));
+  EXPECT_EQ(s.union_({a}), (WeakSet<Node>{a, b}));
+  EXPECT_EQ(s.intersection({a, b}), (WeakSet<Node>{b}));
+  EXPECT_EQ(s.difference({b}), WeakSet<Node>{});
+  EXPECT_EQ(s.symmetric_difference({b, c}), (WeakSet<Node>{c}));
+  s.update({a});
+  s.symmetric_difference_update({a, c});
+  EXPECT_EQ(s, (WeakSet<Node>{b, c}));
+  s.intersection_update({c});
+  EXPECT_EQ(s, (WeakSet<Node>{c}));
+  s.difference_update({c});
+  EXPECT_TRUE(s.empty());
+}
+
 TEST_F(WeakSetTest, AlgebraMethodsAndOperators) {
   Strong<Node> a = make<Node>("A"), b = make<Node>("B"), c = make<Node>("C"), d = make<Node>("D");
   const WeakSet<Node> s1{a, b, c};

@@ -30,6 +30,17 @@ std::vector<std::string> items(const Dict& d) {
 }
 using L = std::vector<std::string>;
 
+// Python's `d |= {k: v}`: a braced list of pairs on the right of |=.
+TEST_F(WeakValueDictionaryTest, OrAssignTakesABracedList) {
+  Strong<Node> a = make<Node>("A"), b = make<Node>("B");
+  Dict d;
+  d |= {{"x", a}, {"y", b}};
+  d |= {{"x", b}};
+  EXPECT_TRUE(d.at("x") == b);
+  EXPECT_TRUE(d.at("y") == b);
+  EXPECT_EQ(d.size(), 2U);
+}
+
 TEST_F(WeakValueDictionaryTest, SetGetAtContains) {
   Strong<Node> a = make<Node>("A");
   Dict d;

@@ -104,6 +104,10 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   using Table = typename Base::Table;
   template <class R>
   static constexpr bool element_range = detail::range_of<R, Strong<T>>;
+  // The default `other` of the set algebra, so that a braced list works as
+  // in Python's `s |= {a, b}` or `s.issubset({a, b})` (R cannot be deduced
+  // from a braced list; it then takes this default, as std::exchange's U).
+  using List = std::initializer_list<Strong<T>>;
 
  public:
   using key_type = Strong<T>;    ///< an element
@@ -159,11 +163,11 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   /// Python's `s.union(other)` (`union` is a C++ keyword): a new set with
   /// the elements of both. `other` is any range of Strong<T>. Throws
   /// std::bad_alloc.
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet union_(R&& other)
   const { return *this | std::forward<R>(other); }
   /// Python's `s.intersection(other)`: a new set of the elements in both.
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet intersection(R&& other)
   const {
     WeakSet r;
@@ -172,7 +176,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     return r;
   }
   /// Python's `s.difference(other)`: a new set of the elements not in other.
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet difference(R&& other)
   const {
     WeakSet r(*this);
@@ -181,7 +185,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
   /// Python's `s.symmetric_difference(other)`: a new set of the elements in
   /// exactly one of the two.
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet symmetric_difference(R&& other)
   const {
     WeakSet r(*this);
@@ -191,7 +195,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
 
   /// Python's `s.intersection_update(other)`: keeps the elements also in
   /// other. Safe when releasing an element runs callbacks that use the set.
-  template <class R>
+  template <class R = List>
   requires element_range<R>
   void intersection_update(R&& other) {
     if (is_self(other)) return;
@@ -208,7 +212,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     }
   }
   /// Python's `s.difference_update(other)`: removes the elements of other.
-  template <class R>
+  template <class R = List>
   requires element_range<R>
   void difference_update(R&& other) {
     if (is_self(other)) return this->clear();
@@ -216,7 +220,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
   /// Python's `s.symmetric_difference_update(other)`: removes the elements
   /// of other that are here and adds the others.
-  template <class R>
+  template <class R = List>
   requires element_range<R>
   void symmetric_difference_update(R&& other) {
     if (is_self(other)) return this->clear();
@@ -227,7 +231,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
   }
 
   /// Python's `s.issubset(other)` (`<=`).
-  template <class R>
+  template <class R = List>
   requires element_range<R>
   bool issubset(R&& other) const {
     if constexpr (std::is_same_v<std::remove_cvref_t<R>, WeakSet>) {
@@ -237,7 +241,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     }
   }
   /// Python's `s.issuperset(other)` (`>=`).
-  template <class R>
+  template <class R = List>
   requires element_range<R>
   bool issuperset(R&& other) const {
     for (auto&& x : other)
@@ -245,7 +249,7 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     return true;
   }
   /// Python's `s.isdisjoint(other)`: no element in common.
-  template <class R>
+  template <class R = List>
   requires element_range<R>
   bool isdisjoint(R&& other) const {
     for (auto&& x : other)
@@ -270,19 +274,19 @@ class WeakSet : public detail::WeakContainer<detail::WeakKeyPolicy<T, void, KeyP
     return a.symmetric_difference(std::forward<R>(b));
   }
   /// Python's `a &= b`: intersection_update().
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet& operator&=(R&& b) {
     intersection_update(std::forward<R>(b));
     return *this;
   }
   /// Python's `a -= b`: difference_update().
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet& operator-=(R&& b) {
     difference_update(std::forward<R>(b));
     return *this;
   }
   /// Python's `a ^= b`: symmetric_difference_update().
-  template <class R>
+  template <class R = List>
   requires element_range<R> WeakSet& operator^=(R&& b) {
     symmetric_difference_update(std::forward<R>(b));
     return *this;

@@ -579,8 +579,9 @@ class WeakContainer {
     r.update(b);
     return r;
   }
-  /// Python's `a |= b`: update(b).
-  template <class R>
+  /// Python's `a |= b`: update(b); b may be a braced list (`d |= {{k, v}}`,
+  /// `s |= {x, y}`).
+  template <class R = std::initializer_list<Item>>
   requires accepts<R> Derived& operator|=(R&& b) {
     update(std::forward<R>(b));
     return derived();
