@@ -64,9 +64,14 @@ TEST_F(WeakMethodTest, BoundMethodsCompareAsPythons) {
   EXPECT_FALSE(m.lock() == Bound(c, &Button::click));
   EXPECT_TRUE(m.lock() != Bound(b, &Button::unclick));
   EXPECT_FALSE(m.lock() == Bound());
+  // bound_method(obj, &T::f): Python's obj.f, with nothing to spell out.
+  EXPECT_TRUE(m.lock() == bound_method(b, &Button::click));
+  EXPECT_FALSE(m.lock() == bound_method(c, &Button::click));
+  static_assert(std::is_same_v<decltype(bound_method(b, &Button::click)), Bound>);
   b.reset();
   EXPECT_TRUE(m.lock() == Bound());  // None == None
   EXPECT_FALSE(m.lock() == Bound(c, &Button::click));
+  EXPECT_FALSE(m.lock() == bound_method(c, &Button::click));
 }
 
 TEST_F(WeakMethodTest, EachIsItsOwnWeakref) {

@@ -95,7 +95,7 @@ class WeakMethod : public detail::WeakHandle {
     /// The member function (Python's `__func__`).
     Pmf function() const noexcept { return pmf_; }
     /// Python's bound-method `==`: the same object (identity) and the same
-    /// member function, so `m.lock() == BoundMethod(obj, &T::f)` is
+    /// member function, so `m.lock() == bound_method(obj, &T::f)` is
     /// `m() == obj.f` (how a signal finds the slot to disconnect). Two empty
     /// ones are equal (`None == None`).
     friend bool operator==(const BoundMethod& a, const BoundMethod& b) noexcept {
@@ -248,6 +248,16 @@ WeakMethod(const Strong<U>&, Pmf) -> WeakMethod<Pmf>;
 template <class U, class Pmf, class F>
 WeakMethod(const Strong<U>&, Pmf, F&&) -> WeakMethod<Pmf>;
 ///@}
+
+/// Python's bound method `obj.f`: `bound_method(obj, &T::f)` is
+/// `WeakMethod<decltype(&T::f)>::BoundMethod(obj, &T::f)`, what `m.lock()`
+/// compares with (`m() == obj.f`: how a signal finds the slot to
+/// disconnect). obj may be a Strong to a class derived from T.
+template <class U, class Pmf>
+requires std::is_member_function_pointer_v<Pmf>
+typename WeakMethod<Pmf>::BoundMethod bound_method(Strong<U> obj, Pmf pmf) {
+  return typename WeakMethod<Pmf>::BoundMethod(std::move(obj), pmf);
+}
 
 }  // namespace weakref
 
