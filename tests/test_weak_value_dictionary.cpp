@@ -185,12 +185,12 @@ TEST_F(WeakValueDictionaryTest, SubscriptSetsAndReadsLikePython) {
   EXPECT_EQ(d["j"]->label, "B");
   d["k"] = d["j"];  // k now maps to j's value
   EXPECT_TRUE(d.get("k") == b);
-  auto r = d["k"];  // a named reference: assignments keep its key
-  r = a;
-  r = a;
-  // (Reading it does not compile: `r->label`, `Strong<Node> x = r;`, see
-  // compile_fail/wvd_subscript_kept_with_auto.cpp. Only the temporary
-  // reads, and a Strong keeps the value.)
+  {
+    auto r = d["k"];  // a named reference: assignments keep its key
+    r = a;
+    r = a;
+    EXPECT_TRUE(r == a);  // and reads what it set (holding it, as Python's r)
+  }
   auto keep = [](const Strong<Node>& v) { return v; };
   EXPECT_TRUE(keep(d["k"]) == a);
   EXPECT_TRUE(d.get("k") == a);
@@ -209,6 +209,34 @@ TEST_F(WeakValueDictionaryTest, SubscriptSetsAndReadsLikePython) {
   EXPECT_TRUE(cd["j"] == b);
   EXPECT_THROW(cd["k"], KeyError);
   EXPECT_THROW(d["x"] = Strong<Node>(), std::invalid_argument);
+}
+
+// Python's `v = d[k]` binds the value: a port's `auto v = d[k];` holds it
+// too, through later assignments, erasures and the dictionary's end; the
+// KeyError of a missing key comes when v is read.
+TEST_F(WeakValueDictionaryTest, ANamedSubscriptHoldsTheValueAsPythonsBinding) {
+  Strong<Node> a = make<Node>("A");
+  Strong<Node> b = make<Node>("B");
+  auto d = std::make_unique<Dict>();
+  (*d)["k"] = a;
+  auto v = (*d)["k"];
+  auto missing = (*d)["zz"];  // no KeyError yet: d["zz"] = x must work
+  (*d)["k"] = b;
+  EXPECT_TRUE(v == a);
+  EXPECT_EQ(v->label, "A");
+  d->erase("k");
+  d.reset();  // the dictionary is gone; v still reads its value
+  Strong<Node> x = v;
+  EXPECT_TRUE(x == a);
+  a.reset();
+  x.reset();
+  EXPECT_EQ(v->label, "A");  // v keeps it alive, as Python's v
+  try {
+    Strong<Node> y = missing;
+    FAIL() << "no KeyError";
+  } catch (const KeyError& e) {
+    EXPECT_STREQ(e.what(), "'zz'");
+  }
 }
 
 TEST_F(WeakValueDictionaryTest, DelErasePopPopitemSetdefault) {

@@ -123,67 +123,55 @@ class WeakValueDictionary
   // copies (weakrefs of their own) and moves: detail::WeakContainer.
   using Base::Base;
 
-  /// What d[k] gives: `d[k] = v` is set(k, v); reading it (a conversion to
-  /// `Strong<V>`, `->`, `==`) is at(k), weakref::KeyError when k is missing
-  /// or its value dead. Refers to the dictionary and the key, not to the
-  /// value: use it within the expression. So the conversion and `->` take
-  /// only the temporary: `auto v = d[k];` makes a mapped_reference, whose
-  /// `v->member` or `Strong<V> s = v;` do not compile (they would look k up
-  /// again, in a dictionary that may be gone); write `Strong<V> v = d[k];`
-  /// (Python's `v = d[k]`, which binds the value).
+  /// What d[k] gives: `d[k] = v` is set(k, v), and reading it (a
+  /// conversion to `Strong<V>`, `->`, `==`) is Python's `d[k]`: the value k
+  /// had when `d[k]` was evaluated (get(k), held here), or weakref::KeyError
+  /// (k's repr) when k was missing or its value dead. So `auto v = d[k];`
+  /// binds the value as Python's `v = d[k]` does: it keeps it alive and
+  /// still gives it after `d[k] = other`, or once the dictionary is gone.
+  /// One difference: the KeyError comes when v is read, not at `d[k]`
+  /// (which must not throw, to be assigned). Assigning to a named one sets
+  /// d[k] again (the dictionary must still exist) and gives the new value.
+  /// Cost: every `d[k]` looks k up, `d[k] = v` too; set(k, v) does not.
   class mapped_reference {
    public:
     /// `d[k] = v`: set(k, v).
     ///@{
-    void operator=(const Strong<V>& value) & { d_->set(key_, value); }
+    void operator=(const Strong<V>& value) & {
+      d_->set(key_, value);
+      value_ = value;
+    }
     void operator=(const Strong<V>& value) && { d_->set(std::move(key_), value); }
     ///@}
-    /// `d[k] = d[j]`: set(k, d.at(j)).
+    /// `d[k] = d[j]`: set(k, d[j]'s value).
     ///@{
-    void operator=(const mapped_reference& o) & { *this = Strong<V>(std::move(o)); }
-    void operator=(const mapped_reference& o) && { std::move(*this) = Strong<V>(std::move(o)); }
+    void operator=(const mapped_reference& o) & { *this = o.value(); }
+    void operator=(const mapped_reference& o) && { std::move(*this) = o.value(); }
     ///@}
-    /// Copies refer to the same dictionary and key.
+    /// Copies refer to the same dictionary and key, and hold the same value.
     mapped_reference(const mapped_reference&) = default;
     /// Does nothing to the dictionary.
     ~mapped_reference() = default;
 
-    /// Reads `d[k]`: at(k); throws weakref::KeyError when missing or dead.
-    /// On the temporary `d[k]` only (above).
-    operator Strong<V>() const&& { return d_->at(key_); }
-    /// `d[k]->member`: at(k), held for the full expression. On the
-    /// temporary `d[k]` only (above).
-    Strong<V> operator->() const&& { return d_->at(key_); }
-    /// `auto v = d[k]; v->member` or `Strong<V> s = v;`: does not compile
-    /// (above), with this message.
-    ///@{
-    template <class Self = mapped_reference>
-    operator Strong<V>() const& {
-      static_assert(detail::dependent_false<Self>,
-                    "weakref::WeakValueDictionary: d[k] stands for the lookup, not the value, "
-                    "within its expression; to keep the value write "
-                    "`weakref::Strong<V> v = d[k];` (not `auto`)");
-      return {};
-    }
-    template <class Self = mapped_reference>
-    Strong<V> operator->() const& {
-      static_assert(detail::dependent_false<Self>,
-                    "weakref::WeakValueDictionary: d[k] stands for the lookup, not the value, "
-                    "within its expression; to keep the value write "
-                    "`weakref::Strong<V> v = d[k];` (not `auto`)");
-      return {};
-    }
-    ///@}
-    /// `d[k] == v`: at(k) is v (identity).
-    friend bool operator==(const mapped_reference& a, const Strong<V>& b) {
-      return a.d_->at(a.key_) == b;
-    }
+    /// Reads `d[k]`: the value; throws weakref::KeyError when k was missing
+    /// or dead.
+    operator Strong<V>() const { return value(); }
+    /// `d[k]->member`: the value's member; weakref::KeyError as above.
+    const Strong<V>& operator->() const { return value(); }
+    /// `d[k] == v`: the value is v (identity); weakref::KeyError as above.
+    friend bool operator==(const mapped_reference& a, const Strong<V>& b) { return a.value() == b; }
 
    private:
     friend class WeakValueDictionary;
-    mapped_reference(WeakValueDictionary* d, K key) noexcept : d_(d), key_(std::move(key)) {}
+    mapped_reference(WeakValueDictionary* d, K key)
+        : d_(d), key_(std::move(key)), value_(d->get(key_)) {}
+    const Strong<V>& value() const {
+      if (!value_) detail::key_error(key_);
+      return value_;
+    }
     WeakValueDictionary* d_;
     K key_;
+    Strong<V> value_;  // what get(key_) gave, null when missing or dead
   };
 
   // -- Mapping ------------------------------------------------------------------
