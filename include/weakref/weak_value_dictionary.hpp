@@ -55,14 +55,15 @@
 //
 // Names: Python's (`d[k] = v` is set, `del d[k]` is del), plus std's erase
 // (no exception, returns the count). operator[] gives Python's spelling:
-// `d[k] = v` sets, and reading d[k] is at() (weakref::KeyError when missing
-// or dead: a weakly held value cannot be default-inserted as std::map
-// would). Range-for yields (key, value) pairs, as std::unordered_map; keys()
-// gives Python's `for k in d`. What the three weak containers share
-// (construction, copies and moves, contains, count, erase, del, popitem,
-// update, views, size, clear, prune, find, erase(iterator), erase_if, |,
-// |=, the collector's view) is in detail/weak_container.hpp, their common
-// core.
+// `d[k] = v` sets, and reading d[k] gives the value k had when d[k] was
+// evaluated, as Python's `v = d[k]` binds it (weakref::KeyError when missing
+// or dead: a weakly held value cannot be default-inserted as std::map would;
+// mapped_reference below). Range-for yields (key, value) pairs, as
+// std::unordered_map; keys() gives Python's `for k in d`. What the three
+// weak containers share (construction, copies and moves, contains, count,
+// erase, del, popitem, update, views, size, clear, prune, find,
+// erase(iterator), erase_if, |, |=, the collector's view) is in
+// detail/weak_container.hpp, their common core.
 // docs/python-mapping.md lists every difference from Python
 // (python-mapping.md#weak-container-differences);
 // docs/threads.md states the thread rules in full.
