@@ -215,6 +215,8 @@ void child() noexcept {
 
 }  // namespace
 
+void heavy_fence() noexcept { fence_all_threads(); }
+
 void gate_enter_slow(ForkGateRecord* r, std::uint32_t held_before) noexcept {
   if (!r) {
     r = register_thread();

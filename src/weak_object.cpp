@@ -22,6 +22,9 @@
 //  * a death whose only weakref is a container entry's: the side lock, the
 //    entry's count, its push on the owner's queue (the claim is a store
 //    under the lock: entry_weak.hpp);
+//  * a death whose only weakref has a callback (a callback ref, a
+//    finalizer): the side lock; the death borrows the weakref for its
+//    callback (weak_object.hpp), with no count update on it;
 //  * other deaths: the side lock, one claim per callback weakref still held,
 //    the batch's release of each, a unit for the entry weakrefs (one
 //    fetch_add), and the side table's unit;
@@ -30,6 +33,7 @@
 //    (weak_release, side_release). A callback ref or finalizer whose handle
 //    goes after the death pays neither its decrement nor the side table's.
 #include <mutex>
+#include <new>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
@@ -39,6 +43,7 @@
 #include "weakref/detail/atomics.hpp"
 #include "weakref/detail/dcheck.hpp"
 #include "weakref/detail/entry_weak.hpp"
+#include "weakref/detail/fork_gate.hpp"
 #include "weakref/detail/locks.hpp"
 #include "weakref/detail/weak_object.hpp"
 #include "weakref/ref.hpp"
@@ -324,6 +329,92 @@ bool clear_list(SideTable* s, WeakObject* w, CallbackBatch& batch, bool (*skip)(
   return unit_taken;
 }
 
+// The death's borrow (weak_object.hpp). The deaths in progress on this
+// thread that borrow their weakref, innermost first (a callback may kill
+// another object), each with the releases its own thread handed to it.
+struct Borrow {
+  WeakObject* w;
+  std::uint32_t owed;
+  Borrow* outer;
+};
+WEAKREF_TLS_INITIAL_EXEC constinit thread_local Borrow* tls_borrows = nullptr;
+
+// Releases handed to a death by other threads, one node each (a weakref's
+// own fields are not free for it: a ReferenceQueue links the weakrefs it
+// holds through `prev`, and a callback may post its weakref to one). Under
+// g_owed_lock; g_owed_count is the list's length, which a death reads with
+// one load after setting kDeathDone.
+struct OwedRelease {
+  WeakObject* w;
+  OwedRelease* next;
+};
+constinit SpinLock g_owed_lock;
+OwedRelease* g_owed = nullptr;
+std::atomic<std::size_t> g_owed_count{0};
+
+// Drops the owed releases of the weakrefs whose deaths are done. Any thread
+// may: an owed release is a reference like any other, and after kDeathDone
+// (acquire) the death no longer touches its weakref.
+[[gnu::noinline]] void settle_owed() noexcept {
+  OwedRelease* ready = nullptr;
+  {
+    std::lock_guard<SpinLock> g(g_owed_lock);
+    OwedRelease** link = &g_owed;
+    while (OwedRelease* o = *link) {
+      if (o->w->state.load(std::memory_order_seq_cst) & kDeathDone) {
+        *link = o->next;
+        o->next = ready;
+        ready = o;
+        g_owed_count.store(g_owed_count.load(std::memory_order_relaxed) - 1,
+                           std::memory_order_relaxed);
+      } else {
+        link = &o->next;
+      }
+    }
+  }
+  while (OwedRelease* o = ready) {
+    ready = o->next;
+    WeakObject* w = o->w;
+    delete o;
+    weak_release(w);  // the owed reference: may be the last
+  }
+}
+
+// weak_release_last's hand-over of a last release of w to the death that
+// borrows it. The reference goes back into `refs` (unless still counted),
+// then to the death: through this thread's list of deaths when it is one of
+// them (a callback or ~T dropping the last handle), else through g_owed,
+// whose count's store this heavy_fence orders before settle_owed's reads of
+// kDeathDone (the death's light_fenced_store of kDeathDone orders the other
+// way: fork_gate.hpp): one of the two sides settles it. With no memory for
+// the node, this thread waits for the death to be done instead (a deadlock
+// only if that callback or ~T waits for this thread meanwhile, and only out
+// of memory).
+[[gnu::noinline]] void owe_to_death(WeakObject* w, bool counted) noexcept {
+  if (!counted) rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
+  for (Borrow* b = tls_borrows; b; b = b->outer) {
+    if (b->w == w) {
+      ++b->owed;
+      return;
+    }
+  }
+  auto* o = new (std::nothrow) OwedRelease{w, nullptr};
+  if (!o) [[unlikely]] {
+    unsigned spins = 0;
+    while (!(w->state.load(std::memory_order_acquire) & kDeathDone)) spin_pause(spins);
+    weak_release(w);
+    return;
+  }
+  {
+    std::lock_guard<SpinLock> g(g_owed_lock);
+    o->next = g_owed;
+    g_owed = o;
+    g_owed_count.store(g_owed_count.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  }
+  heavy_fence();
+  settle_owed();
+}
+
 void release_unpinned(WeakObject* w) noexcept {
   while (w) {
     WeakObject* next = w->next;
@@ -345,7 +436,7 @@ bool weak_try_acquire(WeakObject* w) noexcept {
   return false;
 }
 
-void weak_release_last(WeakObject* w) noexcept {
+void weak_release_last(WeakObject* w, bool counted) noexcept {
   SideTable* s = w->side_table();
   // A cleared weakref is already unlinked: clear_list and clear_garbage_weak set
   // linked = false before the release that sets the cleared bit, which this
@@ -361,6 +452,13 @@ void weak_release_last(WeakObject* w) noexcept {
     }
   }
   WEAKREF_DCHECK(!w->linked, "a weakref whose last reference goes is unlinked (a cleared one was)");
+  // A death borrows w: the release is its (acquire: after kDeathDone, what
+  // the death wrote, kSideExtraUnit among it, is seen below).
+  if ((w->state.load(std::memory_order_acquire) & (kBorrowed | kDeathDone)) == kBorrowed)
+      [[unlikely]] {
+    owe_to_death(w, counted);
+    return;
+  }
   if (shared) {
     // It had no unit: past the unlock, the side table may be gone (a quiet
     // death), and nothing here reads it.
@@ -752,8 +850,13 @@ namespace {
     die_with_one_entry(h, s, static_cast<EntryWeak*>(w));
     return true;
   }
-  // As in clear_list: the reference first, then the cleared bit.
-  call = w->has_callback && weak_try_acquire(w);
+  // A weakref whose count is already 0 (its last release waits for this
+  // lock) is not called, as in CPython. Else the death borrows it
+  // (weak_object.hpp): kBorrowed before the cleared bit, so that a last
+  // release that sees either sees it.
+  call = w->has_callback && w->refs.load(std::memory_order_relaxed) != 0;
+  if (call)
+    w->state.store(w->state.load(std::memory_order_relaxed) | kBorrowed, std::memory_order_relaxed);
   mark_cleared(w);
   s->lock.unlock();
   if (!call) {
@@ -761,18 +864,26 @@ namespace {
     side_release(s);
     return true;
   }
+  Borrow borrow{w, 0, tls_borrows};
+  tls_borrows = &borrow;
   try {
     w->invoke();
   } catch (...) {
     report_callback_exception(w);
   }
   h->type->destroy(h);
+  tls_borrows = borrow.outer;
   // w outlives the object's part in the side table: it takes the object's
-  // unit over (before this release, which publishes it), one count update
-  // less. (Nothing else writes `side` once it is cleared.)
+  // unit over, one count update less. (Nothing else writes `side` once it is
+  // cleared; kDeathDone publishes it.)
   w->side.store(w->side.load(std::memory_order_relaxed) | kSideExtraUnit,
                 std::memory_order_relaxed);
-  weak_release(w);
+  // The death's last access to w, unless a release is owed to it.
+  light_fenced_store(
+      w->state, static_cast<std::uint8_t>(w->state.load(std::memory_order_relaxed) | kDeathDone));
+  if (g_owed_count.load(std::memory_order_seq_cst) != 0) [[unlikely]]
+    settle_owed();
+  for (std::uint32_t n = borrow.owed; n; --n) weak_release(w);
   return true;
 }
 
@@ -814,6 +925,8 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
   }
   die_clearing(h, s);
 }
+
+std::size_t owed_releases() noexcept { return g_owed_count.load(std::memory_order_acquire); }
 
 std::size_t weak_count(ObjectHeader* h) noexcept {
   const HeaderWord x{h->word.load(std::memory_order_acquire)};

@@ -389,6 +389,70 @@ TEST_F(ThreadsCoreTest, HandlesOfADeadReferentGoTogether) {
   EXPECT_EQ(g_live.load(), 0);
 }
 
+// The death borrows its one callback weakref (weak_object.hpp): another
+// thread that drops the last handle while the callback runs hands its
+// release to the death, which settles it when it is done. Here the callback
+// waits until the other thread's release has returned (so the hand-over is
+// certain), then the death frees the weakref: nothing stays owed.
+TEST_F(ThreadsCoreTest, ALastHandleDroppedDuringTheCallbackGoesToTheDeath) {
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<int> stage{0};
+    std::atomic<int> calls{0};
+    Strong<Node> n = make<Node>();
+    std::optional<ref<Node>> holder;
+    holder.emplace(n, [&](const ref<Node>& self) {
+      calls.fetch_add(1);
+      stage.store(1);
+      while (stage.load() != 2) std::this_thread::yield();
+      EXPECT_FALSE(self());  // still readable: the death holds it
+    });
+    std::thread other([&] {
+      while (stage.load() != 1) std::this_thread::yield();
+      holder.reset();
+      stage.store(2);
+    });
+    n.reset();
+    other.join();
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ(detail::owed_releases(), 0U);
+  }
+}
+
+// The same release racing with every moment of the death (before it, during
+// the callback, during ~T, after): the weakref goes exactly once, and its
+// callback runs at most once (not at all when the ref went first, as in
+// Python). Also for a finalizer whose handle is dropped meanwhile: it runs
+// once whatever the order (its registration holds it).
+TEST_F(ThreadsCoreTest, LastHandlesRaceWithTheDeathThatBorrowsThem) {
+  std::barrier sync(2);
+  for (int round = 0; round < 2000; ++round) {
+    std::atomic<int> calls{0};
+    std::atomic<int> finalized{0};
+    Strong<Node> n = make<Node>();
+    Strong<Node> m = make<Node>();
+    std::optional<ref<Node>> holder;
+    holder.emplace(n, [&](const ref<Node>& self) {
+      calls.fetch_add(1);
+      EXPECT_FALSE(self());
+    });
+    std::optional<finalize> f;
+    f.emplace(m, [&] { finalized.fetch_add(1); });
+    std::thread other([&] {
+      sync.arrive_and_wait();
+      for (int spin = round % 64; spin; --spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+      holder.reset();
+      f.reset();
+    });
+    sync.arrive_and_wait();
+    n.reset();
+    m.reset();
+    other.join();
+    EXPECT_LE(calls.load(), 1);  // none when the ref went first, as in Python
+    EXPECT_EQ(finalized.load(), 1);
+    EXPECT_EQ(detail::owed_releases(), 0U);
+  }
+}
+
 // Callbacks run on the thread that releases the last strong reference.
 TEST_F(ThreadsCoreTest, CallbackRunsOnReleasingThread) {
   Strong<Node> n = make<Node>();

@@ -36,6 +36,27 @@ WEAKREF_API extern constinit thread_local ForkGateRecord* tls_fork_record;
 WEAKREF_API extern constinit std::atomic<std::uint32_t> fork_gate;
 inline constexpr std::uint32_t kGateClosed = 1;
 inline constexpr std::uint32_t kGateFenced = 2;
+// Asymmetric fences, for a store-buffering pattern whose one side is hot:
+// each side stores, then loads what the other stored, and one of the two
+// loads must see the other's store. The hot side's store is
+// light_fenced_store(): a plain store and a compiler fence while the other
+// side can fence every thread with membarrier, else a sequentially
+// consistent store (kGateFenced). The rare side stores sequentially
+// consistent and calls heavy_fence() before its load; both loads are
+// sequentially consistent (a plain load on x86). The fork gate is one user
+// (src/fork.cpp); a death that borrows its weakref is another
+// (src/weak_object.cpp).
+template <class T>
+[[gnu::always_inline]] inline void light_fenced_store(std::atomic<T>& a, T v) noexcept {
+  if (fork_gate.load(std::memory_order_relaxed) & kGateFenced) {
+    a.store(v, std::memory_order_seq_cst);
+  } else {
+    a.store(v, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+}
+WEAKREF_API void heavy_fence() noexcept;
+
 WEAKREF_API void gate_enter_slow(ForkGateRecord* r, std::uint32_t held_before) noexcept;
 WEAKREF_API void gate_leave_slow() noexcept;
 
