@@ -7,7 +7,7 @@
 #include "weakref/detail/object.hpp"  // pool_allocate, pool_deallocate, pools_enabled
 
 // The thread-locals of the hot paths (the allocator's pools, the spare
-// side-table block, the death queue) use the initial-exec TLS model: the
+// side-table block, the death queue, the fork gate's record) use the initial-exec TLS model: the
 // library is compiled position-independent, where the default model reaches
 // a thread-local through a call to __tls_get_addr. The linker turns that
 // call into two instructions in an executable, but the compiler has
@@ -17,11 +17,7 @@
 // executable and for the shared libraries it loads at start; a shared
 // library loaded later with dlopen takes them from glibc's surplus, which
 // these few dozen bytes fit.
-#if defined(__GNUC__)
-#define WEAKREF_TLS_INITIAL_EXEC [[gnu::tls_model("initial-exec")]]
-#else
-#define WEAKREF_TLS_INITIAL_EXEC
-#endif
+// (WEAKREF_TLS_INITIAL_EXEC is defined in weakref/detail/config.hpp.)
 
 namespace weakref::detail {
 

@@ -80,7 +80,7 @@
 
 namespace weakref::detail {
 
-constinit thread_local ForkGateRecord* tls_fork_record = nullptr;
+WEAKREF_TLS_INITIAL_EXEC constinit thread_local ForkGateRecord* tls_fork_record = nullptr;
 constinit std::atomic<std::uint32_t> fork_gate{0};
 
 namespace {

@@ -12,6 +12,9 @@
 //  * WEAKREF_HAVE_SINGLE_THREADED is defined only when <sys/single_threaded.h>
 //    exists and WEAKREF_NO_SINGLE_THREADED_FAST_PATH is not defined; it is
 //    the only switch of the single-threaded fast path (atomics.hpp).
+//  * WEAKREF_TLS_INITIAL_EXEC marks the thread-locals of the hot paths, the
+//    fork gate's record among them (src/alloc.hpp says why and what it
+//    needs of a shared build).
 #pragma once
 
 #if !defined(WEAKREF_NO_SINGLE_THREADED_FAST_PATH) && __has_include(<sys/single_threaded.h>)
@@ -29,4 +32,10 @@
 #define WEAKREF_API __attribute__((visibility("default")))
 #else
 #define WEAKREF_API
+#endif
+
+#if defined(__GNUC__)
+#define WEAKREF_TLS_INITIAL_EXEC [[gnu::tls_model("initial-exec")]]
+#else
+#define WEAKREF_TLS_INITIAL_EXEC
 #endif

@@ -30,7 +30,8 @@ struct ForkGateRecord {
   std::atomic<bool> in_use{false};
   ForkGateRecord* next = nullptr;  // every record (push-only list)
 };
-WEAKREF_API extern constinit thread_local ForkGateRecord* tls_fork_record;
+// (Initial-exec: every library lock reads it; config.hpp.)
+WEAKREF_TLS_INITIAL_EXEC WEAKREF_API extern constinit thread_local ForkGateRecord* tls_fork_record;
 // Bit kGateClosed: a fork is waiting or running; kGateFenced: the system has
 // no membarrier (outermost enters fence).
 WEAKREF_API extern constinit std::atomic<std::uint32_t> fork_gate;
