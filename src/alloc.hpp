@@ -7,8 +7,9 @@
 #include "weakref/detail/object.hpp"  // pool_allocate, pool_deallocate, pools_enabled
 
 // The thread-locals of the hot paths (the allocator's pools, the spare
-// side-table block, the death queue, the fork gate's record) use the initial-exec TLS model: the
-// library is compiled position-independent, where the default model reaches
+// side-table block, the death queue, the fork gate's record) use the
+// initial-exec TLS model: the library is compiled position-independent,
+// where the default model reaches
 // a thread-local through a call to __tls_get_addr. The linker turns that
 // call into two instructions in an executable, but the compiler has
 // already treated it as a call, so every function that touches one saved

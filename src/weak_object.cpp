@@ -390,6 +390,8 @@ std::atomic<std::size_t> g_owed_count{0};
 // the node, this thread waits for the death to be done instead (a deadlock
 // only if that callback or ~T waits for this thread meanwhile, and only out
 // of memory).
+constexpr unsigned kOweSpins = 32;  // CPU pause steps, ~1-4 us
+
 [[gnu::noinline]] void owe_to_death(WeakObject* w, bool counted) noexcept {
   if (!counted) rmw_fetch_add(w->refs, 1U, std::memory_order_relaxed);
   for (Borrow* b = tls_borrows; b; b = b->outer) {
@@ -397,6 +399,16 @@ std::atomic<std::size_t> g_owed_count{0};
       ++b->owed;
       return;
     }
+  }
+  // The death is usually a few steps from done (in ~T, or a callback that
+  // posted to a ReferenceQueue this thread drains): a short wait for it
+  // first spares the system call.
+  for (unsigned spins = 0; spins < kOweSpins;) {
+    if (w->state.load(std::memory_order_acquire) & kDeathDone) {
+      weak_release(w);
+      return;
+    }
+    spin_pause(spins);  // (counts)
   }
   auto* o = new (std::nothrow) OwedRelease{w, nullptr};
   if (!o) [[unlikely]] {

@@ -109,14 +109,16 @@
 //    and settles it. So a weakref whose callback ran costs its death no
 //    count update: a death with threads saves two RMWs (measured: make +
 //    callback ref + death 51.6 -> 38.3 ns), and a release during the window
-//    costs its thread a membarrier (a rare race) or nothing (its own
+//    costs its thread a short wait for the death and then, if the death
+//    is still running, a membarrier (a rare race), or nothing (its own
 //    thread). Nobody frees a borrowed weakref before kDeathDone: a release
 //    handed to the death keeps `refs` at 1 or more until the death drops
 //    it.
 //  * A callback runs at most once: only the batch that cleared the object
-//    (or the death that borrowed it) may run it. Its callable is destroyed right after it ran (with
-//    no lock held: it is user code), or with the weakref object if it never runs, so what it
-//    captured is released at the referent's death as in CPython (which clears wr_callback), not
+//    (or the death that borrowed it) may run it. Its callable is destroyed
+//    right after it ran (with no lock held: it is user code), or with the
+//    weakref object if it never runs, so what it captured is released at
+//    the referent's death as in CPython (which clears wr_callback), not
 //    when the last handle goes.
 #pragma once
 
@@ -491,8 +493,9 @@ struct HandleAccess {
 };
 
 // The callback's handle borrows the batch's reference (CallbackBatch::run
-// holds one while invoke runs) or the death's borrow (see the top): a callback taking `const
-// Handle&` (or a Handle by value: a copy, with its own reference) costs no count update.
+// holds one while invoke runs) or the death's borrow (see the top): a
+// callback taking `const Handle&` (or a Handle by value: a copy, with its own
+// reference) costs no count update.
 template <class Handle, class F>
 void CallbackWeakObject<Handle, F>::invoke() {
   struct Destroy {
