@@ -62,6 +62,48 @@ TEST_F(ThreadsReferenceQueueTest, EveryDeathReachesExactlyOneConsumer) {
   for (int id = 0; id < kTotal; ++id) EXPECT_EQ(ran[id].load(), (id % kPerProducer) % 2) << id;
 }
 
+// An object holding its own queued ref: its death posts the ref (the
+// queue's reference) while the death borrows it, and ~T drops the handle,
+// before or after a pause that lets the consumer run and drop the entry.
+// So the last release is ~T's (on the death's thread) or the consumer's
+// (on another, while the death is still in ~T): either goes to the death
+// (weak_object.hpp, "The death's borrow"). Every entry runs once, and
+// nothing stays owed.
+struct SelfQueued {
+  ref<SelfQueued> self;
+  bool drop_first = false;
+  ~SelfQueued() {
+    if (drop_first) self.reset();
+    const auto until = std::chrono::steady_clock::now() + 20us;
+    while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  }
+};
+
+TEST_F(ThreadsReferenceQueueTest, QueuedRefsWhoseLastHandleGoesWithTheirReferent) {
+  constexpr int kRounds = 2000;
+  ReferenceQueue q;
+  std::atomic<int> ran{0};
+  std::atomic<int> done{0};
+  std::thread consumer([&] {
+    while (done.load() < kRounds) {
+      if (std::optional<ReferenceQueue::Entry> e = q.poll()) {  // (busy: to race)
+        (*e)();
+        done.fetch_add(1);
+      }
+    }
+  });
+  for (int round = 0; round < kRounds; ++round) {
+    Strong<SelfQueued> n = make<SelfQueued>();
+    n->drop_first = round % 2;
+    n->self = q.ref(n, [&ran] { ran.fetch_add(1); });
+    n.reset();
+  }
+  consumer.join();
+  EXPECT_EQ(ran.load(), kRounds);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(detail::owed_releases(), 0U);
+}
+
 TEST_F(ThreadsReferenceQueueTest, BlockingPopWakesForDeathsOnOtherThreads) {
   constexpr int kDeaths = 2000;
   ReferenceQueue q;
