@@ -343,7 +343,7 @@ WEAKREF_TLS_INITIAL_EXEC constinit thread_local Borrow* tls_borrows = nullptr;
 // own fields are not free for it: a ReferenceQueue links the weakrefs it
 // holds through `prev`, and a callback may post its weakref to one). Under
 // g_owed_lock; g_owed_count is the list's length, which a death reads with
-// one load after setting kDeathDone.
+// one load after setting kSideDeathDone.
 struct OwedRelease {
   WeakObject* w;
   OwedRelease* next;
@@ -353,7 +353,7 @@ OwedRelease* g_owed = nullptr;
 std::atomic<std::size_t> g_owed_count{0};
 
 // Drops the owed releases of the weakrefs whose deaths are done. Any thread
-// may: an owed release is a reference like any other, and after kDeathDone
+// may: an owed release is a reference like any other, and after kSideDeathDone
 // (acquire) the death no longer touches its weakref.
 [[gnu::noinline]] void settle_owed() noexcept {
   OwedRelease* ready = nullptr;
@@ -361,7 +361,7 @@ std::atomic<std::size_t> g_owed_count{0};
     std::lock_guard<SpinLock> g(g_owed_lock);
     OwedRelease** link = &g_owed;
     while (OwedRelease* o = *link) {
-      if (o->w->state.load(std::memory_order_seq_cst) & kDeathDone) {
+      if (o->w->side.load(std::memory_order_seq_cst) & kSideDeathDone) {
         *link = o->next;
         o->next = ready;
         ready = o;
@@ -385,7 +385,7 @@ std::atomic<std::size_t> g_owed_count{0};
 // then to the death: through this thread's list of deaths when it is one of
 // them (a callback or ~T dropping the last handle), else through g_owed,
 // whose count's store this heavy_fence orders before settle_owed's reads of
-// kDeathDone (the death's light_fenced_store of kDeathDone orders the other
+// kSideDeathDone (the death's light_fenced_store of it orders the other
 // way: fork_gate.hpp): one of the two sides settles it. With no memory for
 // the node, this thread waits for the death to be done instead (a deadlock
 // only if that callback or ~T waits for this thread meanwhile, and only out
@@ -404,7 +404,7 @@ constexpr unsigned kOweSpins = 32;  // CPU pause steps, ~1-4 us
   // posted to a ReferenceQueue this thread drains): a short wait for it
   // first spares the system call.
   for (unsigned spins = 0; spins < kOweSpins;) {
-    if (w->state.load(std::memory_order_acquire) & kDeathDone) {
+    if (w->side.load(std::memory_order_acquire) & kSideDeathDone) {
       weak_release(w);
       return;
     }
@@ -413,7 +413,7 @@ constexpr unsigned kOweSpins = 32;  // CPU pause steps, ~1-4 us
   auto* o = new (std::nothrow) OwedRelease{w, nullptr};
   if (!o) [[unlikely]] {
     unsigned spins = 0;
-    while (!(w->state.load(std::memory_order_acquire) & kDeathDone)) spin_pause(spins);
+    while (!(w->side.load(std::memory_order_acquire) & kSideDeathDone)) spin_pause(spins);
     weak_release(w);
     return;
   }
@@ -464,10 +464,10 @@ void weak_release_last(WeakObject* w, bool counted) noexcept {
     }
   }
   WEAKREF_DCHECK(!w->linked, "a weakref whose last reference goes is unlinked (a cleared one was)");
-  // A death borrows w: the release is its (acquire: after kDeathDone, what
-  // the death wrote, kSideExtraUnit among it, is seen below).
-  if ((w->state.load(std::memory_order_acquire) & (kBorrowed | kDeathDone)) == kBorrowed)
-      [[unlikely]] {
+  // A death borrows w: the release is its (acquire: after kSideDeathDone,
+  // what the death wrote, kSideExtraUnit among it, is seen below).
+  if ((w->state.load(std::memory_order_acquire) & kBorrowed) &&
+      !(w->side.load(std::memory_order_acquire) & kSideDeathDone)) [[unlikely]] {
     owe_to_death(w, counted);
     return;
   }
@@ -886,13 +886,11 @@ namespace {
   h->type->destroy(h);
   tls_borrows = borrow.outer;
   // w outlives the object's part in the side table: it takes the object's
-  // unit over, one count update less. (Nothing else writes `side` once it is
-  // cleared; kDeathDone publishes it.)
-  w->side.store(w->side.load(std::memory_order_relaxed) | kSideExtraUnit,
-                std::memory_order_relaxed);
-  // The death's last access to w, unless a release is owed to it.
-  light_fenced_store(
-      w->state, static_cast<std::uint8_t>(w->state.load(std::memory_order_relaxed) | kDeathDone));
+  // unit over, one count update less; and the death is done with it. One
+  // store, the death's last access to w unless a release is owed to it
+  // (nothing else writes `side` once it is cleared).
+  light_fenced_store(w->side,
+                     w->side.load(std::memory_order_relaxed) | kSideExtraUnit | kSideDeathDone);
   if (g_owed_count.load(std::memory_order_seq_cst) != 0) [[unlikely]]
     settle_owed();
   for (std::uint32_t n = borrow.owed; n; --n) weak_release(w);

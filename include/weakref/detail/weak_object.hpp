@@ -94,26 +94,29 @@
 //    PyObject_ClearWeakRefs does (it checks that the weakref's count is not
 //    0, under the side lock here, and borrows it): it sets kBorrowed (under
 //    the lock, before the cleared bit), runs the callback and ~T, gives the
-//    weakref the object's unit of SideTable::weak (kSideExtraUnit), and
-//    sets kDeathDone (release), its last access to the weakref. A last
-//    release that finds kBorrowed without kDeathDone (weak_release_last;
-//    acquire loads) frees nothing: it gives its reference to the death
-//    (owe_to_death), which releases it after kDeathDone. On the death's own
+//    weakref the object's unit of SideTable::weak (kSideExtraUnit) and
+//    marks it done (kSideDeathDone), both in one release store of `side`
+//    (which nobody else writes once the weakref is cleared; `state` is no
+//    place for it: a ReferenceQueue's consumer may be setting kCallableGone
+//    there by then), its last access to the weakref. A last release that
+//    finds kBorrowed without kSideDeathDone (weak_release_last; acquire
+//    loads) frees nothing: it gives its reference to the death
+//    (owe_to_death), which releases it when done. On the death's own
 //    thread (a callback or ~T that drops the last handle) a thread-local
 //    list of the deaths in progress finds it; from another thread it goes on
 //    a global list of owed releases, and the two sides settle through an
 //    asymmetric store-buffering pair (fork_gate.hpp: light_fenced_store,
-//    heavy_fence): the death stores kDeathDone and then reads whether any
-//    release is owed (a load of a global), the other thread stores its
-//    owed release and then reads kDeathDone; one of the two sees the other
-//    and settles it. So a weakref whose callback ran costs its death no
+//    heavy_fence): the death stores kSideDeathDone and then reads whether
+//    any release is owed (a load of a global), the other thread stores its
+//    owed release and then reads kSideDeathDone; one of the two sees the
+//    other and settles it. So a weakref whose callback ran costs its death no
 //    count update: a death with threads saves two RMWs (measured: make +
 //    callback ref + death 51.6 -> 38.3 ns), and a release during the window
 //    costs its thread a short wait for the death and then, if the death
 //    is still running, a membarrier (a rare race), or nothing (its own
-//    thread). Nobody frees a borrowed weakref before kDeathDone: a release
-//    handed to the death keeps `refs` at 1 or more until the death drops
-//    it.
+//    thread). Nobody frees a borrowed weakref before kSideDeathDone: a
+//    release handed to the death keeps `refs` at 1 or more until the death
+//    drops it.
 //  * A callback runs at most once: only the batch that cleared the object
 //    (or the death that borrowed it) may run it. Its callable is destroyed
 //    right after it ran (with no lock held: it is user code), or with the
@@ -158,8 +161,8 @@ inline constexpr std::uint8_t kRetiring = 8;      // the collector is clearing
                                                   // (clear_garbage_weak)
 inline constexpr std::uint8_t kBorrowed = 32;     // a death runs the callback
                                                   // with no reference of its
-                                                  // own (die_with_one_weakref)
-inline constexpr std::uint8_t kDeathDone = 64;    // ... and is done with it
+                                                  // own (die_with_one_weakref;
+                                                  // kSideDeathDone: done)
 // (Bit 16 is a container entry weakref's: kEntryCounted, entry_weak.hpp.)
 
 // WeakObject::side, low bits.
@@ -167,10 +170,14 @@ inline constexpr std::uintptr_t kSideCleared = 1;    // see below
 inline constexpr std::uintptr_t kSideExtraUnit = 2;  // the weakref also holds
                                                      // the dead object's unit
                                                      // of SideTable::weak
-inline constexpr std::uintptr_t kSideBits = 3;
+inline constexpr std::uintptr_t kSideDeathDone = 4;  // the death that borrowed
+                                                     // the weakref is done
+                                                     // with it (kBorrowed)
+inline constexpr std::uintptr_t kSideBits = 7;
+static_assert(alignof(SideTable) >= 8, "three low bits of a SideTable* are free");
 
 struct WEAKREF_API WeakObject {
-  std::atomic<std::uintptr_t> side;  // SideTable* | kSideCleared, kSideExtraUnit
+  std::atomic<std::uintptr_t> side;  // SideTable* | kSideCleared, kSideExtraUnit, kSideDeathDone
   std::atomic<std::uint32_t> refs{1};
   const WeakKind kind;
   const bool has_callback;
@@ -205,7 +212,7 @@ struct WEAKREF_API WeakObject {
 // weak_release()'s last release: unlinks w if needed and deletes it.
 // `counted`: the caller's reference is still in `refs` (weak_sole_cleared
 // decided it without a decrement); else the decrement brought it to 0. While
-// a death borrows w (kBorrowed without kDeathDone: see "The death's borrow"
+// a death borrows w (kBorrowed without kSideDeathDone: see "The death's borrow"
 // above), the release is handed to that death instead (w's reference is
 // given back to it first, when not counted).
 WEAKREF_API void weak_release_last(WeakObject* w, bool counted) noexcept;
