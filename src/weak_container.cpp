@@ -64,7 +64,7 @@ std::uintptr_t entry_mark_out(EntryWeak* w) noexcept {
   // `side` does not change once set (but for its low bits). Not attached
   // (a failed insertion): nobody else can see it.
   if (SideTable* s = w->side_table(); s && !w->cleared()) {
-    std::lock_guard<SpinLock> g(s->lock);
+    std::lock_guard<SideTable> g(*s);
     if (w->linked) {
       const std::uintptr_t st = w->ctrl_state.load(std::memory_order_relaxed);
       w->ctrl_state.store(st | kEntryOut, std::memory_order_relaxed);

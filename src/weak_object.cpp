@@ -146,15 +146,33 @@ void throw_null_referent() {
 
 namespace {
 
-// The value of SideTable::head for a list starting at w (linked): tagged
-// kHeadPinned when w is the live, pinned basic ref, kHeadOthers when the
-// list holds anything else.
+// The side lock for a scope. first(): the list's head as locked (read it
+// rather than `head`, which would wait for the lock's instruction to
+// complete: object.hpp).
+class SideGuard {
+ public:
+  explicit SideGuard(SideTable* s) noexcept : s_(s), head_(s->lock()) {}
+  ~SideGuard() { s_->unlock(); }
+  SideGuard(const SideGuard&) = delete;
+  SideGuard& operator=(const SideGuard&) = delete;
+  std::uintptr_t head() const noexcept { return head_; }
+  WeakObject* first() const noexcept { return reinterpret_cast<WeakObject*>(head_ & ~kHeadBits); }
+
+ private:
+  SideTable* s_;
+  std::uintptr_t head_;
+};
+
+// The value of SideTable::head for a list starting at w (linked), without
+// the lock bit: tagged kHeadPinned when w is the live, pinned basic ref,
+// kHeadOthers when w has a successor, or is lent and not that ref
+// (object.hpp).
 std::uintptr_t head_word(const WeakObject* w) noexcept {
   if (!w) return 0;
   auto v = reinterpret_cast<std::uintptr_t>(w);
   const bool basic = w->pinned() && !w->cleared();
   if (basic) v |= kHeadPinned;
-  if (!basic || w->next) v |= kHeadOthers;
+  if (w->next || (!basic && w->lent)) v |= kHeadOthers;
   return v;
 }
 
@@ -162,12 +180,11 @@ WeakObject* list_head(const SideTable* s) noexcept {
   return reinterpret_cast<WeakObject*>(s->head.load(std::memory_order_relaxed) & ~kHeadBits);
 }
 
-// Under the side lock, after every change of the list (its tags depend on
-// the whole list); release: a basic_ref() that reads kHeadPinned sees the
-// pin and the ref's fields. `others`: keep kHeadOthers whatever the list
-// (an unlinked sharer: weak_object.hpp).
-void set_head(SideTable* s, WeakObject* w, std::uintptr_t others = 0) noexcept {
-  s->head.store(head_word(w) | others, std::memory_order_release);
+// Under the side lock (which it keeps), after every change of the list (its
+// tags depend on the whole list); release: a basic_ref() that reads
+// kHeadPinned sees the pin and the ref's fields.
+void set_head(SideTable* s, WeakObject* w) noexcept {
+  s->head.store(head_word(w) | kHeadLocked, std::memory_order_release);
 }
 
 // Sets w's cleared bit. Every write of `side` after w is linked holds the
@@ -186,9 +203,8 @@ void unlink(SideTable* s, WeakObject* w) noexcept {
   if (w->next) w->next->prev = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
-  // A sharer leaves kHeadOthers set, whatever remains (weak_object.hpp: the
-  // quiet death must not run while its unlinker still holds this lock).
-  set_head(s, first, shares_unit(w) ? kHeadOthers : 0);
+  w->lent = false;
+  set_head(s, first);
 }
 
 void insert_after(SideTable* s, WeakObject* prev, WeakObject* w) noexcept {
@@ -218,14 +234,31 @@ void append(SideTable* s, WeakObject* w) noexcept {
 // CPython's get_basic_refs: the callback-less ref at the head, and the
 // callback-less proxy right after it (retired refs are never there: they
 // follow every live weakref).
-void basic_refs(SideTable* s, WeakObject*& ref, WeakObject*& proxy) noexcept {
+void basic_refs(WeakObject* first, WeakObject*& ref, WeakObject*& proxy) noexcept {
   ref = proxy = nullptr;
-  WeakObject* w = list_head(s);
+  WeakObject* w = first;
   if (w && !w->has_callback && w->kind == WeakKind::ref && !w->cleared()) {
     ref = w;
     w = w->next;
   }
   if (w && !w->has_callback && w->kind == WeakKind::proxy && !w->cleared()) proxy = w;
+}
+
+// When w is alone in s's list, not lent and the lock free (a bare `head`:
+// object.hpp), unlinks it with one swap (no lock, no fork gate), and says
+// so. The caller holds the only reference to w, or none (its last
+// release): nobody can take one meanwhile without changing `head` for good
+// (a copy needs a holder; getweakrefs takes none from a count of 0 and
+// marks what it takes lent). The swap is the caller's last access to s:
+// the quiet death may follow at once.
+[[gnu::always_inline]] inline bool unlink_alone(SideTable* s, WeakObject* w) noexcept {
+  std::uintptr_t alone = reinterpret_cast<std::uintptr_t>(w);
+  if (s->head.load(std::memory_order_relaxed) != alone ||
+      !rmw_compare_exchange(s->head, alone, std::uintptr_t{0}, std::memory_order_acq_rel,
+                            std::memory_order_relaxed))
+    return false;
+  w->linked = false;  // (its prev and next are null: it was alone)
+  return true;
 }
 
 // Sets up a new basic ref or proxy. A basic ref is pinned from birth: one
@@ -260,7 +293,7 @@ bool publish_first(ObjectHeader* h, WeakObject* w, std::uint64_t x) {
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = true;
-  s->head.store(reinterpret_cast<std::uintptr_t>(w) | (basic ? kHeadPinned : kHeadOthers),
+  s->head.store(reinterpret_cast<std::uintptr_t>(w) | (basic ? kHeadPinned : 0),
                 std::memory_order_relaxed);
   for (;;) {
     s->word.store(SideWord::from_header(HeaderWord(x)).raw(), std::memory_order_relaxed);
@@ -457,10 +490,14 @@ void weak_release_last(WeakObject* w, bool counted) noexcept {
   // Only a live one needs the lock to leave the list.
   bool shared = false;
   if (s && !w->cleared()) {
-    std::lock_guard<SpinLock> g(s->lock);
-    if (w->linked) {
+    if (unlink_alone(s, w)) {
       shared = shares_unit(w);
-      unlink(s, w);
+    } else {
+      SideGuard g(s);
+      if (w->linked) {
+        shared = shares_unit(w);
+        unlink(s, w);
+      }
     }
   }
   WEAKREF_DCHECK(!w->linked, "a weakref whose last reference goes is unlinked (a cleared one was)");
@@ -603,9 +640,9 @@ static_assert(kFirstBasicSize % kSideBlockUnit == 0 && kFirstBasicSize <= kMaxPo
 // (its operator new is the library's small-block allocator), so it may
 // happen under the side lock; if it throws, nothing has changed.
 [[gnu::noinline]] WeakObject* basic_weak_listed(SideTable* s, WeakKind kind) {
-  std::lock_guard<SpinLock> g(s->lock);
+  SideGuard g(s);
   WeakObject *r, *p;
-  basic_refs(s, r, p);
+  basic_refs(g.first(), r, p);
   WeakObject* found = kind == WeakKind::ref ? r : p;
   if (found && weak_try_acquire(found)) return found;
   WeakObject* w = init_basic(new WeakObject(kind, false));
@@ -666,9 +703,19 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
   w->side.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_relaxed);
   // A unit of its own, unless it shares the object's (weak_object.hpp).
   if (!shares_unit(w)) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
-  std::lock_guard<SpinLock> g(s->lock);
+  // An empty list, the lock free: one swap links w (object.hpp). (w is
+  // nobody else's until it succeeds.)
+  if (std::uintptr_t empty = 0; s->head.load(std::memory_order_relaxed) == empty) {
+    w->prev = w->next = nullptr;
+    w->linked = true;
+    if (rmw_compare_exchange(s->head, empty, head_word(w), std::memory_order_acq_rel,
+                             std::memory_order_relaxed))
+      return w;
+    w->linked = false;
+  }
+  SideGuard g(s);
   WeakObject *r, *p;
-  basic_refs(s, r, p);
+  basic_refs(g.first(), r, p);
   insert_after(s, p ? p : r, w);
   return w;
 }
@@ -676,8 +723,12 @@ WeakObject* attach_weak(ObjectHeader* h, WeakObject* w) {
 bool weak_detach_sole(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
   const bool shared = shares_unit(w);
+  if (w->refs.load(std::memory_order_acquire) == 1 && unlink_alone(s, w)) {
+    if (!shared) side_release(s);
+    return true;
+  }
   {
-    std::lock_guard<SpinLock> g(s->lock);
+    SideGuard g(s);
     // Linked: not cleared (a death or the collector unlinks what it clears,
     // under this lock). One reference, the caller's: nobody else can take
     // one (a copy needs a holder; getweakrefs takes its references under
@@ -692,10 +743,15 @@ bool weak_detach_sole(WeakObject* w) noexcept {
 
 bool weak_renew(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
-  std::lock_guard<SpinLock> g(s->lock);
+  // Alone in the list, not lent, the lock free (object.hpp), held by the
+  // caller alone: it is linked, where a new one would go. Two loads.
+  if (s->head.load(std::memory_order_acquire) == reinterpret_cast<std::uintptr_t>(w) &&
+      w->refs.load(std::memory_order_acquire) == 1)
+    return true;
+  SideGuard g(s);
   if (!w->linked || w->refs.load(std::memory_order_acquire) != 1) return false;
   WeakObject *r, *p;
-  basic_refs(s, r, p);
+  basic_refs(g.first(), r, p);
   WeakObject* newest_after = p ? p : r;  // where attach_weak links a new one
   if (w->prev != newest_after) {
     unlink(s, w);
@@ -707,7 +763,7 @@ bool weak_renew(WeakObject* w) noexcept {
 void unlink_weak(WeakObject* w) noexcept {
   SideTable* s = w->side_table();
   if (!s) return;
-  std::lock_guard<SpinLock> g(s->lock);
+  SideGuard g(s);
   if (w->linked) unlink(s, w);
 }
 
@@ -715,12 +771,12 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
                     void* ctx) noexcept {
   WeakObject* unpinned = nullptr;
   {
-    std::lock_guard<SpinLock> g(s->lock);
-    WeakObject* w = list_head(s);
+    SideGuard g(s);
+    WeakObject* w = g.first();
     // Before any cleared bit (see kWeakCleared): a locker that then succeeds
     // on a word without the flag locked before this clear began.
     if (w) rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared}, std::memory_order_acq_rel);
-    s->head.store(0, std::memory_order_relaxed);
+    s->head.store(kHeadLocked, std::memory_order_relaxed);
     clear_list(s, w, batch, skip, ctx, false, unpinned);
   }
   release_unpinned(unpinned);
@@ -728,7 +784,7 @@ void clear_weakrefs(SideTable* s, CallbackBatch& batch, bool (*skip)(WeakObject*
 
 bool clear_garbage_weak(WeakObject* w, std::uint32_t holders) noexcept {
   SideTable* s = w->side_table();
-  std::lock_guard<SpinLock> g(s->lock);
+  SideGuard g(s);
   if (weak_holders(w) != holders) return false;
   if (w->cleared()) return true;  // by its referent's death or collection
   rmw_fetch_or(s->word, std::uint64_t{SideWord::kWeakCleared},
@@ -774,9 +830,9 @@ namespace {
   CallbackBatch batch;
   bool unit_taken;
   {
-    std::lock_guard<SpinLock> g(s->lock);
-    WeakObject* w = list_head(s);
-    s->head.store(0, std::memory_order_relaxed);
+    SideGuard g(s);
+    WeakObject* w = g.first();
+    s->head.store(kHeadLocked, std::memory_order_relaxed);
     unit_taken = clear_list(s, w, batch, nullptr, nullptr, true, unpinned);
   }
   batch.run();
@@ -795,9 +851,9 @@ namespace {
                                              std::uintptr_t head) noexcept {
   auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
   {
-    std::lock_guard<SpinLock> g(s->lock);
-    if (s->head.load(std::memory_order_relaxed) != head) return false;
-    s->head.store(0, std::memory_order_relaxed);
+    SideGuard g(s);
+    if (g.head() != head) return false;
+    s->head.store(kHeadLocked, std::memory_order_relaxed);
     basic->linked = false;
     basic->state.store(basic->state.load(std::memory_order_relaxed) & ~kWeakPinned,
                        std::memory_order_relaxed);
@@ -823,7 +879,7 @@ namespace {
                  "a claimed entry still holds its weakref");
   if (!claimed) rmw_fetch_add(s->weak, 1U, std::memory_order_relaxed);
   mark_cleared(w);
-  s->lock.unlock();
+  s->unlock();
   if (!claimed) {
     h->type->destroy(h);
     side_release(s);
@@ -836,27 +892,26 @@ namespace {
 
 // The common case of one weakref that is not the pinned basic ref (a
 // callback ref, a finalizer, a container entry...): the same steps as
-// die_clearing without the batch and the list walk; also an empty list
-// (whose kHeadOthers an unlinked sharer left). False (nothing done) when
-// the list is not that.
+// die_clearing without the batch and the list walk; also an empty list (a
+// weakref that left it still holds its unit, or the quiet death found the
+// lock held). False (nothing done) when the list is not that.
 [[gnu::noinline]] bool die_with_one_weakref(ObjectHeader* h, SideTable* s) noexcept {
   WeakObject* w;
   bool call;
-  s->lock.lock();
-  const std::uintptr_t head = s->head.load(std::memory_order_relaxed);
+  const std::uintptr_t head = s->lock();
   w = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
   if (!w) {
-    s->head.store(0, std::memory_order_relaxed);
-    s->lock.unlock();
+    s->head.store(kHeadLocked, std::memory_order_relaxed);
+    s->unlock();
     h->type->destroy(h);
     side_release(s);
     return true;
   }
   if ((head & kHeadPinned) || w->next || w->pinned()) {
-    s->lock.unlock();
+    s->unlock();
     return false;
   }
-  s->head.store(0, std::memory_order_relaxed);
+  s->head.store(kHeadLocked, std::memory_order_relaxed);
   w->linked = false;
   if (shares_unit(w)) {  // an entry weakref
     die_with_one_entry(h, s, static_cast<EntryWeak*>(w));
@@ -870,7 +925,7 @@ namespace {
   if (call)
     w->state.store(w->state.load(std::memory_order_relaxed) | kBorrowed, std::memory_order_relaxed);
   mark_cleared(w);
-  s->lock.unlock();
+  s->unlock();
   if (!call) {
     h->type->destroy(h);
     side_release(s);
@@ -914,8 +969,9 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
   // happened before them.)
   if (s->weak.load(std::memory_order_acquire) == 1) {
     const std::uintptr_t head = s->head.load(std::memory_order_acquire);
-    if (!(head & kHeadOthers)) {
-      auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadPinned);
+    // An empty list, or the pinned basic ref alone; the lock free.
+    if (head == 0 || (head & kHeadBits) == kHeadPinned) {
+      auto* basic = reinterpret_cast<WeakObject*>(head & ~kHeadBits);
       if (!basic || basic->refs.load(std::memory_order_acquire) == 1) {
         h->type->destroy(h);  // before the side table goes: self() reads it
         // A basic ref in the side table's block goes with it (its destructor
@@ -942,9 +998,9 @@ std::size_t weak_count(ObjectHeader* h) noexcept {
   const HeaderWord x{h->word.load(std::memory_order_acquire)};
   if (!x.has_side()) return 0;
   SideTable* s = x.side();
-  std::lock_guard<SpinLock> g(s->lock);
+  SideGuard g(s);
   std::size_t n = 0;
-  for (WeakObject* w = list_head(s); w; w = w->next)
+  for (WeakObject* w = g.first(); w; w = w->next)
     if (!w->cleared() && weak_holders(w) != 0) ++n;
   return n;
 }
@@ -959,11 +1015,17 @@ std::vector<WeakObject*> weak_list(ObjectHeader* h) {
   for (;;) {
     std::size_t need = 0;
     {
-      std::lock_guard<SpinLock> g(s->lock);
-      for (WeakObject* w = list_head(s); w; w = w->next) ++need;
+      SideGuard g(s);
+      for (WeakObject* w = g.first(); w; w = w->next) ++need;
       if (need <= out.capacity()) {
         for (WeakObject* w = list_head(s); w; w = w->next)
-          if (!w->cleared() && weak_holders(w) != 0 && weak_try_acquire(w)) out.push_back(w);
+          if (!w->cleared() && weak_holders(w) != 0 && weak_try_acquire(w)) {
+            out.push_back(w);
+            w->lent = true;
+          }
+        // A lent head is no longer alone for weak_detach_sole's swap
+        // (object.hpp), even once the list changes, until it leaves the list.
+        set_head(s, list_head(s));
         return out;
       }
     }

@@ -261,10 +261,11 @@ TEST_F(UnitShareTest, NoQuietDeathWhileEntriesAreLinked) {
   }
 }
 
-// White box: an entry weakref's unlinker gives up no unit and still holds
-// the side lock after it changed `head`, so `head` keeps kHeadOthers (the
-// quiet death stays off) until the list changes otherwise.
-TEST_F(UnitShareTest, AnUnlinkedEntryWeakrefKeepsTheQuietDeathOff) {
+// White box: an entry weakref's unlinker gives up no unit, so only `head`
+// can tell the quiet death that the unlinker is still inside the side lock:
+// the lock is bit 2 of `head` (object.hpp), which the quiet death requires
+// clear. Once the unlinker is out, `head` is the basic ref alone again.
+TEST_F(UnitShareTest, TheQuietDeathReadsTheSideLockInTheListHead) {
   Strong<Node> x = make<Node>("x");
   ref<Node> basic(x);
   detail::SideTable* s = side_of(x);
@@ -273,13 +274,17 @@ TEST_F(UnitShareTest, AnUnlinkedEntryWeakrefKeepsTheQuietDeathOff) {
   {
     WeakSet<Node> set{x};
     EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned | detail::kHeadOthers);
-    set.discard(x);  // weak_detach_sole
-    EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned | detail::kHeadOthers);
+    set.discard(x);  // weak_detach_sole, under the lock (behind the basic ref)
+    EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned);
+    s->lock();
+    EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned | detail::kHeadLocked);
+    s->unlock();
     set.add(x);
   }  // the entry's last release
-  EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned | detail::kHeadOthers);
+  EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned);
   {
     ref<Node> with_callback(x, [](const ref<Node>&) {});
+    EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned | detail::kHeadOthers);
   }  // a weakref with a unit of its own leaves: the list is the basic ref again
   EXPECT_EQ(head() & detail::kHeadBits, detail::kHeadPinned);
   EXPECT_EQ(getweakrefcount(x), 1U);

@@ -8,6 +8,7 @@
 // test_threads_unit_share.cpp.
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 #include "weakref/detail/entry_weak.hpp"
@@ -76,7 +77,7 @@ TEST_F(EntryWeakTest, TheOwnersMarkOfALinkedEntryTakesTheSideLock) {
   detail::SideTable* s = w->side_table();
   std::atomic<bool> started{false};
   std::atomic<bool> done{false};
-  s->lock.lock();
+  s->lock();
   std::thread owner([&] {
     started.store(true);
     (void)detail::entry_mark_out(w);
@@ -85,13 +86,101 @@ TEST_F(EntryWeakTest, TheOwnersMarkOfALinkedEntryTakesTheSideLock) {
   while (!started.load()) std::this_thread::yield();
   for (int i = 0; i < 2000; ++i) std::this_thread::yield();
   EXPECT_FALSE(done.load());
-  s->lock.unlock();
+  s->unlock();
   owner.join();
   EXPECT_TRUE(done.load());
   EXPECT_TRUE(w->ctrl_state.load() & detail::kEntryOut);
   x.reset();
   EXPECT_EQ(ctrl_->dead.load(), 0);
   detail::weak_release(w);
+}
+
+// The owner's usual insertion and removal of an entry (the weak
+// containers' add and discard) take no lock: an entry weakref linked into
+// an empty list, and unlinked when it is alone there, is one
+// compare-and-swap of SideTable::head (object.hpp). A head that is neither
+// the pinned basic ref nor tagged is bare: alone, not lent, lock free.
+TEST_F(EntryWeakTest, ALoneEntryIsLinkedAndUnlinkedWithOneSwapOfTheHead) {
+  Strong<Node> x = make<Node>("x");
+  detail::EntryWeak* w = attach(x);
+  detail::SideTable* s = w->side_table();
+  const auto bare = reinterpret_cast<std::uintptr_t>(w);
+  EXPECT_EQ(s->head.load(), bare);
+  EXPECT_TRUE(w->linked);
+  EXPECT_EQ(getweakrefcount(x), 1U);
+  ASSERT_TRUE(detail::weak_detach_sole(w));
+  EXPECT_FALSE(w->linked);
+  EXPECT_EQ(s->head.load(), 0U);  // empty, the lock free: the quiet death may follow
+  EXPECT_EQ(getweakrefcount(x), 0U);
+  // Linked again (a table's spare), then behind a second weakref: no longer
+  // alone, so its removal takes the lock and leaves the other in place.
+  detail::entry_reset(w);
+  EXPECT_EQ(detail::entry_attach(detail::StrongAccess::header(x), ctrl_, 0, w), w);
+  EXPECT_EQ(s->head.load(), bare);
+  ref<Node> other(x, [](const ref<Node>&) {});
+  detail::EntryWeak* newer = attach(x);
+  EXPECT_EQ(s->head.load(), reinterpret_cast<std::uintptr_t>(newer) | detail::kHeadOthers);
+  EXPECT_TRUE(detail::weak_detach_sole(w));
+  EXPECT_TRUE(detail::weak_detach_sole(newer));
+  EXPECT_EQ(getweakrefcount(x), 1U);
+  delete w;
+  delete newer;
+}
+
+// getweakrefs takes references under the side lock; an entry it took one
+// on is marked lent, and its head tagged, for as long as it stays linked:
+// the owner's one-swap removal, which reads the count and then `head`,
+// could otherwise miss a reference taken between the two and recycle a
+// weakref that somebody else holds.
+TEST_F(EntryWeakTest, AnEntryLentByGetweakrefsIsNotSwappedOutOfItsList) {
+  Strong<Node> x = make<Node>("x");
+  detail::EntryWeak* w = attach(x);
+  detail::SideTable* s = w->side_table();
+  const auto bare = reinterpret_cast<std::uintptr_t>(w);
+  {
+    std::vector<ref<>> held = getweakrefs(x);
+    ASSERT_EQ(held.size(), 1U);
+    EXPECT_TRUE(w->lent);
+    EXPECT_EQ(s->head.load(), bare | detail::kHeadOthers);
+    EXPECT_FALSE(detail::weak_detach_sole(w));  // held elsewhere
+    EXPECT_TRUE(w->linked);
+  }
+  // Released, but still lent while linked: the removal takes the lock,
+  // which clears the mark.
+  EXPECT_EQ(s->head.load(), bare | detail::kHeadOthers);
+  ASSERT_TRUE(detail::weak_detach_sole(w));
+  EXPECT_FALSE(w->linked);
+  EXPECT_FALSE(w->lent);
+  EXPECT_EQ(getweakrefcount(x), 0U);
+  delete w;
+}
+
+// The side lock is bit 2 of `head`: while another thread holds it, the
+// one-swap paths fail and wait for it like any locker.
+TEST_F(EntryWeakTest, TheSwapPathsWaitForTheSideLock) {
+  Strong<Node> x = make<Node>("x");
+  detail::EntryWeak* w = attach(x);
+  detail::SideTable* s = w->side_table();
+  std::thread([] {}).join();  // a multi-threaded process: the lock's CAS path
+  std::atomic<bool> started{false};
+  std::atomic<bool> done{false};
+  s->lock();
+  EXPECT_TRUE(s->head.load() & detail::kHeadLocked);
+  std::thread owner([&] {
+    started.store(true);
+    EXPECT_TRUE(detail::weak_detach_sole(w));
+    done.store(true);
+  });
+  while (!started.load()) std::this_thread::yield();
+  for (int i = 0; i < 2000; ++i) std::this_thread::yield();
+  EXPECT_FALSE(done.load());
+  EXPECT_TRUE(w->linked);
+  s->unlock();
+  owner.join();
+  EXPECT_TRUE(done.load());
+  EXPECT_FALSE(w->linked);
+  EXPECT_EQ(s->head.load() & ~detail::kHeadOthers, 0U);
+  delete w;
 }
 
 }  // namespace

@@ -74,9 +74,10 @@ COUNT_SHIFT = 32
 # detail::WeakKind
 WEAK_KINDS = ("ref", "proxy", "method", "finalizer", "container")
 # WeakObject::state: the side table holds a reference on it (its "pin");
-# SideTable::head, bit 0: the head is the pinned basic ref; bit 1: others.
+# SideTable::head, bit 0: the head is the pinned basic ref; bit 1: others;
+# bit 2: the side lock is held.
 K_WEAK_PINNED = 1
-K_HEAD_BITS = 3
+K_HEAD_BITS = 7
 
 # The object lives right after its 16-byte header (object.hpp).
 HEADER_SIZE = 16

@@ -179,6 +179,7 @@ inline void entry_reset(EntryWeak* w) noexcept {
   w->state.store(0, std::memory_order_relaxed);
   w->prev = w->next = nullptr;
   w->linked = false;
+  w->lent = false;
   w->ctrl_state.store(reinterpret_cast<std::uintptr_t>(w->control()), std::memory_order_relaxed);
 }
 

@@ -117,24 +117,39 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // tables only (lookups touch side tables two to a line). 32 bytes.
 //
 // `head` is the object's weakref list (src/weak_object.cpp keeps it in
-// CPython's order: basic ref, basic proxy, then the others newest first).
-// It is written only under `lock`. Its bit 0 (kHeadPinned) says that the
-// head is the object's live basic ref and that the side table pins it: holds
-// one reference on it until the object dies, so that ref(obj) on an object
-// that has a basic ref is a load of `head` and one increment, without the
-// lock (weak_object.hpp, basic_ref). Its bit 1 (kHeadOthers) says that the
-// list holds anything else (or held an entry weakref: weak_object.hpp).
+// CPython's order: basic ref, basic proxy, then the others newest first),
+// and the side table's lock.
+//  * The lock (lock(), unlock(): a SideTable is Lockable) is bit 2 of
+//    `head` (kHeadLocked), taken with a compare-and-swap, behind the fork
+//    gate like every library lock (locks.hpp). It guards the list: `head`
+//    and every listed WeakObject's prev/next/linked/lent/pin.
+//  * `head` changes only under the lock, or by one compare-and-swap from a
+//    value without kHeadLocked that says all its critical section needs to
+//    know: linking a weakref into an empty list, and unlinking the lone
+//    weakref of a list (src/weak_object.cpp, attach_weak and
+//    weak_detach_sole: the usual insertion and removal of a weak
+//    container's entry). Such a swap is a whole critical section in one
+//    instruction: it needs no fork gate.
+//  * Bit 0 (kHeadPinned) says that the head is the object's live basic ref
+//    and that the side table pins it: holds one reference on it until the
+//    object dies, so that ref(obj) on an object that has a basic ref is a
+//    load of `head` and one increment, without the lock (weak_object.hpp,
+//    basic_ref). Bit 1 (kHeadOthers) says that the list holds another
+//    weakref behind its head, or that its head is lent (below). A head
+//    that is not the pinned basic ref and has neither bit is alone in the
+//    list, and nobody has taken a reference on it under the lock since it
+//    was linked (getweakrefs: its `lent` mark), so that its lone holder
+//    may unlink it with one swap.
 struct SideTable {
   std::atomic<std::uint64_t> word;      // a SideWord: count, heap index, flags
   ObjectHeader* const object;           // identity; dangling once dead
   std::atomic<std::uint32_t> weak{1};   // WeakObjects here + 1 while alive
-  SpinLock lock;                        // guards `head` and every WeakObject's
-                                        // prev/next/linked/pin in the list
   std::uint8_t block = 0;               // 0: a block of its own (side-table
                                         // pages); n: the front of an n*8-byte
                                         // block, the rest being the object's
                                         // first weakref (weak_memory)
-  std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned, kHeadOthers
+  std::atomic<std::uintptr_t> head{0};  // WeakObject* | kHeadPinned, kHeadOthers,
+                                        // kHeadLocked
 
   explicit SideTable(ObjectHeader* o, SideWord w) noexcept : word(w.raw()), object(o) {}
   // With its first weakref already in place (src/weak_object.cpp,
@@ -145,6 +160,14 @@ struct SideTable {
   // From the library's small-block allocator (src/alloc.cpp).
   WEAKREF_API static void* operator new(std::size_t size);
   WEAKREF_API static void operator delete(void* p, std::size_t size) noexcept;
+
+  // The side lock (above). Like SpinLock: while the process is
+  // single-threaded, a plain store; no user code runs while it is held.
+  // lock() returns `head` as it locked it (kHeadLocked clear): a load of
+  // `head` right after the locked instruction that set the bit waits for
+  // it to complete, so the hot critical sections read this instead.
+  inline std::uintptr_t lock() noexcept;
+  inline void unlock() noexcept;
 };
 
 static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
@@ -152,11 +175,36 @@ static_assert(sizeof(void*) != 8 || sizeof(SideTable) == 32,
 
 // SideTable::head, bit 0: the head is the live basic ref, pinned.
 inline constexpr std::uintptr_t kHeadPinned = 1;
-// SideTable::head, bit 1: the list holds a weakref other than the live
-// pinned basic ref, or an entry weakref left it by the last change (the
-// quiet death, weak_object.hpp, needs it clear).
+// SideTable::head, bit 1: the head has a successor in the list, or it is
+// lent and not the live pinned basic ref (above).
 inline constexpr std::uintptr_t kHeadOthers = 2;
-inline constexpr std::uintptr_t kHeadBits = 3;
+// SideTable::head, bit 2: the side lock is held.
+inline constexpr std::uintptr_t kHeadLocked = 4;
+inline constexpr std::uintptr_t kHeadBits = 7;
+
+std::uintptr_t SideTable::lock() noexcept {
+  std::uintptr_t h = head.load(std::memory_order_relaxed);
+  if (single_threaded()) {
+    head.store(h | kHeadLocked, std::memory_order_relaxed);
+    return h;
+  }
+  gate_enter();
+  unsigned spins = 0;
+  for (;;) {
+    if (!(h & kHeadLocked) &&
+        head.compare_exchange_weak(h, h | kHeadLocked, std::memory_order_acquire,
+                                   std::memory_order_relaxed))
+      return h;
+    while ((h = head.load(std::memory_order_relaxed)) & kHeadLocked) spin_pause(spins);
+  }
+}
+
+// Every store to `head` under the lock keeps kHeadLocked: this one clears
+// it (release: the critical section's writes go with it).
+void SideTable::unlock() noexcept {
+  head.store(head.load(std::memory_order_relaxed) & ~kHeadLocked, std::memory_order_release);
+  if (!single_threaded()) gate_leave();
+}
 
 [[gnu::always_inline]] inline std::atomic<std::uint64_t>& ObjectHeader::active_word() noexcept {
   const HeaderWord w{word.load(std::memory_order_acquire)};

@@ -53,21 +53,20 @@
 //       while the object lives: one fetch_add each time.
 //    So a side table whose count is 1 holds no weakref but perhaps sharers.
 //    The quiet death (die_with_weakrefs) frees it with no lock and no RMW
-//    when it also finds `head` saying that the list is empty or the pinned
-//    basic ref alone (no kHeadOthers), that ref held only by its pin. That
-//    bit is set while any weakref but the live pinned basic ref is linked,
-//    and stays set when an entry weakref is unlinked, whatever remains: its
-//    unlinker (the owner's weak_detach_sole, a last release, the collector)
-//    gives up no unit, so the count cannot tell a death that it still
-//    writes the side lock (its unlock) after the `head` store; the next
-//    change of the list by anyone else recomputes the bit. Anyone else
-//    either links (with a strong reference: before the death) or unlinks a
-//    weakref that holds a unit until after its unlock; so a death that reads
-//    the count 1 and then no kHeadOthers (acquire both) comes after every
-//    unlock of the side lock but its own (the count it read is the drop of
-//    the last unit, or no unit was ever added), and nobody can lock it any
-//    more. An object whose entries have left dies through the lock (once)
-//    until its list changes otherwise.
+//    when it also finds `head` saying that the list is empty or holds the
+//    pinned basic ref alone, with the side lock free (`head` 0, or that ref
+//    tagged kHeadPinned and nothing else), that ref held only by its pin.
+//    An entry weakref's unlinker (the owner's weak_detach_sole, a last
+//    release, the collector) gives up no unit, so the count cannot tell a
+//    death that the unlinker is still inside the side lock; `head` does:
+//    the lock is its bit 2 (object.hpp), and the unlock, the unlinker's last
+//    access to the side table, is a store of `head` (a one-swap unlink is a
+//    single compare-and-swap of it). Anyone else either links (with a strong
+//    reference: before the death) or unlinks a weakref that holds a unit
+//    until after its unlock; so a death that reads the count 1 and then such
+//    a `head` (acquire both) comes after every access to the side table but
+//    its own (the count it read is the drop of the last unit, or no unit was
+//    ever added), and nobody can lock it any more.
 //  * Memory: the first weakref of an object made by ref, proxy, WeakMethod
 //    or finalize shares one block with the side table (kInBlock, in front:
 //    weak_memory). Its destruction leaves the memory to the side table,
@@ -84,7 +83,7 @@
 //    then drops. A cleared former sharer holds exactly one unit. A
 //    finalizer that ran or was detached before its referent died leaves the
 //    list without being cleared (unlink_weak).
-//  * prev/next/linked and the pin belong to SideTable::lock. Once a
+//  * prev/next/linked/lent and the pin belong to the side lock. Once a
 //    WeakObject has been cleared (unlinked by the referent's death), `next`
 //    is reused as the link of a callback batch (CallbackBatch) or of the
 //    dying thread's list of pins to drop, owned by the dying thread.
@@ -181,7 +180,10 @@ struct WEAKREF_API WeakObject {
   std::atomic<std::uint32_t> refs{1};
   const WeakKind kind;
   const bool has_callback;
-  bool linked = false;                 // in side's list (under side lock)
+  bool linked : 1 = false;             // in side's list (under side lock)
+  bool lent : 1 = false;               // getweakrefs took a reference on it
+                                       // while linked (SideTable::head; under
+                                       // side lock)
   std::atomic<std::uint8_t> state{0};  // kWeakPinned, kCallableGone, ...
   WeakObject* prev = nullptr;
   WeakObject* next = nullptr;
@@ -208,6 +210,7 @@ struct WEAKREF_API WeakObject {
   bool cleared() const noexcept { return side.load(std::memory_order_acquire) & 1; }
   bool pinned() const noexcept { return state.load(std::memory_order_relaxed) & kWeakPinned; }
 };
+static_assert(alignof(WeakObject) > kHeadBits, "SideTable::head tags a WeakObject* (object.hpp)");
 
 // weak_release()'s last release: unlinks w if needed and deletes it.
 // `counted`: the caller's reference is still in `refs` (weak_sole_cleared
