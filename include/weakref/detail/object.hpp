@@ -119,17 +119,17 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // `head` is the object's weakref list (src/weak_object.cpp keeps it in
 // CPython's order: basic ref, basic proxy, then the others newest first),
 // and the side table's lock.
-//  * The lock (lock(), unlock(): a SideTable is Lockable) is bit 2 of
+//  * The lock (lock(), unlock(): a SideTable is BasicLockable) is bit 2 of
 //    `head` (kHeadLocked), taken with a compare-and-swap, behind the fork
 //    gate like every library lock (locks.hpp). It guards the list: `head`
 //    and every listed WeakObject's prev/next/linked/lent/pin.
 //  * `head` changes only under the lock, or by one compare-and-swap from a
 //    value without kHeadLocked that says all its critical section needs to
 //    know: linking a weakref into an empty list, and unlinking the lone
-//    weakref of a list (src/weak_object.cpp, attach_weak and
-//    weak_detach_sole: the usual insertion and removal of a weak
-//    container's entry). Such a swap is a whole critical section in one
-//    instruction: it needs no fork gate.
+//    weakref of a list (src/weak_object.cpp: attach_weak, and
+//    unlink_alone for weak_detach_sole and a weakref's last release; the
+//    usual insertion and removal of a weak container's entry). Such a swap
+//    is a whole critical section in one instruction: it needs no fork gate.
 //  * Bit 0 (kHeadPinned) says that the head is the object's live basic ref
 //    and that the side table pins it: holds one reference on it until the
 //    object dies, so that ref(obj) on an object that has a basic ref is a
