@@ -1018,14 +1018,14 @@ std::vector<WeakObject*> weak_list(ObjectHeader* h) {
       SideGuard g(s);
       for (WeakObject* w = g.first(); w; w = w->next) ++need;
       if (need <= out.capacity()) {
-        for (WeakObject* w = list_head(s); w; w = w->next)
+        for (WeakObject* w = g.first(); w; w = w->next)
           if (!w->cleared() && weak_holders(w) != 0 && weak_try_acquire(w)) {
             out.push_back(w);
             w->lent = true;
           }
         // A lent head is no longer alone for weak_detach_sole's swap
         // (object.hpp), even once the list changes, until it leaves the list.
-        set_head(s, list_head(s));
+        set_head(s, g.first());
         return out;
       }
     }

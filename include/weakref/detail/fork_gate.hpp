@@ -3,7 +3,7 @@
 // child process never inherits a lock held by a thread it does not have.
 //
 // Invariants:
-//  * Every library lock (SpinLock, Mutex: locks.hpp) is taken inside
+//  * Every library lock (SpinLock, bit_lock, Mutex: locks.hpp) is taken inside
 //    gate_enter() / gate_leave(), which count the calling thread's locks in
 //    its record; enters and leaves pair up on one thread (the count never
 //    goes below 0, and a thread's record is written by that thread only).

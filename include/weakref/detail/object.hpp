@@ -120,9 +120,9 @@ static_assert(sizeof(ObjectHeader) == 16, "the header must stay 16 bytes");
 // CPython's order: basic ref, basic proxy, then the others newest first),
 // and the side table's lock.
 //  * The lock (lock(), unlock(): a SideTable is BasicLockable) is bit 2 of
-//    `head` (kHeadLocked), taken with a compare-and-swap, behind the fork
-//    gate like every library lock (locks.hpp). It guards the list: `head`
-//    and every listed WeakObject's prev/next/linked/lent/pin.
+//    `head` (kHeadLocked), a bit lock (locks.hpp), behind the fork gate
+//    like every library lock. It guards the list: `head` and every listed
+//    WeakObject's prev/next/linked/lent/pin.
 //  * `head` changes only under the lock, or by one compare-and-swap from a
 //    value without kHeadLocked that says all its critical section needs to
 //    know: linking a weakref into an empty list, and unlinking the lone
@@ -161,11 +161,9 @@ struct SideTable {
   WEAKREF_API static void* operator new(std::size_t size);
   WEAKREF_API static void operator delete(void* p, std::size_t size) noexcept;
 
-  // The side lock (above). Like SpinLock: while the process is
-  // single-threaded, a plain store; no user code runs while it is held.
-  // lock() returns `head` as it locked it (kHeadLocked clear): a load of
-  // `head` right after the locked instruction that set the bit waits for
-  // it to complete, so the hot critical sections read this instead.
+  // The side lock (above): a bit lock (locks.hpp). lock() returns `head`
+  // as it locked it (kHeadLocked clear), which the critical sections read
+  // instead of loading `head` again.
   inline std::uintptr_t lock() noexcept;
   inline void unlock() noexcept;
 };
@@ -182,29 +180,8 @@ inline constexpr std::uintptr_t kHeadOthers = 2;
 inline constexpr std::uintptr_t kHeadLocked = 4;
 inline constexpr std::uintptr_t kHeadBits = 7;
 
-std::uintptr_t SideTable::lock() noexcept {
-  std::uintptr_t h = head.load(std::memory_order_relaxed);
-  if (single_threaded()) {
-    head.store(h | kHeadLocked, std::memory_order_relaxed);
-    return h;
-  }
-  gate_enter();
-  unsigned spins = 0;
-  for (;;) {
-    if (!(h & kHeadLocked) &&
-        head.compare_exchange_weak(h, h | kHeadLocked, std::memory_order_acquire,
-                                   std::memory_order_relaxed))
-      return h;
-    while ((h = head.load(std::memory_order_relaxed)) & kHeadLocked) spin_pause(spins);
-  }
-}
-
-// Every store to `head` under the lock keeps kHeadLocked: this one clears
-// it (release: the critical section's writes go with it).
-void SideTable::unlock() noexcept {
-  head.store(head.load(std::memory_order_relaxed) & ~kHeadLocked, std::memory_order_release);
-  if (!single_threaded()) gate_leave();
-}
+std::uintptr_t SideTable::lock() noexcept { return bit_lock<kHeadLocked>(head); }
+void SideTable::unlock() noexcept { bit_unlock<kHeadLocked>(head); }
 
 [[gnu::always_inline]] inline std::atomic<std::uint64_t>& ObjectHeader::active_word() noexcept {
   const HeaderWord w{word.load(std::memory_order_acquire)};
