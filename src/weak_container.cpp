@@ -3,12 +3,12 @@
 // include/weakref/detail/entry_weak.hpp; this file keeps its two lock-free
 // halves:
 //
-//  * EntryWeak::invoke, run on the dying thread: claim the entry, count the
-//    claim, mark it counted, push it. It never blocks and never touches the
-//    table.
+//  * EntryWeak::invoke, run on the dying thread: claim the entry, push it
+//    (the push counts it). It never blocks and never touches the table.
 //  * control_take / control_close, run by the owner: take the whole stack
 //    with one exchange (acquire, pairing with the pushers' release CAS, so
-//    the `prev` links written before a push are visible).
+//    the `prev` links written before a push are visible), and take back
+//    from queued_extra what the stack held beyond the 7 its head counts.
 #include <mutex>
 #include <ostream>
 #include <stdexcept>
@@ -27,6 +27,23 @@ void control_release(ContainerControl* c) noexcept {
   if (rmw_fetch_sub(c->refs, 1U, std::memory_order_acq_rel) == 1) delete c;
 }
 
+namespace {
+
+// The stack h, taken off c->head: its pushes beyond the 7 that h counted
+// each added one to queued_extra, which goes back down by as many.
+EntryWeak* taken_stack(ContainerControl* c, std::uintptr_t h) noexcept {
+  auto* w = reinterpret_cast<EntryWeak*>(h & ~kQueueCount);
+  if ((h & kQueueCount) == kQueueCount) [[unlikely]] {
+    std::ptrdiff_t n = 0;
+    for (const EntryWeak* p = w; p; p = p->queue_next()) ++n;
+    rmw_fetch_sub(c->queued_extra, n - static_cast<std::ptrdiff_t>(kQueueCount),
+                  std::memory_order_relaxed);
+  }
+  return w;
+}
+
+}  // namespace
+
 EntryWeak* control_take(ContainerControl* c) noexcept {
   std::uintptr_t h;
   if (single_threaded()) {  // no pusher but this thread (config.hpp)
@@ -35,12 +52,23 @@ EntryWeak* control_take(ContainerControl* c) noexcept {
   } else {
     h = c->head.exchange(0, std::memory_order_acquire);
   }
-  return reinterpret_cast<EntryWeak*>(h);
+  return taken_stack(c, h);
 }
 
 EntryWeak* control_close(ContainerControl* c) noexcept {
   std::uintptr_t h = c->head.exchange(kQueueClosed, std::memory_order_acquire);
-  return h == kQueueClosed ? nullptr : reinterpret_cast<EntryWeak*>(h);
+  return h == kQueueClosed ? nullptr : taken_stack(c, h);
+}
+
+std::ptrdiff_t control_queued_in(const ContainerControl* c) noexcept {
+  // One load of head, then its stack: the nodes below it no longer change
+  // (only the owner takes them).
+  const std::uintptr_t h = c->head.load(std::memory_order_acquire);
+  if (h == kQueueClosed) return 0;
+  std::ptrdiff_t n = 0;
+  for (auto* w = reinterpret_cast<const EntryWeak*>(h & ~kQueueCount); w; w = w->queue_next())
+    n += !(w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut);
+  return n;
 }
 
 EntryWeak::EntryWeak(ContainerControl* c) noexcept
@@ -55,7 +83,6 @@ void EntryWeak::invoke() {
   // cleared (so `prev` is ours, see the top of entry_weak.hpp). Our batch
   // holds a reference meanwhile.
   if (!entry_claim(this)) return;  // the owner removed it (meanwhile)
-  entry_count(this);
   entry_queue(this);
 }
 
@@ -74,28 +101,30 @@ std::uintptr_t entry_mark_out(EntryWeak* w) noexcept {
   return rmw_fetch_or(w->ctrl_state, kEntryOut, std::memory_order_acq_rel);
 }
 
-void entry_count(EntryWeak* w) noexcept {
-  // Count the claim, then say so (an owner removing the entry waits for
-  // kEntryCounted, so its size() never sees the claim half-counted). The
-  // dying thread alone writes the state of a claimed entry weakref: a store.
-  rmw_fetch_add(w->control()->dead, std::ptrdiff_t{1}, std::memory_order_relaxed);
-  w->state.store(w->state.load(std::memory_order_relaxed) | kEntryCounted,
-                 std::memory_order_release);
-}
-
 void entry_queue(EntryWeak* w) noexcept {
   // The entry's reference is the queue's from now on (the owner no longer
-  // releases it once it sees kEntryDead).
+  // releases it once it sees kEntryDead). One CAS pushes and counts. Past
+  // it, neither w nor the control block is ours (the owner may drain w and
+  // the container go): a push beyond the head's count adds to queued_extra
+  // before it, and takes the add back if a retry finds the stack taken (so
+  // control_queued may read one high for a moment, never low).
   ContainerControl* c = w->control();
   std::uintptr_t old = c->head.load(std::memory_order_relaxed);
+  bool extra = false;
   for (;;) {
+    const std::uintptr_t n = old == kQueueClosed ? 0 : old & kQueueCount;
+    if ((n == kQueueCount) != extra) [[unlikely]] {
+      extra = !extra;
+      rmw_fetch_add(c->queued_extra, std::ptrdiff_t{extra ? 1 : -1}, std::memory_order_relaxed);
+    }
     if (old == kQueueClosed) {  // the container is gone
       weak_release(w);          // (the last one, unless a batch or a handle holds w)
       return;
     }
-    w->prev = reinterpret_cast<EntryWeak*>(old);
-    if (rmw_compare_exchange(c->head, old, reinterpret_cast<std::uintptr_t>(w),
-                             std::memory_order_release, std::memory_order_relaxed))
+    w->prev = reinterpret_cast<EntryWeak*>(old & ~kQueueCount);
+    const std::uintptr_t top = reinterpret_cast<std::uintptr_t>(w) | (extra ? n : n + 1);
+    if (rmw_compare_exchange(c->head, old, top, std::memory_order_release,
+                             std::memory_order_relaxed))
       return;
   }
 }

@@ -372,6 +372,14 @@ struct Borrow {
 };
 WEAKREF_TLS_INITIAL_EXEC constinit thread_local Borrow* tls_borrows = nullptr;
 
+// The claims of container entries that deaths in progress on this thread
+// hold during ~T, innermost first (entry_weak.hpp: entry_deaths_in_flight).
+struct EntryDeath {
+  const EntryWeak* w;
+  EntryDeath* outer;
+};
+WEAKREF_TLS_INITIAL_EXEC constinit thread_local EntryDeath* tls_entry_deaths = nullptr;
+
 // Releases handed to a death by other threads, one node each (a weakref's
 // own fields are not free for it: a ReferenceQueue links the weakrefs it
 // holds through `prev`, and a callback may post its weakref to one). Under
@@ -872,7 +880,8 @@ namespace {
 // the death's, with no reference taken; w then takes the object's unit over
 // (that reference keeps w, and so the unit, until w is queued, after ~T). A
 // lost claim (the owner is dropping the entry) leaves w nothing that holds
-// it: it gets a unit of its own before it is seen cleared.
+// it: it gets a unit of its own before it is seen cleared. During ~T the
+// claim is in flight (tls_entry_deaths): size() counts it out on this thread.
 [[gnu::noinline]] void die_with_one_entry(ObjectHeader* h, SideTable* s, EntryWeak* w) noexcept {
   const bool claimed = entry_claim_linked(w);
   WEAKREF_DCHECK(!claimed || w->refs.load(std::memory_order_relaxed) != 0,
@@ -885,8 +894,10 @@ namespace {
     side_release(s);
     return;
   }
-  entry_count(w);  // before ~T: size() is exact when the killing release returns
+  EntryDeath death{w, tls_entry_deaths};
+  tls_entry_deaths = &death;
   h->type->destroy(h);
+  tls_entry_deaths = death.outer;
   entry_queue(w);  // last: the owner may free w and the side table from then on
 }
 
@@ -993,6 +1004,14 @@ void die_with_weakrefs(ObjectHeader* h, SideTable* s) noexcept {
 }
 
 std::size_t owed_releases() noexcept { return g_owed_count.load(std::memory_order_acquire); }
+
+std::ptrdiff_t entry_deaths_in_flight(const ContainerControl* c) noexcept {
+  std::ptrdiff_t n = 0;
+  // An entry the owner took out meanwhile (kEntryOut) has left its table.
+  for (const EntryDeath* d = tls_entry_deaths; d; d = d->outer)
+    n += d->w->control() == c && !(d->w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut);
+  return n;
+}
 
 std::size_t weak_count(ObjectHeader* h) noexcept {
   const HeaderWord x{h->word.load(std::memory_order_acquire)};

@@ -112,26 +112,30 @@ TEST_F(UnitShareTest, ADeathWithOnlyEntryWeakrefs) {
 }
 
 // The common death of an object whose one weakref is an entry's: the claim
-// is counted before ~T runs (size() is exact while it runs), the weakref is
-// queued after it.
+// is made before ~T runs and queued after it; while ~T runs, the dying
+// thread's size() leaves the entry out (a thread-local list of the entry
+// deaths in flight), as CPython's len() does once the callback has run.
 struct Member {
   WeakSet<Member>* set = nullptr;
   WeakValueDictionary<int, Member>* values = nullptr;
   Strong<Member> replacement;  // put in `values` at key 1 by ~Member
-  std::size_t size_in_destructor = 99;
+  Strong<Member> held;         // dies inside ~Member
   std::size_t* out = nullptr;
+  std::size_t* out_after = nullptr;
   Member() { ++g_live; }
   ~Member() {
     if (set) *out = set->size();
     if (values) {
       *out = values->size();
-      (*values)[1] = replacement;  // a non-const call while the death runs
+      if (replacement) (*values)[1] = replacement;  // a non-const call while the death runs
+      held.reset();
+      if (out_after) *out_after = values->size();
     }
     --g_live;
   }
 };
 
-TEST_F(UnitShareTest, OneEntryDeathCountsBeforeTheDestructorQueuesAfter) {
+TEST_F(UnitShareTest, OneEntryDeathLeavesSizeInTheDestructorQueuesAfter) {
   WeakSet<Member> set;
   std::size_t seen = 99;
   Strong<Member> m = make<Member>();
@@ -155,20 +159,84 @@ TEST_F(UnitShareTest, OneEntryDeathCountsBeforeTheDestructorQueuesAfter) {
 TEST_F(UnitShareTest, OneEntryDeathWhoseDestructorSetsItsKeyAgain) {
   WeakValueDictionary<int, Member> values;
   std::size_t seen = 99;
+  std::size_t seen_after = 99;
   Strong<Member> next = make<Member>();
   {
     Strong<Member> m = make<Member>();
     m->values = &values;
     m->replacement = next;
     m->out = &seen;
+    m->out_after = &seen_after;
     values[1] = m;
   }
   EXPECT_EQ(seen, 0U);
+  EXPECT_EQ(seen_after, 1U);  // the new value counts; the old claim is still in flight
   EXPECT_EQ(values.size(), 1U);
   EXPECT_TRUE(values.get(1) == next);
   EXPECT_EQ(getweakrefcount(next), 1U);
   values.clear();
   EXPECT_EQ(getweakrefcount(next), 0U);
+}
+
+// Deaths nest: ~T of one value releases another of the same dictionary.
+// Both claims are in flight on this thread at once, and size() leaves both
+// out; an entry that ~T erases itself is left out once, not twice.
+TEST_F(UnitShareTest, NestedEntryDeathsAreAllOutOfSize) {
+  WeakValueDictionary<int, Member> values;
+  std::size_t outer_seen = 99, outer_after = 99, inner_seen = 99;
+  Strong<Member> keep = make<Member>();
+  values[0] = keep;
+  {
+    Strong<Member> outer = make<Member>();
+    Strong<Member> inner = make<Member>();
+    outer->values = &values;
+    outer->out = &outer_seen;
+    outer->out_after = &outer_after;
+    inner->values = &values;
+    inner->out = &inner_seen;
+    values[1] = outer;
+    values[2] = inner;
+    outer->held = std::move(inner);
+    EXPECT_EQ(values.size(), 3U);
+  }
+  EXPECT_EQ(outer_seen, 2U);   // `keep` and `inner`, alive still
+  EXPECT_EQ(inner_seen, 1U);   // inside the outer death: both out
+  EXPECT_EQ(outer_after, 1U);  // the inner death queued, the outer in flight
+  EXPECT_EQ(values.size(), 1U);
+  EXPECT_TRUE(values.get(0) == keep);
+  EXPECT_FALSE(values.get(1));
+  EXPECT_FALSE(values.get(2));
+}
+
+struct Eraser {
+  WeakValueDictionary<int, Eraser>* values = nullptr;
+  std::size_t* out_before = nullptr;
+  std::size_t* out_after = nullptr;
+  ~Eraser() {
+    if (!values) return;
+    *out_before = values->size();
+    // Its own entry, claimed already: the dictionary takes it out (as
+    // absent: erase finds no live value) or leaves it to the drain.
+    (void)values->erase(1);
+    *out_after = values->size();
+  }
+};
+
+TEST_F(UnitShareTest, ADestructorThatErasesItsOwnEntryCountsItOutOnce) {
+  WeakValueDictionary<int, Eraser> values;
+  Strong<Eraser> keep = make<Eraser>();
+  std::size_t before = 99, after = 99;
+  values[0] = keep;
+  {
+    Strong<Eraser> e = make<Eraser>();
+    e->values = &values;
+    e->out_before = &before;
+    e->out_after = &after;
+    values[1] = e;
+  }
+  EXPECT_EQ(before, 1U);
+  EXPECT_EQ(after, 1U);
+  EXPECT_EQ(values.size(), 1U);
 }
 
 // The container goes while its entry's referent dies: destroyed by the

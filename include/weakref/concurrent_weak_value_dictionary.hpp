@@ -255,8 +255,8 @@ class ConcurrentWeakValueDictionary {
     std::vector<const K*> keys;       // by EntryWeak::index (node keys are stable)
     std::vector<std::uint32_t> free;  // unused indices of `keys`
     detail::ContainerControl* ctrl = detail::control_create();
-    std::ptrdiff_t dead_settled = 0;  // claims in ctrl->dead settled by a writer
-                                      // (removed or drained: weak_table.hpp)
+    std::ptrdiff_t dead_settled = 0;  // claims of entries a writer removed,
+                                      // not drained (weak_table.hpp's size())
 
     Shard() = default;
     Shard(const Shard&) = delete;
@@ -277,10 +277,15 @@ class ConcurrentWeakValueDictionary {
       detail::control_release(ctrl);
     }
 
-    // Live entries: those in the map but the claimed ones not yet drained.
+    // Live entries: those in the map but the claimed ones not yet drained
+    // (weak_table.hpp's size()).
     std::size_t live() const noexcept {
-      return map.size() -
-             static_cast<std::size_t>(ctrl->dead.load(std::memory_order_relaxed) - dead_settled);
+      // (The claims of entries removed already are not in the map.)
+      const std::ptrdiff_t n =
+          static_cast<std::ptrdiff_t>(map.size()) -
+          (dead_settled ? detail::control_queued_in(ctrl) : detail::control_queued(ctrl)) -
+          detail::entry_deaths_in_flight(ctrl);
+      return n > 0 ? static_cast<std::size_t>(n) : 0;
     }
 
     // Applies the deaths queued by the entries' callbacks (weak_table's
@@ -290,13 +295,15 @@ class ConcurrentWeakValueDictionary {
       detail::EntryWeak* w = detail::control_take(ctrl);
       while (w) {
         detail::EntryWeak* next = w->queue_next();
-        // An entry a writer removed already had its claim settled then.
+        // An entry a writer removed already left the map then (discard
+        // counted its claim as settled).
         if (!(w->ctrl_state.fetch_or(detail::kEntryOut, std::memory_order_acq_rel) &
               detail::kEntryOut)) {
           auto it = map.find(*keys[w->index]);
           free_index(w->index);
           map.erase(it);
-          ++dead_settled;
+        } else {
+          --dead_settled;
         }
         detail::weak_release(w);  // the entry's, handed to the queue by its callback
         w = next;

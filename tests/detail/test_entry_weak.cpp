@@ -5,7 +5,9 @@
 // that marks a linked entry out must do it under that lock too
 // (entry_mark_out); once the death has cleared the weakref, the owner's mark
 // is a fetch_or. The threads versions of these races are in
-// test_threads_unit_share.cpp.
+// test_threads_unit_share.cpp. The death queue counts itself in its head
+// (ContainerControl: up to 7, the rest in queued_extra).
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -48,7 +50,7 @@ TEST_F(EntryWeakTest, AnEntryMarkedOutIsNotClaimedByItsDeath) {
   EXPECT_EQ(detail::entry_mark_out(w) & detail::kEntryStates, 0U);
   x.reset();  // the lone death
   EXPECT_TRUE(w->cleared());
-  EXPECT_EQ(ctrl_->dead.load(), 0);
+  EXPECT_EQ(detail::control_queued(ctrl_), 0);
   EXPECT_EQ(ctrl_->head.load(), 0U);
   detail::weak_release(w);
 }
@@ -60,10 +62,79 @@ TEST_F(EntryWeakTest, AnEntryClaimedByItsDeathIsTheQueues) {
   Strong<Node> x = make<Node>("x");
   detail::EntryWeak* w = attach(x);
   x.reset();
-  EXPECT_EQ(ctrl_->dead.load(), 1);
+  EXPECT_EQ(detail::control_queued(ctrl_), 1);
   EXPECT_TRUE(detail::entry_mark_out(w) & detail::kEntryDead);
   EXPECT_EQ(detail::control_take(ctrl_), w);
   detail::weak_release(w);
+}
+
+// The queue's head counts up to 7 claims; the 8th and later are counted in
+// queued_extra, which the owner's take brings back to 0. Every count is
+// exact between the pushes.
+TEST_F(EntryWeakTest, TheQueueCountsItsClaimsBeyondWhatItsHeadHolds) {
+  constexpr int kDeaths = 20;
+  std::vector<detail::EntryWeak*> pushed;
+  for (int i = 0; i < kDeaths; ++i) {
+    Strong<Node> x = make<Node>("x");
+    pushed.push_back(attach(x));
+    x.reset();
+    EXPECT_EQ(detail::control_queued(ctrl_), i + 1);
+    EXPECT_EQ(ctrl_->head.load() & detail::kQueueCount,
+              static_cast<std::uintptr_t>(std::min(i + 1, 7)));
+    EXPECT_EQ(detail::control_queued_in(ctrl_), i + 1);
+  }
+  EXPECT_EQ(ctrl_->queued_extra.load(), kDeaths - 7);
+  // An entry the owner takes out after its claim is queued is not "in".
+  EXPECT_TRUE(detail::entry_mark_out(pushed[3]) & detail::kEntryDead);
+  EXPECT_EQ(detail::control_queued_in(ctrl_), kDeaths - 1);
+  int taken = 0;
+  for (detail::EntryWeak* w = detail::control_take(ctrl_); w;) {
+    EXPECT_EQ(w, pushed[static_cast<std::size_t>(kDeaths - 1 - taken)]);  // newest first
+    detail::EntryWeak* next = w->queue_next();
+    detail::weak_release(w);
+    w = next;
+    ++taken;
+  }
+  EXPECT_EQ(taken, kDeaths);
+  EXPECT_EQ(ctrl_->head.load(), 0U);
+  EXPECT_EQ(ctrl_->queued_extra.load(), 0);
+  EXPECT_EQ(detail::control_queued(ctrl_), 0);
+}
+
+// Deaths on two threads push while the owner takes on a third: every claim
+// is taken once, and once all is taken, nothing is left counted. (Under
+// TSan, the pushes' release and the take's acquire carry the links.)
+TEST_F(EntryWeakTest, PushesFromThreadsAndTheOwnersTakesCountEachClaimOnce) {
+  constexpr int kPerThread = 3000;
+  std::atomic<int> done{0};
+  std::atomic<int> taken{0};
+  auto drain = [&] {
+    for (detail::EntryWeak* w = detail::control_take(ctrl_); w;) {
+      detail::EntryWeak* next = w->queue_next();
+      detail::weak_release(w);
+      w = next;
+      taken.fetch_add(1);
+    }
+  };
+  auto killer = [&] {
+    for (int i = 0; i < kPerThread; ++i) {
+      Strong<Node> x = make<Node>("x");
+      (void)attach(x);
+      x.reset();  // the lone death claims and pushes
+    }
+    done.fetch_add(1);
+  };
+  std::thread a(killer), b(killer);
+  while (done.load() < 2) {
+    EXPECT_GE(detail::control_queued(ctrl_), 0);  // high for a moment at most, never low
+    drain();
+  }
+  a.join();
+  b.join();
+  drain();
+  EXPECT_EQ(taken.load(), 2 * kPerThread);
+  EXPECT_EQ(ctrl_->queued_extra.load(), 0);
+  EXPECT_EQ(detail::control_queued(ctrl_), 0);
 }
 
 // While the entry's weakref is linked, the owner's mark waits for the side
@@ -91,7 +162,7 @@ TEST_F(EntryWeakTest, TheOwnersMarkOfALinkedEntryTakesTheSideLock) {
   EXPECT_TRUE(done.load());
   EXPECT_TRUE(w->ctrl_state.load() & detail::kEntryOut);
   x.reset();
-  EXPECT_EQ(ctrl_->dead.load(), 0);
+  EXPECT_EQ(detail::control_queued(ctrl_), 0);
   detail::weak_release(w);
 }
 

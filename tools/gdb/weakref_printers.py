@@ -55,7 +55,7 @@ _LAYOUT = {
     "weakref::detail::FinalizerState": {"registered": 40, "atexit": 41},
     # include/weakref/detail/entry_weak.hpp
     "weakref::detail::EntryWeak": {"offset": 52},
-    "weakref::detail::ContainerControl": {"dead": 16},
+    "weakref::detail::ContainerControl": {"head": 8, "queued_extra": 16},
 }
 
 # detail::Segments (segments.hpp): segment s holds kFirst << s entries.
@@ -78,6 +78,10 @@ WEAK_KINDS = ("ref", "proxy", "method", "finalizer", "container")
 # bit 2: the side lock is held.
 K_WEAK_PINNED = 1
 K_HEAD_BITS = 7
+# ContainerControl::head (entry_weak.hpp): EntryWeak* | how many it holds
+# (up to 7), or the closed queue.
+K_QUEUE_COUNT = 7
+K_QUEUE_CLOSED = 1
 
 # The object lives right after its 16-byte header (object.hpp).
 HEADER_SIZE = 16
@@ -518,12 +522,19 @@ class _WeakContainerPrinter:
         return "weakref::%s<%s>" % (self.template, args)
 
     def size(self):
-        """WeakTable::size(): live entries minus the deaths not yet drained."""
+        """WeakTable::size(): live entries minus the deaths not yet drained
+        (those queued: the count in the queue head's low bits, plus
+        queued_extra). A death in flight in the stopped thread's ~T, not
+        queued yet, is still counted here."""
         table = self.val["table_"]
         ctrl = int(table["ctrl_"])
-        dead = _read_signed(ctrl + _offset("weakref::detail::ContainerControl", "dead"),
-                            8) if ctrl else 0
-        return max(int(table["live_"]) - (dead - int(table["dead_settled_"])), 0)
+        queued = 0
+        if ctrl:
+            cc = "weakref::detail::ContainerControl"
+            head = _read_signed(ctrl + _offset(cc, "head"), 8) & 0xFFFFFFFFFFFFFFFF
+            queued = (0 if head == K_QUEUE_CLOSED else head & K_QUEUE_COUNT) + \
+                _read_signed(ctrl + _offset(cc, "queued_extra"), 8)
+        return max(int(table["live_"]) - (queued - int(table["dead_settled_"])), 0)
 
     def entries(self):
         """(referent as a T*, payload or None) of the live entries, in order."""

@@ -15,38 +15,45 @@
 //  * An EntryWeak's callback (invoke, src/weak_container.cpp) runs on the
 //    thread where its referent dies, possibly in the middle of an operation
 //    of the owning thread. It never touches the table: it claims its entry
-//    (fetch_or kEntryDead on ctrl_state: entry_claim), counts the claim in
-//    ContainerControl::dead (entry_count) and pushes the weakref onto
-//    ContainerControl::head (entry_queue), a lock-free stack (Treiber push;
-//    the owner takes the whole stack with one exchange: no ABA). The link is
-//    WeakObject::prev: once a weakref has been cleared the core never touches
-//    prev again (clear_weakrefs unlinks every weakref before any callback
-//    runs, and CallbackBatch links through `next`).
+//    (fetch_or kEntryDead on ctrl_state: entry_claim) and pushes the
+//    weakref onto ContainerControl::head (entry_queue), a lock-free stack
+//    (Treiber push; the owner takes the whole stack with one exchange: no
+//    ABA) whose head also counts what it holds (below). The link is
+//    WeakObject::prev: once a weakref has been cleared the core never
+//    touches prev again (clear_weakrefs unlinks every weakref before any
+//    callback runs, and CallbackBatch links through `next`).
+//  * The queue counts itself, so that a death costs one RMW on the
+//    container's block, not two. The low bits of `head` (kQueueCount) hold
+//    how many weakrefs the stack has, up to 7; a push beyond that adds one
+//    to ContainerControl::queued_extra too, and control_take, which empties
+//    the stack, takes those back (both rare: seven deaths queued between
+//    two operations of the owner). control_queued() is the sum: the claims
+//    queued and not yet taken by the owner.
 //  * A death whose only weakref is an entry's (die_with_one_weakref,
 //    src/weak_object.cpp) runs these steps itself, without a batch: the
 //    claim (entry_claim_linked: a load and a store) under the side lock
-//    while the weakref is still linked (so that
-//    nobody can free it: a won claim makes the entry's reference the
-//    death's, no reference is taken), the count before ~T (size() is exact
-//    when the killing release returns, and a removing owner waits for
-//    kEntryCounted), the push after ~T (once pushed, the owner may free the
-//    weakref and the side table at once).
+//    while the weakref is still linked (so that nobody can free it: a won
+//    claim makes the entry's reference the death's, no reference is
+//    taken), then ~T, then the push (once pushed, the owner may free the
+//    weakref and the side table at once). During ~T the claim is in a
+//    thread-local list of the entry deaths in flight
+//    (entry_deaths_in_flight), which size() subtracts: so size() is exact
+//    on the dying thread during ~T (which runs after the entry has left the
+//    container, as CPython's callback removes it before the object's
+//    members go), on every thread once the killing release has returned,
+//    and may count the entry or not on another thread meanwhile.
 //  * ctrl_state's low bits settle the race between a death and the owner
 //    removing the entry: the owner sets kEntryOut, the callback kEntryDead,
 //    so that exactly one of them sees the other's bit. While the weakref is
 //    linked, both do it under the referent's side lock, a load and a store
 //    (entry_mark_out, entry_claim_linked: the lone death's claim, which
 //    happens there); once a death has cleared and unlinked it, a callback
-//    batch claims with fetch_or, and so does the owner. A
-//    callback that sees kEntryOut does nothing. Otherwise it counts the
-//    claim in ContainerControl::dead, then sets kEntryCounted in the
-//    weakref's `state` (a release store: nothing else writes an entry
-//    weakref's state once it is linked, and its WeakObject bits are never
-//    set for an entry), then pushes. An owner that sees kEntryDead waits for
-//    kEntryCounted (an atomic instruction and a store on the dying thread,
-//    no user code between them) and then
-//    records that the counted claim belongs to an entry it has removed
-//    (WeakTable::dead_settled_, weak_table.hpp), which the drain settles.
+//    batch claims with fetch_or, and so does the owner. A callback that
+//    sees kEntryOut does nothing. An owner that sees kEntryDead records
+//    that the claim, queued or still to be, belongs to an entry it has
+//    removed (WeakTable::dead_settled_, weak_table.hpp), which the drain
+//    settles when it takes the weakref. It does not wait for the push: a
+//    lone death pushes after ~T, which is user code.
 //  * Once its callback has claimed an entry, the entry's reference on the
 //    EntryWeak is the queue's: the owner, when it sees kEntryDead on taking
 //    the entry out, does not release it; the drain does (or the callback,
@@ -97,23 +104,43 @@ namespace weakref::detail {
 inline constexpr std::uintptr_t kEntryDead = 1;  // claimed by its callback
 inline constexpr std::uintptr_t kEntryOut = 2;   // removed by the owner
 inline constexpr std::uintptr_t kEntryStates = 7;
-// In WeakObject::state (beside the bits of weak_object.hpp, which an entry
-// weakref never has): the claim is in ContainerControl::dead.
-inline constexpr std::uint8_t kEntryCounted = 16;
-inline constexpr std::uintptr_t kQueueClosed = 1;  // ContainerControl::head
+// ContainerControl::head: EntryWeak* | how many it holds (up to 7), or
+// kQueueClosed (no pointer: a stack that holds a weakref has one).
+inline constexpr std::uintptr_t kQueueCount = 7;
+inline constexpr std::uintptr_t kQueueClosed = 1;
+static_assert(alignof(WeakObject) > kQueueCount, "ContainerControl::head counts in its low bits");
 
 struct EntryWeak;
 
 struct alignas(8) ContainerControl {
   std::atomic<std::uint32_t> refs{1};
-  std::atomic<std::uintptr_t> head{0};  // EntryWeak* stack, or kQueueClosed
-  std::atomic<std::ptrdiff_t> dead{0};  // claimed and not yet drained
+  std::atomic<std::uintptr_t> head{0};  // EntryWeak* stack | count, or kQueueClosed
+  // Queued beyond the 7 that head counts (a pusher adds before its push,
+  // and takes it back if the owner took the stack meanwhile: the sum may
+  // read one high for a moment, never low).
+  std::atomic<std::ptrdiff_t> queued_extra{0};
 };
 
 WEAKREF_API ContainerControl* control_create();
 WEAKREF_API void control_release(ContainerControl* c) noexcept;
 // The queued weakrefs (each with the reference its entry had), newest first.
 WEAKREF_API EntryWeak* control_take(ContainerControl* c) noexcept;
+// The claims queued and not taken yet (see the top). Exact when no push is
+// in flight.
+inline std::ptrdiff_t control_queued(const ContainerControl* c) noexcept {
+  const std::uintptr_t h = c->head.load(std::memory_order_acquire);
+  const std::ptrdiff_t n = h == kQueueClosed ? 0 : static_cast<std::ptrdiff_t>(h & kQueueCount);
+  return n + c->queued_extra.load(std::memory_order_relaxed);
+}
+// The claims queued but those of entries that the owner took out itself
+// (kEntryOut): a walk of the queue, for the owner (or a const operation of
+// its container) only, used while some claim it met when taking an entry
+// out is not drained yet (WeakTable::dead_settled_).
+WEAKREF_API std::ptrdiff_t control_queued_in(const ContainerControl* c) noexcept;
+// How many claims of c's entries still in their table this thread's deaths
+// hold in flight: made, and to be pushed once ~T has run
+// (die_with_one_entry, src/weak_object.cpp).
+WEAKREF_API std::ptrdiff_t entry_deaths_in_flight(const ContainerControl* c) noexcept;
 // Closes the queue for good (the container is going away) and returns what
 // was queued.
 WEAKREF_API EntryWeak* control_close(ContainerControl* c) noexcept;
@@ -138,9 +165,8 @@ struct WEAKREF_API EntryWeak final : WeakObject {
 // The steps of an entry's callback (above). entry_claim claims the entry
 // against its owner's removal: true when the claim is the death's (the
 // entry's reference is then the claimer's, to be handed to entry_queue);
-// entry_count counts a won claim; entry_queue pushes the weakref, with the
-// entry's reference, for the owner's drain (or releases it when the
-// container is gone).
+// entry_queue pushes the weakref, with the entry's reference, for the
+// owner's drain, counting it (or releases it when the container is gone).
 inline bool entry_claim(EntryWeak* w) noexcept {
   if (w->ctrl_state.load(std::memory_order_acquire) & kEntryOut) return false;  // removed already
   return !(rmw_fetch_or(w->ctrl_state, kEntryDead, std::memory_order_acq_rel) & kEntryOut);
@@ -161,7 +187,6 @@ inline bool entry_claim_linked(EntryWeak* w) noexcept {
 // entry_claim_linked), else one fetch_or (the claimer is then a callback
 // batch, which claims with a fetch_or too, or a death that has left the lock).
 WEAKREF_API std::uintptr_t entry_mark_out(EntryWeak* w) noexcept;
-WEAKREF_API void entry_count(EntryWeak* w) noexcept;
 WEAKREF_API void entry_queue(EntryWeak* w) noexcept;
 
 // A new entry weakref to h (caller holds a strong reference), linked into
@@ -184,15 +209,9 @@ inline void entry_reset(EntryWeak* w) noexcept {
 }
 
 // The owner's side of the death race, when it takes an entry out: true when
-// the entry's callback had claimed it (and counted the claim) first.
-inline bool entry_retire(EntryWeak* w) noexcept {
-  const std::uintptr_t st = entry_mark_out(w);
-  if (!(st & kEntryDead)) return false;  // its callback will see kEntryOut
-  unsigned spins = 0;
-  while (!(w->state.load(std::memory_order_acquire) & kEntryCounted))
-    spin_pause(spins);  // the callback is between claim and count
-  return true;
-}
+// the entry's callback had claimed it first (its push may still be to come);
+// else the callback will see kEntryOut.
+inline bool entry_retire(EntryWeak* w) noexcept { return entry_mark_out(w) & kEntryDead; }
 
 // The referent of an entry, as a T*, with one new strong reference; null when
 // dead or cleared.

@@ -162,7 +162,6 @@ inline constexpr std::uint8_t kBorrowed = 32;     // a death runs the callback
                                                   // with no reference of its
                                                   // own (die_with_one_weakref;
                                                   // kSideDeathDone: done)
-// (Bit 16 is a container entry weakref's: kEntryCounted, entry_weak.hpp.)
 
 // WeakObject::side, low bits.
 inline constexpr std::uintptr_t kSideCleared = 1;    // see below

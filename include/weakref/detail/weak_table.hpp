@@ -18,15 +18,17 @@
 //    and size() subtracts the claimed-but-not-drained entries. They modify
 //    only the atomic iteration counter, so several threads may run them at
 //    once.
-//  * size() = live - (dead - dead_settled) is exact on the owner's thread
-//    whenever no death of a referent is in flight on another thread (one
-//    that is may be counted or not: docs/threads.md), and once the release
-//    that killed a referent has returned. dead (ContainerControl) counts
-//    every claim a callback has counted, and only grows; dead_settled (the
-//    owner's) counts those the owner has settled: an entry it removed itself
-//    after its callback had claimed and counted it (entry_retire), or a
-//    drained one. So the owner's side costs no read-modify-write on the
-//    shared counter.
+//  * size() = live - (queued - dead_settled) - in_flight is exact on the
+//    owner's thread whenever no death of a referent is in flight on another
+//    thread (one that is may be counted or not: docs/threads.md), and once
+//    the release that killed a referent has returned. queued
+//    (control_queued, entry_weak.hpp) counts the claims pushed and not yet
+//    taken by the drain; dead_settled (the owner's) counts those of entries
+//    the owner removed itself after their callback had claimed them
+//    (entry_retire), until the drain takes their weakref; in_flight counts
+//    the claims this thread's deaths hold during ~T, not pushed yet
+//    (entry_deaths_in_flight). So the owner's side costs no
+//    read-modify-write on the shared block.
 //
 // Positions and payload lifetime
 //  * Entries are only ever appended (at used_). The table never moves or
@@ -146,8 +148,12 @@ class WeakTable {
 
   // Entries whose referent's death has not been queued yet.
   std::size_t size() const noexcept {
-    std::ptrdiff_t dead = ctrl_ ? ctrl_->dead.load(std::memory_order_acquire) : 0;
-    std::ptrdiff_t n = static_cast<std::ptrdiff_t>(live_) - (dead - dead_settled_);
+    std::ptrdiff_t n = static_cast<std::ptrdiff_t>(live_);
+    if (ctrl_) {
+      // (The claims of entries removed already are not in live_.)
+      n -= (dead_settled_ ? control_queued_in(ctrl_) : control_queued(ctrl_)) +
+           entry_deaths_in_flight(ctrl_);
+    }
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   std::uint32_t used() const noexcept { return used_; }
@@ -483,11 +489,11 @@ class WeakTable {
       EntryWeak* next = w->queue_next();
       // Only the owner sets kEntryOut, and the callback is done with
       // ctrl_state once it has pushed w: a load. An entry the owner removed
-      // already had its claim settled then (retire).
-      if (!(w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut)) {
+      // already left the table then (retire counted its claim as settled).
+      if (!(w->ctrl_state.load(std::memory_order_relaxed) & kEntryOut))
         unlink(w->index);
-        ++dead_settled_;
-      }
+      else
+        --dead_settled_;
       drop_cleared(w);
       w = next;
     }
@@ -623,7 +629,7 @@ class WeakTable {
   std::uint32_t used_ = 0;          // entries appended (live, pending or free)
   std::uint32_t live_ = 0;          // entries in the index
   std::uint32_t pending_head_ = npos;
-  std::ptrdiff_t dead_settled_ = 0;  // claims in ctrl_->dead settled (size())
+  std::ptrdiff_t dead_settled_ = 0;  // claims of removed entries, not drained (size())
   static constexpr std::uint32_t kMaxSpares = 8;
   EntryWeak* spare_ = nullptr;  // spare entry weakrefs, linked by `next`
   std::uint32_t spares_ = 0;
