@@ -18,15 +18,19 @@
 //    and size() subtracts the claimed-but-not-drained entries. They modify
 //    only the atomic iteration counter, so several threads may run them at
 //    once.
-//  * size() = live - (queued - dead_settled) - in_flight is exact on the
-//    owner's thread whenever no death of a referent is in flight on another
-//    thread (one that is may be counted or not: docs/threads.md), and once
-//    the release that killed a referent has returned. queued
-//    (control_queued, entry_weak.hpp) counts the claims pushed and not yet
-//    taken by the drain; dead_settled (the owner's) counts those of entries
-//    the owner removed itself after their callback had claimed them
-//    (entry_retire), until the drain takes their weakref; in_flight counts
-//    the claims this thread's deaths hold during ~T, not pushed yet
+//  * size() = live - queued_in - in_flight is exact on the owner's thread
+//    whenever no death of a referent is in flight on another thread (one
+//    that is may be counted or not: docs/threads.md), and once the release
+//    that killed a referent has returned. queued_in is the claims pushed
+//    and not yet taken by the drain whose entries are still in the table:
+//    all of them (control_queued, entry_weak.hpp: one load of the queue's
+//    head, which counts them) while dead_settled is 0, else a walk of the
+//    queue that skips those marked kEntryOut (control_queued_in).
+//    dead_settled (the owner's) counts the entries the owner removed itself
+//    after their callback had claimed them (entry_retire), until the drain
+//    takes their weakref: their claim may be queued already or not yet (a
+//    lone death queues after ~T), and the owner does not wait. in_flight
+//    counts the claims this thread's deaths hold during ~T, not pushed yet
 //    (entry_deaths_in_flight). So the owner's side costs no
 //    read-modify-write on the shared block.
 //
