@@ -280,12 +280,7 @@ class ConcurrentWeakValueDictionary {
     // Live entries: those in the map but the claimed ones not yet drained
     // (weak_table.hpp's size()).
     std::size_t live() const noexcept {
-      // (The claims of entries removed already are not in the map.)
-      const std::ptrdiff_t n =
-          static_cast<std::ptrdiff_t>(map.size()) -
-          (dead_settled ? detail::control_queued_in(ctrl) : detail::control_queued(ctrl)) -
-          detail::entry_deaths_in_flight(ctrl);
-      return n > 0 ? static_cast<std::size_t>(n) : 0;
+      return detail::entries_unclaimed(map.size(), ctrl, dead_settled);
     }
 
     // Applies the deaths queued by the entries' callbacks (weak_table's

@@ -141,6 +141,19 @@ WEAKREF_API std::ptrdiff_t control_queued_in(const ContainerControl* c) noexcept
 // hold in flight: made, and to be pushed once ~T has run
 // (die_with_one_entry, src/weak_object.cpp).
 WEAKREF_API std::ptrdiff_t entry_deaths_in_flight(const ContainerControl* c) noexcept;
+// A container's size(): its `entries` (the table's, which already left out
+// those the owner took out) less the claims of those still in it, queued or
+// in flight on this thread (WeakTable::size(), weak_table.hpp, says when
+// this is exact). `settled`: the owner's count of entries it took out after
+// their callback had claimed them, not drained yet (dead_settled); while it
+// is not 0, the queue is walked to leave their claims out.
+inline std::size_t entries_unclaimed(std::size_t entries, const ContainerControl* c,
+                                     std::ptrdiff_t settled) noexcept {
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(entries) -
+                           (settled ? control_queued_in(c) : control_queued(c)) -
+                           entry_deaths_in_flight(c);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
 // Closes the queue for good (the container is going away) and returns what
 // was queued.
 WEAKREF_API EntryWeak* control_close(ContainerControl* c) noexcept;

@@ -152,13 +152,7 @@ class WeakTable {
 
   // Entries whose referent's death has not been queued yet.
   std::size_t size() const noexcept {
-    std::ptrdiff_t n = static_cast<std::ptrdiff_t>(live_);
-    if (ctrl_) {
-      // (The claims of entries removed already are not in live_.)
-      n -= (dead_settled_ ? control_queued_in(ctrl_) : control_queued(ctrl_)) +
-           entry_deaths_in_flight(ctrl_);
-    }
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
+    return ctrl_ ? entries_unclaimed(live_, ctrl_, dead_settled_) : live_;
   }
   std::uint32_t used() const noexcept { return used_; }
   std::uint64_t version() const noexcept { return version_; }
